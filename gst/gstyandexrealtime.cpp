@@ -1,0 +1,788 @@
+/* Element glue: pads, properties, state changes and the src pad task.
+ * The conversation itself lives in yrt::Dialog, conversion in yrt::Uplink,
+ * output timing in yrt::Playout.  Data flows one way:
+ *   sink chain → Uplink → Dialog → Connection (worker) → Dialog → Playout → src task */
+#include "gstyandexrealtime.h"
+
+#include "yrt-debug.h"
+#include "yrt-dialog.h"
+#include "yrt-playout.h"
+#include "yrt-uplink.h"
+
+#include <gst/audio/audio.h>
+
+#include <mutex>
+#include <string>
+
+using namespace yrt;
+
+#define DEFAULT_LOCATION "wss://ai.api.cloud.yandex.net/v1/realtime"
+#define DEFAULT_MODEL "speech-realtime-250923"
+#define DEFAULT_CHUNK_MS 40
+#define DEFAULT_EOS_TIMEOUT_MS 60000
+#define ENV_API_KEY "YANDEX_CLOUD_API_KEY"
+#define ENV_IAM_TOKEN "YANDEX_CLOUD_IAM_TOKEN"
+#define ENV_FOLDER_ID "YANDEX_CLOUD_FOLDER_ID"
+
+enum {
+  PROP_0,
+  PROP_LOCATION,
+  PROP_API_KEY,
+  PROP_IAM_TOKEN,
+  PROP_FOLDER_ID,
+  PROP_MODEL,
+  PROP_VOICE,
+  PROP_INSTRUCTIONS,
+  PROP_TURN_DETECTION,
+  PROP_VAD_THRESHOLD,
+  PROP_SILENCE_DURATION_MS,
+  PROP_PREFIX_PADDING_MS,
+  PROP_CREATE_RESPONSE,
+  PROP_INTERRUPT_RESPONSE,
+  PROP_OUTPUT_MODALITIES,
+  PROP_INPUT_RATE,
+  PROP_OUTPUT_RATE,
+  PROP_CHUNK_MS,
+  PROP_EOS_TIMEOUT_MS,
+};
+
+static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
+    GST_PAD_SINK, GST_PAD_ALWAYS,
+    GST_STATIC_CAPS ("audio/x-raw, format = (string) " GST_AUDIO_FORMATS_ALL ", "
+        "rate = (int) [ 1, MAX ], channels = (int) [ 1, MAX ], "
+        "layout = (string) interleaved"));
+
+static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
+    GST_PAD_SRC, GST_PAD_ALWAYS,
+    GST_STATIC_CAPS ("audio/x-raw, format = (string) S16LE, channels = (int) 1, "
+        "rate = (int) [ 8000, 48000 ], layout = (string) interleaved"));
+
+namespace {
+
+/* What the user set; read under settings_lock when a session opens. */
+struct Settings {
+  std::string location = DEFAULT_LOCATION;
+  std::string api_key;
+  std::string iam_token;
+  std::string folder_id;
+  std::string model = DEFAULT_MODEL;
+  SessionConfig session;
+  guint chunk_ms = DEFAULT_CHUNK_MS;
+  guint eos_timeout_ms = DEFAULT_EOS_TIMEOUT_MS;
+};
+
+/* Credentials resolved from properties, then the environment. */
+struct Credentials {
+  std::string authorization;
+  std::string folder_id;
+  const char *source = nullptr;  /* for error messages: which one was used */
+};
+
+}  // namespace
+
+struct GstYandexRealtimePrivate;
+
+struct _GstYandexRealtime {
+  GstElement parent;
+  GstPad *sinkpad;
+  GstPad *srcpad;
+  GstYandexRealtimePrivate *priv;
+};
+
+/* The element's C++ state.  The streaming thread owns `uplink` and the
+ * flags below it; `playout` and `dialog` lock for themselves. */
+struct GstYandexRealtimePrivate : public DialogHost {
+  explicit GstYandexRealtimePrivate (GstYandexRealtime *element)
+      : self (element), dialog (*this, playout)
+  {
+  }
+
+  void post_message (GstStructure *structure) override
+  {
+    gst_element_post_message (GST_ELEMENT (self),
+        gst_message_new_element (GST_OBJECT (self), structure));
+  }
+  void post_error (DialogError kind, const std::string &text,
+      const std::string &debug) override;
+  void post_warning (const std::string &text, const std::string &debug) override
+  {
+    GST_ELEMENT_WARNING (self, RESOURCE, READ, ("%s", text.c_str ()),
+        ("%s", debug.c_str ()));
+  }
+  GstClockTime running_time () override;
+
+  GstYandexRealtime *self;
+  std::mutex settings_lock;
+  Settings settings;
+  Credentials credentials;
+
+  Uplink uplink;
+  Playout playout;
+  Dialog dialog;
+
+  /* Streaming thread. */
+  bool live_checked = false;
+  /* Src task. */
+  bool need_stream_start = true;
+  bool need_segment = true;
+};
+
+G_DEFINE_TYPE (GstYandexRealtime, gst_yandex_realtime, GST_TYPE_ELEMENT);
+GST_ELEMENT_REGISTER_DEFINE (yandexrealtime, "yandexrealtime", GST_RANK_NONE,
+    GST_TYPE_YANDEX_REALTIME);
+
+GType gst_yandex_realtime_turn_detection_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {(gint) TurnDetection::ServerVad, "The server detects turns by voice activity", "server-vad"},
+    {(gint) TurnDetection::None, "Manual turns: commit by signal or at EOS", "none"},
+    {0, nullptr, nullptr},
+  };
+  if (g_once_init_enter (&type))
+    g_once_init_leave (&type, g_enum_register_static ("GstYandexRealtimeTurnDetection", values));
+  return type;
+}
+
+GType gst_yandex_realtime_modalities_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {(gint) Modalities::AudioText, "Spoken answer and its text", "audio+text"},
+    {(gint) Modalities::Audio, "Spoken answer only", "audio"},
+    {(gint) Modalities::Text, "Text answer only", "text"},
+    {0, nullptr, nullptr},
+  };
+  if (g_once_init_enter (&type))
+    g_once_init_leave (&type, g_enum_register_static ("GstYandexRealtimeModalities", values));
+  return type;
+}
+
+/* ---- DialogHost ---- */
+
+void GstYandexRealtimePrivate::post_error (DialogError kind,
+    const std::string &text, const std::string &debug)
+{
+  switch (kind) {
+    case DialogError::NotAuthorized:
+      GST_ELEMENT_ERROR (self, RESOURCE, NOT_AUTHORIZED, ("%s", text.c_str ()),
+          ("%s (credential used: %s)", debug.c_str (),
+              credentials.source ? credentials.source : "none"));
+      break;
+    case DialogError::NotFound:
+      GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND, ("%s", text.c_str ()),
+          ("%s", debug.c_str ()));
+      break;
+    case DialogError::OpenFailed:
+      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ_WRITE, ("%s", text.c_str ()),
+          ("%s", debug.c_str ()));
+      break;
+    case DialogError::Closed:
+      GST_ELEMENT_ERROR (self, RESOURCE, READ, ("%s", text.c_str ()),
+          ("%s", debug.c_str ()));
+      break;
+  }
+}
+
+GstClockTime GstYandexRealtimePrivate::running_time ()
+{
+  GstClock *clock = gst_element_get_clock (GST_ELEMENT (self));
+  if (!clock)
+    return GST_CLOCK_TIME_NONE;
+  GstClockTime now = gst_clock_get_time (clock);
+  gst_object_unref (clock);
+  GstClockTime base = gst_element_get_base_time (GST_ELEMENT (self));
+  return now >= base ? now - base : 0;
+}
+
+/* ---- settings ---- */
+
+static bool is_secure (const std::string &location)
+{
+  return g_ascii_strncasecmp (location.c_str (), "wss://", 6) == 0;
+}
+
+static std::string from_env (const std::string &value, const char *variable)
+{
+  if (!value.empty ())
+    return value;
+  const char *env = g_getenv (variable);
+  return env ? env : "";
+}
+
+/* NULL→READY: a wss:// endpoint needs credentials and a folder up front, so
+ * the user learns at once rather than after a refused handshake. */
+static gboolean resolve_credentials (GstYandexRealtime *self)
+{
+  GstYandexRealtimePrivate *priv = self->priv;
+  std::lock_guard<std::mutex> guard (priv->settings_lock);
+  const Settings &s = priv->settings;
+  Credentials c;
+  std::string api_key = from_env (s.api_key, ENV_API_KEY);
+  std::string iam_token = from_env (s.iam_token, ENV_IAM_TOKEN);
+  if (!api_key.empty ()) {
+    c.authorization = "Api-Key " + api_key;
+    c.source = s.api_key.empty () ? ENV_API_KEY : "api-key";
+  } else if (!iam_token.empty ()) {
+    c.authorization = "Bearer " + iam_token;
+    c.source = s.iam_token.empty () ? ENV_IAM_TOKEN : "iam-token";
+  }
+  c.folder_id = from_env (s.folder_id, ENV_FOLDER_ID);
+  priv->credentials = c;
+
+  if (!is_secure (s.location))
+    return TRUE;
+  if (c.authorization.empty ()) {
+    GST_ELEMENT_ERROR (self, RESOURCE, NOT_AUTHORIZED,
+        ("No credentials for the Yandex Cloud Realtime API"),
+        ("Set the api-key property (or " ENV_API_KEY ") to a service account's "
+         "API key, or iam-token (or " ENV_IAM_TOKEN ")."));
+    return FALSE;
+  }
+  bool model_in_url = endpoint_url (s.location, "", s.model) == s.location;
+  if (c.folder_id.empty () && !model_in_url) {
+    GST_ELEMENT_ERROR (self, RESOURCE, NOT_AUTHORIZED,
+        ("No folder for the Yandex Cloud Realtime API"),
+        ("Set the folder-id property (or " ENV_FOLDER_ID ") to the folder "
+         "the service account works in."));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static void set_string (GstYandexRealtime *self, std::string &field, const GValue *value)
+{
+  std::lock_guard<std::mutex> guard (self->priv->settings_lock);
+  const char *s = g_value_get_string (value);
+  field = s ? s : "";
+}
+
+static void gst_yandex_realtime_set_property (GObject *object, guint prop_id,
+    const GValue *value, GParamSpec *pspec)
+{
+  auto *self = GST_YANDEX_REALTIME (object);
+  Settings &s = self->priv->settings;
+  SessionConfig &c = s.session;
+  switch (prop_id) {
+    case PROP_LOCATION: set_string (self, s.location, value); return;
+    case PROP_API_KEY: set_string (self, s.api_key, value); return;
+    case PROP_IAM_TOKEN: set_string (self, s.iam_token, value); return;
+    case PROP_FOLDER_ID: set_string (self, s.folder_id, value); return;
+    case PROP_MODEL: set_string (self, s.model, value); return;
+    case PROP_VOICE: set_string (self, c.voice, value); return;
+    case PROP_INSTRUCTIONS: set_string (self, c.instructions, value); return;
+    default: break;
+  }
+  std::lock_guard<std::mutex> guard (self->priv->settings_lock);
+  switch (prop_id) {
+    case PROP_TURN_DETECTION: c.turn_detection = (TurnDetection) g_value_get_enum (value); break;
+    case PROP_VAD_THRESHOLD: c.vad_threshold = g_value_get_double (value); break;
+    case PROP_SILENCE_DURATION_MS: c.silence_duration_ms = g_value_get_uint (value); break;
+    case PROP_PREFIX_PADDING_MS: c.prefix_padding_ms = g_value_get_uint (value); break;
+    case PROP_CREATE_RESPONSE: c.create_response = g_value_get_boolean (value); break;
+    case PROP_INTERRUPT_RESPONSE: c.interrupt_response = g_value_get_boolean (value); break;
+    case PROP_OUTPUT_MODALITIES: c.modalities = (Modalities) g_value_get_enum (value); break;
+    case PROP_INPUT_RATE: c.input_rate = g_value_get_uint (value); break;
+    case PROP_OUTPUT_RATE: c.output_rate = g_value_get_uint (value); break;
+    case PROP_CHUNK_MS: s.chunk_ms = g_value_get_uint (value); break;
+    case PROP_EOS_TIMEOUT_MS: s.eos_timeout_ms = g_value_get_uint (value); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
+  }
+}
+
+static void gst_yandex_realtime_get_property (GObject *object, guint prop_id,
+    GValue *value, GParamSpec *pspec)
+{
+  auto *self = GST_YANDEX_REALTIME (object);
+  std::lock_guard<std::mutex> guard (self->priv->settings_lock);
+  const Settings &s = self->priv->settings;
+  const SessionConfig &c = s.session;
+  switch (prop_id) {
+    case PROP_LOCATION: g_value_set_string (value, s.location.c_str ()); break;
+    case PROP_FOLDER_ID: g_value_set_string (value, s.folder_id.c_str ()); break;
+    case PROP_MODEL: g_value_set_string (value, s.model.c_str ()); break;
+    case PROP_VOICE: g_value_set_string (value, c.voice.c_str ()); break;
+    case PROP_INSTRUCTIONS: g_value_set_string (value, c.instructions.c_str ()); break;
+    case PROP_TURN_DETECTION: g_value_set_enum (value, (gint) c.turn_detection); break;
+    case PROP_VAD_THRESHOLD: g_value_set_double (value, c.vad_threshold); break;
+    case PROP_SILENCE_DURATION_MS: g_value_set_uint (value, c.silence_duration_ms); break;
+    case PROP_PREFIX_PADDING_MS: g_value_set_uint (value, c.prefix_padding_ms); break;
+    case PROP_CREATE_RESPONSE: g_value_set_boolean (value, c.create_response); break;
+    case PROP_INTERRUPT_RESPONSE: g_value_set_boolean (value, c.interrupt_response); break;
+    case PROP_OUTPUT_MODALITIES: g_value_set_enum (value, (gint) c.modalities); break;
+    case PROP_INPUT_RATE: g_value_set_uint (value, c.input_rate); break;
+    case PROP_OUTPUT_RATE: g_value_set_uint (value, c.output_rate); break;
+    case PROP_CHUNK_MS: g_value_set_uint (value, s.chunk_ms); break;
+    case PROP_EOS_TIMEOUT_MS: g_value_set_uint (value, s.eos_timeout_ms); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
+  }
+}
+
+/* ---- sink pad ---- */
+
+/* Live input gets live output timing and barge-in (see Playout). */
+static void check_live (GstYandexRealtime *self)
+{
+  GstYandexRealtimePrivate *priv = self->priv;
+  if (priv->live_checked)
+    return;
+  priv->live_checked = true;
+  GstQuery *query = gst_query_new_latency ();
+  gboolean live = FALSE;
+  if (gst_pad_peer_query (self->sinkpad, query))
+    gst_query_parse_latency (query, &live, nullptr, nullptr);
+  gst_query_unref (query);
+  GST_INFO_OBJECT (self, "input is %s", live ? "live" : "not live");
+  std::lock_guard<std::mutex> guard (priv->settings_lock);
+  priv->playout.configure (priv->settings.session.output_rate, live);
+  priv->dialog.set_live (live);
+}
+
+static GstFlowReturn send_result (Dialog::SendResult result)
+{
+  switch (result) {
+    case Dialog::SendResult::Ok: return GST_FLOW_OK;
+    case Dialog::SendResult::Flushing: return GST_FLOW_FLUSHING;
+    default: return GST_FLOW_ERROR;  /* the dialog posted the error */
+  }
+}
+
+static GstFlowReturn gst_yandex_realtime_chain (GstPad *, GstObject *parent,
+    GstBuffer *buffer)
+{
+  auto *self = GST_YANDEX_REALTIME (parent);
+  GstYandexRealtimePrivate *priv = self->priv;
+  if (!priv->uplink.has_input ()) {
+    gst_buffer_unref (buffer);
+    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, ("Audio arrived before its caps"),
+        ("upstream must send a CAPS event before the first buffer"));
+    return GST_FLOW_NOT_NEGOTIATED;
+  }
+  check_live (self);
+  Dialog::SendResult result = Dialog::SendResult::Ok;
+  bool converted = priv->uplink.push (buffer, [&] (const guint8 *pcm, gsize size) {
+    if (result == Dialog::SendResult::Ok)
+      result = priv->dialog.send_audio (pcm, size);
+  });
+  gst_buffer_unref (buffer);
+  if (!converted) {
+    GST_ELEMENT_ERROR (self, STREAM, FORMAT, ("Could not convert the input audio"),
+        ("mapping or converting an input buffer failed"));
+    return GST_FLOW_ERROR;
+  }
+  return send_result (result);
+}
+
+static gboolean set_input_caps (GstYandexRealtime *self, GstCaps *caps)
+{
+  GstAudioInfo info;
+  std::string why;
+  if (!gst_audio_info_from_caps (&info, caps)) {
+    GST_ELEMENT_ERROR (self, STREAM, FORMAT, ("Unusable input caps"),
+        ("%" GST_PTR_FORMAT " is not raw interleaved audio", caps));
+    return FALSE;
+  }
+  if (!self->priv->uplink.set_input (info, why)) {
+    GST_ELEMENT_ERROR (self, STREAM, FORMAT, ("Unusable input format"),
+        ("%s: %" GST_PTR_FORMAT, why.c_str (), caps));
+    return FALSE;
+  }
+  GST_INFO_OBJECT (self, "input %" GST_PTR_FORMAT " (%s)", caps,
+      self->priv->uplink.passthrough () ? "sent as is" : "converted");
+  return TRUE;
+}
+
+/* EOS on sink: send what is left (and, under server VAD, enough silence for
+ * the server to close the turn), then let the dialog wait for the answers.
+ * EOS leaves the src pad only when the playout has pushed them all. */
+static void drain (GstYandexRealtime *self)
+{
+  GstYandexRealtimePrivate *priv = self->priv;
+  guint trailing_ms;
+  {
+    std::lock_guard<std::mutex> guard (priv->settings_lock);
+    const SessionConfig &c = priv->settings.session;
+    trailing_ms = c.turn_detection == TurnDetection::ServerVad ?
+        c.silence_duration_ms + 300 : 0;
+  }
+  Dialog::SendResult result = Dialog::SendResult::Ok;
+  auto send = [&] (const guint8 *pcm, gsize size) {
+    if (result == Dialog::SendResult::Ok)
+      result = priv->dialog.send_audio (pcm, size);
+  };
+  priv->uplink.flush (send);
+  if (trailing_ms > 0 && priv->uplink.samples_emitted () > 0) {
+    priv->uplink.push_silence (trailing_ms, send);
+    priv->uplink.flush (send);
+  }
+  priv->dialog.drain ();
+}
+
+static void flush_start (GstYandexRealtime *self)
+{
+  self->priv->dialog.set_flushing (true);
+  self->priv->playout.set_flushing (true);
+}
+
+static void flush_stop (GstYandexRealtime *self)
+{
+  GstYandexRealtimePrivate *priv = self->priv;
+  gst_pad_stop_task (self->srcpad);
+  priv->uplink.reset ();
+  priv->playout.reset ();
+  priv->playout.set_flushing (false);
+  priv->dialog.set_flushing (false);
+  priv->need_segment = true;
+}
+
+static void src_loop (GstPad *pad);
+
+static gboolean gst_yandex_realtime_sink_event (GstPad *, GstObject *parent,
+    GstEvent *event)
+{
+  auto *self = GST_YANDEX_REALTIME (parent);
+  switch (GST_EVENT_TYPE (event)) {
+    case GST_EVENT_CAPS: {
+      GstCaps *caps;
+      gst_event_parse_caps (event, &caps);
+      gboolean ok = set_input_caps (self, caps);
+      gst_event_unref (event);
+      return ok;
+    }
+    case GST_EVENT_EOS:
+      drain (self);
+      gst_event_unref (event);
+      return TRUE;
+    case GST_EVENT_FLUSH_START:
+      flush_start (self);
+      return gst_pad_push_event (self->srcpad, event);
+    case GST_EVENT_FLUSH_STOP: {
+      flush_stop (self);
+      gboolean ok = gst_pad_push_event (self->srcpad, event);
+      gst_pad_start_task (self->srcpad, (GstTaskFunction) src_loop, self->srcpad, nullptr);
+      return ok;
+    }
+    default:
+      /* Stream-start, segment, tags and gaps describe the input; the src
+       * pad has its own. */
+      gst_event_unref (event);
+      return TRUE;
+  }
+}
+
+static gboolean gst_yandex_realtime_sink_query (GstPad *pad, GstObject *parent,
+    GstQuery *query)
+{
+  switch (GST_QUERY_TYPE (query)) {
+    case GST_QUERY_CAPS: {
+      GstCaps *filter, *caps = gst_pad_get_pad_template_caps (pad);
+      gst_query_parse_caps (query, &filter);
+      if (filter) {
+        GstCaps *both = gst_caps_intersect_full (filter, caps, GST_CAPS_INTERSECT_FIRST);
+        gst_caps_unref (caps);
+        caps = both;
+      }
+      gst_query_set_caps_result (query, caps);
+      gst_caps_unref (caps);
+      return TRUE;
+    }
+    case GST_QUERY_ALLOCATION:
+      return FALSE;  /* we consume the buffers; downstream's pool is not upstream's */
+    default:
+      return gst_pad_query_default (pad, parent, query);
+  }
+}
+
+/* ---- src pad ---- */
+
+static void push_sticky_events (GstYandexRealtime *self)
+{
+  GstYandexRealtimePrivate *priv = self->priv;
+  if (priv->need_stream_start) {
+    gchar *id = gst_pad_create_stream_id (self->srcpad, GST_ELEMENT (self), "answer");
+    GstEvent *start = gst_event_new_stream_start (id);
+    gst_event_set_group_id (start, gst_util_group_id_next ());
+    g_free (id);
+    gst_pad_push_event (self->srcpad, start);
+    GstCaps *caps = gst_caps_new_simple ("audio/x-raw",
+        "format", G_TYPE_STRING, "S16LE", "channels", G_TYPE_INT, 1,
+        "rate", G_TYPE_INT, (gint) priv->playout.rate (),
+        "layout", G_TYPE_STRING, "interleaved", nullptr);
+    gst_pad_push_event (self->srcpad, gst_event_new_caps (caps));
+    gst_caps_unref (caps);
+    priv->need_stream_start = false;
+  }
+  if (priv->need_segment) {
+    GstSegment segment;
+    gst_segment_init (&segment, GST_FORMAT_TIME);
+    gst_pad_push_event (self->srcpad, gst_event_new_segment (&segment));
+    priv->need_segment = false;
+  }
+}
+
+static void src_loop (GstPad *pad)
+{
+  auto *self = GST_YANDEX_REALTIME (gst_pad_get_parent (pad));
+  GstYandexRealtimePrivate *priv = self->priv;
+  PlayoutItem item = priv->playout.pop ([priv] { return priv->running_time (); });
+  if (item.kind != PlayoutItem::Kind::Flushing)
+    push_sticky_events (self);
+
+  switch (item.kind) {
+    case PlayoutItem::Kind::Buffer: {
+      GstFlowReturn ret = gst_pad_push (pad, item.buffer);
+      if (ret != GST_FLOW_OK) {
+        GST_DEBUG_OBJECT (self, "pausing task: %s", gst_flow_get_name (ret));
+        if (ret == GST_FLOW_NOT_LINKED || ret < GST_FLOW_EOS) {
+          GST_ELEMENT_FLOW_ERROR (self, ret);
+          gst_pad_push_event (pad, gst_event_new_eos ());
+        }
+        gst_pad_pause_task (pad);
+      }
+      break;
+    }
+    case PlayoutItem::Kind::Gap:
+      gst_pad_push_event (pad, gst_event_new_gap (item.gap_start, item.gap_duration));
+      break;
+    case PlayoutItem::Kind::Eos:
+      GST_INFO_OBJECT (self, "all answers pushed, EOS");
+      gst_pad_push_event (pad, gst_event_new_eos ());
+      gst_pad_pause_task (pad);
+      break;
+    case PlayoutItem::Kind::Flushing:
+      gst_pad_pause_task (pad);
+      break;
+  }
+  gst_object_unref (self);
+}
+
+static gboolean gst_yandex_realtime_src_activate_mode (GstPad *pad, GstObject *parent,
+    GstPadMode mode, gboolean active)
+{
+  auto *self = GST_YANDEX_REALTIME (parent);
+  if (mode != GST_PAD_MODE_PUSH)
+    return FALSE;
+  if (active) {
+    self->priv->playout.set_flushing (false);
+    return gst_pad_start_task (pad, (GstTaskFunction) src_loop, pad, nullptr);
+  }
+  self->priv->playout.set_flushing (true);
+  return gst_pad_stop_task (pad);
+}
+
+static gboolean gst_yandex_realtime_src_query (GstPad *pad, GstObject *parent,
+    GstQuery *query)
+{
+  auto *self = GST_YANDEX_REALTIME (parent);
+  switch (GST_QUERY_TYPE (query)) {
+    case GST_QUERY_LATENCY: {
+      /* Our output is stamped when it arrives, so what we add is the uplink's
+       * chunk accumulation, which also absorbs downlink jitter. */
+      if (!gst_pad_peer_query (self->sinkpad, query))
+        return FALSE;
+      gboolean live;
+      GstClockTime min, max;
+      gst_query_parse_latency (query, &live, &min, &max);
+      GstClockTime ours;
+      {
+        std::lock_guard<std::mutex> guard (self->priv->settings_lock);
+        ours = self->priv->settings.chunk_ms * GST_MSECOND;
+      }
+      min += ours;
+      if (GST_CLOCK_TIME_IS_VALID (max))
+        max += ours;
+      gst_query_set_latency (query, live, min, max);
+      return TRUE;
+    }
+    case GST_QUERY_POSITION:
+    case GST_QUERY_DURATION:
+    case GST_QUERY_SEEKING:
+      return FALSE;  /* upstream's timeline is not ours */
+    default:
+      return gst_pad_query_default (pad, parent, query);
+  }
+}
+
+/* ---- state ---- */
+
+static void open_dialog (GstYandexRealtime *self)
+{
+  GstYandexRealtimePrivate *priv = self->priv;
+  Endpoint endpoint;
+  SessionConfig config;
+  guint eos_timeout_ms;
+  {
+    std::lock_guard<std::mutex> guard (priv->settings_lock);
+    const Settings &s = priv->settings;
+    endpoint.url = endpoint_url (s.location, priv->credentials.folder_id, s.model);
+    endpoint.authorization = priv->credentials.authorization;
+    config = s.session;
+    eos_timeout_ms = s.eos_timeout_ms;
+    priv->uplink.set_output (config.input_rate, s.chunk_ms);
+    priv->playout.configure (config.output_rate, false);
+  }
+  priv->playout.reset ();
+  priv->live_checked = false;
+  priv->need_stream_start = priv->need_segment = true;
+  GST_INFO_OBJECT (self, "connecting to %s", endpoint.url.c_str ());
+  priv->dialog.open (endpoint, config, eos_timeout_ms);
+}
+
+static GstStateChangeReturn gst_yandex_realtime_change_state (GstElement *element,
+    GstStateChange transition)
+{
+  auto *self = GST_YANDEX_REALTIME (element);
+  GstYandexRealtimePrivate *priv = self->priv;
+  switch (transition) {
+    case GST_STATE_CHANGE_NULL_TO_READY:
+      if (!resolve_credentials (self))
+        return GST_STATE_CHANGE_FAILURE;
+      break;
+    case GST_STATE_CHANGE_READY_TO_PAUSED:
+      open_dialog (self);
+      break;
+    case GST_STATE_CHANGE_PAUSED_TO_READY:
+      /* Wake a chain function waiting for the session before the pads
+       * deactivate (they take the stream lock it holds). */
+      priv->dialog.set_flushing (true);
+      priv->playout.set_flushing (true);
+      break;
+    default:
+      break;
+  }
+  GstStateChangeReturn ret =
+      GST_ELEMENT_CLASS (gst_yandex_realtime_parent_class)->change_state (element, transition);
+  switch (transition) {
+    case GST_STATE_CHANGE_PAUSED_TO_READY:
+      priv->dialog.close ();
+      priv->uplink.reset ();
+      priv->playout.reset ();
+      break;
+    default:
+      break;
+  }
+  return ret;
+}
+
+/* ---- GObject ---- */
+
+static void gst_yandex_realtime_finalize (GObject *object)
+{
+  auto *self = GST_YANDEX_REALTIME (object);
+  delete self->priv;
+  G_OBJECT_CLASS (gst_yandex_realtime_parent_class)->finalize (object);
+}
+
+static void gst_yandex_realtime_init (GstYandexRealtime *self)
+{
+  self->priv = new GstYandexRealtimePrivate (self);
+
+  self->sinkpad = gst_pad_new_from_static_template (&sink_template, "sink");
+  gst_pad_set_chain_function (self->sinkpad, gst_yandex_realtime_chain);
+  gst_pad_set_event_function (self->sinkpad, gst_yandex_realtime_sink_event);
+  gst_pad_set_query_function (self->sinkpad, gst_yandex_realtime_sink_query);
+  gst_element_add_pad (GST_ELEMENT (self), self->sinkpad);
+
+  self->srcpad = gst_pad_new_from_static_template (&src_template, "src");
+  gst_pad_set_activatemode_function (self->srcpad, gst_yandex_realtime_src_activate_mode);
+  gst_pad_set_query_function (self->srcpad, gst_yandex_realtime_src_query);
+  gst_pad_use_fixed_caps (self->srcpad);
+  gst_element_add_pad (GST_ELEMENT (self), self->srcpad);
+}
+
+static void install_properties (GObjectClass *gobject_class)
+{
+  const auto rw = (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+      GST_PARAM_MUTABLE_READY);
+  /* Write-only and never notified: secrets stay out of gst-launch -v. */
+  const auto secret = (GParamFlags) (G_PARAM_WRITABLE | G_PARAM_STATIC_STRINGS |
+      GST_PARAM_MUTABLE_READY);
+
+  g_object_class_install_property (gobject_class, PROP_LOCATION,
+      g_param_spec_string ("location", "Location",
+          "Realtime API endpoint (ws:// or wss://); model=gpt://<folder-id>/<model> "
+          "is added unless the URL has a model parameter", DEFAULT_LOCATION, rw));
+  g_object_class_install_property (gobject_class, PROP_API_KEY,
+      g_param_spec_string ("api-key", "API key",
+          "Service account API key, sent as 'Authorization: Api-Key'; "
+          "default from $" ENV_API_KEY " (write-only)", nullptr, secret));
+  g_object_class_install_property (gobject_class, PROP_IAM_TOKEN,
+      g_param_spec_string ("iam-token", "IAM token",
+          "IAM token, sent as 'Authorization: Bearer' when no API key is set; "
+          "default from $" ENV_IAM_TOKEN " (write-only)", nullptr, secret));
+  g_object_class_install_property (gobject_class, PROP_FOLDER_ID,
+      g_param_spec_string ("folder-id", "Folder ID",
+          "Yandex Cloud folder of the model; default from $" ENV_FOLDER_ID,
+          nullptr, rw));
+  g_object_class_install_property (gobject_class, PROP_MODEL,
+      g_param_spec_string ("model", "Model", "Realtime model name", DEFAULT_MODEL, rw));
+  g_object_class_install_property (gobject_class, PROP_VOICE,
+      g_param_spec_string ("voice", "Voice", "Voice of the answers (marina, dasha, ...)",
+          "marina", rw));
+  g_object_class_install_property (gobject_class, PROP_INSTRUCTIONS,
+      g_param_spec_string ("instructions", "Instructions",
+          "System instructions for the model", "", rw));
+  g_object_class_install_property (gobject_class, PROP_TURN_DETECTION,
+      g_param_spec_enum ("turn-detection", "Turn detection",
+          "Who decides when the user's turn ends",
+          GST_TYPE_YANDEX_REALTIME_TURN_DETECTION, (gint) TurnDetection::ServerVad, rw));
+  g_object_class_install_property (gobject_class, PROP_VAD_THRESHOLD,
+      g_param_spec_double ("vad-threshold", "VAD threshold",
+          "Server VAD sensitivity (higher needs louder speech)", 0.0, 1.0, 0.5, rw));
+  g_object_class_install_property (gobject_class, PROP_SILENCE_DURATION_MS,
+      g_param_spec_uint ("silence-duration-ms", "Silence duration",
+          "Silence that ends a turn under server VAD, in ms", 0, 10000, 400, rw));
+  g_object_class_install_property (gobject_class, PROP_PREFIX_PADDING_MS,
+      g_param_spec_uint ("prefix-padding-ms", "Prefix padding",
+          "Audio kept before detected speech, in ms", 0, 10000, 300, rw));
+  g_object_class_install_property (gobject_class, PROP_CREATE_RESPONSE,
+      g_param_spec_boolean ("create-response", "Create response",
+          "The server answers each detected turn by itself; when false the "
+          "element sends response.create after each committed turn", TRUE, rw));
+  g_object_class_install_property (gobject_class, PROP_INTERRUPT_RESPONSE,
+      g_param_spec_boolean ("interrupt-response", "Interrupt response",
+          "The server cancels its answer when the user starts speaking", TRUE, rw));
+  g_object_class_install_property (gobject_class, PROP_OUTPUT_MODALITIES,
+      g_param_spec_enum ("output-modalities", "Output modalities",
+          "What the answers consist of", GST_TYPE_YANDEX_REALTIME_MODALITIES,
+          (gint) Modalities::AudioText, rw));
+  g_object_class_install_property (gobject_class, PROP_INPUT_RATE,
+      g_param_spec_uint ("input-rate", "Input rate",
+          "Sample rate of the audio sent to the service, in Hz", 8000, 48000, 24000, rw));
+  g_object_class_install_property (gobject_class, PROP_OUTPUT_RATE,
+      g_param_spec_uint ("output-rate", "Output rate",
+          "Sample rate requested for the answers and produced on src, in Hz",
+          8000, 48000, 44100, rw));
+  g_object_class_install_property (gobject_class, PROP_CHUNK_MS,
+      g_param_spec_uint ("chunk-ms", "Chunk duration",
+          "Duration of audio in each input_audio_buffer.append, in ms", 10, 1000,
+          DEFAULT_CHUNK_MS, rw));
+  g_object_class_install_property (gobject_class, PROP_EOS_TIMEOUT_MS,
+      g_param_spec_uint ("eos-timeout-ms", "EOS timeout",
+          "How long EOS waits for outstanding answers, in ms (0 = forever)", 0,
+          G_MAXUINT, DEFAULT_EOS_TIMEOUT_MS, rw));
+}
+
+static void gst_yandex_realtime_class_init (GstYandexRealtimeClass *klass)
+{
+  auto *gobject_class = G_OBJECT_CLASS (klass);
+  auto *element_class = GST_ELEMENT_CLASS (klass);
+  debug_init ();
+
+  gobject_class->set_property = gst_yandex_realtime_set_property;
+  gobject_class->get_property = gst_yandex_realtime_get_property;
+  gobject_class->finalize = gst_yandex_realtime_finalize;
+  install_properties (gobject_class);
+
+  element_class->change_state = gst_yandex_realtime_change_state;
+  gst_element_class_add_static_pad_template (element_class, &sink_template);
+  gst_element_class_add_static_pad_template (element_class, &src_template);
+  gst_element_class_set_static_metadata (element_class,
+      "Yandex Cloud Realtime voice agent", "Filter/Audio/Network",
+      "Holds a spoken conversation with the Yandex Cloud Realtime API: user "
+      "speech in, synthesized answers out",
+      "gst-yandexrealtime developers");
+
+  gst_type_mark_as_plugin_api (GST_TYPE_YANDEX_REALTIME_TURN_DETECTION, (GstPluginAPIFlags) 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_YANDEX_REALTIME_MODALITIES, (GstPluginAPIFlags) 0);
+}

@@ -1,0 +1,517 @@
+#include "yrt-dialog.h"
+#include "yrt-debug.h"
+
+
+namespace yrt {
+
+namespace {
+/* Audio held while the session is being set up; past this the streaming
+ * thread waits instead of queueing more. */
+constexpr guint kMaxPendingMs = 10000;
+/* A commit below this is refused by the service (input_audio_buffer_commit_empty). */
+constexpr guint kMinCommitMs = 100;
+constexpr gushort kCloseNormal = 1000;
+
+const char *const kMessagePrefix = "yandexrealtime/";
+
+GstStructure *message (const char *name)
+{
+  std::string full = std::string (kMessagePrefix) + name;
+  return gst_structure_new_empty (full.c_str ());
+}
+
+GstClockTime samples_to_time (guint64 samples, guint rate)
+{
+  return gst_util_uint64_scale (samples, GST_SECOND, rate);
+}
+}  // namespace
+
+std::string endpoint_url (const std::string &location, const std::string &folder_id,
+    const std::string &model)
+{
+  gsize query = location.find ('?');
+  if (query != std::string::npos) {
+    std::string params = "&" + location.substr (query + 1);
+    if (params.find ("&model=") != std::string::npos)
+      return location;
+  }
+  std::string uri = folder_id.empty () ? model : "gpt://" + folder_id + "/" + model;
+  return location + (query == std::string::npos ? "?" : "&") + "model=" + uri;
+}
+
+Dialog::Dialog (DialogHost &host, Playout &playout)
+    : host_ (host), playout_ (playout)
+{
+}
+
+Dialog::~Dialog ()
+{
+  close ();
+}
+
+void Dialog::open (const Endpoint &endpoint, const SessionConfig &config,
+    guint eos_timeout_ms)
+{
+  close ();
+  {
+    std::lock_guard<std::mutex> guard (lock_);
+    endpoint_ = endpoint;
+    config_ = config;
+    eos_timeout_ms_ = eos_timeout_ms;
+    ready_ = finished_ = flushing_ = draining_ = false;
+    pending_.clear ();
+    pending_samples_ = uncommitted_samples_ = 0;
+    sent_audio_ = speech_open_ = false;
+    commits_in_flight_ = expected_responses_ = queued_creates_ = barriers_in_flight_ = 0;
+    active_response_.clear ();
+    answer_text_ = AnswerText ();
+  }
+  ConnectionCallbacks callbacks;
+  callbacks.opened = [this] { on_opened (); };
+  callbacks.text = [this] (const char *data, gsize size) { on_text (data, size); };
+  callbacks.binary = [] (gsize size) {
+    GST_WARNING ("ignoring a binary frame of %" G_GSIZE_FORMAT " bytes", size);
+  };
+  callbacks.failed = [this] (guint status, const std::string &cause) {
+    on_failed (status, cause);
+  };
+  callbacks.closed = [this] (gushort code, const std::string &reason, bool) {
+    on_closed (code, reason);
+  };
+  connection_ = std::make_unique<Connection> (std::move (callbacks));
+  post_connection ("connecting");
+  connection_->start (endpoint.url, endpoint.authorization);
+}
+
+void Dialog::close ()
+{
+  {
+    std::lock_guard<std::mutex> guard (lock_);
+    finished_ = true;
+    ready_cond_.notify_all ();
+  }
+  /* Joined without lock_: the worker may be waiting for it. */
+  if (connection_) {
+    connection_->stop ();
+    connection_.reset ();
+  }
+}
+
+void Dialog::post_connection (const char *state)
+{
+  GstStructure *s = message ("connection");
+  gst_structure_set (s, "state", G_TYPE_STRING, state,
+      "url", G_TYPE_STRING, endpoint_.url.c_str (), nullptr);
+  host_.post_message (s);
+}
+
+bool Dialog::failed () const
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  return finished_;
+}
+
+void Dialog::set_live (bool live)
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  live_ = live;
+}
+
+void Dialog::set_flushing (bool flushing)
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  flushing_ = flushing;
+  if (flushing) {
+    /* Audio not yet sent belongs to the flushed stream. */
+    static const std::string append_head = client::audio_append (nullptr, 0).substr (0, 40);
+    for (auto it = pending_.begin (); it != pending_.end ();)
+      it = it->compare (0, append_head.size (), append_head) == 0 ? pending_.erase (it) : it + 1;
+    pending_samples_ = 0;
+    draining_ = false;
+  }
+  ready_cond_.notify_all ();
+}
+
+/* ---- streaming thread ---- */
+
+Dialog::SendResult Dialog::send_audio (const guint8 *pcm, gsize size)
+{
+  std::unique_lock<std::mutex> lock (lock_);
+  guint64 max_pending = (guint64) config_.input_rate * kMaxPendingMs / 1000;
+  ready_cond_.wait (lock, [&] {
+    return ready_ || finished_ || flushing_ || pending_samples_ < max_pending;
+  });
+  if (flushing_)
+    return SendResult::Flushing;
+  if (finished_)
+    return SendResult::Failed;
+  guint64 samples = size / 2;
+  if (!ready_)
+    pending_samples_ += samples;
+  uncommitted_samples_ += samples;
+  sent_audio_ = true;
+  send_locked (client::audio_append (pcm, size));
+  return SendResult::Ok;
+}
+
+void Dialog::drain ()
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  if (finished_) {
+    playout_.finish ();
+    return;
+  }
+  draining_ = true;
+  bool manual = config_.turn_detection == TurnDetection::None;
+  if (manual && uncommitted_samples_ * 1000 >= (guint64) kMinCommitMs * config_.input_rate) {
+    send_locked (client::audio_commit ());
+    commits_in_flight_++;
+    uncommitted_samples_ = 0;
+  } else if (!manual && sent_audio_) {
+    /* The service answers session.update only after it has read everything
+     * sent before it, so its reply tells us the VAD has seen our last audio. */
+    send_locked (client::session_update (config_));
+    barriers_in_flight_++;
+  }
+  if (eos_timeout_ms_ > 0 && connection_) {
+    connection_->call_later (eos_timeout_ms_, [this] {
+      std::lock_guard<std::mutex> guard (lock_);
+      if (!draining_)
+        return;
+      host_.post_warning ("Timed out waiting for the final answer",
+          "eos-timeout-ms passed with answers still outstanding; "
+          "raise eos-timeout-ms if the service is slow");
+      finish_drain_locked ();
+    });
+  }
+  check_drain_locked ();
+}
+
+void Dialog::send_locked (std::string frame)
+{
+  if (!ready_) {
+    pending_.push_back (std::move (frame));
+    return;
+  }
+  connection_->send (std::move (frame));
+}
+
+/* ---- worker thread ---- */
+
+void Dialog::on_opened ()
+{
+  GST_INFO ("WebSocket open, waiting for session.created");
+  post_connection ("connected");
+}
+
+void Dialog::on_failed (guint status, const std::string &cause)
+{
+  std::string url;
+  {
+    std::lock_guard<std::mutex> guard (lock_);
+    finished_ = true;
+    url = endpoint_.url;
+    ready_cond_.notify_all ();
+  }
+  std::string debug = "Handshake with " + url + " failed: " + cause;
+  if (status == 401 || status == 403)
+    host_.post_error (DialogError::NotAuthorized,
+        "The service refused the credentials (" + cause + ")",
+        debug + ". Check api-key / YANDEX_CLOUD_API_KEY or iam-token / "
+        "YANDEX_CLOUD_IAM_TOKEN, and that the service account has the "
+        "ai.models.user role in folder-id.");
+  else if (status == 404)
+    host_.post_error (DialogError::NotFound,
+        "The service does not know this endpoint or model (" + cause + ")",
+        debug + ". Check location, folder-id and model.");
+  else
+    host_.post_error (DialogError::OpenFailed,
+        "Could not connect to the Realtime API (" + cause + ")", debug);
+  post_connection ("closed");
+  std::lock_guard<std::mutex> guard (lock_);
+  playout_.finish ();
+}
+
+void Dialog::on_closed (gushort code, const std::string &reason)
+{
+  bool was_draining;
+  {
+    std::lock_guard<std::mutex> guard (lock_);
+    finished_ = true;
+    was_draining = draining_;
+    ready_cond_.notify_all ();
+  }
+  post_connection ("closed");
+  if (!was_draining || code != kCloseNormal)
+    host_.post_error (DialogError::Closed,
+        "The service closed the session",
+        "WebSocket closed with code " + std::to_string (code) +
+        (reason.empty () ? "" : ": " + reason));
+  std::lock_guard<std::mutex> guard (lock_);
+  finish_drain_locked ();
+}
+
+void Dialog::on_text (const char *data, gsize size)
+{
+  ServerEvent ev;
+  std::string why;
+  if (!parse_server_event (data, size, ev, why)) {
+    GST_WARNING ("ignoring a malformed server event: %s", why.c_str ());
+    return;
+  }
+  GST_LOG ("server event %s", ev.type_name.c_str ());
+  handle (ev);
+}
+
+void Dialog::handle (ServerEvent &ev)
+{
+  switch (ev.type) {
+    case EventType::SessionCreated:
+      on_session_created (ev);
+      break;
+    case EventType::SessionUpdated: {
+      std::lock_guard<std::mutex> guard (lock_);
+      if (barriers_in_flight_ > 0)
+        barriers_in_flight_--;
+      check_drain_locked ();
+      break;
+    }
+    case EventType::Error:
+      on_error (ev);
+      break;
+    case EventType::SpeechStarted:
+      on_speech_started (ev);
+      break;
+    case EventType::SpeechStopped: {
+      GstStructure *s = message ("speech-stopped");
+      gst_structure_set (s, "item-id", G_TYPE_STRING, ev.item_id.c_str (),
+          "audio-end-ms", G_TYPE_UINT64, (guint64) MAX (ev.audio_ms, 0), nullptr);
+      host_.post_message (s);
+      break;
+    }
+    case EventType::Committed:
+      on_committed (ev);
+      break;
+    case EventType::TranscriptDelta:
+    case EventType::TranscriptCompleted: {
+      GstStructure *s = message ("transcript");
+      gst_structure_set (s, "item-id", G_TYPE_STRING, ev.item_id.c_str (),
+          "text", G_TYPE_STRING, ev.text.c_str (),
+          "final", G_TYPE_BOOLEAN, ev.type == EventType::TranscriptCompleted, nullptr);
+      host_.post_message (s);
+      break;
+    }
+    case EventType::ResponseCreated:
+      on_response_created (ev);
+      break;
+    case EventType::TextDelta:
+      on_response_text (ev, false, false);
+      break;
+    case EventType::TextDone:
+      on_response_text (ev, false, true);
+      break;
+    case EventType::AudioTranscriptDelta:
+      on_response_text (ev, true, false);
+      break;
+    case EventType::AudioTranscriptDone:
+      on_response_text (ev, true, true);
+      break;
+    case EventType::AudioDelta:
+      on_audio (ev);
+      break;
+    case EventType::ResponseDone:
+      on_response_done (ev);
+      break;
+    case EventType::Unknown:
+      GST_DEBUG ("ignoring unknown server event %s", ev.type_name.c_str ());
+      break;
+    default:
+      break;
+  }
+}
+
+void Dialog::on_session_created (const ServerEvent &ev)
+{
+  GstStructure *s = message ("session");
+  gst_structure_set (s, "session-id", G_TYPE_STRING, ev.session_id.c_str (),
+      "model", G_TYPE_STRING, ev.model.c_str (), nullptr);
+  host_.post_message (s);
+
+  std::lock_guard<std::mutex> guard (lock_);
+  connection_->send (client::session_update (config_));
+  for (std::string &frame : pending_)
+    connection_->send (std::move (frame));
+  pending_.clear ();
+  pending_samples_ = 0;
+  ready_ = true;
+  ready_cond_.notify_all ();
+}
+
+void Dialog::on_error (const ServerEvent &ev)
+{
+  GstStructure *s = message ("server-error");
+  gst_structure_set (s, "code", G_TYPE_STRING, ev.error.code.c_str (),
+      "message", G_TYPE_STRING, ev.error.message.c_str (),
+      "event-id", G_TYPE_STRING, ev.error.event_id.c_str (), nullptr);
+  host_.post_message (s);
+  host_.post_warning ("The service reported an error: " + ev.error.message,
+      "code " + ev.error.code + ", type " + ev.error.type);
+
+  std::lock_guard<std::mutex> guard (lock_);
+  if (ev.error.code == "input_audio_buffer_commit_empty" && commits_in_flight_ > 0)
+    commits_in_flight_--;
+  else if (ev.error.code == "conversation_already_has_active_response" &&
+      expected_responses_ > 0)
+    expected_responses_--;
+  check_drain_locked ();
+}
+
+void Dialog::on_speech_started (const ServerEvent &ev)
+{
+  GstStructure *s = message ("speech-started");
+  gst_structure_set (s, "item-id", G_TYPE_STRING, ev.item_id.c_str (),
+      "audio-start-ms", G_TYPE_UINT64, (guint64) MAX (ev.audio_ms, 0), nullptr);
+  host_.post_message (s);
+
+  bool live;
+  {
+    std::lock_guard<std::mutex> guard (lock_);
+    speech_open_ = true;
+    live = live_;
+  }
+  /* Barge-in only means something when the answer is heard as it comes;
+   * non-live output is not "playing". */
+  Interruption cut;
+  if (live && playout_.interrupt (cut)) {
+    GstStructure *m = message ("interrupted");
+    gst_structure_set (m, "response-id", G_TYPE_STRING, cut.response_id.c_str (),
+        "item-id", G_TYPE_STRING, cut.item_id.c_str (),
+        "played-ms", G_TYPE_UINT64, cut.pushed_samples * 1000 / playout_.rate (),
+        nullptr);
+    host_.post_message (m);
+  }
+}
+
+void Dialog::on_committed (const ServerEvent &)
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  speech_open_ = false;
+  bool ours = commits_in_flight_ > 0;
+  if (ours)
+    commits_in_flight_--;
+  /* The server answers a VAD turn by itself only when create_response is on;
+   * a turn we committed by hand always needs our response.create. */
+  if (!ours && config_.create_response)
+    expected_responses_++;
+  else
+    request_response_locked ();
+  check_drain_locked ();
+}
+
+void Dialog::request_response_locked ()
+{
+  if (!active_response_.empty () || expected_responses_ > 0) {
+    queued_creates_++;
+    return;
+  }
+  send_locked (client::response_create ());
+  expected_responses_++;
+}
+
+void Dialog::on_response_created (const ServerEvent &ev)
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  if (expected_responses_ > 0)
+    expected_responses_--;
+  active_response_ = ev.response_id;
+}
+
+void Dialog::on_response_text (const ServerEvent &ev, bool from_transcript, bool done)
+{
+  std::string final_text;
+  {
+    std::lock_guard<std::mutex> guard (lock_);
+    AnswerText &a = answer_text_;
+    if (a.response_id != ev.response_id)
+      a = AnswerText {ev.response_id, {}, from_transcript, false};
+    if (a.from_transcript != from_transcript || a.done)
+      return;
+    if (!done) {
+      a.text += ev.text;
+    } else {
+      a.done = true;
+      if (!ev.text.empty ())
+        a.text = ev.text;
+    }
+    final_text = done ? a.text : ev.text;
+  }
+  GstStructure *s = message ("response-text");
+  gst_structure_set (s, "response-id", G_TYPE_STRING, ev.response_id.c_str (),
+      "text", G_TYPE_STRING, final_text.c_str (),
+      "final", G_TYPE_BOOLEAN, done, nullptr);
+  host_.post_message (s);
+}
+
+void Dialog::on_audio (const ServerEvent &ev)
+{
+  if (ev.audio.empty ())
+    return;
+  GstClockTime arrival = host_.running_time ();
+  playout_.push_audio (ev.response_id, ev.item_id, ev.audio.data (),
+      ev.audio.size (), arrival);
+}
+
+void Dialog::on_response_done (const ServerEvent &ev)
+{
+  guint64 samples = playout_.received_samples (ev.response_id);
+  GstStructure *s = message ("response-done");
+  gst_structure_set (s, "response-id", G_TYPE_STRING, ev.response_id.c_str (),
+      "status", G_TYPE_STRING, ev.status.c_str (),
+      "audio-duration", G_TYPE_UINT64, samples_to_time (samples, playout_.rate ()),
+      nullptr);
+  if (ev.usage.input_tokens >= 0)
+    gst_structure_set (s, "input-tokens", G_TYPE_UINT64, (guint64) ev.usage.input_tokens, nullptr);
+  if (ev.usage.output_tokens >= 0)
+    gst_structure_set (s, "output-tokens", G_TYPE_UINT64, (guint64) ev.usage.output_tokens, nullptr);
+  if (ev.usage.total_tokens >= 0)
+    gst_structure_set (s, "total-tokens", G_TYPE_UINT64, (guint64) ev.usage.total_tokens, nullptr);
+  host_.post_message (s);
+
+  if (ev.status == "cancelled" || ev.status == "failed")
+    playout_.ignore_response (ev.response_id);
+
+  std::lock_guard<std::mutex> guard (lock_);
+  if (active_response_ == ev.response_id || active_response_.empty ())
+    active_response_.clear ();
+  else if (expected_responses_ > 0)
+    expected_responses_--;  /* done without a created we saw */
+  if (queued_creates_ > 0 && active_response_.empty ()) {
+    queued_creates_--;
+    request_response_locked ();
+  }
+  check_drain_locked ();
+}
+
+/* ---- drain ---- */
+
+bool Dialog::outstanding_locked () const
+{
+  return speech_open_ || commits_in_flight_ > 0 || expected_responses_ > 0 ||
+      queued_creates_ > 0 || !active_response_.empty () || barriers_in_flight_ > 0;
+}
+
+void Dialog::check_drain_locked ()
+{
+  if (draining_ && !outstanding_locked ())
+    finish_drain_locked ();
+}
+
+void Dialog::finish_drain_locked ()
+{
+  if (!draining_ && !finished_)
+    return;
+  draining_ = false;
+  playout_.finish ();
+}
+
+}  // namespace yrt

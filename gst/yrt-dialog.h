@@ -1,0 +1,131 @@
+/* Dialog: one conversation with the service.  Owns the connection, turns
+ * server events into playout audio and bus messages, and keeps the books the
+ * EOS drain needs (speech in progress, commits and answers outstanding).
+ *
+ * Threads: send_audio(), drain() and set_flushing() come from the streaming
+ * thread; server events arrive on the connection's worker thread; both meet
+ * under `lock_`.  Nothing here touches pads. */
+#pragma once
+
+#include "yrt-connection.h"
+#include "yrt-playout.h"
+#include "yrt-protocol.h"
+
+#include <gst/gst.h>
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace yrt {
+
+enum class DialogError { NotAuthorized, NotFound, OpenFailed, Closed };
+
+/* What the dialog needs from its element. */
+class DialogHost {
+ public:
+  virtual ~DialogHost () = default;
+  virtual void post_message (GstStructure *structure) = 0;
+  virtual void post_error (DialogError kind, const std::string &text,
+      const std::string &debug) = 0;
+  virtual void post_warning (const std::string &text, const std::string &debug) = 0;
+  virtual GstClockTime running_time () = 0;
+};
+
+struct Endpoint {
+  std::string url;            /* with the model parameter, no secrets */
+  std::string authorization;  /* whole header value, or empty */
+};
+
+/* `location` plus `model=gpt://<folder>/<model>` unless it already has one. */
+std::string endpoint_url (const std::string &location, const std::string &folder_id,
+    const std::string &model);
+
+class Dialog {
+ public:
+  enum class SendResult { Ok, Flushing, Failed };
+
+  Dialog (DialogHost &host, Playout &playout);
+  ~Dialog ();
+
+  /* READY→PAUSED: starts connecting; returns at once. */
+  void open (const Endpoint &endpoint, const SessionConfig &config,
+      guint eos_timeout_ms);
+  /* PAUSED→READY: closes the socket and wakes every waiter. */
+  void close ();
+
+  /* Streaming thread.  Waits (bounded) while the session is not yet
+   * configured and the pre-session queue is full. */
+  SendResult send_audio (const guint8 *pcm, gsize size);
+  /* After the last audio: commit what needs it, then EOS on the playout once
+   * every answer is in (or eos-timeout-ms passed). */
+  void drain ();
+  void set_flushing (bool flushing);
+  void set_live (bool live);
+  bool failed () const;
+
+ private:
+  void on_opened ();
+  void on_text (const char *data, gsize size);
+  void on_failed (guint status, const std::string &cause);
+  void on_closed (gushort code, const std::string &reason);
+
+  void handle (ServerEvent &ev);
+  void on_session_created (const ServerEvent &ev);
+  void on_error (const ServerEvent &ev);
+  void on_speech_started (const ServerEvent &ev);
+  void on_committed (const ServerEvent &ev);
+  void on_response_created (const ServerEvent &ev);
+  void on_response_text (const ServerEvent &ev, bool from_transcript, bool done);
+  void on_audio (const ServerEvent &ev);
+  void on_response_done (const ServerEvent &ev);
+
+  /* Callers hold lock_. */
+  void send_locked (std::string frame);
+  void request_response_locked ();
+  bool outstanding_locked () const;
+  void check_drain_locked ();
+  void finish_drain_locked ();
+  void post_connection (const char *state);
+
+  DialogHost &host_;
+  Playout &playout_;
+  std::unique_ptr<Connection> connection_;
+
+  mutable std::mutex lock_;
+  std::condition_variable ready_cond_;
+  Endpoint endpoint_;
+  SessionConfig config_;
+  guint eos_timeout_ms_ = 60000;
+  bool live_ = false;
+  bool ready_ = false;      /* session configured: audio may flow */
+  bool finished_ = false;   /* failed or closed: nothing more will flow */
+  bool flushing_ = false;
+  std::deque<std::string> pending_;  /* frames held until the session is ready */
+  guint64 pending_samples_ = 0;
+
+  /* The books of the turn-taking. */
+  guint64 uncommitted_samples_ = 0;  /* appended since our last commit */
+  bool sent_audio_ = false;
+  bool speech_open_ = false;         /* server VAD: started, not yet committed */
+  guint commits_in_flight_ = 0;
+  guint expected_responses_ = 0;     /* to be created by the server or asked for */
+  guint queued_creates_ = 0;         /* response.create held until the active one ends */
+  std::string active_response_;
+  guint barriers_in_flight_ = 0;     /* session.update sent during the drain */
+  bool draining_ = false;
+
+  /* The answer's words: from output_text, or the audio transcript when the
+   * server sends only that; never both. */
+  struct AnswerText {
+    std::string response_id;
+    std::string text;
+    bool from_transcript = false;
+    bool done = false;
+  };
+  AnswerText answer_text_;
+};
+
+}  // namespace yrt

@@ -1,0 +1,252 @@
+#include "yrt-playout.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+namespace yrt {
+
+namespace {
+/* Live idle time shorter than this is not worth a GAP event. */
+constexpr GstClockTime kMinGap = 20 * GST_MSECOND;
+constexpr auto kIdlePoll = std::chrono::milliseconds (20);
+/* Enough to recognise late deltas and answer duration queries. */
+constexpr gsize kRemembered = 32;
+}  // namespace
+
+Playout::~Playout ()
+{
+  clear_queue ();
+}
+
+void Playout::configure (guint rate, bool live)
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  rate_ = rate;
+  live_ = live;
+}
+
+bool Playout::live () const
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  return live_;
+}
+
+Playout::Answer *Playout::find_answer (const std::string &response_id)
+{
+  for (Answer &a : answers_)
+    if (a.response_id == response_id)
+      return &a;
+  return nullptr;
+}
+
+const Playout::Answer *Playout::find_answer (const std::string &response_id) const
+{
+  return const_cast<Playout *> (this)->find_answer (response_id);
+}
+
+gsize Playout::push_audio (const std::string &response_id,
+    const std::string &item_id, const guint8 *data, gsize size,
+    GstClockTime arrival)
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  if (std::find (ignored_.begin (), ignored_.end (), response_id) != ignored_.end ())
+    return 0;
+  Answer *answer = find_answer (response_id);
+  if (!answer) {
+    if (answers_.size () == kRemembered)
+      answers_.pop_front ();
+    answers_.push_back (Answer {response_id, item_id});
+    answer = &answers_.back ();
+  }
+
+  /* A sample split across two deltas is joined, never lost or padded. */
+  gsize total = size + (answer->has_odd_byte ? 1 : 0);
+  gsize even = total & ~(gsize) 1;
+  if (even > 0) {
+    GstBuffer *buffer = gst_buffer_new_allocate (nullptr, even, nullptr);
+    GstMapInfo map;
+    gst_buffer_map (buffer, &map, GST_MAP_WRITE);
+    guint8 *out = map.data;
+    if (answer->has_odd_byte)
+      *out++ = answer->odd_byte;
+    memcpy (out, data, even - (answer->has_odd_byte ? 1 : 0));
+    gst_buffer_unmap (buffer, &map);
+    queue_.push_back (Chunk {response_id, item_id, buffer, arrival});
+    wake_.notify_one ();
+  }
+  answer->has_odd_byte = total % 2 == 1;
+  if (answer->has_odd_byte)
+    answer->odd_byte = data[size - 1];
+  answer->received += even / 2;
+  return even / 2;
+}
+
+void Playout::ignore_response (const std::string &response_id)
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  if (response_id.empty () || std::find (ignored_.begin (), ignored_.end (),
+          response_id) != ignored_.end ())
+    return;
+  if (ignored_.size () == kRemembered)
+    ignored_.pop_front ();
+  ignored_.push_back (response_id);
+  /* Drop what is queued of it too. */
+  for (auto it = queue_.begin (); it != queue_.end ();) {
+    if (it->response_id == response_id) {
+      gst_buffer_unref (it->buffer);
+      it = queue_.erase (it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+bool Playout::is_ignored (const std::string &response_id) const
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  return std::find (ignored_.begin (), ignored_.end (), response_id) != ignored_.end ();
+}
+
+bool Playout::interrupt (Interruption &out)
+{
+  std::unique_lock<std::mutex> lock (lock_);
+  std::string victim = !queue_.empty () ? queue_.front ().response_id : playing_;
+  if (victim.empty ())
+    return false;
+  out = Interruption ();
+  for (const Chunk &c : queue_)
+    out.dropped_samples += gst_buffer_get_size (c.buffer) / 2;
+  std::vector<std::string> victims {victim};
+  for (const Chunk &c : queue_)
+    if (std::find (victims.begin (), victims.end (), c.response_id) == victims.end ())
+      victims.push_back (c.response_id);
+  clear_queue ();
+  if (const Answer *a = find_answer (victim)) {
+    out.response_id = a->response_id;
+    out.item_id = a->item_id;
+    out.pushed_samples = a->pushed;
+    out.received_samples = a->received;
+  }
+  playing_.clear ();
+  lock.unlock ();
+  for (const std::string &id : victims)
+    ignore_response (id);
+  return true;
+}
+
+void Playout::finish ()
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  eos_ = true;
+  wake_.notify_one ();
+}
+
+bool Playout::eos_queued () const
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  return eos_;
+}
+
+guint64 Playout::received_samples (const std::string &response_id) const
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  const Answer *a = find_answer (response_id);
+  return a ? a->received : 0;
+}
+
+PlayoutItem Playout::pop (const Clock &now)
+{
+  std::unique_lock<std::mutex> lock (lock_);
+  for (;;) {
+    if (flushing_)
+      return PlayoutItem {PlayoutItem::Kind::Flushing};
+    if (!queue_.empty ()) {
+      Chunk chunk = std::move (queue_.front ());
+      queue_.pop_front ();
+      return stamp (std::move (chunk));
+    }
+    if (eos_)
+      return PlayoutItem {PlayoutItem::Kind::Eos};
+    if (!live_) {
+      wake_.wait (lock);
+      continue;
+    }
+    GstClockTime t = now ();
+    if (GST_CLOCK_TIME_IS_VALID (t) && t >= next_ts_ + kMinGap) {
+      PlayoutItem gap {PlayoutItem::Kind::Gap};
+      gap.gap_start = next_ts_;
+      gap.gap_duration = t - next_ts_;
+      next_ts_ = t;
+      answer_start_ = GST_CLOCK_TIME_NONE;  /* what follows restarts on arrival */
+      return gap;
+    }
+    wake_.wait_for (lock, kIdlePoll);
+  }
+}
+
+PlayoutItem Playout::stamp (Chunk chunk)
+{
+  guint64 samples = gst_buffer_get_size (chunk.buffer) / 2;
+  GstBuffer *buffer = chunk.buffer;
+  GstClockTime pts, end;
+  if (live_) {
+    bool new_answer = chunk.response_id != playing_ ||
+        !GST_CLOCK_TIME_IS_VALID (answer_start_);
+    if (new_answer) {
+      answer_start_ = GST_CLOCK_TIME_IS_VALID (chunk.arrival) ?
+          std::max (chunk.arrival, next_ts_) : next_ts_;
+      answer_offset_ = 0;
+    }
+    pts = answer_start_ + gst_util_uint64_scale (answer_offset_, GST_SECOND, rate_);
+    answer_offset_ += samples;
+    end = answer_start_ + gst_util_uint64_scale (answer_offset_, GST_SECOND, rate_);
+  } else {
+    pts = gst_util_uint64_scale (offset_, GST_SECOND, rate_);
+    end = gst_util_uint64_scale (offset_ + samples, GST_SECOND, rate_);
+  }
+  GST_BUFFER_PTS (buffer) = pts;
+  GST_BUFFER_DURATION (buffer) = end - pts;
+  GST_BUFFER_OFFSET (buffer) = offset_;
+  GST_BUFFER_OFFSET_END (buffer) = offset_ + samples;
+  if (offset_ == 0 || pts != next_ts_)
+    GST_BUFFER_FLAG_SET (buffer, GST_BUFFER_FLAG_DISCONT);
+  offset_ += samples;
+  next_ts_ = end;
+  playing_ = chunk.response_id;
+  if (Answer *a = find_answer (chunk.response_id))
+    a->pushed += samples;
+  PlayoutItem item {PlayoutItem::Kind::Buffer};
+  item.buffer = buffer;
+  return item;
+}
+
+void Playout::set_flushing (bool flushing)
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  flushing_ = flushing;
+  wake_.notify_all ();
+}
+
+void Playout::clear_queue ()
+{
+  for (Chunk &c : queue_)
+    gst_buffer_unref (c.buffer);
+  queue_.clear ();
+}
+
+void Playout::reset ()
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  clear_queue ();
+  answers_.clear ();
+  ignored_.clear ();
+  playing_.clear ();
+  eos_ = false;
+  offset_ = 0;
+  next_ts_ = 0;
+  answer_start_ = GST_CLOCK_TIME_NONE;
+  answer_offset_ = 0;
+}
+
+}  // namespace yrt

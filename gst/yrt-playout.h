@@ -1,0 +1,105 @@
+/* Playout: the answer audio between the network thread and the src pad task.
+ * Reassembles samples split across deltas, forgets audio of interrupted or
+ * cancelled answers, and stamps what leaves the src pad:
+ *  - non-live: one contiguous timeline from 0, answers back to back;
+ *  - live: an answer starts at the running time its first delta arrived (never
+ *    before the end of earlier output) and stays contiguous; GAPs cover idle
+ *    time so sinks and mixers never wait on us. */
+#pragma once
+
+#include <gst/gst.h>
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace yrt {
+
+struct PlayoutItem {
+  enum class Kind { Buffer, Gap, Eos, Flushing } kind = Kind::Flushing;
+  GstBuffer *buffer = nullptr;  /* owned by the receiver */
+  GstClockTime gap_start = GST_CLOCK_TIME_NONE;
+  GstClockTime gap_duration = GST_CLOCK_TIME_NONE;
+};
+
+/* What barge-in took away. */
+struct Interruption {
+  std::string response_id;
+  std::string item_id;
+  guint64 pushed_samples = 0;   /* of that item, already downstream */
+  guint64 received_samples = 0; /* of that item, received from the server */
+  guint64 dropped_samples = 0;  /* queued audio thrown away */
+};
+
+class Playout {
+ public:
+  using Clock = std::function<GstClockTime ()>;  /* running time, or NONE */
+
+  ~Playout ();
+
+  void configure (guint rate, bool live);
+  guint rate () const { return rate_; }
+  bool live () const;
+
+  /* Network thread. */
+  /* Returns the number of whole samples queued (0 if the response is ignored). */
+  gsize push_audio (const std::string &response_id, const std::string &item_id,
+      const guint8 *data, gsize size, GstClockTime arrival);
+  /* Audio of `response_id` still to come is ignored from now on. */
+  void ignore_response (const std::string &response_id);
+  bool is_ignored (const std::string &response_id) const;
+  /* Barge-in: drops queued audio and ignores the rest of every answer that
+   * had audio queued or playing.  False when nothing was playing. */
+  bool interrupt (Interruption &out);
+  /* EOS goes out after everything queued so far. */
+  void finish ();
+  guint64 received_samples (const std::string &response_id) const;
+
+  /* Src pad task: blocks until there is something to do. */
+  PlayoutItem pop (const Clock &now);
+  void set_flushing (bool flushing);
+  /* Back to an empty queue and a timeline at 0 (flush-stop, restart). */
+  void reset ();
+  bool eos_queued () const;
+
+ private:
+  struct Chunk {
+    std::string response_id;
+    std::string item_id;
+    GstBuffer *buffer;
+    GstClockTime arrival;
+  };
+  struct Answer {
+    std::string response_id;
+    std::string item_id;
+    guint64 received = 0;
+    guint64 pushed = 0;
+    bool has_odd_byte = false;
+    guint8 odd_byte = 0;
+  };
+
+  Answer *find_answer (const std::string &response_id);
+  const Answer *find_answer (const std::string &response_id) const;
+  PlayoutItem stamp (Chunk chunk);
+  void clear_queue ();
+
+  mutable std::mutex lock_;
+  std::condition_variable wake_;
+  guint rate_ = 44100;
+  bool live_ = false;
+  bool flushing_ = false;
+  bool eos_ = false;
+  std::deque<Chunk> queue_;
+  std::deque<Answer> answers_;             /* recent answers, newest last */
+  std::deque<std::string> ignored_;        /* recent ignored response ids */
+  std::string playing_;                    /* response whose audio went out last */
+  guint64 offset_ = 0;                     /* samples pushed since the timeline start */
+  GstClockTime next_ts_ = 0;               /* end of the output so far */
+  GstClockTime answer_start_ = GST_CLOCK_TIME_NONE;  /* live: first pts of the answer */
+  guint64 answer_offset_ = 0;              /* live: samples pushed of the answer */
+};
+
+}  // namespace yrt

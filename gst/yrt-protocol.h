@@ -1,0 +1,127 @@
+/* Realtime protocol: client events built as JSON text, server events parsed
+ * into typed structs.  No I/O and no GStreamer here, so it can be unit-tested
+ * and fuzzed on its own. */
+#pragma once
+
+#include <glib.h>
+
+#include <string>
+#include <vector>
+
+namespace yrt {
+
+enum class TurnDetection { ServerVad, None };
+enum class Modalities { AudioText, Audio, Text };
+
+/* Everything `session.update` carries. */
+struct SessionConfig {
+  std::string voice = "marina";
+  std::string instructions;
+  TurnDetection turn_detection = TurnDetection::ServerVad;
+  double vad_threshold = 0.5;
+  guint silence_duration_ms = 400;
+  guint prefix_padding_ms = 300;
+  bool create_response = true;
+  bool interrupt_response = true;
+  Modalities modalities = Modalities::AudioText;
+  guint input_rate = 24000;
+  guint output_rate = 44100;
+  std::string tools_json;  /* JSON array as given by the user; empty = none */
+  std::string tool_choice = "auto";
+};
+
+namespace client {
+std::string session_update (const SessionConfig &config);
+/* Built by hand, not through a JSON tree: this is the hot path. */
+std::string audio_append (const guint8 *pcm, gsize size);
+std::string audio_commit ();
+std::string audio_clear ();
+std::string response_create (const char *instructions = nullptr);
+std::string response_cancel (const std::string &response_id = {});
+std::string item_truncate (const std::string &item_id, guint content_index,
+    guint64 audio_end_ms);
+std::string item_delete (const std::string &item_id);
+std::string user_text (const std::string &text);
+std::string function_call_output (const std::string &call_id,
+    const std::string &output);
+}  // namespace client
+
+enum class EventType {
+  Unknown,
+  Error,
+  SessionCreated,
+  SessionUpdated,
+  SpeechStarted,
+  SpeechStopped,
+  Committed,
+  Cleared,
+  ItemAdded,
+  TranscriptDelta,
+  TranscriptCompleted,
+  TranscriptFailed,
+  ItemTruncated,
+  ItemDeleted,
+  ResponseCreated,
+  OutputItemAdded,
+  OutputItemDone,
+  TextDelta,
+  TextDone,
+  AudioTranscriptDelta,
+  AudioTranscriptDone,
+  AudioDelta,
+  AudioDone,
+  FunctionArgumentsDone,
+  ResponseDone,
+  Ignored,  /* known, carries nothing we use (content_part.*, rate_limits...) */
+};
+
+struct FunctionCall {
+  std::string call_id;
+  std::string name;
+  std::string arguments;
+  std::string item_id;
+};
+
+struct Usage {
+  gint64 input_tokens = -1;
+  gint64 output_tokens = -1;
+  gint64 total_tokens = -1;
+};
+
+struct ServerError {
+  std::string type;
+  std::string code;
+  std::string message;
+  std::string event_id;
+};
+
+struct ServerEvent {
+  EventType type = EventType::Unknown;
+  std::string type_name;
+  std::string event_id;
+  std::string session_id;
+  std::string model;
+  std::string item_id;
+  std::string previous_item_id;
+  std::string response_id;
+  std::string status;         /* response.done */
+  std::string text;           /* delta, transcript or full text */
+  std::vector<guint8> audio;  /* decoded response.output_audio.delta */
+  gint64 audio_ms = -1;       /* audio_start_ms / audio_end_ms */
+  std::vector<FunctionCall> calls; /* function_call items of an output item or response.done */
+  Usage usage;
+  ServerError error;
+};
+
+/* Parses one text frame.  Returns false and fills `why` when the frame is not
+ * a JSON object with a string `type`, or a known event has malformed fields
+ * (e.g. invalid base64); unknown types parse fine as EventType::Unknown. */
+bool parse_server_event (const char *data, gsize size, ServerEvent &event,
+    std::string &why);
+
+/* Strict base64 (RFC 4648 with padding); false on any invalid character or
+ * length. */
+bool base64_decode (const char *text, gsize size, std::vector<guint8> &out);
+void base64_encode_append (const guint8 *data, gsize size, std::string &out);
+
+}  // namespace yrt

@@ -1,0 +1,121 @@
+#include "yrt-uplink.h"
+
+#include <algorithm>
+
+namespace yrt {
+
+Uplink::~Uplink ()
+{
+  if (converter_)
+    gst_audio_converter_free (converter_);
+}
+
+void Uplink::set_output (guint rate, guint chunk_ms)
+{
+  rate_ = rate;
+  chunk_samples_ = std::max<gsize> (1, (gsize) rate * chunk_ms / 1000);
+  chunk_.reserve (chunk_samples_);
+}
+
+bool Uplink::set_input (const GstAudioInfo &info, std::string &why)
+{
+  GstAudioInfo out;
+  gst_audio_info_set_format (&out, GST_AUDIO_FORMAT_S16LE, rate_, 1, nullptr);
+
+  GstAudioConverter *converter = nullptr;
+  bool same = GST_AUDIO_INFO_FORMAT (&info) == GST_AUDIO_FORMAT_S16LE &&
+      GST_AUDIO_INFO_CHANNELS (&info) == 1 && GST_AUDIO_INFO_RATE (&info) == (gint) rate_;
+  if (!same) {
+    /* Kaiser at the default quality: transparent for speech and far cheaper
+     * than what the service does with it (docs/performance.md). */
+    GstStructure *config = gst_structure_new ("config",
+        GST_AUDIO_CONVERTER_OPT_RESAMPLER_METHOD, GST_TYPE_AUDIO_RESAMPLER_METHOD,
+        GST_AUDIO_RESAMPLER_METHOD_KAISER, nullptr);
+    converter = gst_audio_converter_new (GST_AUDIO_CONVERTER_FLAG_NONE,
+        const_cast<GstAudioInfo *> (&info), &out, config);
+    if (!converter) {
+      why = "cannot convert this input format to S16LE mono";
+      return false;
+    }
+  }
+  if (converter_)
+    gst_audio_converter_free (converter_);
+  converter_ = converter;
+  in_info_ = info;
+  have_input_ = true;
+  return true;
+}
+
+bool Uplink::push (GstBuffer *buffer, const Emit &emit)
+{
+  GstMapInfo map;
+  if (!gst_buffer_map (buffer, &map, GST_MAP_READ))
+    return false;
+  gsize frames = map.size / GST_AUDIO_INFO_BPF (&in_info_);
+  if (!converter_) {
+    append (reinterpret_cast<const gint16 *> (map.data), frames, emit);
+    gst_buffer_unmap (buffer, &map);
+    return true;
+  }
+  gsize out_frames = gst_audio_converter_get_out_frames (converter_, frames);
+  converted_.resize (out_frames);
+  gpointer in[] = {map.data};
+  gpointer out[] = {converted_.data ()};
+  gboolean ok = gst_audio_converter_samples (converter_,
+      GST_AUDIO_CONVERTER_FLAG_NONE, in, frames, out, out_frames);
+  gst_buffer_unmap (buffer, &map);
+  if (ok)
+    append (converted_.data (), out_frames, emit);
+  return ok;
+}
+
+void Uplink::push_silence (guint ms, const Emit &emit)
+{
+  std::vector<gint16> silence ((gsize) rate_ * ms / 1000, 0);
+  append (silence.data (), silence.size (), emit);
+}
+
+/* Whole chunks go out straight from `samples` when nothing is pending, so the
+ * passthrough path copies only into the base64 text. */
+void Uplink::append (const gint16 *samples, gsize count, const Emit &emit)
+{
+  while (count > 0) {
+    if (chunk_.empty () && count >= chunk_samples_) {
+      emit_chunk (samples, chunk_samples_, emit);
+      samples += chunk_samples_;
+      count -= chunk_samples_;
+      continue;
+    }
+    gsize take = std::min (count, chunk_samples_ - chunk_.size ());
+    chunk_.insert (chunk_.end (), samples, samples + take);
+    samples += take;
+    count -= take;
+    if (chunk_.size () == chunk_samples_) {
+      emit_chunk (chunk_.data (), chunk_.size (), emit);
+      chunk_.clear ();
+    }
+  }
+}
+
+void Uplink::emit_chunk (const gint16 *samples, gsize count, const Emit &emit)
+{
+  emitted_ += count;
+  emit (reinterpret_cast<const guint8 *> (samples), count * sizeof (gint16));
+}
+
+void Uplink::flush (const Emit &emit)
+{
+  if (chunk_.empty ())
+    return;
+  emit_chunk (chunk_.data (), chunk_.size (), emit);
+  chunk_.clear ();
+}
+
+void Uplink::reset ()
+{
+  chunk_.clear ();
+  if (converter_)
+    gst_audio_converter_reset (converter_);
+}
+
+}  // namespace yrt
