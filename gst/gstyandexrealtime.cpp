@@ -11,6 +11,7 @@
 
 #include <gst/audio/audio.h>
 
+#include <functional>
 #include <mutex>
 #include <string>
 
@@ -320,7 +321,8 @@ static void gst_yandex_realtime_get_property (GObject *object, guint prop_id,
 
 /* ---- sink pad ---- */
 
-/* Live input gets live output timing and barge-in (see Playout). */
+/* Live input gets live output timing and barge-in (see Playout); asked
+ * once upstream is streaming, at the first caps. */
 static void check_live (GstYandexRealtime *self)
 {
   GstYandexRealtimePrivate *priv = self->priv;
@@ -338,14 +340,25 @@ static void check_live (GstYandexRealtime *self)
   priv->dialog.set_live (live);
 }
 
-static GstFlowReturn send_result (Dialog::SendResult result)
-{
-  switch (result) {
-    case Dialog::SendResult::Ok: return GST_FLOW_OK;
-    case Dialog::SendResult::Flushing: return GST_FLOW_FLUSHING;
-    default: return GST_FLOW_ERROR;  /* the dialog posted the error */
+/* Hands the uplink's chunks to the dialog, stopping at the first refusal. */
+struct ToDialog {
+  explicit ToDialog (Dialog &d) : dialog (d) {}
+  void operator() (const guint8 *pcm, gsize size)
+  {
+    if (result == Dialog::SendResult::Ok)
+      result = dialog.send_audio (pcm, size);
   }
-}
+  GstFlowReturn flow () const
+  {
+    switch (result) {
+      case Dialog::SendResult::Ok: return GST_FLOW_OK;
+      case Dialog::SendResult::Flushing: return GST_FLOW_FLUSHING;
+      default: return GST_FLOW_ERROR;  /* the dialog posted the error */
+    }
+  }
+  Dialog &dialog;
+  Dialog::SendResult result = Dialog::SendResult::Ok;
+};
 
 static GstFlowReturn gst_yandex_realtime_chain (GstPad *, GstObject *parent,
     GstBuffer *buffer)
@@ -358,25 +371,24 @@ static GstFlowReturn gst_yandex_realtime_chain (GstPad *, GstObject *parent,
         ("upstream must send a CAPS event before the first buffer"));
     return GST_FLOW_NOT_NEGOTIATED;
   }
-  check_live (self);
-  Dialog::SendResult result = Dialog::SendResult::Ok;
-  bool converted = priv->uplink.push (buffer, [&] (const guint8 *pcm, gsize size) {
-    if (result == Dialog::SendResult::Ok)
-      result = priv->dialog.send_audio (pcm, size);
-  });
+  ToDialog send (priv->dialog);
+  bool converted = priv->uplink.push (buffer, std::ref (send));
   gst_buffer_unref (buffer);
   if (!converted) {
     GST_ELEMENT_ERROR (self, STREAM, FORMAT, ("Could not convert the input audio"),
         ("mapping or converting an input buffer failed"));
     return GST_FLOW_ERROR;
   }
-  return send_result (result);
+  return send.flow ();
 }
 
 static gboolean set_input_caps (GstYandexRealtime *self, GstCaps *caps)
 {
   GstAudioInfo info;
   std::string why;
+  /* What the old converter still holds belongs to the old caps. */
+  ToDialog send (self->priv->dialog);
+  self->priv->uplink.drain_converter (std::ref (send));
   if (!gst_audio_info_from_caps (&info, caps)) {
     GST_ELEMENT_ERROR (self, STREAM, FORMAT, ("Unusable input caps"),
         ("%" GST_PTR_FORMAT " is not raw interleaved audio", caps));
@@ -389,6 +401,7 @@ static gboolean set_input_caps (GstYandexRealtime *self, GstCaps *caps)
   }
   GST_INFO_OBJECT (self, "input %" GST_PTR_FORMAT " (%s)", caps,
       self->priv->uplink.passthrough () ? "sent as is" : "converted");
+  check_live (self);
   return TRUE;
 }
 
@@ -405,15 +418,11 @@ static void drain (GstYandexRealtime *self)
     trailing_ms = c.turn_detection == TurnDetection::ServerVad ?
         c.silence_duration_ms + 300 : 0;
   }
-  Dialog::SendResult result = Dialog::SendResult::Ok;
-  auto send = [&] (const guint8 *pcm, gsize size) {
-    if (result == Dialog::SendResult::Ok)
-      result = priv->dialog.send_audio (pcm, size);
-  };
-  priv->uplink.flush (send);
+  ToDialog send (priv->dialog);
+  priv->uplink.flush (std::ref (send));
   if (trailing_ms > 0 && priv->uplink.samples_emitted () > 0) {
-    priv->uplink.push_silence (trailing_ms, send);
-    priv->uplink.flush (send);
+    priv->uplink.push_silence (trailing_ms, std::ref (send));
+    priv->uplink.flush (std::ref (send));
   }
   priv->dialog.drain ();
 }

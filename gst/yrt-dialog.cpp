@@ -59,10 +59,14 @@ void Dialog::open (const Endpoint &endpoint, const SessionConfig &config,
     config_ = config;
     eos_timeout_ms_ = eos_timeout_ms;
     ready_ = finished_ = flushing_ = draining_ = false;
+    live_ = live_known_ = false;
     pending_.clear ();
     pending_samples_ = uncommitted_samples_ = 0;
     sent_audio_ = speech_open_ = false;
-    commits_in_flight_ = expected_responses_ = queued_creates_ = barriers_in_flight_ = 0;
+    commits_in_flight_ = expected_responses_ = queued_creates_ = 0;
+    /* Update #1 is the initial one: it goes out first, before anything held. */
+    session_updates_sent_ = 1;
+    session_updates_acked_ = barrier_ = 0;
     active_response_.clear ();
     answer_text_ = AnswerText ();
   }
@@ -111,10 +115,29 @@ bool Dialog::failed () const
   return finished_;
 }
 
+/* Non-live input streams faster than anyone could listen: the next turn
+ * would always "interrupt" the answer to the previous one, and a server
+ * answers a turn that ends during another answer in its own way.  So with
+ * non-live input the element itself asks for one answer per turn, each
+ * after the previous one ended, and the server cancels nothing. */
 void Dialog::set_live (bool live)
 {
   std::lock_guard<std::mutex> guard (lock_);
+  SessionConfig before = effective_config_locked ();
   live_ = live;
+  live_known_ = true;
+  SessionConfig after = effective_config_locked ();
+  if (ready_ && (after.interrupt_response != before.interrupt_response ||
+          after.create_response != before.create_response))
+    send_session_update_locked ();
+}
+
+SessionConfig Dialog::effective_config_locked () const
+{
+  SessionConfig c = config_;
+  if (live_known_ && !live_)
+    c.interrupt_response = c.create_response = false;
+  return c;
 }
 
 void Dialog::set_flushing (bool flushing)
@@ -170,8 +193,8 @@ void Dialog::drain ()
   } else if (!manual && sent_audio_) {
     /* The service answers session.update only after it has read everything
      * sent before it, so its reply tells us the VAD has seen our last audio. */
-    send_locked (client::session_update (config_));
-    barriers_in_flight_++;
+    send_session_update_locked ();
+    barrier_ = session_updates_sent_;
   }
   if (eos_timeout_ms_ > 0 && connection_) {
     connection_->call_later (eos_timeout_ms_, [this] {
@@ -185,6 +208,12 @@ void Dialog::drain ()
     });
   }
   check_drain_locked ();
+}
+
+void Dialog::send_session_update_locked ()
+{
+  send_locked (client::session_update (effective_config_locked ()));
+  session_updates_sent_++;
 }
 
 void Dialog::send_locked (std::string frame)
@@ -271,8 +300,7 @@ void Dialog::handle (ServerEvent &ev)
       break;
     case EventType::SessionUpdated: {
       std::lock_guard<std::mutex> guard (lock_);
-      if (barriers_in_flight_ > 0)
-        barriers_in_flight_--;
+      session_updates_acked_++;
       check_drain_locked ();
       break;
     }
@@ -338,12 +366,13 @@ void Dialog::on_session_created (const ServerEvent &ev)
   host_.post_message (s);
 
   std::lock_guard<std::mutex> guard (lock_);
-  connection_->send (client::session_update (config_));
+  /* The session is configured before any held audio goes out. */
+  ready_ = true;
+  send_locked (client::session_update (effective_config_locked ()));
   for (std::string &frame : pending_)
     connection_->send (std::move (frame));
   pending_.clear ();
   pending_samples_ = 0;
-  ready_ = true;
   ready_cond_.notify_all ();
 }
 
@@ -401,7 +430,7 @@ void Dialog::on_committed (const ServerEvent &)
     commits_in_flight_--;
   /* The server answers a VAD turn by itself only when create_response is on;
    * a turn we committed by hand always needs our response.create. */
-  if (!ours && config_.create_response)
+  if (!ours && effective_config_locked ().create_response)
     expected_responses_++;
   else
     request_response_locked ();
@@ -457,8 +486,10 @@ void Dialog::on_audio (const ServerEvent &ev)
   if (ev.audio.empty ())
     return;
   GstClockTime arrival = host_.running_time ();
-  playout_.push_audio (ev.response_id, ev.item_id, ev.audio.data (),
-      ev.audio.size (), arrival);
+  if (playout_.push_audio (ev.response_id, ev.item_id, ev.audio.data (),
+          ev.audio.size (), arrival) == 0 && ev.audio.size () > 1)
+    GST_LOG ("dropped %" G_GSIZE_FORMAT " bytes of interrupted or cancelled %s",
+        ev.audio.size (), ev.response_id.c_str ());
 }
 
 void Dialog::on_response_done (const ServerEvent &ev)
@@ -497,7 +528,8 @@ void Dialog::on_response_done (const ServerEvent &ev)
 bool Dialog::outstanding_locked () const
 {
   return speech_open_ || commits_in_flight_ > 0 || expected_responses_ > 0 ||
-      queued_creates_ > 0 || !active_response_.empty () || barriers_in_flight_ > 0;
+      queued_creates_ > 0 || !active_response_.empty () ||
+      session_updates_acked_ < barrier_;
 }
 
 void Dialog::check_drain_locked ()

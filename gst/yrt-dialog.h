@@ -84,6 +84,8 @@ class Dialog {
 
   /* Callers hold lock_. */
   void send_locked (std::string frame);
+  void send_session_update_locked ();
+  SessionConfig effective_config_locked () const;
   void request_response_locked ();
   bool outstanding_locked () const;
   void check_drain_locked ();
@@ -100,6 +102,7 @@ class Dialog {
   SessionConfig config_;
   guint eos_timeout_ms_ = 60000;
   bool live_ = false;
+  bool live_known_ = false;
   bool ready_ = false;      /* session configured: audio may flow */
   bool finished_ = false;   /* failed or closed: nothing more will flow */
   bool flushing_ = false;
@@ -114,7 +117,12 @@ class Dialog {
   guint expected_responses_ = 0;     /* to be created by the server or asked for */
   guint queued_creates_ = 0;         /* response.create held until the active one ends */
   std::string active_response_;
-  guint barriers_in_flight_ = 0;     /* session.update sent during the drain */
+  /* The drain's barrier: the session.updated answering the session.update
+   * sent after the last audio.  Counting them all keeps replies to earlier
+   * updates from passing for it. */
+  guint session_updates_sent_ = 0;
+  guint session_updates_acked_ = 0;
+  guint barrier_ = 0;
   bool draining_ = false;
 
   /* The answer's words: from output_text, or the audio transcript when the

@@ -105,10 +105,29 @@ void Uplink::emit_chunk (const gint16 *samples, gsize count, const Emit &emit)
 
 void Uplink::flush (const Emit &emit)
 {
+  drain_converter (emit);
   if (chunk_.empty ())
     return;
   emit_chunk (chunk_.data (), chunk_.size (), emit);
   chunk_.clear ();
+}
+
+/* The resampler holds back a few ms of history; push silence through it so
+ * the end of the input comes out too. */
+void Uplink::drain_converter (const Emit &emit)
+{
+  if (!converter_)
+    return;
+  gsize latency = gst_audio_converter_get_max_latency (converter_);
+  if (latency == 0)
+    return;
+  gsize out_frames = gst_audio_converter_get_out_frames (converter_, latency);
+  converted_.resize (out_frames);
+  gpointer out[] = {converted_.data ()};
+  if (gst_audio_converter_samples (converter_, GST_AUDIO_CONVERTER_FLAG_NONE,
+          nullptr, latency, out, out_frames))
+    append (converted_.data (), out_frames, emit);
+  gst_audio_converter_reset (converter_);
 }
 
 void Uplink::reset ()

@@ -30,8 +30,11 @@ class Uplink {
   /* Converts `buffer` and emits every chunk it completes. */
   bool push (GstBuffer *buffer, const Emit &emit);
   void push_silence (guint ms, const Emit &emit);
-  /* Emits the last partial chunk, if any. */
+  /* Emits everything still held: the resampler's history and the last
+   * partial chunk (EOS). */
   void flush (const Emit &emit);
+  /* Pushes the resampler's history out (before new caps, and at EOS). */
+  void drain_converter (const Emit &emit);
   /* Drops the partial chunk and the converter's history (flush, restart). */
   void reset ();
 

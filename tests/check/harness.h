@@ -1,0 +1,186 @@
+/* Shared helpers of the element suites: a yandexrealtime in a GstHarness,
+ * wired to an in-process emulator over a real loopback WebSocket. */
+#pragma once
+
+#include "emulator.h"
+
+#include <gst/audio/audio.h>
+#include <gst/check/gstcheck.h>
+#include <gst/check/gstharness.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+namespace yrt::test {
+
+/* Loud enough for the emulator's VAD at any threshold below 0.8. */
+constexpr gint16 kSpeechAmplitude = 12000;
+
+inline std::vector<gint16> tone (guint rate, guint ms, gint16 amplitude = kSpeechAmplitude,
+    double freq = 300.0)
+{
+  std::vector<gint16> out ((gsize) rate * ms / 1000);
+  for (gsize i = 0; i < out.size (); i++)
+    out[i] = (gint16) (amplitude * std::sin (2 * G_PI * freq * i / rate));
+  return out;
+}
+
+inline std::vector<gint16> silence (guint rate, guint ms)
+{
+  return std::vector<gint16> ((gsize) rate * ms / 1000, 0);
+}
+
+inline std::vector<gint16> operator+ (std::vector<gint16> a, const std::vector<gint16> &b)
+{
+  a.insert (a.end (), b.begin (), b.end ());
+  return a;
+}
+
+/* A spoken turn: speech, then enough silence for the default VAD. */
+inline std::vector<gint16> turn (guint rate, guint speech_ms = 800, guint silence_ms = 800)
+{
+  return tone (rate, speech_ms) + silence (rate, silence_ms);
+}
+
+struct Fixture {
+  explicit Fixture (emu::Config config = {}) : server (std::move (config))
+  {
+    fail_unless (server.start () != 0, "emulator did not start");
+  }
+  ~Fixture ()
+  {
+    if (h)
+      gst_harness_teardown (h);
+    for (GstMessage *m : seen)
+      gst_message_unref (m);
+    if (bus) {
+      gst_bus_set_flushing (bus, TRUE);
+      gst_object_unref (bus);
+    }
+    server.stop ();
+  }
+
+  /* Creates the element with `properties` (gst-launch syntax) aimed at the
+   * emulator, non-live unless `live`; does not start it. */
+  GstElement *make (const std::string &properties = "")
+  {
+    /* The emulator, like the service, wants some credential. */
+    std::string desc = "yandexrealtime name=rt api-key=test-key location=" + server.url () + " " + properties;
+    GError *error = nullptr;
+    element = gst_parse_launch (desc.c_str (), &error);
+    fail_unless (element != nullptr, "%s", error ? error->message : "?");
+    bus = gst_bus_new ();
+    gst_element_set_bus (element, bus);
+    return element;
+  }
+
+  GstHarness *start (const char *caps = "audio/x-raw,format=S16LE,rate=24000,channels=1,layout=interleaved",
+      bool live = false)
+  {
+    if (!element)
+      make ();
+    h = gst_harness_new_with_element (element, "sink", "src");
+    gst_object_unref (element);  /* the harness holds it */
+    gst_harness_set_live (h, live);
+    gst_harness_play (h);
+    gst_harness_set_src_caps_str (h, caps);
+    return h;
+  }
+
+  /* Pushes S16 samples in 20 ms buffers with contiguous timestamps. */
+  void push (const std::vector<gint16> &samples, guint rate = 24000, guint channels = 1)
+  {
+    push_bytes (samples.data (), samples.size () * 2, rate, channels * 2);
+  }
+
+  void push_bytes (const void *data, gsize size, guint rate, guint bpf)
+  {
+    gsize step = (gsize) rate / 50 * bpf;
+    for (gsize pos = 0; pos < size; pos += step) {
+      gsize n = MIN (step, size - pos);
+      GstBuffer *buf = gst_buffer_new_memdup ((const guint8 *) data + pos, n);
+      GST_BUFFER_PTS (buf) = gst_util_uint64_scale (pushed_frames, GST_SECOND, rate);
+      pushed_frames += n / bpf;
+      GST_BUFFER_DURATION (buf) =
+          gst_util_uint64_scale (pushed_frames, GST_SECOND, rate) - GST_BUFFER_PTS (buf);
+      fail_unless_equals_int (gst_harness_push (h, buf), GST_FLOW_OK);
+    }
+  }
+
+  /* Every buffer up to EOS, in order. */
+  std::vector<GstBuffer *> pull_until_eos ()
+  {
+    std::vector<GstBuffer *> out;
+    GstBuffer *buf = nullptr;
+    while (gst_harness_pull_until_eos (h, &buf) && buf) {
+      out.push_back (buf);
+      buf = nullptr;
+    }
+    return out;
+  }
+
+  /* Skips events up to the EOS (buffers stay queued). */
+  void wait_for_eos_event ()
+  {
+    for (;;) {
+      GstEvent *ev = gst_harness_pull_event (h);
+      fail_unless (ev != nullptr, "no EOS");
+      bool eos = GST_EVENT_TYPE (ev) == GST_EVENT_EOS;
+      gst_event_unref (ev);
+      if (eos)
+        return;
+    }
+  }
+
+  /* The next element message named yandexrealtime/<name>, or nullptr after
+   * `timeout_ms`.  Other messages are skipped (and kept in `seen`). */
+  GstMessage *wait_message (const std::string &name, guint timeout_ms = 20000)
+  {
+    std::string full = "yandexrealtime/" + name;
+    gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+    for (;;) {
+      gint64 left = deadline - g_get_monotonic_time ();
+      if (left <= 0)
+        return nullptr;
+      GstMessage *msg = gst_bus_timed_pop (bus, left * GST_USECOND);
+      if (!msg)
+        return nullptr;
+      const GstStructure *s = gst_message_get_structure (msg);
+      if (s && gst_structure_has_name (s, full.c_str ()))
+        return msg;
+      seen.push_back (msg);
+    }
+  }
+
+  Fixture (const Fixture &) = delete;
+  Fixture &operator= (const Fixture &) = delete;
+
+  emu::Server server;
+  GstElement *element = nullptr;
+  GstHarness *h = nullptr;
+  GstBus *bus = nullptr;
+  guint64 pushed_frames = 0;
+  std::vector<GstMessage *> seen;
+};
+
+inline std::vector<guint8> concat (const std::vector<GstBuffer *> &buffers)
+{
+  std::vector<guint8> out;
+  for (GstBuffer *b : buffers) {
+    gsize size = gst_buffer_get_size (b);
+    gsize pos = out.size ();
+    out.resize (pos + size);
+    gst_buffer_extract (b, 0, out.data () + pos, size);
+  }
+  return out;
+}
+
+inline void unref_all (std::vector<GstBuffer *> &buffers)
+{
+  for (GstBuffer *b : buffers)
+    gst_buffer_unref (b);
+  buffers.clear ();
+}
+
+}  // namespace yrt::test

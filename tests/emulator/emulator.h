@@ -1,0 +1,143 @@
+// Loopback emulator of the Yandex Cloud Realtime API (OpenAI Realtime GA
+// protocol over WebSocket) for tests. See docs in PROTOCOL.md.
+//
+// The server runs libsoup on its own thread and GMainContext, so a test
+// thread may block (e.g. in gst_harness_pull) while it works. Every public
+// method is thread-safe.
+//
+// Behaviour summary
+// - Endpoints: ws://127.0.0.1:<port>/v1/realtime and /v1/realtime/openai.
+//   Handshake checks, in order: path (404), Faults::refuse_status,
+//   Authorization (401), query parameter `model` (400), WebSocket upgrade
+//   headers (400).
+// - Authorization: "Api-Key <key>" or "Bearer <token>", scheme
+//   case-insensitive. With Config::api_key / iam_token set, only those
+//   credentials pass; with neither set, any non-empty credential of either
+//   scheme passes.
+// - Server VAD: see vad.h for the energy -> probability mapping
+//   (p = clamp((dBFS + 60) / 50, 0, 1), speech when p > threshold).
+// - Error events: {type:"error", event_id, error:{type:"invalid_request_error",
+//   code, message, param, event_id:<client event_id or null>}} with codes
+//     invalid_json                    text frame is not a JSON object
+//     invalid_event                   missing/non-string "type", or a binary frame
+//     unknown_event                   unknown client event type (session stays open)
+//     invalid_value                   a field has a wrong type or value
+//                                     (param names it), incl. truncate beyond
+//                                     the audio sent for the item
+//     invalid_base64                  input_audio_buffer.append audio not base64
+//     invalid_audio_length            decoded audio has an odd number of bytes
+//     input_audio_buffer_commit_empty commit with < 100 ms of uncommitted audio
+//     conversation_already_has_active_response
+//     response_cancel_not_active      cancel without (that) active response
+//     item_not_found                  truncate/delete/retrieve of an unknown item
+//     call_id_not_found               function_call_output for an unknown call_id
+//     session_expired                 Faults::session_lifetime_ms elapsed; the
+//                                     server then closes with code 1000
+// - "Abrupt" closes (Faults::drop_*, drop_connections()) shut the TCP socket
+//   down without a WebSocket close frame: clients see an unclean close (1006).
+// - Defaults of a turn: transcript "turn <n>", answer "answer <n>", where n is
+//   the per-session number of the user turn (committed audio or user text
+//   item). A response that follows no new user turn (e.g. after a function
+//   call) uses the next queued TurnScript's answer, else "answer <n>" with the
+//   latest n.
+#pragma once
+
+#include <glib.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace yrt::emu {
+
+struct FunctionCallScript {
+  std::string name;
+  std::string arguments;  // JSON string
+};
+
+// What the server answers to one user turn. Queued scripts are consumed in
+// order, one per user turn; when the queue is empty, defaults are used.
+struct TurnScript {
+  std::string transcript;   // "" = default "turn <n>"
+  std::string answer_text;  // "" = default "answer <n>"
+  guint answer_ms = 1000;   // audio duration at the session's output rate
+  // If non-empty, the response yields these function_call items (no audio);
+  // the next response (after function_call_output + response.create)
+  // answers with the following queued script or defaults.
+  std::vector<FunctionCallScript> calls;
+};
+
+struct Faults {
+  guint refuse_status = 0;             // refuse the handshake with this HTTP status
+  guint drop_after_client_events = 0;  // abrupt close after handling N client events of a session
+  bool drop_mid_answer = false;        // abrupt close after the first audio delta of the next
+                                       // answer; one-shot (cleared once an answer takes it)
+  guint first_audio_delay_ms = 0;      // delay before the first audio delta of each answer
+  bool odd_deltas = false;             // audio deltas with odd byte counts
+  bool unknown_events = false;         // unknown event types, non-JSON text and binary frames
+                                       // between audio deltas
+  guint session_lifetime_ms = 0;       // error session_expired, then close 1000 after T
+                                       // (measured from the session's start)
+  bool stop_reading = false;           // stop reading the socket (real TCP backpressure);
+                                       // clearing it resumes reading
+};
+
+struct ClientEvent {
+  std::string type;  // "(invalid json)" / "(binary)" for frames without a type
+  std::string json;  // raw text (audio elided when Config::record_audio is false)
+  gint64 monotonic_us;
+};
+
+struct Config {
+  std::string api_key;  // if non-empty, "Api-Key <api_key>" is accepted
+  std::string iam_token;  // if non-empty, "Bearer <iam_token>" is accepted
+  guint16 port = 0;            // 0 = any free port
+  guint audio_delta_ms = 100;  // duration of each audio delta
+  guint pace_ms = 0;           // delay between audio deltas; 0 = as fast as possible
+  bool speak = false;          // espeak-ng synthesis of the answer if built with it, else tone
+  Faults faults;
+  TurnScript default_turn;     // used when the queue is empty ("" fields keep "<n>" defaults)
+  bool record_audio = true;    // keep sent/received PCM and append payloads (tests); the
+                               // long-running CLI turns it off to bound memory
+  // Called on the server thread for every client event (e.g. --verbose).
+  std::function<void(const ClientEvent &)> on_client_event;
+};
+
+class Server {
+ public:
+  explicit Server(Config cfg = {});
+  ~Server();
+  Server(const Server &) = delete;
+  Server &operator=(const Server &) = delete;
+
+  guint16 start();  // returns the bound port (0 on failure); returns once listening
+  void stop();      // closes connections (close frame 1001), quits and joins
+  std::string url() const;  // "ws://127.0.0.1:<port>/v1/realtime" (no model param)
+
+  void set_faults(const Faults &);  // takes effect for subsequent events
+  Faults faults() const;
+  void push_turn(TurnScript);
+  void drop_connections();  // abrupt close of every open session (reconnect tests)
+
+  std::vector<ClientEvent> client_events() const;  // all sessions, in order
+  std::vector<std::string> client_event_types() const;
+  bool wait_for_client_event(const std::string &type, guint count, guint timeout_ms) const;
+  std::vector<std::string> server_event_types() const;  // "(garbage)" / "(binary)" for junk
+  bool wait_for_server_event(const std::string &type, guint count, guint timeout_ms) const;
+  std::string session_update_json(guint index = 0) const;  // client's `session` object
+  std::vector<guint8> sent_audio() const;      // PCM of every audio delta sent
+  std::vector<guint8> received_audio() const; // decoded PCM of every append
+  guint sessions_opened() const;
+  guint sessions_active() const;
+  std::string last_authorization_scheme() const;  // "Api-Key" / "Bearer" / raw scheme
+  std::string last_request_path_and_query() const;
+  void clear_records();  // forget recorded events/audio (not sessions or scripts)
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace yrt::emu

@@ -1,0 +1,824 @@
+// Self-test of the Realtime API emulator through a real libsoup 3 WebSocket
+// client on the test thread's default GMainContext.
+#include <libsoup/soup.h>
+
+#include <cmath>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "emulator.h"
+#include "json-util.h"
+
+using namespace yrt::emu;
+
+namespace {
+
+// g_assert_cmpstr() on a temporary std::string's c_str() would dangle.
+#define ASSERT_STR(a, op, b)                             \
+  do {                                                   \
+    const std::string a_ = (a);                          \
+    const std::string b_ = (b);                          \
+    g_assert_cmpstr(a_.c_str(), op, b_.c_str());         \
+  } while (0)
+
+constexpr guint kTimeoutMs = 5000;
+constexpr guint kInRate = 24000;
+constexpr guint kOutRate = 44100;
+const char *const kAuth = "api-key test-key";
+
+// Iterates the default context until `done()` or the timeout.
+template <typename Pred>
+bool spin_until(Pred done, guint timeout_ms) {
+  const gint64 deadline = g_get_monotonic_time() + gint64(timeout_ms) * 1000;
+  while (!done()) {
+    if (g_get_monotonic_time() >= deadline)
+      return false;
+    GSource *tick = g_timeout_source_new(10);  // bounds each blocking iteration
+    g_source_set_callback(tick, [](gpointer) -> gboolean { return G_SOURCE_REMOVE; }, nullptr,
+                          nullptr);
+    g_source_attach(tick, nullptr);
+    g_main_context_iteration(nullptr, TRUE);
+    g_source_destroy(tick);
+    g_source_unref(tick);
+  }
+  return true;
+}
+
+void sleep_ms(guint ms) {
+  spin_until([] { return false; }, ms);
+}
+
+// One received server event.
+struct Event {
+  std::shared_ptr<JsonNode> node;
+
+  JsonNode *at(const std::string &path) const {
+    JsonNode *n = node.get();
+    gchar **parts = g_strsplit(path.c_str(), ".", -1);
+    for (gchar **p = parts; n && *p; p++) {
+      if (JSON_NODE_HOLDS_OBJECT(n))
+        n = json_object_get_member(json_node_get_object(n), *p);
+      else if (JSON_NODE_HOLDS_ARRAY(n) && g_ascii_isdigit(**p) &&
+               std::stoul(*p) < json_array_get_length(json_node_get_array(n)))
+        n = json_array_get_element(json_node_get_array(n), guint(std::stoul(*p)));
+      else
+        n = nullptr;
+    }
+    g_strfreev(parts);
+    return n;
+  }
+  std::string str(const std::string &path) const {
+    JsonNode *n = at(path);
+    return n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING
+               ? json_node_get_string(n)
+               : "<missing " + path + ">";
+  }
+  gint64 num(const std::string &path) const {
+    JsonNode *n = at(path);
+    g_assert_nonnull(n);
+    return json_node_get_int(n);
+  }
+  double real(const std::string &path) const {
+    JsonNode *n = at(path);
+    g_assert_nonnull(n);
+    return json_node_get_double(n);
+  }
+  bool is_null(const std::string &path) const {
+    JsonNode *n = at(path);
+    return n && JSON_NODE_HOLDS_NULL(n);
+  }
+  std::string type() const { return str("type"); }
+};
+
+std::vector<guint8> b64decode(const std::string &s) {
+  gsize len = 0;
+  guchar *d = g_base64_decode(s.c_str(), &len);
+  std::vector<guint8> out(d, d + len);
+  g_free(d);
+  return out;
+}
+
+// A libsoup WebSocket client collecting everything the server sends.
+class Client {
+ public:
+  Client() : session_(soup_session_new()) {}
+  ~Client() {
+    if (ws_) {
+      g_signal_handlers_disconnect_by_data(ws_, this);
+      if (soup_websocket_connection_get_state(ws_) == SOUP_WEBSOCKET_STATE_OPEN) {
+        soup_websocket_connection_close(ws_, SOUP_WEBSOCKET_CLOSE_NORMAL, nullptr);
+        spin_until([this] { return soup_websocket_connection_get_state(ws_) ==
+                                   SOUP_WEBSOCKET_STATE_CLOSED; },
+                   1000);
+      }
+      g_object_unref(ws_);
+    }
+    g_object_unref(session_);
+  }
+
+  // Returns the HTTP status of the handshake (101 on success).
+  guint connect(const std::string &url, const char *auth) {
+    SoupMessage *msg = soup_message_new("GET", url.c_str());
+    g_assert_nonnull(msg);
+    if (auth)
+      soup_message_headers_append(soup_message_get_request_headers(msg), "Authorization", auth);
+    bool done = false;
+    struct Ctx {
+      Client *self;
+      bool *done;
+    } ctx{this, &done};
+    soup_session_websocket_connect_async(
+        session_, msg, nullptr, nullptr, G_PRIORITY_DEFAULT, nullptr,
+        [](GObject *src, GAsyncResult *res, gpointer data) {
+          auto *c = static_cast<Ctx *>(data);
+          GError *error = nullptr;
+          c->self->ws_ = soup_session_websocket_connect_finish(SOUP_SESSION(src), res, &error);
+          if (error) {
+            c->self->connect_error_ = error->message;
+            g_error_free(error);
+          }
+          *c->done = true;
+        },
+        &ctx);
+    g_assert_true(spin_until([&] { return done; }, kTimeoutMs));
+    const guint status = soup_message_get_status(msg);
+    g_object_unref(msg);
+    if (ws_) {
+      soup_websocket_connection_set_max_incoming_payload_size(ws_, 16 * 1024 * 1024);
+      g_signal_connect(ws_, "message", G_CALLBACK(on_message), this);
+      g_signal_connect(ws_, "closed", G_CALLBACK(on_closed), this);
+    }
+    return status;
+  }
+
+  void send(JObj &&ev) { send_text(ev.text()); }
+  void send(JObj &ev) { send_text(ev.text()); }
+  void send_text(const std::string &text) {
+    soup_websocket_connection_send_text(ws_, text.c_str());
+  }
+  void append(const std::vector<gint16> &pcm) {
+    gchar *b64 = g_base64_encode(reinterpret_cast<const guchar *>(pcm.data()), pcm.size() * 2);
+    send(JObj().str("type", "input_audio_buffer.append").str("audio", b64));
+    g_free(b64);
+  }
+
+  // Next JSON event (non-JSON text frames are only counted).
+  Event next(guint timeout_ms = kTimeoutMs) {
+    if (!spin_until([this] { return !events_.empty(); }, timeout_ms))
+      g_error("timed out waiting for a server event");
+    Event ev = events_.front();
+    events_.pop_front();
+    types_.push_back(ev.type());
+    return ev;
+  }
+  bool pending() const { return !events_.empty(); }
+
+  // Reads events until one of `type` arrives.
+  Event until(const std::string &type, guint timeout_ms = kTimeoutMs) {
+    for (;;) {
+      Event ev = next(timeout_ms);
+      if (ev.type() == type)
+        return ev;
+    }
+  }
+
+  bool wait_closed(guint timeout_ms = kTimeoutMs) {
+    return spin_until([this] { return closed_; }, timeout_ms);
+  }
+
+  SoupWebsocketConnection *ws() const { return ws_; }
+  const std::vector<std::string> &types() const { return types_; }
+  const std::string &connect_error() const { return connect_error_; }
+  guint garbage() const { return garbage_; }
+  guint binaries() const { return binaries_; }
+  bool closed() const { return closed_; }
+
+ private:
+  static void on_message(SoupWebsocketConnection *, gint type, GBytes *message, gpointer data) {
+    auto *self = static_cast<Client *>(data);
+    if (type == SOUP_WEBSOCKET_DATA_BINARY) {
+      self->binaries_++;
+      return;
+    }
+    gsize len = 0;
+    const char *text = static_cast<const char *>(g_bytes_get_data(message, &len));
+    JsonNode *node = json_parse_any(std::string(text, len));
+    if (!node || !JSON_NODE_HOLDS_OBJECT(node)) {
+      self->garbage_++;
+      if (node)
+        json_node_unref(node);
+      return;
+    }
+    self->events_.push_back(Event{std::shared_ptr<JsonNode>(node, json_node_unref)});
+  }
+  static void on_closed(SoupWebsocketConnection *, gpointer data) {
+    static_cast<Client *>(data)->closed_ = true;
+  }
+
+  SoupSession *session_;
+  SoupWebsocketConnection *ws_ = nullptr;
+  std::string connect_error_;
+  std::deque<Event> events_;
+  std::vector<std::string> types_;
+  guint garbage_ = 0;
+  guint binaries_ = 0;
+  bool closed_ = false;
+};
+
+std::string model_url(const Server &server, const std::string &suffix = "") {
+  return server.url() + suffix + "?model=gpt://folder/speech-realtime-250923";
+}
+
+// Connects, checks session.created and returns the session id.
+std::string open(Client &client, const Server &server) {
+  g_assert_cmpuint(client.connect(model_url(server), kAuth), ==, 101);
+  Event created = client.next();
+  ASSERT_STR(created.type().c_str(), ==, "session.created");
+  return created.str("session.id");
+}
+
+void manual_turns(Client &client) {
+  client.send(JObj().str("type", "session.update").obj(
+      "session",
+      JObj().obj("audio", JObj().obj("input", JObj().null("turn_detection")))));
+  Event updated = client.until("session.updated");
+  g_assert_true(updated.is_null("session.audio.input.turn_detection"));
+}
+
+std::vector<gint16> tone(guint ms, guint rate = kInRate, double amplitude = 10000) {
+  std::vector<gint16> pcm(gsize(ms) * rate / 1000);
+  for (gsize i = 0; i < pcm.size(); i++)
+    pcm[i] = gint16(amplitude * std::sin(2 * G_PI * 440.0 * double(i) / rate));
+  return pcm;
+}
+
+std::vector<gint16> silence(guint ms, guint rate = kInRate) {
+  return std::vector<gint16>(gsize(ms) * rate / 1000, 0);
+}
+
+void append_chunked(Client &client, const std::vector<gint16> &pcm, guint chunk_ms = 40) {
+  const gsize chunk = gsize(chunk_ms) * kInRate / 1000;
+  for (gsize pos = 0; pos < pcm.size(); pos += chunk)
+    client.append(std::vector<gint16>(pcm.begin() + pos,
+                                      pcm.begin() + std::min(pcm.size(), pos + chunk)));
+}
+
+// Reads one whole response, returning its events; the PCM goes to *audio.
+std::vector<Event> read_response(Client &client, std::vector<guint8> *audio,
+                                 guint timeout_ms = kTimeoutMs) {
+  std::vector<Event> events;
+  for (;;) {
+    Event ev = client.next(timeout_ms);
+    events.push_back(ev);
+    if (ev.type() == "response.output_audio.delta" && audio) {
+      auto bytes = b64decode(ev.str("delta"));
+      audio->insert(audio->end(), bytes.begin(), bytes.end());
+    }
+    if (ev.type() == "response.done")
+      return events;
+  }
+}
+
+// Order of distinct types, collapsing runs of deltas.
+std::vector<std::string> skeleton(const std::vector<Event> &events) {
+  std::vector<std::string> out;
+  for (const Event &e : events)
+    if (e.type().find(".delta") == std::string::npos)
+      out.push_back(e.type());
+  return out;
+}
+
+void assert_sequence(const std::vector<std::string> &got, const std::vector<std::string> &want) {
+  std::string g, w;
+  for (auto &s : got)
+    g += s + "\n";
+  for (auto &s : want)
+    w += s + "\n";
+  ASSERT_STR(g.c_str(), ==, w.c_str());
+}
+
+// ---------------------------------------------------------------------------
+
+void test_handshake() {
+  Config cfg;
+  cfg.api_key = "test-key";
+  cfg.iam_token = "iam-token";
+  Server server(cfg);
+  g_assert_cmpuint(server.start(), !=, 0);
+  {
+    Client c;
+    g_assert_cmpuint(c.connect(model_url(server), nullptr), ==, 401);
+    g_assert_null(c.ws());
+    g_assert_false(c.connect_error().empty());
+  }
+  {
+    Client c;
+    g_assert_cmpuint(c.connect(model_url(server), "Api-Key wrong"), ==, 401);
+  }
+  {
+    Client c;
+    g_assert_cmpuint(c.connect(server.url(), kAuth), ==, 400);  // no model
+  }
+  {
+    Client c;
+    g_assert_cmpuint(c.connect(model_url(server, "/nope"), kAuth), ==, 404);
+  }
+  {
+    Faults f;
+    f.refuse_status = 403;
+    server.set_faults(f);
+    Client c;
+    g_assert_cmpuint(c.connect(model_url(server), kAuth), ==, 403);
+    server.set_faults(Faults{});
+  }
+  g_assert_cmpuint(server.sessions_opened(), ==, 0);
+  {
+    Client c;
+    ASSERT_STR(open(c, server).c_str(), ==, "sess_1");
+    ASSERT_STR(server.last_authorization_scheme().c_str(), ==, "Api-Key");
+    ASSERT_STR(server.last_request_path_and_query().c_str(), ==,
+                    "/v1/realtime?model=gpt://folder/speech-realtime-250923");
+  }
+  {
+    Client c;
+    g_assert_cmpuint(c.connect(model_url(server, "/openai"), "Bearer iam-token"), ==, 101);
+    Event created = c.next();
+    ASSERT_STR(created.type().c_str(), ==, "session.created");
+    ASSERT_STR(created.str("session.id").c_str(), ==, "sess_2");
+    ASSERT_STR(created.str("session.model").c_str(), ==, "gpt://folder/speech-realtime-250923");
+    g_assert_cmpint(created.num("session.audio.input.format.rate"), ==, kInRate);
+    g_assert_cmpint(created.num("session.audio.output.format.rate"), ==, kOutRate);
+    ASSERT_STR(created.str("session.audio.input.turn_detection.type").c_str(), ==,
+                    "server_vad");
+    ASSERT_STR(created.str("session.audio.output.voice").c_str(), ==, "marina");
+    ASSERT_STR(created.str("event_id").c_str(), ==, "event_1");
+    ASSERT_STR(server.last_authorization_scheme().c_str(), ==, "Bearer");
+  }
+  g_assert_cmpuint(server.sessions_opened(), ==, 2);
+  server.stop();
+}
+
+void test_session_update() {
+  Server server;
+  server.start();
+  Client c;
+  open(c, server);
+  c.send(JObj()
+             .str("type", "session.update")
+             .str("event_id", "upd1")
+             .obj("session",
+                  JObj()
+                      .str("instructions", "Be brief.")
+                      .obj("audio",
+                           JObj()
+                               .obj("input", JObj().obj("turn_detection",
+                                                        JObj()
+                                                            .str("type", "server_vad")
+                                                            .num("silence_duration_ms", 200)))
+                               .obj("output", JObj().str("voice", "alena")))));
+  Event updated = c.next();
+  ASSERT_STR(updated.type().c_str(), ==, "session.updated");
+  ASSERT_STR(updated.str("session.instructions").c_str(), ==, "Be brief.");
+  ASSERT_STR(updated.str("session.audio.output.voice").c_str(), ==, "alena");
+  g_assert_cmpint(updated.num("session.audio.output.format.rate"), ==, kOutRate);
+  g_assert_cmpint(updated.num("session.audio.input.turn_detection.silence_duration_ms"), ==, 200);
+  g_assert_cmpfloat(updated.real("session.audio.input.turn_detection.threshold"), ==, 0.5);
+  g_assert_true(server.session_update_json(0).find("alena") != std::string::npos);
+  g_assert_true(server.session_update_json(1).empty());
+
+  c.send(JObj().str("type", "session.update").str("event_id", "upd2").obj(
+      "session",
+      JObj().obj("audio",
+                 JObj().obj("input", JObj().obj("format", JObj().str("type", "audio/pcm").num("rate", 5))))));
+  Event err = c.next();
+  ASSERT_STR(err.type().c_str(), ==, "error");
+  ASSERT_STR(err.str("error.code").c_str(), ==, "invalid_value");
+  ASSERT_STR(err.str("error.param").c_str(), ==, "session.audio.input.format.rate");
+  ASSERT_STR(err.str("error.event_id").c_str(), ==, "upd2");
+  server.stop();
+}
+
+void test_vad_turn() {
+  Server server;
+  server.start();
+  TurnScript turn;
+  turn.transcript = "hello there";
+  turn.answer_text = "hi there friend";
+  turn.answer_ms = 500;
+  server.push_turn(turn);
+  Client c;
+  open(c, server);
+  append_chunked(c, tone(1000));
+  append_chunked(c, silence(1000));
+
+  Event started = c.next();
+  ASSERT_STR(started.type().c_str(), ==, "input_audio_buffer.speech_started");
+  g_assert_cmpint(started.num("audio_start_ms"), ==, 0);
+  const std::string item = started.str("item_id");
+  Event stopped = c.next();
+  ASSERT_STR(stopped.type().c_str(), ==, "input_audio_buffer.speech_stopped");
+  g_assert_cmpint(stopped.num("audio_end_ms"), ==, 1000 + 400);
+  ASSERT_STR(stopped.str("item_id").c_str(), ==, item.c_str());
+  Event committed = c.next();
+  ASSERT_STR(committed.type().c_str(), ==, "input_audio_buffer.committed");
+  ASSERT_STR(committed.str("item_id").c_str(), ==, item.c_str());
+  g_assert_true(committed.is_null("previous_item_id"));
+  Event added = c.next();
+  ASSERT_STR(added.type().c_str(), ==, "conversation.item.added");
+  ASSERT_STR(added.str("item.role").c_str(), ==, "user");
+  ASSERT_STR(added.str("item.content.0.type").c_str(), ==, "input_audio");
+  Event transcript = c.next();
+  ASSERT_STR(transcript.type().c_str(), ==,
+                  "conversation.item.input_audio_transcription.completed");
+  ASSERT_STR(transcript.str("transcript").c_str(), ==, "hello there");
+
+  std::vector<guint8> audio;
+  auto events = read_response(c, &audio);
+  assert_sequence(skeleton(events), {"response.created", "response.output_item.added",
+                                     "response.content_part.added", "response.output_audio.done",
+                                     "response.output_text.done", "response.content_part.done",
+                                     "response.output_item.done", "response.done"});
+  std::string text;
+  for (const Event &e : events)
+    if (e.type() == "response.output_text.delta")
+      text += e.str("delta");
+  ASSERT_STR(text.c_str(), ==, "hi there friend");
+  const Event &done = events.back();
+  ASSERT_STR(done.str("response.status").c_str(), ==, "completed");
+  ASSERT_STR(done.str("response.output.0.role").c_str(), ==, "assistant");
+  g_assert_cmpint(done.num("response.usage.total_tokens"), >, 0);
+  g_assert_cmpuint(audio.size(), ==, gsize(std::lround(500 * kOutRate / 1000.0)) * 2);
+  g_assert_true(audio == server.sent_audio());
+  // The server may still be reading the trailing silence.
+  g_assert_true(server.wait_for_client_event("input_audio_buffer.append", 50, kTimeoutMs));
+  g_assert_cmpuint(server.received_audio().size(), ==, 2 * kInRate * 2);
+  server.stop();
+}
+
+void test_manual_commit() {
+  Server server;
+  server.start();
+  Client c;
+  open(c, server);
+  manual_turns(c);
+  c.append(tone(50));
+  c.send(JObj().str("type", "input_audio_buffer.commit").str("event_id", "commit1"));
+  Event err = c.next();
+  ASSERT_STR(err.type().c_str(), ==, "error");
+  ASSERT_STR(err.str("error.code").c_str(), ==, "input_audio_buffer_commit_empty");
+  ASSERT_STR(err.str("error.type").c_str(), ==, "invalid_request_error");
+  ASSERT_STR(err.str("error.event_id").c_str(), ==, "commit1");
+
+  c.append(tone(60));  // 110 ms in total
+  c.send(JObj().str("type", "input_audio_buffer.commit"));
+  ASSERT_STR(c.next().type().c_str(), ==, "input_audio_buffer.committed");
+  ASSERT_STR(c.next().type().c_str(), ==, "conversation.item.added");
+  Event tr = c.next();
+  ASSERT_STR(tr.str("transcript").c_str(), ==, "turn 1");
+  c.send(JObj().str("type", "response.create").obj("response", JObj().str("instructions", "Short.")));
+  std::vector<guint8> audio;
+  auto events = read_response(c, &audio);
+  ASSERT_STR(events.front().type().c_str(), ==, "response.created");
+  ASSERT_STR(events.back().str("response.status").c_str(), ==, "completed");
+  g_assert_cmpuint(audio.size(), ==, kOutRate * 2);  // default answer: 1000 ms
+  server.stop();
+}
+
+void test_cancel() {
+  Config cfg;
+  cfg.pace_ms = 20;
+  Server server(cfg);
+  server.start();
+  TurnScript turn;
+  turn.answer_ms = 5000;
+  server.push_turn(turn);
+  Client c;
+  open(c, server);
+  manual_turns(c);
+  c.send(JObj().str("type", "conversation.item.create").obj(
+      "item", JObj()
+                  .str("type", "message")
+                  .str("role", "user")
+                  .arr("content", JArr().add(JObj().str("type", "input_text").str("text", "Hi")))));
+  ASSERT_STR(c.next().type().c_str(), ==, "conversation.item.added");
+  c.send(JObj().str("type", "response.create"));
+  c.until("response.output_audio.delta");
+  c.send(JObj().str("type", "response.create").str("event_id", "again"));
+  Event busy = c.until("error");
+  ASSERT_STR(busy.str("error.code").c_str(), ==, "conversation_already_has_active_response");
+  c.send(JObj().str("type", "response.cancel"));
+  std::vector<guint8> audio;
+  auto events = read_response(c, &audio);
+  const Event &done = events.back();
+  ASSERT_STR(done.str("response.status").c_str(), ==, "cancelled");
+  ASSERT_STR(done.str("response.status_details.reason").c_str(), ==, "client_cancelled");
+  ASSERT_STR(done.str("response.output.0.status").c_str(), ==, "incomplete");
+  g_assert_cmpuint(server.sent_audio().size(), <, 5 * kOutRate * 2);
+  c.send(JObj().str("type", "response.cancel").str("event_id", "late"));
+  Event err = c.until("error");
+  ASSERT_STR(err.str("error.code").c_str(), ==, "response_cancel_not_active");
+  ASSERT_STR(err.str("error.event_id").c_str(), ==, "late");
+  server.stop();
+}
+
+void test_barge_in() {
+  Config cfg;
+  cfg.pace_ms = 50;
+  Server server(cfg);
+  server.start();
+  TurnScript turn;
+  turn.answer_ms = 10000;
+  server.push_turn(turn);
+  Client c;
+  open(c, server);
+  append_chunked(c, tone(500));
+  append_chunked(c, silence(500));
+  c.until("response.output_audio.delta");
+  append_chunked(c, tone(300));
+  Event started = c.until("input_audio_buffer.speech_started");
+  g_assert_cmpint(started.num("audio_start_ms"), ==, 1000 - 300);
+  Event done = c.until("response.done");
+  ASSERT_STR(done.str("response.status").c_str(), ==, "cancelled");
+  ASSERT_STR(done.str("response.status_details.reason").c_str(), ==, "turn_detected");
+  server.stop();
+}
+
+void test_errors() {
+  Server server;
+  server.start();
+  Client c;
+  open(c, server);
+  auto expect_error = [&](const std::string &text, const char *code) {
+    c.send_text(text);
+    Event err = c.next();
+    ASSERT_STR(err.type().c_str(), ==, "error");
+    ASSERT_STR(err.str("error.code").c_str(), ==, code);
+  };
+  expect_error(R"({"type":"no.such.event","event_id":"x1"})", "unknown_event");
+  expect_error("not json", "invalid_json");
+  expect_error(R"({"audio":"AAAA"})", "invalid_event");
+  expect_error(R"({"type":"input_audio_buffer.append","audio":"@@@@"})", "invalid_base64");
+  expect_error(R"({"type":"input_audio_buffer.append","audio":"AA=="})", "invalid_audio_length");
+  expect_error(R"({"type":"conversation.item.truncate","item_id":"nope","content_index":0,"audio_end_ms":0})",
+               "item_not_found");
+  expect_error(R"({"type":"conversation.item.delete","item_id":"nope"})", "item_not_found");
+  expect_error(R"({"type":"conversation.item.create","item":{"type":"function_call_output","call_id":"call_x","output":"{}"}})",
+               "call_id_not_found");
+  expect_error(R"({"type":"response.cancel"})", "response_cancel_not_active");
+  // Still usable.
+  c.send(JObj().str("type", "input_audio_buffer.clear"));
+  ASSERT_STR(c.next().type().c_str(), ==, "input_audio_buffer.cleared");
+  g_assert_true(server.wait_for_client_event("input_audio_buffer.clear", 1, kTimeoutMs));
+  auto types = server.client_event_types();
+  ASSERT_STR(types.front().c_str(), ==, "no.such.event");
+  ASSERT_STR(types[1].c_str(), ==, "(invalid json)");
+  server.stop();
+}
+
+void test_function_calls_and_truncate() {
+  Server server;
+  server.start();
+  TurnScript call_turn;
+  call_turn.calls.push_back({"get_weather", R"({"city":"Москва"})"});
+  server.push_turn(call_turn);
+  TurnScript answer;
+  answer.answer_text = "It is sunny";
+  answer.answer_ms = 500;
+  server.push_turn(answer);
+  Client c;
+  open(c, server);
+  manual_turns(c);
+  c.send(JObj().str("type", "conversation.item.create").obj(
+      "item", JObj()
+                  .str("type", "message")
+                  .str("role", "user")
+                  .arr("content",
+                       JArr().add(JObj().str("type", "input_text").str("text", "Weather?")))));
+  c.until("conversation.item.added");
+  c.send(JObj().str("type", "response.create"));
+  auto events = read_response(c, nullptr);
+  std::string args;
+  std::string call_id;
+  for (const Event &e : events) {
+    if (e.type() == "response.function_call_arguments.delta")
+      args += e.str("delta");
+    if (e.type() == "response.function_call_arguments.done") {
+      ASSERT_STR(e.str("name").c_str(), ==, "get_weather");
+      ASSERT_STR(e.str("arguments").c_str(), ==, R"({"city":"Москва"})");
+      call_id = e.str("call_id");
+    }
+    ASSERT_STR(e.type().c_str(), !=, "response.output_audio.delta");
+  }
+  ASSERT_STR(args.c_str(), ==, R"({"city":"Москва"})");
+  const Event &done = events.back();
+  ASSERT_STR(done.str("response.status").c_str(), ==, "completed");
+  ASSERT_STR(done.str("response.output.0.type").c_str(), ==, "function_call");
+  ASSERT_STR(done.str("response.output.0.call_id").c_str(), ==, call_id.c_str());
+
+  c.send(JObj().str("type", "conversation.item.create").obj(
+      "item", JObj().str("type", "function_call_output").str("call_id", "call_999").str("output", "{}")));
+  ASSERT_STR(c.next().str("error.code").c_str(), ==, "call_id_not_found");
+  c.send(JObj().str("type", "conversation.item.create").obj(
+      "item", JObj()
+                  .str("type", "function_call_output")
+                  .str("call_id", call_id)
+                  .str("output", R"({"temperature_c":20})")));
+  Event added = c.next();
+  ASSERT_STR(added.type().c_str(), ==, "conversation.item.added");
+  ASSERT_STR(added.str("item.type").c_str(), ==, "function_call_output");
+  c.send(JObj().str("type", "response.create"));
+  std::vector<guint8> audio;
+  events = read_response(c, &audio);
+  std::string item_id, text;
+  for (const Event &e : events) {
+    if (e.type() == "response.output_text.done")
+      text = e.str("text");
+    if (e.type() == "response.output_item.added")
+      item_id = e.str("item.id");
+  }
+  ASSERT_STR(text.c_str(), ==, "It is sunny");
+  g_assert_cmpuint(audio.size(), ==, gsize(kOutRate / 2) * 2);
+
+  auto truncate = [&](gint64 ms) {
+    c.send(JObj()
+               .str("type", "conversation.item.truncate")
+               .str("item_id", item_id)
+               .num("content_index", 0)
+               .num("audio_end_ms", ms));
+    return c.next();
+  };
+  Event too_far = truncate(501);
+  ASSERT_STR(too_far.str("error.code").c_str(), ==, "invalid_value");
+  ASSERT_STR(too_far.str("error.param").c_str(), ==, "audio_end_ms");
+  Event truncated = truncate(300);
+  ASSERT_STR(truncated.type().c_str(), ==, "conversation.item.truncated");
+  g_assert_cmpint(truncated.num("audio_end_ms"), ==, 300);
+  c.send(JObj().str("type", "conversation.item.delete").str("item_id", item_id));
+  ASSERT_STR(c.next().type().c_str(), ==, "conversation.item.deleted");
+  server.stop();
+}
+
+// Reads one default (manual) turn's answer after a text item.
+std::vector<Event> ask(Client &c, std::vector<guint8> *audio) {
+  c.send(JObj().str("type", "conversation.item.create").obj(
+      "item", JObj()
+                  .str("type", "message")
+                  .str("role", "user")
+                  .arr("content", JArr().add(JObj().str("type", "input_text").str("text", "?")))));
+  c.send(JObj().str("type", "response.create"));
+  return read_response(c, audio);
+}
+
+void test_fault_deltas() {
+  Server server;
+  server.start();
+  Faults f;
+  f.odd_deltas = true;
+  f.unknown_events = true;
+  f.first_audio_delay_ms = 200;
+  server.set_faults(f);
+  Client c;
+  open(c, server);
+  manual_turns(c);
+  std::vector<guint8> audio;
+  const gint64 t0 = g_get_monotonic_time();
+  auto events = ask(c, &audio);
+  g_assert_cmpint(g_get_monotonic_time() - t0, >=, 200 * 1000);
+  guint odd = 0, deltas = 0;
+  for (const Event &e : events) {
+    if (e.type() != "response.output_audio.delta")
+      continue;
+    deltas++;
+    odd += b64decode(e.str("delta")).size() % 2;
+  }
+  g_assert_cmpuint(deltas, >, 2);
+  g_assert_cmpuint(odd, >=, deltas - 1);  // all but possibly the last
+  g_assert_cmpuint(audio.size(), ==, kOutRate * 2);
+  g_assert_true(audio == server.sent_audio());
+  g_assert_cmpuint(c.garbage(), >, 0);
+  g_assert_cmpuint(c.binaries(), >, 0);
+  bool unknown = false;
+  for (const Event &e : events)
+    unknown |= e.type() == "yandex.unknown_event";
+  g_assert_true(unknown);
+  server.stop();
+}
+
+void test_fault_drops() {
+  Server server;
+  server.start();
+  {
+    Faults f;
+    f.drop_after_client_events = 2;
+    server.set_faults(f);
+    Client c;
+    open(c, server);
+    c.send(JObj().str("type", "input_audio_buffer.clear"));
+    c.send(JObj().str("type", "input_audio_buffer.clear"));
+    g_assert_true(c.wait_closed());
+    g_assert_cmpuint(soup_websocket_connection_get_close_code(c.ws()), !=, SOUP_WEBSOCKET_CLOSE_NORMAL);
+    server.set_faults(Faults{});
+  }
+  {
+    Faults f;
+    f.drop_mid_answer = true;
+    server.set_faults(f);
+    Client c;
+    open(c, server);
+    manual_turns(c);
+    c.send(JObj().str("type", "response.create"));
+    c.until("response.output_audio.delta");
+    g_assert_true(c.wait_closed());
+    g_assert_false(server.faults().drop_mid_answer);  // one-shot
+  }
+  {
+    Faults f;
+    f.session_lifetime_ms = 300;
+    server.set_faults(f);
+    Client c;
+    open(c, server);
+    Event err = c.until("error", 2000);
+    ASSERT_STR(err.str("error.code").c_str(), ==, "session_expired");
+    g_assert_true(c.wait_closed());
+    g_assert_cmpuint(soup_websocket_connection_get_close_code(c.ws()), ==, SOUP_WEBSOCKET_CLOSE_NORMAL);
+    server.set_faults(Faults{});
+  }
+  {
+    Client c;
+    open(c, server);
+    server.drop_connections();
+    g_assert_true(c.wait_closed());
+  }
+  g_assert_true(spin_until([&] { return server.sessions_active() == 0; }, kTimeoutMs));
+  server.stop();
+}
+
+void test_stop_reading() {
+  Server server;
+  server.start();
+  Client c;
+  open(c, server);
+  Faults f;
+  f.stop_reading = true;
+  server.set_faults(f);
+  sleep_ms(100);  // set_faults reaches the session asynchronously
+  c.send(JObj().str("type", "input_audio_buffer.clear"));
+  g_assert_false(server.wait_for_client_event("input_audio_buffer.clear", 1, 300));
+  // Real backpressure: eventually the socket stops accepting data.
+  const std::string big(256 * 1024, 'x');
+  for (int i = 0; i < 64; i++)
+    c.send(JObj().str("type", "padding").str("data", big));
+  sleep_ms(300);
+  g_assert_false(server.wait_for_client_event("padding", 64, 10));
+  server.set_faults(Faults{});
+  // Keep iterating: the client still has queued frames to write.
+  g_assert_true(spin_until(
+      [&] { return server.wait_for_client_event("padding", 64, 0); }, 10 * kTimeoutMs));
+  g_assert_true(server.wait_for_client_event("input_audio_buffer.clear", 1, 0));
+  ASSERT_STR(c.until("input_audio_buffer.cleared").type().c_str(), ==,
+                  "input_audio_buffer.cleared");
+  server.stop();
+}
+
+void test_stop_is_prompt() {
+  Config cfg;
+  cfg.pace_ms = 100;
+  auto server = std::make_unique<Server>(cfg);
+  server->start();
+  Client c;
+  open(c, *server);
+  c.send(JObj().str("type", "response.create"));
+  c.until("response.output_audio.delta");
+  const gint64 t0 = g_get_monotonic_time();
+  server.reset();  // destructor stops
+  g_assert_cmpint(g_get_monotonic_time() - t0, <, 1000 * 1000);
+  g_assert_true(c.wait_closed());
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  g_test_init(&argc, &argv, nullptr);
+  // The test log handler prints debug messages, and libsoup logs every frame.
+  static GLogFunc test_handler = g_log_set_default_handler(
+      [](const gchar *domain, GLogLevelFlags level, const gchar *message, gpointer data) {
+        if (!(level & G_LOG_LEVEL_DEBUG))
+          test_handler(domain, level, message, data);
+      },
+      nullptr);
+  g_test_add_func("/emulator/handshake", test_handshake);
+  g_test_add_func("/emulator/session-update", test_session_update);
+  g_test_add_func("/emulator/vad-turn", test_vad_turn);
+  g_test_add_func("/emulator/manual-commit", test_manual_commit);
+  g_test_add_func("/emulator/cancel", test_cancel);
+  g_test_add_func("/emulator/barge-in", test_barge_in);
+  g_test_add_func("/emulator/errors", test_errors);
+  g_test_add_func("/emulator/function-calls-truncate", test_function_calls_and_truncate);
+  g_test_add_func("/emulator/faults/deltas", test_fault_deltas);
+  g_test_add_func("/emulator/faults/drops", test_fault_drops);
+  g_test_add_func("/emulator/faults/stop-reading", test_stop_reading);
+  g_test_add_func("/emulator/stop", test_stop_is_prompt);
+  return g_test_run();
+}
