@@ -32,9 +32,7 @@ echo "== plain build"
 run_suite build
 if [ "${SKIP_SANITIZERS:-0}" != 1 ]; then
   echo "== AddressSanitizer + UndefinedBehaviorSanitizer"
-  # GStreamer's own allocations are reported as leaks at exit by LSan; our
-  # leaks are caught by gst-check's refcount tracking instead.
-  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false
 fi

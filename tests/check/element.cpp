@@ -576,7 +576,8 @@ GST_START_TEST (test_sends_the_credential)
   f.make ("api-key=test-key");
   f.start ();
   fail_unless (f.server.wait_for_server_event ("session.updated", 1, 20000));
-  fail_unless_equals_string (f.server.last_authorization_scheme ().c_str (), "Api-Key");
+  std::string scheme = f.server.last_authorization_scheme ();
+  fail_unless_equals_string (scheme.c_str (), "Api-Key");
 }
 GST_END_TEST;
 

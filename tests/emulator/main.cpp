@@ -96,22 +96,25 @@ int main(int argc, char **argv) {
   Options opts;
   if (!parse(argc, argv, &opts))
     return 2;
-  yrt::emu::Server server(make_config(opts));
-  if (server.start() == 0) {
-    std::cerr << "cannot start the emulator\n";
-    return 1;
-  }
-  std::cout << server.url() << std::endl;  // endl: the caller waits for this line
-
+  // Handlers first: once the URL is out, a signal must stop us cleanly.
   GMainLoop *loop = g_main_loop_new(nullptr, FALSE);
   g_unix_signal_add(SIGINT, quit_loop, loop);
   g_unix_signal_add(SIGTERM, quit_loop, loop);
-  g_main_loop_run(loop);
+
+  yrt::emu::Server server(make_config(opts));
+  int status = 0;
+  if (server.start() == 0) {
+    std::cerr << "cannot start the emulator\n";
+    status = 1;
+  } else {
+    std::cout << server.url() << std::endl;  // endl flushes: the caller waits for this line
+    g_main_loop_run(loop);
+    server.stop();
+  }
   g_main_loop_unref(loop);
-  server.stop();
   g_free(opts.api_key);
   g_free(opts.iam_token);
   g_free(opts.answer_text);
   g_free(opts.transcript);
-  return 0;
+  return status;
 }
