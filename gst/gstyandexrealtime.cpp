@@ -10,7 +10,9 @@
 #include "yrt-uplink.h"
 
 #include <gst/audio/audio.h>
+#include <json-glib/json-glib.h>
 
+#include <atomic>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -45,6 +47,30 @@ enum {
   PROP_OUTPUT_RATE,
   PROP_CHUNK_MS,
   PROP_EOS_TIMEOUT_MS,
+  PROP_TOOLS,
+  PROP_TOOL_CHOICE,
+  PROP_MUTE,
+  PROP_BARGE_IN,
+  N_PROPERTIES
+};
+
+/* Properties that go into session.update: changing one while a session is
+ * open sends an update (one per g_object_set() batch). */
+static const guint session_properties[] = {
+  PROP_VOICE, PROP_INSTRUCTIONS, PROP_TURN_DETECTION, PROP_VAD_THRESHOLD,
+  PROP_SILENCE_DURATION_MS, PROP_PREFIX_PADDING_MS, PROP_CREATE_RESPONSE,
+  PROP_INTERRUPT_RESPONSE, PROP_OUTPUT_MODALITIES, PROP_TOOLS, PROP_TOOL_CHOICE,
+};
+
+enum {
+  SIGNAL_SEND_FUNCTION_OUTPUT,
+  SIGNAL_SEND_TEXT,
+  SIGNAL_COMMIT,
+  SIGNAL_CREATE_RESPONSE,
+  SIGNAL_CANCEL_RESPONSE,
+  SIGNAL_CLEAR_INPUT,
+  SIGNAL_CLEAR_CONVERSATION,
+  N_SIGNALS
 };
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
@@ -70,6 +96,8 @@ struct Settings {
   SessionConfig session;
   guint chunk_ms = DEFAULT_CHUNK_MS;
   guint eos_timeout_ms = DEFAULT_EOS_TIMEOUT_MS;
+  bool mute = false;
+  bool barge_in = true;
 };
 
 /* Credentials resolved from properties, then the environment. */
@@ -111,6 +139,18 @@ struct GstYandexRealtimePrivate : public DialogHost {
         ("%s", debug.c_str ()));
   }
   GstClockTime running_time () override;
+  GstClockTime played_position () override
+  {
+    gint64 position = -1;
+    if (!gst_pad_peer_query_position (self->srcpad, GST_FORMAT_TIME, &position) ||
+        position < 0)
+      return GST_CLOCK_TIME_NONE;
+    return (GstClockTime) position;
+  }
+  GstClockTime downstream_latency () override
+  {
+    return downstream_latency_ns.load ();
+  }
 
   GstYandexRealtime *self;
   std::mutex settings_lock;
@@ -121,8 +161,11 @@ struct GstYandexRealtimePrivate : public DialogHost {
   Playout playout;
   Dialog dialog;
 
+  std::atomic<GstClockTime> downstream_latency_ns {0};
+
   /* Streaming thread. */
   bool live_checked = false;
+  bool muted = false;  /* mute as last seen by the chain function */
   /* Src task. */
   bool need_stream_start = true;
   bool need_segment = true;
@@ -258,6 +301,31 @@ static void set_string (GstYandexRealtime *self, std::string &field, const GValu
   field = s ? s : "";
 }
 
+/* Tools reach session.tools as given, so they must be a JSON array; a bad
+ * value is refused and the previous one stays. */
+static void set_tools (GstYandexRealtime *self, const char *json)
+{
+  std::string why;
+  if (json && *json) {
+    GError *error = nullptr;
+    JsonNode *node = json_from_string (json, &error);
+    if (!node)
+      why = std::string ("not valid JSON: ") + (error ? error->message : "empty");
+    else if (!JSON_NODE_HOLDS_ARRAY (node))
+      why = "not a JSON array of tool objects";
+    g_clear_error (&error);
+    if (node)
+      json_node_unref (node);
+  }
+  if (!why.empty ()) {
+    GST_ELEMENT_WARNING (self, LIBRARY, SETTINGS, ("Ignoring the tools property"),
+        ("tools is %s; keeping the previous value", why.c_str ()));
+    return;
+  }
+  std::lock_guard<std::mutex> guard (self->priv->settings_lock);
+  self->priv->settings.session.tools_json = json ? json : "";
+}
+
 static void gst_yandex_realtime_set_property (GObject *object, guint prop_id,
     const GValue *value, GParamSpec *pspec)
 {
@@ -272,6 +340,15 @@ static void gst_yandex_realtime_set_property (GObject *object, guint prop_id,
     case PROP_MODEL: set_string (self, s.model, value); return;
     case PROP_VOICE: set_string (self, c.voice, value); return;
     case PROP_INSTRUCTIONS: set_string (self, c.instructions, value); return;
+    case PROP_TOOL_CHOICE: set_string (self, c.tool_choice, value); return;
+    case PROP_TOOLS: set_tools (self, g_value_get_string (value)); return;
+    case PROP_BARGE_IN:
+      {
+        std::lock_guard<std::mutex> guard (self->priv->settings_lock);
+        s.barge_in = g_value_get_boolean (value);
+      }
+      self->priv->dialog.set_barge_in (g_value_get_boolean (value));
+      return;
     default: break;
   }
   std::lock_guard<std::mutex> guard (self->priv->settings_lock);
@@ -287,6 +364,7 @@ static void gst_yandex_realtime_set_property (GObject *object, guint prop_id,
     case PROP_OUTPUT_RATE: c.output_rate = g_value_get_uint (value); break;
     case PROP_CHUNK_MS: s.chunk_ms = g_value_get_uint (value); break;
     case PROP_EOS_TIMEOUT_MS: s.eos_timeout_ms = g_value_get_uint (value); break;
+    case PROP_MUTE: s.mute = g_value_get_boolean (value); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
   }
 }
@@ -315,6 +393,10 @@ static void gst_yandex_realtime_get_property (GObject *object, guint prop_id,
     case PROP_OUTPUT_RATE: g_value_set_uint (value, c.output_rate); break;
     case PROP_CHUNK_MS: g_value_set_uint (value, s.chunk_ms); break;
     case PROP_EOS_TIMEOUT_MS: g_value_set_uint (value, s.eos_timeout_ms); break;
+    case PROP_TOOLS: g_value_set_string (value, c.tools_json.c_str ()); break;
+    case PROP_TOOL_CHOICE: g_value_set_string (value, c.tool_choice.c_str ()); break;
+    case PROP_MUTE: g_value_set_boolean (value, s.mute); break;
+    case PROP_BARGE_IN: g_value_set_boolean (value, s.barge_in); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
   }
 }
@@ -360,6 +442,42 @@ struct ToDialog {
   Dialog::SendResult result = Dialog::SendResult::Ok;
 };
 
+static guint trailing_silence_ms (GstYandexRealtimePrivate *priv)
+{
+  std::lock_guard<std::mutex> guard (priv->settings_lock);
+  const SessionConfig &c = priv->settings.session;
+  return c.turn_detection == TurnDetection::ServerVad ? c.silence_duration_ms + 300 : 0;
+}
+
+/* Sends what is held and, under server VAD, enough silence for the server to
+ * close the turn: the end of the input (EOS) or of talking (mute). */
+static void close_turn (GstYandexRealtimePrivate *priv, ToDialog &send)
+{
+  guint silence_ms = trailing_silence_ms (priv);
+  priv->uplink.flush (std::ref (send));
+  if (silence_ms > 0 && priv->uplink.samples_emitted () > 0) {
+    priv->uplink.push_silence (silence_ms, std::ref (send));
+    priv->uplink.flush (std::ref (send));
+  }
+}
+
+/* Returns whether input is muted; on muting, ends the turn in progress. */
+static bool update_mute (GstYandexRealtime *self, ToDialog &send)
+{
+  GstYandexRealtimePrivate *priv = self->priv;
+  bool mute;
+  {
+    std::lock_guard<std::mutex> guard (priv->settings_lock);
+    mute = priv->settings.mute;
+  }
+  if (mute && !priv->muted) {
+    GST_DEBUG_OBJECT (self, "muted: closing the turn in progress");
+    close_turn (priv, send);
+  }
+  priv->muted = mute;
+  return mute;
+}
+
 static GstFlowReturn gst_yandex_realtime_chain (GstPad *, GstObject *parent,
     GstBuffer *buffer)
 {
@@ -372,6 +490,10 @@ static GstFlowReturn gst_yandex_realtime_chain (GstPad *, GstObject *parent,
     return GST_FLOW_NOT_NEGOTIATED;
   }
   ToDialog send (priv->dialog);
+  if (update_mute (self, send)) {
+    gst_buffer_unref (buffer);  /* push-to-talk: nothing goes up while muted */
+    return send.flow ();
+  }
   bool converted = priv->uplink.push (buffer, std::ref (send));
   gst_buffer_unref (buffer);
   if (!converted) {
@@ -411,19 +533,9 @@ static gboolean set_input_caps (GstYandexRealtime *self, GstCaps *caps)
 static void drain (GstYandexRealtime *self)
 {
   GstYandexRealtimePrivate *priv = self->priv;
-  guint trailing_ms;
-  {
-    std::lock_guard<std::mutex> guard (priv->settings_lock);
-    const SessionConfig &c = priv->settings.session;
-    trailing_ms = c.turn_detection == TurnDetection::ServerVad ?
-        c.silence_duration_ms + 300 : 0;
-  }
   ToDialog send (priv->dialog);
-  priv->uplink.flush (std::ref (send));
-  if (trailing_ms > 0 && priv->uplink.samples_emitted () > 0) {
-    priv->uplink.push_silence (trailing_ms, std::ref (send));
-    priv->uplink.flush (std::ref (send));
-  }
+  if (!priv->muted)
+    close_turn (priv, send);
   priv->dialog.drain ();
 }
 
@@ -550,6 +662,12 @@ static void src_loop (GstPad *pad)
       }
       break;
     }
+    case PlayoutItem::Kind::Flush:
+      /* Barge-in: downstream drops what it still holds of the answer. */
+      gst_pad_push_event (pad, gst_event_new_flush_start ());
+      gst_pad_push_event (pad, gst_event_new_flush_stop (FALSE));
+      self->priv->need_segment = true;
+      break;
     case PlayoutItem::Kind::Gap:
       gst_pad_push_event (pad, gst_event_new_gap (item.gap_start, item.gap_duration));
       break;
@@ -577,6 +695,18 @@ static gboolean gst_yandex_realtime_src_activate_mode (GstPad *pad, GstObject *p
   }
   self->priv->playout.set_flushing (true);
   return gst_pad_stop_task (pad);
+}
+
+static gboolean gst_yandex_realtime_src_event (GstPad *pad, GstObject *parent,
+    GstEvent *event)
+{
+  if (GST_EVENT_TYPE (event) == GST_EVENT_LATENCY) {
+    GstClockTime latency;
+    gst_event_parse_latency (event, &latency);
+    /* Barge-in's estimate of what is still unheard when the sink cannot tell. */
+    GST_YANDEX_REALTIME (parent)->priv->downstream_latency_ns = latency;
+  }
+  return gst_pad_event_default (pad, parent, event);
 }
 
 static gboolean gst_yandex_realtime_src_query (GstPad *pad, GstObject *parent,
@@ -673,6 +803,103 @@ static GstStateChangeReturn gst_yandex_realtime_change_state (GstElement *elemen
   return ret;
 }
 
+/* ---- conversation control ---- */
+
+static bool is_session_property (GParamSpec *pspec)
+{
+  for (guint id : session_properties)
+    if (pspec->param_id == id && pspec->owner_type == GST_TYPE_YANDEX_REALTIME)
+      return true;
+  return false;
+}
+
+/* GObject batches the notifications of one g_object_set() call, so several
+ * settings changed together make one session.update. */
+static void gst_yandex_realtime_dispatch_properties_changed (GObject *object,
+    guint n_pspecs, GParamSpec **pspecs)
+{
+  auto *self = GST_YANDEX_REALTIME (object);
+  for (guint i = 0; i < n_pspecs; i++) {
+    if (is_session_property (pspecs[i])) {
+      SessionConfig config;
+      {
+        std::lock_guard<std::mutex> guard (self->priv->settings_lock);
+        config = self->priv->settings.session;
+      }
+      self->priv->dialog.update_session (config);
+      break;
+    }
+  }
+  G_OBJECT_CLASS (gst_yandex_realtime_parent_class)->dispatch_properties_changed (object,
+      n_pspecs, pspecs);
+}
+
+static gboolean send_function_output (GstYandexRealtime *self, const gchar *call_id,
+    const gchar *output)
+{
+  if (!call_id || !output) {
+    GST_WARNING_OBJECT (self, "send-function-output needs a call-id and an output");
+    return FALSE;
+  }
+  return self->priv->dialog.send_function_output (call_id, output);
+}
+
+static gboolean send_text (GstYandexRealtime *self, const gchar *text)
+{
+  if (!text || !*text) {
+    GST_WARNING_OBJECT (self, "send-text needs a text");
+    return FALSE;
+  }
+  return self->priv->dialog.send_text (text);
+}
+
+static gboolean commit (GstYandexRealtime *self)
+{
+  return self->priv->dialog.commit ();
+}
+
+static gboolean create_response (GstYandexRealtime *self, const gchar *instructions)
+{
+  return self->priv->dialog.create_response (instructions);
+}
+
+static gboolean cancel_response (GstYandexRealtime *self)
+{
+  return self->priv->dialog.cancel_response ();
+}
+
+static gboolean clear_input (GstYandexRealtime *self)
+{
+  return self->priv->dialog.clear_input ();
+}
+
+static gboolean clear_conversation (GstYandexRealtime *self)
+{
+  return self->priv->dialog.clear_conversation ();
+}
+
+static void install_signals (GObjectClass *klass)
+{
+  const auto flags = (GSignalFlags) (G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION);
+  const GType type = G_TYPE_FROM_CLASS (klass);
+  g_signal_new_class_handler ("send-function-output", type, flags,
+      G_CALLBACK (send_function_output), nullptr, nullptr, nullptr,
+      G_TYPE_BOOLEAN, 2, G_TYPE_STRING, G_TYPE_STRING);
+  g_signal_new_class_handler ("send-text", type, flags, G_CALLBACK (send_text),
+      nullptr, nullptr, nullptr, G_TYPE_BOOLEAN, 1, G_TYPE_STRING);
+  g_signal_new_class_handler ("commit", type, flags, G_CALLBACK (commit),
+      nullptr, nullptr, nullptr, G_TYPE_BOOLEAN, 0);
+  g_signal_new_class_handler ("create-response", type, flags,
+      G_CALLBACK (create_response), nullptr, nullptr, nullptr,
+      G_TYPE_BOOLEAN, 1, G_TYPE_STRING);
+  g_signal_new_class_handler ("cancel-response", type, flags,
+      G_CALLBACK (cancel_response), nullptr, nullptr, nullptr, G_TYPE_BOOLEAN, 0);
+  g_signal_new_class_handler ("clear-input", type, flags, G_CALLBACK (clear_input),
+      nullptr, nullptr, nullptr, G_TYPE_BOOLEAN, 0);
+  g_signal_new_class_handler ("clear-conversation", type, flags,
+      G_CALLBACK (clear_conversation), nullptr, nullptr, nullptr, G_TYPE_BOOLEAN, 0);
+}
+
 /* ---- GObject ---- */
 
 static void gst_yandex_realtime_finalize (GObject *object)
@@ -695,6 +922,7 @@ static void gst_yandex_realtime_init (GstYandexRealtime *self)
   self->srcpad = gst_pad_new_from_static_template (&src_template, "src");
   gst_pad_set_activatemode_function (self->srcpad, gst_yandex_realtime_src_activate_mode);
   gst_pad_set_query_function (self->srcpad, gst_yandex_realtime_src_query);
+  gst_pad_set_event_function (self->srcpad, gst_yandex_realtime_src_event);
   gst_pad_use_fixed_caps (self->srcpad);
   gst_element_add_pad (GST_ELEMENT (self), self->srcpad);
 }
@@ -703,6 +931,9 @@ static void install_properties (GObjectClass *gobject_class)
 {
   const auto rw = (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
       GST_PARAM_MUTABLE_READY);
+  /* Sent again with session.update when changed during a session. */
+  const auto live = (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+      GST_PARAM_MUTABLE_PLAYING);
   /* Write-only and never notified: secrets stay out of gst-launch -v. */
   const auto secret = (GParamFlags) (G_PARAM_WRITABLE | G_PARAM_STATIC_STRINGS |
       GST_PARAM_MUTABLE_READY);
@@ -710,7 +941,7 @@ static void install_properties (GObjectClass *gobject_class)
   g_object_class_install_property (gobject_class, PROP_LOCATION,
       g_param_spec_string ("location", "Location",
           "Realtime API endpoint (ws:// or wss://); model=gpt://<folder-id>/<model> "
-          "is added unless the URL has a model parameter", DEFAULT_LOCATION, rw));
+          "is added unless the URL has a model parameter", DEFAULT_LOCATION, live));
   g_object_class_install_property (gobject_class, PROP_API_KEY,
       g_param_spec_string ("api-key", "API key",
           "Service account API key, sent as 'Authorization: Api-Key'; "
@@ -730,34 +961,34 @@ static void install_properties (GObjectClass *gobject_class)
           "marina", rw));
   g_object_class_install_property (gobject_class, PROP_INSTRUCTIONS,
       g_param_spec_string ("instructions", "Instructions",
-          "System instructions for the model", "", rw));
+          "System instructions for the model", "", live));
   g_object_class_install_property (gobject_class, PROP_TURN_DETECTION,
       g_param_spec_enum ("turn-detection", "Turn detection",
           "Who decides when the user's turn ends",
-          GST_TYPE_YANDEX_REALTIME_TURN_DETECTION, (gint) TurnDetection::ServerVad, rw));
+          GST_TYPE_YANDEX_REALTIME_TURN_DETECTION, (gint) TurnDetection::ServerVad, live));
   g_object_class_install_property (gobject_class, PROP_VAD_THRESHOLD,
       g_param_spec_double ("vad-threshold", "VAD threshold",
-          "Server VAD sensitivity (higher needs louder speech)", 0.0, 1.0, 0.5, rw));
+          "Server VAD sensitivity (higher needs louder speech)", 0.0, 1.0, 0.5, live));
   g_object_class_install_property (gobject_class, PROP_SILENCE_DURATION_MS,
       g_param_spec_uint ("silence-duration-ms", "Silence duration",
-          "Silence that ends a turn under server VAD, in ms", 0, 10000, 400, rw));
+          "Silence that ends a turn under server VAD, in ms", 0, 10000, 400, live));
   g_object_class_install_property (gobject_class, PROP_PREFIX_PADDING_MS,
       g_param_spec_uint ("prefix-padding-ms", "Prefix padding",
-          "Audio kept before detected speech, in ms", 0, 10000, 300, rw));
+          "Audio kept before detected speech, in ms", 0, 10000, 300, live));
   g_object_class_install_property (gobject_class, PROP_CREATE_RESPONSE,
       g_param_spec_boolean ("create-response", "Create response",
           "The server answers each detected turn by itself; when false the "
-          "element sends response.create after each committed turn", TRUE, rw));
+          "element sends response.create after each committed turn", TRUE, live));
   g_object_class_install_property (gobject_class, PROP_INTERRUPT_RESPONSE,
       g_param_spec_boolean ("interrupt-response", "Interrupt response",
           "The server cancels its answer when the user starts speaking", TRUE, rw));
   g_object_class_install_property (gobject_class, PROP_OUTPUT_MODALITIES,
       g_param_spec_enum ("output-modalities", "Output modalities",
           "What the answers consist of", GST_TYPE_YANDEX_REALTIME_MODALITIES,
-          (gint) Modalities::AudioText, rw));
+          (gint) Modalities::AudioText, live));
   g_object_class_install_property (gobject_class, PROP_INPUT_RATE,
       g_param_spec_uint ("input-rate", "Input rate",
-          "Sample rate of the audio sent to the service, in Hz", 8000, 48000, 24000, rw));
+          "Sample rate of the audio sent to the service, in Hz", 8000, 48000, 24000, live));
   g_object_class_install_property (gobject_class, PROP_OUTPUT_RATE,
       g_param_spec_uint ("output-rate", "Output rate",
           "Sample rate requested for the answers and produced on src, in Hz",
@@ -770,6 +1001,23 @@ static void install_properties (GObjectClass *gobject_class)
       g_param_spec_uint ("eos-timeout-ms", "EOS timeout",
           "How long EOS waits for outstanding answers, in ms (0 = forever)", 0,
           G_MAXUINT, DEFAULT_EOS_TIMEOUT_MS, rw));
+  g_object_class_install_property (gobject_class, PROP_TOOLS,
+      g_param_spec_string ("tools", "Tools",
+          "JSON array of tools passed to session.tools as given (function tools, "
+          "Yandex's web_search and file_search, mcp); invalid JSON is refused",
+          "", live));
+  g_object_class_install_property (gobject_class, PROP_TOOL_CHOICE,
+      g_param_spec_string ("tool-choice", "Tool choice",
+          "auto, none, required, the name of the one function to call, or a JSON "
+          "tool_choice object", "auto", live));
+  g_object_class_install_property (gobject_class, PROP_MUTE,
+      g_param_spec_boolean ("mute", "Mute",
+          "Send no input audio (push-to-talk); muting mid-speech closes the turn",
+          FALSE, live));
+  g_object_class_install_property (gobject_class, PROP_BARGE_IN,
+      g_param_spec_boolean ("barge-in", "Barge-in",
+          "Stop the answer when the user starts speaking over it (live input)",
+          TRUE, live));
 }
 
 static void gst_yandex_realtime_class_init (GstYandexRealtimeClass *klass)
@@ -781,7 +1029,9 @@ static void gst_yandex_realtime_class_init (GstYandexRealtimeClass *klass)
   gobject_class->set_property = gst_yandex_realtime_set_property;
   gobject_class->get_property = gst_yandex_realtime_get_property;
   gobject_class->finalize = gst_yandex_realtime_finalize;
+  gobject_class->dispatch_properties_changed = gst_yandex_realtime_dispatch_properties_changed;
   install_properties (gobject_class);
+  install_signals (gobject_class);
 
   element_class->change_state = gst_yandex_realtime_change_state;
   gst_element_class_add_static_pad_template (element_class, &sink_template);

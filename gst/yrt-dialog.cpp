@@ -1,6 +1,8 @@
 #include "yrt-dialog.h"
 #include "yrt-debug.h"
 
+#include <algorithm>
+
 
 namespace yrt {
 
@@ -63,7 +65,12 @@ void Dialog::open (const Endpoint &endpoint, const SessionConfig &config,
     pending_.clear ();
     pending_samples_ = uncommitted_samples_ = 0;
     sent_audio_ = speech_open_ = false;
-    commits_in_flight_ = expected_responses_ = queued_creates_ = 0;
+    commits_in_flight_ = expected_responses_ = 0;
+    queued_creates_.clear ();
+    call_batches_.clear ();
+    known_items_.clear ();
+    turn_end_us_ = 0;
+    first_audio_latency_.clear ();
     /* Update #1 is the initial one: it goes out first, before anything held. */
     session_updates_sent_ = 1;
     session_updates_acked_ = barrier_ = 0;
@@ -311,6 +318,10 @@ void Dialog::handle (ServerEvent &ev)
       on_speech_started (ev);
       break;
     case EventType::SpeechStopped: {
+      {
+        std::lock_guard<std::mutex> guard (lock_);
+        turn_end_us_ = g_get_monotonic_time ();
+      }
       GstStructure *s = message ("speech-stopped");
       gst_structure_set (s, "item-id", G_TYPE_STRING, ev.item_id.c_str (),
           "audio-end-ms", G_TYPE_UINT64, (guint64) MAX (ev.audio_ms, 0), nullptr);
@@ -319,6 +330,17 @@ void Dialog::handle (ServerEvent &ev)
     }
     case EventType::Committed:
       on_committed (ev);
+      break;
+    case EventType::ItemAdded:
+    case EventType::OutputItemAdded: {
+      std::lock_guard<std::mutex> guard (lock_);
+      if (!ev.item_id.empty () && std::find (known_items_.begin (),
+              known_items_.end (), ev.item_id) == known_items_.end ())
+        known_items_.push_back (ev.item_id);
+      break;
+    }
+    case EventType::OutputItemDone:
+      on_function_calls (ev);
       break;
     case EventType::TranscriptDelta:
     case EventType::TranscriptCompleted: {
@@ -383,8 +405,12 @@ void Dialog::on_error (const ServerEvent &ev)
       "message", G_TYPE_STRING, ev.error.message.c_str (),
       "event-id", G_TYPE_STRING, ev.error.event_id.c_str (), nullptr);
   host_.post_message (s);
-  host_.post_warning ("The service reported an error: " + ev.error.message,
-      "code " + ev.error.code + ", type " + ev.error.type);
+  /* Races every client has with server VAD; nothing is wrong (PROTOCOL.md). */
+  bool expected_race = ev.error.code == "conversation_already_has_active_response" ||
+      ev.error.code == "response_cancel_not_active";
+  if (!expected_race)
+    host_.post_warning ("The service reported an error: " + ev.error.message,
+        "code " + ev.error.code + ", type " + ev.error.type);
 
   std::lock_guard<std::mutex> guard (lock_);
   if (ev.error.code == "input_audio_buffer_commit_empty" && commits_in_flight_ > 0)
@@ -402,23 +428,54 @@ void Dialog::on_speech_started (const ServerEvent &ev)
       "audio-start-ms", G_TYPE_UINT64, (guint64) MAX (ev.audio_ms, 0), nullptr);
   host_.post_message (s);
 
-  bool live;
   {
     std::lock_guard<std::mutex> guard (lock_);
     speech_open_ = true;
-    live = live_;
   }
-  /* Barge-in only means something when the answer is heard as it comes;
-   * non-live output is not "playing". */
+  barge_in ();
+}
+
+/* The user talks over the answer: stop it where the listener is, tell the
+ * server how much was heard (conversation.item.truncate), and let downstream
+ * drop what it still holds.  Only live output is "heard"; non-live output is
+ * a file being written. */
+void Dialog::barge_in ()
+{
+  {
+    std::lock_guard<std::mutex> guard (lock_);
+    if (!live_ || !barge_in_)
+      return;
+  }
   Interruption cut;
-  if (live && playout_.interrupt (cut)) {
-    GstStructure *m = message ("interrupted");
-    gst_structure_set (m, "response-id", G_TYPE_STRING, cut.response_id.c_str (),
-        "item-id", G_TYPE_STRING, cut.item_id.c_str (),
-        "played-ms", G_TYPE_UINT64, cut.pushed_samples * 1000 / playout_.rate (),
-        nullptr);
-    host_.post_message (m);
+  if (!playout_.interrupt (cut))
+    return;
+  guint rate = playout_.rate ();
+  guint64 played;
+  GstClockTime position = host_.played_position ();
+  if (GST_CLOCK_TIME_IS_VALID (position) && GST_CLOCK_TIME_IS_VALID (cut.first_pts)) {
+    played = position > cut.first_pts ?
+        gst_util_uint64_scale (position - cut.first_pts, rate, GST_SECOND) : 0;
+  } else {
+    guint64 in_flight = gst_util_uint64_scale (host_.downstream_latency (), rate, GST_SECOND);
+    played = cut.pushed_samples > in_flight ? cut.pushed_samples - in_flight : 0;
   }
+  /* Never more than went out, which is never more than was received: the
+   * server refuses a truncate beyond the item's audio. */
+  played = MIN (played, cut.pushed_samples);
+  if (played < cut.pushed_samples)
+    playout_.flush_downstream ();
+  guint64 played_ms = played * 1000 / rate;
+  if (played_ms > 0 && !cut.item_id.empty ()) {
+    std::lock_guard<std::mutex> guard (lock_);
+    send_locked (client::item_truncate (cut.item_id, 0, played_ms));
+  }
+  GST_INFO ("barge-in: %s heard for %" G_GUINT64_FORMAT " ms", cut.response_id.c_str (),
+      played_ms);
+  GstStructure *m = message ("interrupted");
+  gst_structure_set (m, "response-id", G_TYPE_STRING, cut.response_id.c_str (),
+      "item-id", G_TYPE_STRING, cut.item_id.c_str (),
+      "played-ms", G_TYPE_UINT64, played_ms, nullptr);
+  host_.post_message (m);
 }
 
 void Dialog::on_committed (const ServerEvent &)
@@ -431,19 +488,29 @@ void Dialog::on_committed (const ServerEvent &)
   /* The server answers a VAD turn by itself only when create_response is on;
    * a turn we committed by hand always needs our response.create. */
   if (!ours && effective_config_locked ().create_response)
-    expected_responses_++;
+    expected_responses_++;  /* the server answers by itself */
   else
     request_response_locked ();
   check_drain_locked ();
 }
 
-void Dialog::request_response_locked ()
+void Dialog::request_response_locked (const char *instructions)
 {
+  std::optional<std::string> how;
+  if (instructions)
+    how = instructions;
+  /* Never while another response is active or about to start: the server
+   * would refuse it (conversation_already_has_active_response). */
   if (!active_response_.empty () || expected_responses_ > 0) {
-    queued_creates_++;
+    queued_creates_.push_back (how);
     return;
   }
-  send_locked (client::response_create ());
+  send_response_create_locked (how);
+}
+
+void Dialog::send_response_create_locked (const std::optional<std::string> &how)
+{
+  send_locked (client::response_create (how ? how->c_str () : nullptr));
   expected_responses_++;
 }
 
@@ -485,6 +552,14 @@ void Dialog::on_audio (const ServerEvent &ev)
 {
   if (ev.audio.empty ())
     return;
+  {
+    std::lock_guard<std::mutex> guard (lock_);
+    if (turn_end_us_ != 0 && !playout_.is_ignored (ev.response_id)) {
+      first_audio_latency_[ev.response_id] =
+          (g_get_monotonic_time () - turn_end_us_) * GST_USECOND;
+      turn_end_us_ = 0;
+    }
+  }
   GstClockTime arrival = host_.running_time ();
   if (playout_.push_audio (ev.response_id, ev.item_id, ev.audio.data (),
           ev.audio.size (), arrival) == 0 && ev.audio.size () > 1)
@@ -506,7 +581,16 @@ void Dialog::on_response_done (const ServerEvent &ev)
     gst_structure_set (s, "output-tokens", G_TYPE_UINT64, (guint64) ev.usage.output_tokens, nullptr);
   if (ev.usage.total_tokens >= 0)
     gst_structure_set (s, "total-tokens", G_TYPE_UINT64, (guint64) ev.usage.total_tokens, nullptr);
+  {
+    std::lock_guard<std::mutex> guard (lock_);
+    auto latency = first_audio_latency_.find (ev.response_id);
+    if (latency != first_audio_latency_.end ()) {
+      gst_structure_set (s, "first-audio-latency", G_TYPE_UINT64, latency->second, nullptr);
+      first_audio_latency_.erase (latency);
+    }
+  }
   host_.post_message (s);
+  on_function_calls (ev);
 
   if (ev.status == "cancelled" || ev.status == "failed")
     playout_.ignore_response (ev.response_id);
@@ -516,11 +600,186 @@ void Dialog::on_response_done (const ServerEvent &ev)
     active_response_.clear ();
   else if (expected_responses_ > 0)
     expected_responses_--;  /* done without a created we saw */
-  if (queued_creates_ > 0 && active_response_.empty ()) {
-    queued_creates_--;
-    request_response_locked ();
+  for (FunctionCallBatch &batch : call_batches_)
+    if (batch.response_id == ev.response_id)
+      batch.response_done = true;
+  send_call_outputs_locked ();
+  if (!queued_creates_.empty () && active_response_.empty () && expected_responses_ == 0) {
+    std::optional<std::string> how = queued_creates_.front ();
+    queued_creates_.pop_front ();
+    send_response_create_locked (how);
   }
   check_drain_locked ();
+}
+
+void Dialog::on_function_calls (const ServerEvent &ev)
+{
+  if (ev.calls.empty ())
+    return;
+  std::vector<FunctionCall> fresh;
+  {
+    std::lock_guard<std::mutex> guard (lock_);
+    auto batch = std::find_if (call_batches_.begin (), call_batches_.end (),
+        [&] (const FunctionCallBatch &b) { return b.response_id == ev.response_id; });
+    if (batch == call_batches_.end ()) {
+      call_batches_.emplace_back ();
+      batch = call_batches_.end () - 1;
+      batch->response_id = ev.response_id;
+    }
+    for (const FunctionCall &call : ev.calls) {
+      if (std::find (batch->call_ids.begin (), batch->call_ids.end (), call.call_id) ==
+          batch->call_ids.end ()) {
+        batch->call_ids.push_back (call.call_id);
+        fresh.push_back (call);
+      }
+    }
+  }
+  for (const FunctionCall &call : fresh) {
+    GstStructure *s = message ("function-call");
+    gst_structure_set (s, "call-id", G_TYPE_STRING, call.call_id.c_str (),
+        "name", G_TYPE_STRING, call.name.c_str (),
+        "arguments", G_TYPE_STRING, call.arguments.c_str (),
+        "response-id", G_TYPE_STRING, ev.response_id.c_str (), nullptr);
+    host_.post_message (s);
+  }
+}
+
+/* Once a response has ended and every call of it has its output: the
+ * outputs, then exactly one response.create. */
+void Dialog::send_call_outputs_locked ()
+{
+  for (auto batch = call_batches_.begin (); batch != call_batches_.end ();) {
+    if (!batch->response_done || batch->outputs.size () < batch->call_ids.size ()) {
+      ++batch;
+      continue;
+    }
+    for (const std::string &call_id : batch->call_ids)
+      send_locked (client::function_call_output (call_id, batch->outputs[call_id]));
+    batch = call_batches_.erase (batch);
+    request_response_locked ();
+  }
+}
+
+/* ---- conversation control ---- */
+
+bool Dialog::session_open_locked (const char *action) const
+{
+  if (ready_ && !finished_)
+    return true;
+  GST_WARNING ("%s: no open session", action);
+  return false;
+}
+
+bool Dialog::speech_open () const
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  return speech_open_;
+}
+
+void Dialog::update_session (const SessionConfig &config)
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  config_ = config;
+  if (ready_ && !finished_)
+    send_session_update_locked ();
+}
+
+void Dialog::set_barge_in (bool enabled)
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  barge_in_ = enabled;
+}
+
+bool Dialog::send_function_output (const std::string &call_id, const std::string &output)
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  if (!session_open_locked ("send-function-output"))
+    return false;
+  for (FunctionCallBatch &batch : call_batches_) {
+    if (std::find (batch.call_ids.begin (), batch.call_ids.end (), call_id) ==
+        batch.call_ids.end ())
+      continue;
+    if (batch.outputs.count (call_id)) {
+      GST_WARNING ("send-function-output: %s already answered", call_id.c_str ());
+      return false;
+    }
+    batch.outputs[call_id] = output;
+    send_call_outputs_locked ();
+    return true;
+  }
+  GST_WARNING ("send-function-output: unknown call-id %s", call_id.c_str ());
+  return false;
+}
+
+bool Dialog::send_text (const std::string &text)
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  if (!session_open_locked ("send-text"))
+    return false;
+  send_locked (client::user_text (text));
+  turn_end_us_ = g_get_monotonic_time ();
+  request_response_locked ();
+  return true;
+}
+
+bool Dialog::commit ()
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  if (!session_open_locked ("commit"))
+    return false;
+  send_locked (client::audio_commit ());
+  commits_in_flight_++;
+  uncommitted_samples_ = 0;
+  turn_end_us_ = g_get_monotonic_time ();
+  return true;
+}
+
+bool Dialog::create_response (const char *instructions)
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  if (!session_open_locked ("create-response"))
+    return false;
+  request_response_locked (instructions);
+  return true;
+}
+
+bool Dialog::cancel_response ()
+{
+  std::string id;
+  {
+    std::lock_guard<std::mutex> guard (lock_);
+    if (!session_open_locked ("cancel-response"))
+      return false;
+    if (active_response_.empty ()) {
+      GST_WARNING ("cancel-response: no active response");
+      return false;
+    }
+    id = active_response_;
+    send_locked (client::response_cancel (id));
+  }
+  playout_.ignore_response (id);
+  return true;
+}
+
+bool Dialog::clear_input ()
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  if (!session_open_locked ("clear-input"))
+    return false;
+  send_locked (client::audio_clear ());
+  uncommitted_samples_ = 0;
+  return true;
+}
+
+bool Dialog::clear_conversation ()
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  if (!session_open_locked ("clear-conversation"))
+    return false;
+  for (const std::string &item : known_items_)
+    send_locked (client::item_delete (item));
+  known_items_.clear ();
+  return true;
 }
 
 /* ---- drain ---- */
@@ -528,7 +787,7 @@ void Dialog::on_response_done (const ServerEvent &ev)
 bool Dialog::outstanding_locked () const
 {
   return speech_open_ || commits_in_flight_ > 0 || expected_responses_ > 0 ||
-      queued_creates_ > 0 || !active_response_.empty () ||
+      !queued_creates_.empty () || !active_response_.empty () || !call_batches_.empty () ||
       session_updates_acked_ < barrier_;
 }
 

@@ -15,7 +15,10 @@
 
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <memory>
+#include <optional>
+#include <vector>
 #include <mutex>
 #include <string>
 
@@ -32,6 +35,10 @@ class DialogHost {
       const std::string &debug) = 0;
   virtual void post_warning (const std::string &text, const std::string &debug) = 0;
   virtual GstClockTime running_time () = 0;
+  /* Stream time downstream is playing (our pts), or NONE when unknown. */
+  virtual GstClockTime played_position () = 0;
+  /* Latency configured downstream (LATENCY event), 0 when unknown. */
+  virtual GstClockTime downstream_latency () = 0;
 };
 
 struct Endpoint {
@@ -65,6 +72,20 @@ class Dialog {
   void set_flushing (bool flushing);
   void set_live (bool live);
   bool failed () const;
+  /* Server VAD heard speech that has not been committed yet. */
+  bool speech_open () const;
+
+  /* Any thread: conversation control (the element's properties and action
+   * signals).  Each returns false, logging why, when it cannot act. */
+  void update_session (const SessionConfig &config);
+  void set_barge_in (bool enabled);
+  bool send_function_output (const std::string &call_id, const std::string &output);
+  bool send_text (const std::string &text);
+  bool commit ();
+  bool create_response (const char *instructions);
+  bool cancel_response ();
+  bool clear_input ();
+  bool clear_conversation ();
 
  private:
   void on_opened ();
@@ -81,12 +102,17 @@ class Dialog {
   void on_response_text (const ServerEvent &ev, bool from_transcript, bool done);
   void on_audio (const ServerEvent &ev);
   void on_response_done (const ServerEvent &ev);
+  void on_function_calls (const ServerEvent &ev);
+  void barge_in ();
 
   /* Callers hold lock_. */
   void send_locked (std::string frame);
   void send_session_update_locked ();
   SessionConfig effective_config_locked () const;
-  void request_response_locked ();
+  bool session_open_locked (const char *action) const;
+  void request_response_locked (const char *instructions = nullptr);
+  void send_response_create_locked (const std::optional<std::string> &instructions);
+  void send_call_outputs_locked ();
   bool outstanding_locked () const;
   void check_drain_locked ();
   void finish_drain_locked ();
@@ -115,7 +141,9 @@ class Dialog {
   bool speech_open_ = false;         /* server VAD: started, not yet committed */
   guint commits_in_flight_ = 0;
   guint expected_responses_ = 0;     /* to be created by the server or asked for */
-  guint queued_creates_ = 0;         /* response.create held until the active one ends */
+  /* response.create held until the active response ends (instructions or
+   * nullopt for the session's). */
+  std::deque<std::optional<std::string>> queued_creates_;
   std::string active_response_;
   /* The drain's barrier: the session.updated answering the session.update
    * sent after the last audio.  Counting them all keeps replies to earlier
@@ -134,6 +162,19 @@ class Dialog {
     bool done = false;
   };
   AnswerText answer_text_;
+
+  bool barge_in_ = true;
+  /* Function calls of one response: answered together, by one response.create. */
+  struct FunctionCallBatch {
+    std::string response_id;
+    std::vector<std::string> call_ids;
+    std::map<std::string, std::string> outputs;
+    bool response_done = false;
+  };
+  std::vector<FunctionCallBatch> call_batches_;
+  std::vector<std::string> known_items_;   /* for clear-conversation */
+  gint64 turn_end_us_ = 0;                 /* monotonic, 0 = none pending */
+  std::map<std::string, GstClockTime> first_audio_latency_;
 };
 
 }  // namespace yrt

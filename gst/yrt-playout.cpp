@@ -126,6 +126,7 @@ bool Playout::interrupt (Interruption &out)
     out.response_id = a->response_id;
     out.item_id = a->item_id;
     out.pushed_samples = a->pushed;
+    out.first_pts = a->first_pts;
     out.received_samples = a->received;
   }
   playing_.clear ();
@@ -133,6 +134,13 @@ bool Playout::interrupt (Interruption &out)
   for (const std::string &id : victims)
     ignore_response (id);
   return true;
+}
+
+void Playout::flush_downstream ()
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  flush_ = true;
+  wake_.notify_one ();
 }
 
 void Playout::finish ()
@@ -161,6 +169,10 @@ PlayoutItem Playout::pop (const Clock &now)
   for (;;) {
     if (flushing_)
       return PlayoutItem {PlayoutItem::Kind::Flushing};
+    if (flush_) {
+      flush_ = false;
+      return PlayoutItem {PlayoutItem::Kind::Flush};
+    }
     if (!queue_.empty ()) {
       Chunk chunk = std::move (queue_.front ());
       queue_.pop_front ();
@@ -214,8 +226,11 @@ PlayoutItem Playout::stamp (Chunk chunk)
   offset_ += samples;
   next_ts_ = end;
   playing_ = chunk.response_id;
-  if (Answer *a = find_answer (chunk.response_id))
+  if (Answer *a = find_answer (chunk.response_id)) {
+    if (a->pushed == 0)
+      a->first_pts = pts;
     a->pushed += samples;
+  }
   PlayoutItem item {PlayoutItem::Kind::Buffer};
   item.buffer = buffer;
   return item;
@@ -242,7 +257,7 @@ void Playout::reset ()
   answers_.clear ();
   ignored_.clear ();
   playing_.clear ();
-  eos_ = false;
+  eos_ = flush_ = false;
   offset_ = 0;
   next_ts_ = 0;
   answer_start_ = GST_CLOCK_TIME_NONE;

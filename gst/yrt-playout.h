@@ -19,7 +19,9 @@
 namespace yrt {
 
 struct PlayoutItem {
-  enum class Kind { Buffer, Gap, Eos, Flushing } kind = Kind::Flushing;
+  /* Flush: push flush-start/stop so downstream drops what it still holds of
+   * an interrupted answer. */
+  enum class Kind { Buffer, Gap, Flush, Eos, Flushing } kind = Kind::Flushing;
   GstBuffer *buffer = nullptr;  /* owned by the receiver */
   GstClockTime gap_start = GST_CLOCK_TIME_NONE;
   GstClockTime gap_duration = GST_CLOCK_TIME_NONE;
@@ -29,6 +31,7 @@ struct PlayoutItem {
 struct Interruption {
   std::string response_id;
   std::string item_id;
+  GstClockTime first_pts = GST_CLOCK_TIME_NONE;  /* of that answer's first sample */
   guint64 pushed_samples = 0;   /* of that item, already downstream */
   guint64 received_samples = 0; /* of that item, received from the server */
   guint64 dropped_samples = 0;  /* queued audio thrown away */
@@ -54,6 +57,8 @@ class Playout {
   /* Barge-in: drops queued audio and ignores the rest of every answer that
    * had audio queued or playing.  False when nothing was playing. */
   bool interrupt (Interruption &out);
+  /* Has the src task push a flush before anything else. */
+  void flush_downstream ();
   /* EOS goes out after everything queued so far. */
   void finish ();
   guint64 received_samples (const std::string &response_id) const;
@@ -77,6 +82,7 @@ class Playout {
     std::string item_id;
     guint64 received = 0;
     guint64 pushed = 0;
+    GstClockTime first_pts = GST_CLOCK_TIME_NONE;
     bool has_odd_byte = false;
     guint8 odd_byte = 0;
   };
@@ -92,6 +98,7 @@ class Playout {
   bool live_ = false;
   bool flushing_ = false;
   bool eos_ = false;
+  bool flush_ = false;
   std::deque<Chunk> queue_;
   std::deque<Answer> answers_;             /* recent answers, newest last */
   std::deque<std::string> ignored_;        /* recent ignored response ids */

@@ -128,6 +128,28 @@ void add_tools (JsonBuilder *b, const std::string &tools_json)
   }
 }
 
+/* "auto", "none" and "required" are modes; a JSON object goes as given; any
+ * other word names the one function to call. */
+void add_tool_choice (JsonBuilder *b, const std::string &choice)
+{
+  json_builder_set_member_name (b, "tool_choice");
+  if (choice.empty () || choice == "auto" || choice == "none" || choice == "required") {
+    json_builder_add_string_value (b, choice.empty () ? "auto" : choice.c_str ());
+    return;
+  }
+  JsonNode *node = choice[0] == '{' ? json_from_string (choice.c_str (), nullptr) : nullptr;
+  if (node && JSON_NODE_HOLDS_OBJECT (node)) {
+    json_builder_add_value (b, node);
+    return;
+  }
+  if (node)
+    json_node_unref (node);
+  json_builder_begin_object (b);
+  add_string (b, "type", "function");
+  add_string (b, "name", choice);
+  json_builder_end_object (b);
+}
+
 }  // namespace
 
 namespace client {
@@ -142,7 +164,7 @@ std::string session_update (const SessionConfig &c)
     add_string (b, "instructions", c.instructions);
     add_audio (b, c);
     add_tools (b, c.tools_json);
-    add_string (b, "tool_choice", c.tool_choice);
+    add_tool_choice (b, c.tool_choice);
     json_builder_end_object (b);
   });
 }
