@@ -18,7 +18,8 @@ static const GstStructure *structure (GstMessage *msg)
   return gst_message_get_structure (msg);
 }
 
-static std::string get_string (GstMessage *msg, const char *field)
+/* Valid as long as `msg`. */
+static const char *get_string (GstMessage *msg, const char *field)
 {
   const char *value = gst_structure_get_string (structure (msg), field);
   fail_unless (value != nullptr, "no %s", field);
@@ -84,18 +85,18 @@ GST_START_TEST (test_function_call_round_trip)
   std::string response;
   for (const char *city : {"Moscow", "Paris"}) {
     GstMessage *m = f.wait_message ("function-call");
-    fail_unless_equals_string (get_string (m, "name").c_str (), "get_weather");
+    fail_unless_equals_string (get_string (m, "name"), "get_weather");
     std::string args = get_string (m, "arguments");
     fail_unless (args.find (city) != std::string::npos, "%s", args.c_str ());
     call_ids.push_back (get_string (m, "call-id"));
     if (response.empty ())
       response = get_string (m, "response-id");
-    fail_unless_equals_string (get_string (m, "response-id").c_str (), response.c_str ());
+    fail_unless_equals_string (get_string (m, "response-id"), response.c_str ());
     gst_message_unref (m);
   }
   fail_unless (call_ids[0] != call_ids[1]);
   GstMessage *done = f.wait_message ("response-done");
-  fail_unless_equals_string (get_string (done, "response-id").c_str (), response.c_str ());
+  fail_unless_equals_string (get_string (done, "response-id"), response.c_str ());
   gst_message_unref (done);
 
   fail_unless (EMIT (f.element, "send-function-output", call_ids[0].c_str (), "{\"t\":-3}"));
@@ -301,7 +302,7 @@ GST_START_TEST (test_mute_mid_speech_closes_the_turn)
   g_object_set (f.element, "mute", TRUE, nullptr);
   f.push (tone (24000, 1000));
   GstMessage *m = f.wait_message ("response-done");
-  fail_unless_equals_string (get_string (m, "status").c_str (), "completed");
+  fail_unless_equals_string (get_string (m, "status"), "completed");
   gst_message_unref (m);
   /* 800 ms of speech, then silence-duration + 300 ms of silence. */
   fail_unless_equals_int (f.server.received_audio ().size (), (24000 * 800 / 1000 + 24000 * 700 / 1000) * 2);
@@ -416,7 +417,7 @@ GST_START_TEST (test_cancel_response)
   gst_buffer_unref (gst_harness_pull (f.h));
   fail_unless (EMIT (f.element, "cancel-response"));
   GstMessage *m = f.wait_message ("response-done");
-  fail_unless_equals_string (get_string (m, "status").c_str (), "cancelled");
+  fail_unless_equals_string (get_string (m, "status"), "cancelled");
   gst_message_unref (m);
   fail_unless (f.server.sent_audio ().size () < 5 * 44100 * 2);
 }
@@ -435,7 +436,7 @@ GST_START_TEST (test_commit_by_hand)
   fail_unless_equals_int (std::count (types.begin (), types.end (), std::string ("input_audio_buffer.commit")), 0);
   fail_unless (EMIT (f.element, "commit"));
   GstMessage *m = f.wait_message ("response-done");
-  fail_unless_equals_string (get_string (m, "status").c_str (), "completed");
+  fail_unless_equals_string (get_string (m, "status"), "completed");
   gst_message_unref (m);
   types = client_types (f.server);
   fail_unless (index_of_last (types, "response.create") > index_of_last (types, "input_audio_buffer.commit"));
