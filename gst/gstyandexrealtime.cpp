@@ -51,6 +51,12 @@ enum {
   PROP_TOOL_CHOICE,
   PROP_MUTE,
   PROP_BARGE_IN,
+  PROP_MAX_RECONNECTS,
+  PROP_RECONNECT_BACKOFF_MS,
+  PROP_MAX_BUFFER_MS,
+  PROP_SESSION_LIFETIME_MS,
+  PROP_ALLOW_INSECURE,
+  PROP_STATS,
   N_PROPERTIES
 };
 
@@ -95,7 +101,8 @@ struct Settings {
   std::string model = DEFAULT_MODEL;
   SessionConfig session;
   guint chunk_ms = DEFAULT_CHUNK_MS;
-  guint eos_timeout_ms = DEFAULT_EOS_TIMEOUT_MS;
+  DialogOptions dialog;
+  bool allow_insecure = false;
   bool mute = false;
   bool barge_in = true;
 };
@@ -254,6 +261,38 @@ static std::string from_env (const std::string &value, const char *variable)
   return env ? env : "";
 }
 
+static bool is_loopback (const char *host)
+{
+  if (!host)
+    return false;
+  if (g_ascii_strcasecmp (host, "localhost") == 0)
+    return true;
+  GInetAddress *address = g_inet_address_new_from_string (host);
+  bool loopback = address && g_inet_address_get_is_loopback (address);
+  if (address)
+    g_object_unref (address);
+  return loopback;
+}
+
+/* Credentials in the clear may only go to this machine (test servers). */
+static gboolean check_plain_ws (GstYandexRealtime *self, const Settings &s,
+    const Credentials &c)
+{
+  if (c.authorization.empty () || s.allow_insecure)
+    return TRUE;
+  GUri *uri = g_uri_parse (s.location.c_str (), G_URI_FLAGS_NONE, nullptr);
+  bool local = uri && is_loopback (g_uri_get_host (uri));
+  if (uri)
+    g_uri_unref (uri);
+  if (local)
+    return TRUE;
+  GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+      ("Refusing to send credentials over an unencrypted connection"),
+      ("location %s is plain ws:// to another machine; use wss:// or set "
+       "allow-insecure=true", s.location.c_str ()));
+  return FALSE;
+}
+
 /* NULL→READY: a wss:// endpoint needs credentials and a folder up front, so
  * the user learns at once rather than after a refused handshake. */
 static gboolean resolve_credentials (GstYandexRealtime *self)
@@ -275,7 +314,7 @@ static gboolean resolve_credentials (GstYandexRealtime *self)
   priv->credentials = c;
 
   if (!is_secure (s.location))
-    return TRUE;
+    return check_plain_ws (self, s, c);
   if (c.authorization.empty ()) {
     GST_ELEMENT_ERROR (self, RESOURCE, NOT_AUTHORIZED,
         ("No credentials for the Yandex Cloud Realtime API"),
@@ -363,10 +402,35 @@ static void gst_yandex_realtime_set_property (GObject *object, guint prop_id,
     case PROP_INPUT_RATE: c.input_rate = g_value_get_uint (value); break;
     case PROP_OUTPUT_RATE: c.output_rate = g_value_get_uint (value); break;
     case PROP_CHUNK_MS: s.chunk_ms = g_value_get_uint (value); break;
-    case PROP_EOS_TIMEOUT_MS: s.eos_timeout_ms = g_value_get_uint (value); break;
+    case PROP_EOS_TIMEOUT_MS: s.dialog.eos_timeout_ms = g_value_get_uint (value); break;
+    case PROP_MAX_RECONNECTS: s.dialog.max_reconnects = g_value_get_uint (value); break;
+    case PROP_RECONNECT_BACKOFF_MS: s.dialog.reconnect_backoff_ms = g_value_get_uint (value); break;
+    case PROP_MAX_BUFFER_MS: s.dialog.max_buffer_ms = g_value_get_uint (value); break;
+    case PROP_SESSION_LIFETIME_MS: s.dialog.session_lifetime_ms = g_value_get_uint (value); break;
+    case PROP_ALLOW_INSECURE: s.allow_insecure = g_value_get_boolean (value); break;
     case PROP_MUTE: s.mute = g_value_get_boolean (value); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
   }
+}
+
+static GstStructure *stats_structure (GstYandexRealtime *self)
+{
+  DialogStats st = self->priv->dialog.stats ();
+  guint in_rate = self->priv->settings.session.input_rate;
+  guint out_rate = self->priv->settings.session.output_rate;
+  return gst_structure_new ("application/x-yandexrealtime-stats",
+      "bytes-sent", G_TYPE_UINT64, st.bytes_sent,
+      "bytes-received", G_TYPE_UINT64, st.bytes_received,
+      "queued-bytes", G_TYPE_UINT64, st.bytes_queued,
+      "audio-sent", G_TYPE_UINT64, gst_util_uint64_scale (st.audio_samples_sent, GST_SECOND, in_rate),
+      "audio-received", G_TYPE_UINT64,
+      gst_util_uint64_scale (st.audio_samples_received, GST_SECOND, out_rate),
+      "answers", G_TYPE_UINT, st.answers,
+      "reconnects", G_TYPE_UINT, st.reconnects,
+      "dropped-input", G_TYPE_UINT64,
+      gst_util_uint64_scale (st.dropped_input_samples, GST_SECOND, in_rate),
+      "bad-events", G_TYPE_UINT, st.bad_events,
+      "last-error", G_TYPE_STRING, st.last_error.c_str (), nullptr);
 }
 
 static void gst_yandex_realtime_get_property (GObject *object, guint prop_id,
@@ -392,7 +456,13 @@ static void gst_yandex_realtime_get_property (GObject *object, guint prop_id,
     case PROP_INPUT_RATE: g_value_set_uint (value, c.input_rate); break;
     case PROP_OUTPUT_RATE: g_value_set_uint (value, c.output_rate); break;
     case PROP_CHUNK_MS: g_value_set_uint (value, s.chunk_ms); break;
-    case PROP_EOS_TIMEOUT_MS: g_value_set_uint (value, s.eos_timeout_ms); break;
+    case PROP_EOS_TIMEOUT_MS: g_value_set_uint (value, s.dialog.eos_timeout_ms); break;
+    case PROP_MAX_RECONNECTS: g_value_set_uint (value, s.dialog.max_reconnects); break;
+    case PROP_RECONNECT_BACKOFF_MS: g_value_set_uint (value, s.dialog.reconnect_backoff_ms); break;
+    case PROP_MAX_BUFFER_MS: g_value_set_uint (value, s.dialog.max_buffer_ms); break;
+    case PROP_SESSION_LIFETIME_MS: g_value_set_uint (value, s.dialog.session_lifetime_ms); break;
+    case PROP_ALLOW_INSECURE: g_value_set_boolean (value, s.allow_insecure); break;
+    case PROP_STATS: g_value_take_boxed (value, stats_structure (self)); break;
     case PROP_TOOLS: g_value_set_string (value, c.tools_json.c_str ()); break;
     case PROP_TOOL_CHOICE: g_value_set_string (value, c.tool_choice.c_str ()); break;
     case PROP_MUTE: g_value_set_boolean (value, s.mute); break;
@@ -749,14 +819,14 @@ static void open_dialog (GstYandexRealtime *self)
   GstYandexRealtimePrivate *priv = self->priv;
   Endpoint endpoint;
   SessionConfig config;
-  guint eos_timeout_ms;
+  DialogOptions options;
   {
     std::lock_guard<std::mutex> guard (priv->settings_lock);
     const Settings &s = priv->settings;
     endpoint.url = endpoint_url (s.location, priv->credentials.folder_id, s.model);
     endpoint.authorization = priv->credentials.authorization;
     config = s.session;
-    eos_timeout_ms = s.eos_timeout_ms;
+    options = s.dialog;
     priv->uplink.set_output (config.input_rate, s.chunk_ms);
     priv->playout.configure (config.output_rate, false);
   }
@@ -764,7 +834,7 @@ static void open_dialog (GstYandexRealtime *self)
   priv->live_checked = false;
   priv->need_stream_start = priv->need_segment = true;
   GST_INFO_OBJECT (self, "connecting to %s", endpoint.url.c_str ());
-  priv->dialog.open (endpoint, config, eos_timeout_ms);
+  priv->dialog.open (endpoint, config, options);
 }
 
 static GstStateChangeReturn gst_yandex_realtime_change_state (GstElement *element,
@@ -1001,6 +1071,31 @@ static void install_properties (GObjectClass *gobject_class)
       g_param_spec_uint ("eos-timeout-ms", "EOS timeout",
           "How long EOS waits for outstanding answers, in ms (0 = forever)", 0,
           G_MAXUINT, DEFAULT_EOS_TIMEOUT_MS, rw));
+  g_object_class_install_property (gobject_class, PROP_MAX_RECONNECTS,
+      g_param_spec_uint ("max-reconnects", "Max reconnects",
+          "Reconnection attempts in a row after the session is lost (0 = never)",
+          0, G_MAXUINT, 5, rw));
+  g_object_class_install_property (gobject_class, PROP_RECONNECT_BACKOFF_MS,
+      g_param_spec_uint ("reconnect-backoff-ms", "Reconnect backoff",
+          "Delay before the first reconnection attempt, in ms; doubles per "
+          "attempt up to 30 s", 0, 60000, 500, rw));
+  g_object_class_install_property (gobject_class, PROP_MAX_BUFFER_MS,
+      g_param_spec_uint ("max-buffer-ms", "Max buffer",
+          "Input held while no session can take it, in ms: non-live input waits "
+          "beyond it, live input loses its oldest part", 100, 600000, 10000, rw));
+  g_object_class_install_property (gobject_class, PROP_SESSION_LIFETIME_MS,
+      g_param_spec_uint ("session-lifetime-ms", "Session lifetime",
+          "Roll over to a fresh session after this long, between turns "
+          "(0 = only when the server ends it)", 0, G_MAXUINT, 0, rw));
+  g_object_class_install_property (gobject_class, PROP_ALLOW_INSECURE,
+      g_param_spec_boolean ("allow-insecure", "Allow insecure",
+          "Allow credentials over plain ws:// to hosts other than this machine",
+          FALSE, rw));
+  g_object_class_install_property (gobject_class, PROP_STATS,
+      g_param_spec_boxed ("stats", "Statistics",
+          "Bytes and audio sent and received, answers, reconnects, dropped "
+          "input, malformed server events and the last error",
+          GST_TYPE_STRUCTURE, (GParamFlags) (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
   g_object_class_install_property (gobject_class, PROP_TOOLS,
       g_param_spec_string ("tools", "Tools",
           "JSON array of tools passed to session.tools as given (function tools, "

@@ -1,9 +1,8 @@
 #include "yrt-connection.h"
 #include "yrt-debug.h"
 
-#include <gst/gst.h>
+#include <gio/gio.h>
 #include <libsoup/soup.h>
-
 
 namespace yrt {
 
@@ -14,34 +13,8 @@ constexpr guint64 kMaxIncomingPayload = 64 * 1024 * 1024;
 /* Pings keep NATs open; libsoup 3.2 has no pong timeout, so a slow pong can
  * never close a healthy session (PROTOCOL.md, pitfall 5). */
 constexpr guint kKeepaliveSeconds = 20;
-/* How long stop() waits for the server to answer our close frame. */
+/* How long a close waits for the server to answer our close frame. */
 constexpr guint kCloseTimeoutMs = 500;
-}  // namespace
-
-/* State owned by the worker thread alone. */
-struct Connection::Worker {
-  Connection *owner = nullptr;
-  std::string url;
-  std::string authorization;
-  GMainLoop *loop = nullptr;
-  SoupSession *session = nullptr;
-  SoupMessage *message = nullptr;
-  GCancellable *cancellable = nullptr;
-  SoupWebsocketConnection *socket = nullptr;
-  bool connecting = false;
-  bool stopping = false;
-
-  void begin_connect ();
-  void begin_shutdown ();
-  void release ();
-  static void connect_done (GObject *source, GAsyncResult *result, gpointer data);
-  static void on_message (SoupWebsocketConnection *, gint type, GBytes *bytes,
-      gpointer data);
-  static void on_closed (SoupWebsocketConnection *socket, gpointer data);
-  static gboolean close_timeout (gpointer data);
-};
-
-namespace {
 
 /* A std::function carried through a GSource. */
 struct Call {
@@ -59,16 +32,70 @@ void free_call (gpointer data)
   delete static_cast<Call *> (data);
 }
 
-void attach (GMainContext *context, guint ms, GSourceFunc fn, gpointer data,
-    GDestroyNotify notify)
+/* Returns the source (owned by the context) so it can be destroyed early. */
+GSource *attach (GMainContext *context, guint ms, std::function<void ()> fn)
 {
   GSource *source = ms ? g_timeout_source_new (ms) : g_idle_source_new ();
-  g_source_set_callback (source, fn, data, notify);
+  g_source_set_callback (source, run_call, new Call {std::move (fn)}, free_call);
   g_source_attach (source, context);
   g_source_unref (source);
+  return source;
 }
 
+/* The TCP socket under libsoup's stream (through TLS if any), so we can see
+ * whether the peer keeps reading. */
+GSocket *find_socket (GIOStream *stream)
+{
+  for (int depth = 0; stream && depth < 4; depth++) {
+    if (G_IS_SOCKET_CONNECTION (stream))
+      return g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream));
+    GIOStream *base = nullptr;
+    const char *property = G_IS_TLS_CONNECTION (stream) ? "base-io-stream" :
+        g_object_class_find_property (G_OBJECT_GET_CLASS (stream), "base-iostream") ?
+        "base-iostream" : nullptr;
+    if (!property)
+      return nullptr;
+    g_object_get (stream, property, &base, nullptr);
+    if (base)
+      g_object_unref (base);  /* still owned by `stream` */
+    stream = base;
+  }
+  return nullptr;
+}
 }  // namespace
+
+/* State owned by the worker thread alone. */
+struct Connection::Worker {
+  Connection *owner = nullptr;
+  GMainContext *context = nullptr;
+  std::string url;
+  std::string authorization;
+  GMainLoop *loop = nullptr;
+  SoupSession *session = nullptr;
+  SoupMessage *message = nullptr;
+  GCancellable *cancellable = nullptr;
+  SoupWebsocketConnection *socket = nullptr;
+  GSocket *tcp = nullptr;            /* borrowed from `socket` */
+  GSource *writable_source = nullptr;
+  GSource *close_timer = nullptr;
+  bool connecting = false;
+  bool stopping = false;
+  bool restarting = false;
+  guint restart_delay_ms = 0;
+
+  void begin_connect ();
+  void connect_after (guint delay_ms);
+  void restart (guint delay_ms);
+  void begin_shutdown ();
+  void close_socket ();
+  void release_socket ();
+  void release ();
+  void wait_writable ();
+  static void connect_done (GObject *source, GAsyncResult *result, gpointer data);
+  static void on_message (SoupWebsocketConnection *, gint type, GBytes *bytes,
+      gpointer data);
+  static void on_closed (SoupWebsocketConnection *socket, gpointer data);
+};
 
 Connection::Connection (ConnectionCallbacks callbacks)
     : callbacks_ (std::move (callbacks))
@@ -86,6 +113,7 @@ void Connection::start (const std::string &url, const std::string &authorization
   context_ = g_main_context_new ();
   worker_ = new Worker ();
   worker_->owner = this;
+  worker_->context = context_;
   worker_->url = url;
   worker_->authorization = authorization;
   thread_ = g_thread_new ("yrt-network", thread_main, this);
@@ -97,6 +125,7 @@ gpointer Connection::thread_main (gpointer data)
   Worker *w = self->worker_;
   g_main_context_push_thread_default (self->context_);
   w->loop = g_main_loop_new (self->context_, FALSE);
+  w->session = soup_session_new ();
   w->begin_connect ();
   g_main_loop_run (w->loop);
   w->release ();
@@ -110,7 +139,6 @@ gpointer Connection::thread_main (gpointer data)
 
 void Connection::Worker::begin_connect ()
 {
-  session = soup_session_new ();
   message = soup_message_new (SOUP_METHOD_GET, url.c_str ());
   if (!message) {
     owner->callbacks_.failed (0, "the location is not a valid ws:// or wss:// URL");
@@ -125,6 +153,14 @@ void Connection::Worker::begin_connect ()
       G_PRIORITY_DEFAULT, cancellable, connect_done, this);
 }
 
+void Connection::Worker::connect_after (guint delay_ms)
+{
+  attach (context, delay_ms, [this] {
+    if (!stopping && !socket && !connecting)
+      begin_connect ();
+  });
+}
+
 void Connection::Worker::connect_done (GObject *source, GAsyncResult *result,
     gpointer data)
 {
@@ -133,9 +169,15 @@ void Connection::Worker::connect_done (GObject *source, GAsyncResult *result,
   w->connecting = false;
   w->socket = soup_session_websocket_connect_finish (SOUP_SESSION (source),
       result, &error);
-  if (w->stopping) {
+  if (w->stopping || w->restarting) {
     g_clear_error (&error);
-    w->begin_shutdown ();
+    if (w->stopping) {
+      w->begin_shutdown ();
+    } else {
+      w->restarting = false;
+      w->release_socket ();
+      w->connect_after (w->restart_delay_ms);
+    }
     return;
   }
   if (!w->socket) {
@@ -146,10 +188,7 @@ void Connection::Worker::connect_done (GObject *source, GAsyncResult *result,
       const char *reason = soup_message_get_reason_phrase (w->message);
       cause = "HTTP " + std::to_string (status) + (reason ? std::string (" ") + reason : "");
     }
-    {
-      std::lock_guard<std::mutex> guard (w->owner->lock_);
-      w->owner->finished_ = true;
-    }
+    w->release_socket ();
     w->owner->callbacks_.failed (status >= 300 ? status : 0, cause);
     return;
   }
@@ -158,6 +197,11 @@ void Connection::Worker::connect_done (GObject *source, GAsyncResult *result,
   soup_websocket_connection_set_keepalive_interval (w->socket, kKeepaliveSeconds);
   g_signal_connect (w->socket, "message", G_CALLBACK (on_message), w);
   g_signal_connect (w->socket, "closed", G_CALLBACK (on_closed), w);
+  w->tcp = find_socket (soup_websocket_connection_get_io_stream (w->socket));
+  {
+    std::lock_guard<std::mutex> guard (w->owner->lock_);
+    w->owner->open_ = true;
+  }
   w->owner->callbacks_.opened ();
   w->owner->flush_outbox ();
 }
@@ -168,6 +212,10 @@ void Connection::Worker::on_message (SoupWebsocketConnection *, gint type,
   auto *w = static_cast<Worker *> (data);
   gsize size = 0;
   const char *text = static_cast<const char *> (g_bytes_get_data (bytes, &size));
+  {
+    std::lock_guard<std::mutex> guard (w->owner->lock_);
+    w->owner->received_bytes_ += size;
+  }
   if (type == SOUP_WEBSOCKET_DATA_TEXT)
     w->owner->callbacks_.text (text, size);
   else
@@ -179,26 +227,55 @@ void Connection::Worker::on_closed (SoupWebsocketConnection *socket, gpointer da
   auto *w = static_cast<Worker *> (data);
   {
     std::lock_guard<std::mutex> guard (w->owner->lock_);
-    w->owner->finished_ = true;
+    w->owner->open_ = false;
   }
   if (w->stopping) {
     g_main_loop_quit (w->loop);
     return;
   }
-  const char *reason = soup_websocket_connection_get_close_data (socket);
-  w->owner->callbacks_.closed (soup_websocket_connection_get_close_code (socket),
-      reason ? reason : "", false);
+  gushort code = soup_websocket_connection_get_close_code (socket);
+  const char *data_text = soup_websocket_connection_get_close_data (socket);
+  std::string reason = data_text ? data_text : "";
+  w->release_socket ();
+  if (w->restarting) {
+    w->restarting = false;
+    w->connect_after (w->restart_delay_ms);
+    return;
+  }
+  w->owner->callbacks_.closed (code, reason);
 }
 
-gboolean Connection::Worker::close_timeout (gpointer data)
+/* Closes gracefully, and for good after kCloseTimeoutMs. */
+void Connection::Worker::close_socket ()
 {
-  auto *w = static_cast<Worker *> (data);
-  /* The peer never answered our close frame: drop the transport. */
-  if (w->socket)
-    g_io_stream_close (soup_websocket_connection_get_io_stream (w->socket),
-        nullptr, nullptr);
-  g_main_loop_quit (w->loop);
-  return G_SOURCE_REMOVE;
+  soup_websocket_connection_close (socket, SOUP_WEBSOCKET_CLOSE_NORMAL, nullptr);
+  close_timer = attach (context, kCloseTimeoutMs, [this] {
+    close_timer = nullptr;
+    /* No answer to our close frame: drop the transport; "closed" follows. */
+    if (socket)
+      g_io_stream_close (soup_websocket_connection_get_io_stream (socket), nullptr, nullptr);
+    if (stopping)
+      g_main_loop_quit (loop);
+  });
+}
+
+void Connection::Worker::restart (guint delay_ms)
+{
+  if (stopping)
+    return;
+  restart_delay_ms = delay_ms;
+  if (connecting) {
+    restarting = true;
+    g_cancellable_cancel (cancellable);
+    return;
+  }
+  if (socket && soup_websocket_connection_get_state (socket) == SOUP_WEBSOCKET_STATE_OPEN) {
+    restarting = true;
+    close_socket ();
+    return;
+  }
+  release_socket ();
+  connect_after (delay_ms);
 }
 
 void Connection::Worker::begin_shutdown ()
@@ -210,23 +287,54 @@ void Connection::Worker::begin_shutdown ()
     return;
   }
   if (socket && soup_websocket_connection_get_state (socket) == SOUP_WEBSOCKET_STATE_OPEN) {
-    soup_websocket_connection_close (socket, SOUP_WEBSOCKET_CLOSE_NORMAL, nullptr);
-    attach (g_main_context_get_thread_default (), kCloseTimeoutMs, close_timeout,
-        this, nullptr);
+    close_socket ();
     return;
   }
   g_main_loop_quit (loop);
 }
 
-void Connection::Worker::release ()
+void Connection::Worker::release_socket ()
 {
+  if (close_timer) {
+    g_source_destroy (close_timer);
+    close_timer = nullptr;
+  }
+  if (writable_source) {
+    g_source_destroy (writable_source);
+    g_source_unref (writable_source);
+    writable_source = nullptr;
+  }
   if (socket) {
     g_signal_handlers_disconnect_by_data (socket, this);
-    g_object_unref (socket);
+    g_clear_object (&socket);
   }
+  tcp = nullptr;
   g_clear_object (&message);
   g_clear_object (&cancellable);
+}
+
+void Connection::Worker::release ()
+{
+  release_socket ();
   g_clear_object (&session);
+}
+
+/* The peer stopped reading: hand libsoup nothing more until the kernel can
+ * take data again, so our outbox (bounded) holds the backlog, not libsoup. */
+void Connection::Worker::wait_writable ()
+{
+  if (writable_source || !tcp)
+    return;
+  writable_source = g_socket_create_source (tcp, G_IO_OUT, nullptr);
+  g_source_set_callback (writable_source, G_SOURCE_FUNC (+[] (
+          GSocket *, GIOCondition, gpointer data) -> gboolean {
+        auto *w = static_cast<Worker *> (data);
+        g_source_unref (w->writable_source);
+        w->writable_source = nullptr;
+        w->owner->flush_outbox ();
+        return G_SOURCE_REMOVE;
+      }), this, nullptr);
+  g_source_attach (writable_source, context);
 }
 
 void Connection::stop ()
@@ -235,15 +343,12 @@ void Connection::stop ()
     return;
   {
     std::lock_guard<std::mutex> guard (lock_);
-    finished_ = true;
+    stopped_ = true;
     outbox_.clear ();
     outbox_bytes_ = 0;
   }
   Worker *w = worker_;
-  attach (context_, 0, [] (gpointer data) -> gboolean {
-        static_cast<Worker *> (data)->begin_shutdown ();
-        return G_SOURCE_REMOVE;
-      }, w, nullptr);
+  attach (context_, 0, [w] { w->begin_shutdown (); });
   g_thread_join (thread_);
   thread_ = nullptr;
   delete worker_;
@@ -258,59 +363,108 @@ void Connection::stop ()
   g_main_context_unref (context);
 }
 
-bool Connection::send (std::string text)
+void Connection::restart (guint delay_ms)
 {
   std::lock_guard<std::mutex> guard (lock_);
-  if (finished_ || !context_)
+  if (stopped_ || !context_)
+    return;
+  outbox_.clear ();
+  outbox_bytes_ = 0;
+  open_ = false;
+  Worker *w = worker_;
+  attach (context_, 0, [w, delay_ms] { w->restart (delay_ms); });
+}
+
+bool Connection::send (std::string text, bool droppable)
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  if (stopped_ || !context_ || !open_)
     return false;
   outbox_bytes_ += text.size ();
-  outbox_.push_back (std::move (text));
-  if (!flush_scheduled_) {
-    flush_scheduled_ = true;
-    attach (context_, 0, flush_outbox_cb, this, nullptr);
-  }
+  outbox_.push_back (Frame {std::move (text), droppable});
+  if (outbox_bytes_ > outbox_limit_)
+    drop_oldest_locked ();
+  schedule_flush_locked ();
   return true;
 }
 
-gboolean Connection::flush_outbox_cb (gpointer data)
+/* Live audio that cannot go out in time is worth less than what follows. */
+void Connection::drop_oldest_locked ()
 {
-  auto *self = static_cast<Connection *> (data);
-  {
-    std::lock_guard<std::mutex> guard (self->lock_);
-    self->flush_scheduled_ = false;
+  for (auto it = outbox_.begin (); it != outbox_.end () && outbox_bytes_ > outbox_limit_;) {
+    if (!it->droppable) {
+      ++it;
+      continue;
+    }
+    outbox_bytes_ -= it->text.size ();
+    dropped_bytes_ += it->text.size ();
+    it = outbox_.erase (it);
   }
-  self->flush_outbox ();
-  return G_SOURCE_REMOVE;
 }
 
-/* Worker thread: hands queued frames to the socket, in order. */
+void Connection::set_outbox_limit (gsize bytes)
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  outbox_limit_ = bytes;
+}
+
+void Connection::schedule_flush_locked ()
+{
+  if (flush_scheduled_)
+    return;
+  flush_scheduled_ = true;
+  attach (context_, 0, [this] {
+    {
+      std::lock_guard<std::mutex> guard (lock_);
+      flush_scheduled_ = false;
+    }
+    flush_outbox ();
+  });
+}
+
+/* Worker thread: hands queued frames to the socket, in order, while the
+ * peer keeps reading. */
 void Connection::flush_outbox ()
 {
-  SoupWebsocketConnection *socket = worker_->socket;
-  if (!socket || worker_->stopping ||
+  Worker *w = worker_;
+  SoupWebsocketConnection *socket = w->socket;
+  if (!socket || w->stopping || w->restarting ||
       soup_websocket_connection_get_state (socket) != SOUP_WEBSOCKET_STATE_OPEN)
     return;
-  std::deque<std::string> frames;
-  {
-    std::lock_guard<std::mutex> guard (lock_);
-    frames.swap (outbox_);
-    sent_bytes_ += outbox_bytes_;
-    outbox_bytes_ = 0;
-  }
-  for (const std::string &frame : frames) {
-    GBytes *bytes = g_bytes_new_static (frame.data (), frame.size ());
+  bool wrote = false;
+  for (;;) {
+    if (w->tcp && g_socket_is_closed (w->tcp))
+      break;  /* "closed" is on its way */
+    if (w->tcp && !g_socket_condition_check (w->tcp, G_IO_OUT)) {
+      w->wait_writable ();
+      break;
+    }
+    Frame frame;
+    {
+      std::lock_guard<std::mutex> guard (lock_);
+      if (outbox_.empty ())
+        break;
+      frame = std::move (outbox_.front ());
+      outbox_.pop_front ();
+      outbox_bytes_ -= frame.text.size ();
+      sent_bytes_ += frame.text.size ();
+    }
+    wrote = true;
+    GBytes *bytes = g_bytes_new_static (frame.text.data (), frame.text.size ());
     /* send_message copies into the socket's output queue. */
     soup_websocket_connection_send_message (socket, SOUP_WEBSOCKET_DATA_TEXT, bytes);
     g_bytes_unref (bytes);
   }
+  if (wrote && callbacks_.drained)
+    callbacks_.drained ();
 }
 
 void Connection::call_later (guint ms, std::function<void ()> fn)
 {
   std::lock_guard<std::mutex> guard (lock_);
-  if (!context_)
+  if (!context_ || stopped_)
     return;
-  attach (context_, ms, run_call, new Call {std::move (fn)}, free_call);
+  attach (context_, ms, std::move (fn));
 }
 
 gsize Connection::queued_bytes () const
@@ -323,6 +477,18 @@ guint64 Connection::sent_bytes () const
 {
   std::lock_guard<std::mutex> guard (lock_);
   return sent_bytes_;
+}
+
+guint64 Connection::received_bytes () const
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  return received_bytes_;
+}
+
+guint64 Connection::dropped_bytes () const
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  return dropped_bytes_;
 }
 
 }  // namespace yrt

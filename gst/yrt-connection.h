@@ -1,6 +1,7 @@
-/* The network thread: one WebSocket to the service, owned by a worker thread
- * with its own GMainContext.  libsoup objects never leave that thread; other
- * threads talk to it only through send() and call_later(). */
+/* The network thread: one WebSocket to the service at a time, owned by a
+ * worker thread with its own GMainContext.  libsoup objects never leave that
+ * thread; other threads talk to it only through send(), restart() and
+ * call_later(). */
 #pragma once
 
 #include <glib.h>
@@ -20,8 +21,10 @@ struct ConnectionCallbacks {
   /* The handshake failed: HTTP status (0 when none, e.g. DNS or TLS) and a
    * human-readable cause. */
   std::function<void (guint http_status, const std::string &cause)> failed;
-  /* An open socket closed; `by_us` when stop() asked for it. */
-  std::function<void (gushort code, const std::string &reason, bool by_us)> closed;
+  /* An open socket closed without us asking. */
+  std::function<void (gushort code, const std::string &reason)> closed;
+  /* Frames left the outbox: a writer waiting for room may go on. */
+  std::function<void ()> drained;
 };
 
 class Connection {
@@ -37,21 +40,36 @@ class Connection {
   /* Closes the socket (bounded wait for the close handshake) and joins the
    * worker.  Safe to call twice and from any thread but the worker. */
   void stop ();
+  /* Closes the current socket, if any, and opens a new one after `delay_ms`.
+   * Frames not yet written are dropped: they belonged to the old session. */
+  void restart (guint delay_ms);
 
-  /* Queues a text frame; frames are written in order once the socket is
-   * open.  Thread-safe.  Returns false once the connection is finished. */
-  bool send (std::string text);
+  /* Queues a text frame; frames are written in order while the socket is
+   * open and the peer keeps reading.  Thread-safe.  Beyond the outbox limit,
+   * the oldest `droppable` frames are dropped (live audio).  Returns false
+   * when there is no socket to write to. */
+  bool send (std::string text, bool droppable = false);
+  void set_outbox_limit (gsize bytes);
   /* Runs `fn` on the worker thread after `ms` (0 = soon), unless stopped. */
   void call_later (guint ms, std::function<void ()> fn);
+
   /* Bytes queued but not yet handed to the socket. */
   gsize queued_bytes () const;
   guint64 sent_bytes () const;
+  guint64 received_bytes () const;
+  /* Bytes of droppable frames dropped because the outbox was full. */
+  guint64 dropped_bytes () const;
 
  private:
   struct Worker;
+  struct Frame {
+    std::string text;
+    bool droppable;
+  };
   static gpointer thread_main (gpointer data);
-  static gboolean flush_outbox_cb (gpointer data);
+  void schedule_flush_locked ();
   void flush_outbox ();
+  void drop_oldest_locked ();
 
   ConnectionCallbacks callbacks_;
   GThread *thread_ = nullptr;
@@ -59,11 +77,15 @@ class Connection {
   Worker *worker_ = nullptr;  /* touched only on the worker thread */
 
   mutable std::mutex lock_;
-  std::deque<std::string> outbox_;
+  std::deque<Frame> outbox_;
   gsize outbox_bytes_ = 0;
+  gsize outbox_limit_ = G_MAXSIZE;
   guint64 sent_bytes_ = 0;
+  guint64 received_bytes_ = 0;
+  guint64 dropped_bytes_ = 0;
   bool flush_scheduled_ = false;
-  bool finished_ = false;
+  bool open_ = false;
+  bool stopped_ = false;
 };
 
 }  // namespace yrt

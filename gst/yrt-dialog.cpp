@@ -7,9 +7,8 @@
 namespace yrt {
 
 namespace {
-/* Audio held while the session is being set up; past this the streaming
- * thread waits instead of queueing more. */
-constexpr guint kMaxPendingMs = 10000;
+/* Reconnect delays double from reconnect-backoff-ms up to this. */
+constexpr guint kMaxBackoffMs = 30000;
 /* A commit below this is refused by the service (input_audio_buffer_commit_empty). */
 constexpr guint kMinCommitMs = 100;
 constexpr gushort kCloseNormal = 1000;
@@ -52,18 +51,24 @@ Dialog::~Dialog ()
 }
 
 void Dialog::open (const Endpoint &endpoint, const SessionConfig &config,
-    guint eos_timeout_ms)
+    const DialogOptions &options)
 {
   close ();
   {
     std::lock_guard<std::mutex> guard (lock_);
     endpoint_ = endpoint;
     config_ = config;
-    eos_timeout_ms_ = eos_timeout_ms;
+    options_ = options;
     ready_ = finished_ = flushing_ = draining_ = false;
     live_ = live_known_ = false;
     pending_.clear ();
-    pending_samples_ = uncommitted_samples_ = 0;
+    turn_audio_.configure (config.input_rate, options.max_buffer_ms);
+    history_.clear ();
+    sessions_ = generation_ = failures_in_a_row_ = 0;
+    rollover_due_ = false;
+    outage_dropped_ = 0;
+    stats_ = DialogStats ();
+    uncommitted_samples_ = 0;
     sent_audio_ = speech_open_ = false;
     commits_in_flight_ = expected_responses_ = 0;
     queued_creates_.clear ();
@@ -80,14 +85,20 @@ void Dialog::open (const Endpoint &endpoint, const SessionConfig &config,
   ConnectionCallbacks callbacks;
   callbacks.opened = [this] { on_opened (); };
   callbacks.text = [this] (const char *data, gsize size) { on_text (data, size); };
-  callbacks.binary = [] (gsize size) {
+  callbacks.binary = [this] (gsize size) {
     GST_WARNING ("ignoring a binary frame of %" G_GSIZE_FORMAT " bytes", size);
+    std::lock_guard<std::mutex> guard (lock_);
+    stats_.bad_events++;
   };
   callbacks.failed = [this] (guint status, const std::string &cause) {
     on_failed (status, cause);
   };
-  callbacks.closed = [this] (gushort code, const std::string &reason, bool) {
+  callbacks.closed = [this] (gushort code, const std::string &reason) {
     on_closed (code, reason);
+  };
+  callbacks.drained = [this] {
+    std::lock_guard<std::mutex> guard (lock_);
+    ready_cond_.notify_all ();
   };
   connection_ = std::make_unique<Connection> (std::move (callbacks));
   post_connection ("connecting");
@@ -122,6 +133,20 @@ bool Dialog::failed () const
   return finished_;
 }
 
+DialogStats Dialog::stats () const
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  DialogStats s = stats_;
+  if (connection_) {
+    s.bytes_sent = connection_->sent_bytes ();
+    s.bytes_received = connection_->received_bytes ();
+    s.bytes_queued = connection_->queued_bytes ();
+    /* Live audio the outbox dropped (base64 JSON) in samples: near enough. */
+    s.dropped_input_samples += connection_->dropped_bytes () * 3 / 4 / 2;
+  }
+  return s;
+}
+
 /* Non-live input streams faster than anyone could listen: the next turn
  * would always "interrupt" the answer to the previous one, and a server
  * answers a turn that ends during another answer in its own way.  So with
@@ -153,10 +178,7 @@ void Dialog::set_flushing (bool flushing)
   flushing_ = flushing;
   if (flushing) {
     /* Audio not yet sent belongs to the flushed stream. */
-    static const std::string append_head = client::audio_append (nullptr, 0).substr (0, 40);
-    for (auto it = pending_.begin (); it != pending_.end ();)
-      it = it->compare (0, append_head.size (), append_head) == 0 ? pending_.erase (it) : it + 1;
-    pending_samples_ = 0;
+    turn_audio_.clear ();
     draining_ = false;
   }
   ready_cond_.notify_all ();
@@ -164,23 +186,41 @@ void Dialog::set_flushing (bool flushing)
 
 /* ---- streaming thread ---- */
 
+/* Bytes of append events for max-buffer-ms of audio: the outbox's bound. */
+gsize Dialog::outbox_limit_locked () const
+{
+  gsize pcm = (gsize) config_.input_rate * 2 * options_.max_buffer_ms / 1000;
+  return pcm * 4 / 3 + 4096;
+}
+
 Dialog::SendResult Dialog::send_audio (const guint8 *pcm, gsize size)
 {
   std::unique_lock<std::mutex> lock (lock_);
-  guint64 max_pending = (guint64) config_.input_rate * kMaxPendingMs / 1000;
+  /* Non-live input waits (bounded by max-buffer-ms) for a session, or for a
+   * peer that stopped reading; live input never waits: the oldest goes. */
   ready_cond_.wait (lock, [&] {
-    return ready_ || finished_ || flushing_ || pending_samples_ < max_pending;
+    if (flushing_ || finished_ || live_)
+      return true;
+    if (!ready_)
+      return !turn_audio_.unsent_full ();
+    return connection_->queued_bytes () < outbox_limit_locked ();
   });
   if (flushing_)
     return SendResult::Flushing;
   if (finished_)
     return SendResult::Failed;
-  guint64 samples = size / 2;
-  if (!ready_)
-    pending_samples_ += samples;
-  uncommitted_samples_ += samples;
+  uncommitted_samples_ += size / 2;
   sent_audio_ = true;
-  send_locked (client::audio_append (pcm, size));
+  if (ready_) {
+    connection_->send (client::audio_append (pcm, size), live_);
+    turn_audio_.add_sent (pcm, size);
+    stats_.audio_samples_sent += size / 2;
+  } else {
+    turn_audio_.add_unsent (pcm, size);
+    guint64 dropped = turn_audio_.drop_oldest_unsent ();
+    outage_dropped_ += dropped;
+    stats_.dropped_input_samples += dropped;
+  }
   return SendResult::Ok;
 }
 
@@ -203,8 +243,8 @@ void Dialog::drain ()
     send_session_update_locked ();
     barrier_ = session_updates_sent_;
   }
-  if (eos_timeout_ms_ > 0 && connection_) {
-    connection_->call_later (eos_timeout_ms_, [this] {
+  if (options_.eos_timeout_ms > 0 && connection_) {
+    connection_->call_later (options_.eos_timeout_ms, [this] {
       std::lock_guard<std::mutex> guard (lock_);
       if (!draining_)
         return;
@@ -242,12 +282,15 @@ void Dialog::on_opened ()
 
 void Dialog::on_failed (guint status, const std::string &cause)
 {
+  /* Refused credentials or endpoint will be refused again: no retry storm. */
+  bool permanent = status == 401 || status == 403 || status == 404;
+  if (reconnect (cause, !permanent))
+    return;
   std::string url;
   {
     std::lock_guard<std::mutex> guard (lock_);
-    finished_ = true;
     url = endpoint_.url;
-    ready_cond_.notify_all ();
+    stats_.last_error = cause;
   }
   std::string debug = "Handshake with " + url + " failed: " + cause;
   if (status == 401 || status == 403)
@@ -270,21 +313,129 @@ void Dialog::on_failed (guint status, const std::string &cause)
 
 void Dialog::on_closed (gushort code, const std::string &reason)
 {
-  bool was_draining;
+  std::string why = "closed with code " + std::to_string (code) +
+      (reason.empty () ? "" : ": " + reason);
+  bool done_anyway;
   {
     std::lock_guard<std::mutex> guard (lock_);
-    finished_ = true;
-    was_draining = draining_;
-    ready_cond_.notify_all ();
+    done_anyway = draining_ && !outstanding_locked () && code == kCloseNormal;
+  }
+  if (!done_anyway && reconnect (why, true))
+    return;
+  {
+    std::lock_guard<std::mutex> guard (lock_);
+    stats_.last_error = why;
   }
   post_connection ("closed");
-  if (!was_draining || code != kCloseNormal)
-    host_.post_error (DialogError::Closed,
-        "The service closed the session",
-        "WebSocket closed with code " + std::to_string (code) +
-        (reason.empty () ? "" : ": " + reason));
+  if (!done_anyway)
+    host_.post_error (DialogError::Closed, "The service closed the session",
+        "WebSocket " + why);
   std::lock_guard<std::mutex> guard (lock_);
   finish_drain_locked ();
+}
+
+/* Worker thread.  The books of the lost session are settled so the new one
+ * starts clean: an answer in progress failed (its audio is not repeated), the
+ * uncommitted turn goes up again, commits and answers still owed are asked
+ * for again. */
+bool Dialog::reconnect (const std::string &reason, bool retryable)
+{
+  std::string cut;
+  guint attempt, delay_ms;
+  {
+    std::lock_guard<std::mutex> guard (lock_);
+    ready_ = false;
+    if (!retryable || sessions_ == 0 || failures_in_a_row_ >= options_.max_reconnects) {
+      finished_ = true;
+      ready_cond_.notify_all ();
+      return false;
+    }
+    attempt = ++failures_in_a_row_;
+    stats_.reconnects++;
+    stats_.last_error = reason;
+    delay_ms = MIN ((guint64) options_.reconnect_backoff_ms << MIN (attempt - 1, 16u),
+        (guint64) kMaxBackoffMs);
+    cut = active_response_;
+    active_response_.clear ();
+    speech_open_ = false;
+    call_batches_.clear ();
+    for (guint i = 0; i < expected_responses_; i++)
+      queued_creates_.push_back (std::nullopt);
+    expected_responses_ = 0;
+    for (guint i = 0; i < commits_in_flight_; i++)
+      pending_.push_back (client::audio_commit ());
+    session_updates_sent_ = 1;
+    session_updates_acked_ = 0;
+    if (draining_ && barrier_ > 0) {
+      send_session_update_locked ();
+      barrier_ = session_updates_sent_;
+    }
+  }
+  if (!cut.empty ())
+    fail_response (cut);
+  GST_WARNING ("session lost (%s); reconnecting in %u ms, attempt %u", reason.c_str (),
+      delay_ms, attempt);
+  post_reconnecting (attempt, delay_ms, reason);
+  connection_->restart (delay_ms);
+  return true;
+}
+
+void Dialog::fail_response (const std::string &response_id)
+{
+  /* What arrived of it still plays; nothing of it comes twice. */
+  playout_.ignore_response (response_id, false);
+  GstStructure *s = message ("response-done");
+  gst_structure_set (s, "response-id", G_TYPE_STRING, response_id.c_str (),
+      "status", G_TYPE_STRING, "failed",
+      "audio-duration", G_TYPE_UINT64,
+      samples_to_time (playout_.received_samples (response_id), playout_.rate ()), nullptr);
+  host_.post_message (s);
+}
+
+void Dialog::post_reconnecting (guint attempt, guint delay_ms, const std::string &reason)
+{
+  GstStructure *s = message ("connection");
+  gst_structure_set (s, "state", G_TYPE_STRING, "reconnecting",
+      "url", G_TYPE_STRING, endpoint_.url.c_str (),
+      "attempt", G_TYPE_UINT, attempt, "delay-ms", G_TYPE_UINT, delay_ms,
+      "reason", G_TYPE_STRING, reason.c_str (), nullptr);
+  host_.post_message (s);
+}
+
+/* Proactive rollover, between turns only: an answer is never cut. */
+void Dialog::on_lifetime_over (guint generation)
+{
+  {
+    std::lock_guard<std::mutex> guard (lock_);
+    if (generation != generation_ || finished_)
+      return;
+    rollover_due_ = true;
+  }
+  maybe_rollover ();
+}
+
+void Dialog::maybe_rollover ()
+{
+  bool rolled;
+  {
+    std::lock_guard<std::mutex> guard (lock_);
+    rolled = rollover_locked ();
+  }
+  if (rolled)
+    post_reconnecting (0, 0, "session-lifetime-ms reached");
+}
+
+bool Dialog::rollover_locked ()
+{
+  if (!rollover_due_ || !ready_ || outstanding_locked () || draining_)
+    return false;
+  GST_INFO ("session lifetime reached between turns: rolling over");
+  rollover_due_ = false;
+  ready_ = false;
+  session_updates_sent_ = 1;
+  session_updates_acked_ = 0;
+  connection_->restart (0);
+  return true;
 }
 
 void Dialog::on_text (const char *data, gsize size)
@@ -293,6 +444,8 @@ void Dialog::on_text (const char *data, gsize size)
   std::string why;
   if (!parse_server_event (data, size, ev, why)) {
     GST_WARNING ("ignoring a malformed server event: %s", why.c_str ());
+    std::lock_guard<std::mutex> guard (lock_);
+    stats_.bad_events++;
     return;
   }
   GST_LOG ("server event %s", ev.type_name.c_str ());
@@ -306,9 +459,12 @@ void Dialog::handle (ServerEvent &ev)
       on_session_created (ev);
       break;
     case EventType::SessionUpdated: {
-      std::lock_guard<std::mutex> guard (lock_);
-      session_updates_acked_++;
-      check_drain_locked ();
+      {
+        std::lock_guard<std::mutex> guard (lock_);
+        session_updates_acked_++;
+        check_drain_locked ();
+      }
+      maybe_rollover ();
       break;
     }
     case EventType::Error:
@@ -344,6 +500,10 @@ void Dialog::handle (ServerEvent &ev)
       break;
     case EventType::TranscriptDelta:
     case EventType::TranscriptCompleted: {
+      if (ev.type == EventType::TranscriptCompleted) {
+        std::lock_guard<std::mutex> guard (lock_);
+        history_.add (History::Role::User, ev.text);
+      }
       GstStructure *s = message ("transcript");
       gst_structure_set (s, "item-id", G_TYPE_STRING, ev.item_id.c_str (),
           "text", G_TYPE_STRING, ev.text.c_str (),
@@ -387,14 +547,51 @@ void Dialog::on_session_created (const ServerEvent &ev)
       "model", G_TYPE_STRING, ev.model.c_str (), nullptr);
   host_.post_message (s);
 
-  std::lock_guard<std::mutex> guard (lock_);
-  /* The session is configured before any held audio goes out. */
+  guint64 dropped;
+  {
+    std::lock_guard<std::mutex> guard (lock_);
+    start_session_locked ();
+    dropped = outage_dropped_;
+    outage_dropped_ = 0;
+  }
+  if (dropped > 0)
+    host_.post_warning ("Live input was lost while reconnecting",
+        "dropped " + std::to_string (dropped * 1000 / config_.input_rate) +
+        " ms of the oldest input beyond max-buffer-ms");
+}
+
+/* A new session: configure it, give it the conversation so far and the
+ * user's uncommitted turn, then whatever was held for it. */
+void Dialog::start_session_locked ()
+{
+  bool resumed = sessions_++ > 0;
+  failures_in_a_row_ = 0;
+  generation_++;
   ready_ = true;
+  connection_->set_outbox_limit (outbox_limit_locked ());
   send_locked (client::session_update (effective_config_locked ()));
+  if (resumed) {
+    for (const History::Entry &e : history_.entries ())
+      send_locked (e.role == History::Role::User ? client::user_text (e.text) :
+          client::assistant_text (e.text));
+  }
+  for (const std::vector<guint8> &chunk : turn_audio_.take_for_new_session ()) {
+    send_locked (client::audio_append (chunk.data (), chunk.size ()));
+    stats_.audio_samples_sent += chunk.size () / 2;
+  }
   for (std::string &frame : pending_)
-    connection_->send (std::move (frame));
+    send_locked (std::move (frame));
   pending_.clear ();
-  pending_samples_ = 0;
+  if (!queued_creates_.empty () && active_response_.empty () && expected_responses_ == 0) {
+    std::optional<std::string> how = queued_creates_.front ();
+    queued_creates_.pop_front ();
+    send_response_create_locked (how);
+  }
+  if (options_.session_lifetime_ms > 0) {
+    guint generation = generation_;
+    connection_->call_later (options_.session_lifetime_ms,
+        [this, generation] { on_lifetime_over (generation); });
+  }
   ready_cond_.notify_all ();
 }
 
@@ -482,6 +679,7 @@ void Dialog::on_committed (const ServerEvent &)
 {
   std::lock_guard<std::mutex> guard (lock_);
   speech_open_ = false;
+  turn_audio_.committed ();
   bool ours = commits_in_flight_ > 0;
   if (ours)
     commits_in_flight_--;
@@ -540,6 +738,8 @@ void Dialog::on_response_text (const ServerEvent &ev, bool from_transcript, bool
         a.text = ev.text;
     }
     final_text = done ? a.text : ev.text;
+    if (done)
+      history_.add (History::Role::Assistant, a.text);
   }
   GstStructure *s = message ("response-text");
   gst_structure_set (s, "response-id", G_TYPE_STRING, ev.response_id.c_str (),
@@ -554,6 +754,7 @@ void Dialog::on_audio (const ServerEvent &ev)
     return;
   {
     std::lock_guard<std::mutex> guard (lock_);
+    stats_.audio_samples_received += ev.audio.size () / 2;
     if (turn_end_us_ != 0 && !playout_.is_ignored (ev.response_id)) {
       first_audio_latency_[ev.response_id] =
           (g_get_monotonic_time () - turn_end_us_) * GST_USECOND;
@@ -595,7 +796,17 @@ void Dialog::on_response_done (const ServerEvent &ev)
   if (ev.status == "cancelled" || ev.status == "failed")
     playout_.ignore_response (ev.response_id);
 
-  std::lock_guard<std::mutex> guard (lock_);
+  {
+    std::lock_guard<std::mutex> guard (lock_);
+    settle_response_locked (ev);
+  }
+  maybe_rollover ();
+}
+
+void Dialog::settle_response_locked (const ServerEvent &ev)
+{
+  if (ev.status == "completed")
+    stats_.answers++;
   if (active_response_ == ev.response_id || active_response_.empty ())
     active_response_.clear ();
   else if (expected_responses_ > 0)
@@ -717,6 +928,7 @@ bool Dialog::send_text (const std::string &text)
   if (!session_open_locked ("send-text"))
     return false;
   send_locked (client::user_text (text));
+  history_.add (History::Role::User, text);
   turn_end_us_ = g_get_monotonic_time ();
   request_response_locked ();
   return true;
@@ -779,6 +991,7 @@ bool Dialog::clear_conversation ()
   for (const std::string &item : known_items_)
     send_locked (client::item_delete (item));
   known_items_.clear ();
+  history_.clear ();
   return true;
 }
 

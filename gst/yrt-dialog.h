@@ -10,6 +10,7 @@
 #include "yrt-connection.h"
 #include "yrt-playout.h"
 #include "yrt-protocol.h"
+#include "yrt-recovery.h"
 
 #include <gst/gst.h>
 
@@ -46,6 +47,27 @@ struct Endpoint {
   std::string authorization;  /* whole header value, or empty */
 };
 
+struct DialogOptions {
+  guint eos_timeout_ms = 60000;
+  guint max_reconnects = 5;        /* in a row; 0 = never */
+  guint reconnect_backoff_ms = 500;
+  guint max_buffer_ms = 10000;     /* input held while no session can take it */
+  guint session_lifetime_ms = 0;   /* roll over proactively; 0 = off */
+};
+
+struct DialogStats {
+  guint64 bytes_sent = 0;
+  guint64 bytes_received = 0;
+  guint64 bytes_queued = 0;            /* waiting for the peer to read */
+  guint64 audio_samples_sent = 0;      /* at input-rate */
+  guint64 audio_samples_received = 0;  /* at output-rate */
+  guint answers = 0;
+  guint reconnects = 0;
+  guint64 dropped_input_samples = 0;
+  guint bad_events = 0;
+  std::string last_error;
+};
+
 /* `location` plus `model=gpt://<folder>/<model>` unless it already has one. */
 std::string endpoint_url (const std::string &location, const std::string &folder_id,
     const std::string &model);
@@ -59,7 +81,7 @@ class Dialog {
 
   /* READY→PAUSED: starts connecting; returns at once. */
   void open (const Endpoint &endpoint, const SessionConfig &config,
-      guint eos_timeout_ms);
+      const DialogOptions &options);
   /* PAUSED→READY: closes the socket and wakes every waiter. */
   void close ();
 
@@ -72,6 +94,7 @@ class Dialog {
   void set_flushing (bool flushing);
   void set_live (bool live);
   bool failed () const;
+  DialogStats stats () const;
   /* Server VAD heard speech that has not been committed yet. */
   bool speech_open () const;
 
@@ -92,6 +115,14 @@ class Dialog {
   void on_text (const char *data, gsize size);
   void on_failed (guint status, const std::string &cause);
   void on_closed (gushort code, const std::string &reason);
+  /* The session ended under us: reconnect if allowed, else fail.  False when
+   * it gave up (the caller reports why). */
+  bool reconnect (const std::string &reason, bool retryable);
+  void fail_response (const std::string &response_id);
+  void on_lifetime_over (guint generation);
+  void maybe_rollover ();
+  bool rollover_locked ();
+  void settle_response_locked (const ServerEvent &ev);
 
   void handle (ServerEvent &ev);
   void on_session_created (const ServerEvent &ev);
@@ -117,6 +148,9 @@ class Dialog {
   void check_drain_locked ();
   void finish_drain_locked ();
   void post_connection (const char *state);
+  void post_reconnecting (guint attempt, guint delay_ms, const std::string &reason);
+  void start_session_locked ();
+  gsize outbox_limit_locked () const;
 
   DialogHost &host_;
   Playout &playout_;
@@ -126,14 +160,21 @@ class Dialog {
   std::condition_variable ready_cond_;
   Endpoint endpoint_;
   SessionConfig config_;
-  guint eos_timeout_ms_ = 60000;
+  DialogOptions options_;
   bool live_ = false;
   bool live_known_ = false;
   bool ready_ = false;      /* session configured: audio may flow */
   bool finished_ = false;   /* failed or closed: nothing more will flow */
   bool flushing_ = false;
-  std::deque<std::string> pending_;  /* frames held until the session is ready */
-  guint64 pending_samples_ = 0;
+  std::deque<std::string> pending_;  /* control frames held until the session is ready */
+  TurnAudio turn_audio_;             /* the uncommitted turn, and input held meanwhile */
+  History history_;                  /* replayed into a new session */
+  guint sessions_ = 0;               /* session.created seen */
+  guint generation_ = 0;             /* of the current session, for its timers */
+  guint failures_in_a_row_ = 0;
+  bool rollover_due_ = false;
+  guint64 outage_dropped_ = 0;       /* live input dropped during this outage */
+  DialogStats stats_;
 
   /* The books of the turn-taking. */
   guint64 uncommitted_samples_ = 0;  /* appended since our last commit */

@@ -82,7 +82,7 @@ gsize Playout::push_audio (const std::string &response_id,
   return even / 2;
 }
 
-void Playout::ignore_response (const std::string &response_id)
+void Playout::ignore_response (const std::string &response_id, bool drop_queued)
 {
   std::lock_guard<std::mutex> guard (lock_);
   if (response_id.empty () || std::find (ignored_.begin (), ignored_.end (),
@@ -91,7 +91,8 @@ void Playout::ignore_response (const std::string &response_id)
   if (ignored_.size () == kRemembered)
     ignored_.pop_front ();
   ignored_.push_back (response_id);
-  /* Drop what is queued of it too. */
+  if (!drop_queued)
+    return;
   for (auto it = queue_.begin (); it != queue_.end ();) {
     if (it->response_id == response_id) {
       gst_buffer_unref (it->buffer);

@@ -51,8 +51,9 @@ class Playout {
   /* Returns the number of whole samples queued (0 if the response is ignored). */
   gsize push_audio (const std::string &response_id, const std::string &item_id,
       const guint8 *data, gsize size, GstClockTime arrival);
-  /* Audio of `response_id` still to come is ignored from now on. */
-  void ignore_response (const std::string &response_id);
+  /* Audio of `response_id` still to come is ignored from now on; with
+   * `drop_queued`, so is what is queued of it. */
+  void ignore_response (const std::string &response_id, bool drop_queued = true);
   bool is_ignored (const std::string &response_id) const;
   /* Barge-in: drops queued audio and ignores the rest of every answer that
    * had audio queued or playing.  False when nothing was playing. */

@@ -228,22 +228,35 @@ std::string item_delete (const std::string &item_id)
   });
 }
 
-std::string user_text (const std::string &text)
+namespace {
+std::string message_item (const char *role, const char *content_type,
+    const std::string &text)
 {
-  return build_event ("conversation.item.create", [&text] (JsonBuilder *b) {
+  return build_event ("conversation.item.create", [&] (JsonBuilder *b) {
     json_builder_set_member_name (b, "item");
     json_builder_begin_object (b);
     add_string (b, "type", "message");
-    add_string (b, "role", "user");
+    add_string (b, "role", role);
     json_builder_set_member_name (b, "content");
     json_builder_begin_array (b);
     json_builder_begin_object (b);
-    add_string (b, "type", "input_text");
+    add_string (b, "type", content_type);
     add_string (b, "text", text);
     json_builder_end_object (b);
     json_builder_end_array (b);
     json_builder_end_object (b);
   });
+}
+}  // namespace
+
+std::string user_text (const std::string &text)
+{
+  return message_item ("user", "input_text", text);
+}
+
+std::string assistant_text (const std::string &text)
+{
+  return message_item ("assistant", "output_text", text);
 }
 
 std::string function_call_output (const std::string &call_id,
@@ -268,6 +281,19 @@ namespace {
 const char kAlphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
+/* Encoding looks up 12 bits at a time: two characters per lookup. */
+struct EncodeTable {
+  char pair[4096][2];
+  EncodeTable ()
+  {
+    for (int i = 0; i < 4096; i++) {
+      pair[i][0] = kAlphabet[i >> 6];
+      pair[i][1] = kAlphabet[i & 63];
+    }
+  }
+};
+const EncodeTable kEncode;
+
 struct DecodeTable {
   gint8 value[256];
   DecodeTable ()
@@ -287,12 +313,10 @@ void base64_encode_append (const guint8 *in, gsize size, std::string &out)
   out.resize (pos + (size + 2) / 3 * 4);
   char *o = &out[pos];
   gsize i = 0;
-  for (; i + 3 <= size; i += 3) {
+  for (; i + 3 <= size; i += 3, o += 4) {
     guint32 v = (in[i] << 16) | (in[i + 1] << 8) | in[i + 2];
-    *o++ = kAlphabet[v >> 18];
-    *o++ = kAlphabet[(v >> 12) & 63];
-    *o++ = kAlphabet[(v >> 6) & 63];
-    *o++ = kAlphabet[v & 63];
+    memcpy (o, kEncode.pair[v >> 12], 2);
+    memcpy (o + 2, kEncode.pair[v & 0xfff], 2);
   }
   if (i < size) {
     guint32 v = in[i] << 16;
@@ -305,29 +329,46 @@ void base64_encode_append (const guint8 *in, gsize size, std::string &out)
   }
 }
 
+/* Padding may only end the last quantum ("xx==", "xxx="); every other
+ * character must be in the alphabet. */
 bool base64_decode (const char *text, gsize size, std::vector<guint8> &out)
 {
   out.clear ();
   if (size % 4 != 0)
     return false;
-  out.reserve (size / 4 * 3);
-  for (gsize i = 0; i < size; i += 4) {
-    const guint8 *q = (const guint8 *) text + i;
-    bool last = i + 4 == size;
-    int pad = last ? (q[3] == '=') + (q[2] == '=' && q[3] == '=') : 0;
-    guint32 v = 0;
-    for (int k = 0; k < 4 - pad; k++) {
-      gint8 d = kDecode.value[q[k]];
-      if (d < 0)
-        return false;
-      v |= (guint32) d << (18 - 6 * k);
+  if (size == 0)
+    return true;
+  const gint8 *table = kDecode.value;
+  const guint8 *q = (const guint8 *) text;
+  const guint8 *last = q + size - 4;
+  int pad = (last[3] == '=') + (last[2] == '=' && last[3] == '=');
+  out.resize (size / 4 * 3 - pad);
+  guint8 *o = out.data ();
+  for (; q < last; q += 4, o += 3) {
+    gint32 a = table[q[0]], b = table[q[1]], c = table[q[2]], d = table[q[3]];
+    if ((a | b | c | d) < 0) {
+      out.clear ();
+      return false;
     }
-    out.push_back ((guint8) (v >> 16));
-    if (pad < 2)
-      out.push_back ((guint8) (v >> 8));
-    if (pad < 1)
-      out.push_back ((guint8) v);
+    guint32 v = ((guint32) a << 18) | ((guint32) b << 12) | ((guint32) c << 6) | (guint32) d;
+    o[0] = (guint8) (v >> 16);
+    o[1] = (guint8) (v >> 8);
+    o[2] = (guint8) v;
   }
+  guint32 v = 0;
+  for (int k = 0; k < 4 - pad; k++) {
+    gint8 d = table[last[k]];
+    if (d < 0) {
+      out.clear ();
+      return false;
+    }
+    v |= (guint32) d << (18 - 6 * k);
+  }
+  o[0] = (guint8) (v >> 16);
+  if (pad < 2)
+    o[1] = (guint8) (v >> 8);
+  if (pad < 1)
+    o[2] = (guint8) v;
   return true;
 }
 
@@ -543,9 +584,189 @@ bool read_fields (JsonObject *root, ServerEvent &ev, std::string &why)
 
 }  // namespace
 
+/* ---- the audio delta fast path ---- */
+
+#ifndef YRT_PROTOCOL_NO_FAST_PATH
+namespace {
+
+/* Audio deltas are nearly all the bytes the service sends, and a json-glib
+ * tree of one costs several times its base64 decoding (docs/performance.md).
+ * This reads their usual shape directly: one flat object of ASCII strings
+ * without escapes and plain scalars, `type` an audio delta, `delta` valid
+ * base64.  It accepts a strict subset of what json-glib accepts and reads
+ * the same members; anything else, valid or not, is left to json-glib, so
+ * both ways give the same ServerEvent and the same errors
+ * (tests/bench: yrt-bench verify). */
+
+struct Span {
+  const char *data = nullptr;
+  gsize size = 0;
+};
+
+enum Member { kType, kEventId, kItemId, kPreviousItemId, kResponseId, kDelta, kMembers };
+
+int member_index (const Span &key)
+{
+  static const char *const names[kMembers] = {
+    "type", "event_id", "item_id", "previous_item_id", "response_id", "delta",
+  };
+  for (int i = 0; i < kMembers; i++)
+    if (strlen (names[i]) == key.size && memcmp (names[i], key.data, key.size) == 0)
+      return i;
+  return -1;
+}
+
+bool is_space (char c)
+{
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* A string without escapes, control or non-ASCII characters.  With `check`
+ * false the characters are left to the caller: the delta's are all checked
+ * by base64_decode(), which accepts none of those. */
+bool scan_string (const char *&p, const char *end, Span &out, bool check)
+{
+  if (p == end || *p != '"')
+    return false;
+  const char *start = ++p;
+  const char *close = static_cast<const char *> (memchr (start, '"', end - start));
+  if (!close)
+    return false;
+  if (check)
+    for (const char *c = start; c < close; c++)
+      if ((guint8) *c < 0x20 || (guint8) *c >= 0x7f || *c == '\\')
+        return false;
+  out = {start, (gsize) (close - start)};
+  p = close + 1;
+  return true;
+}
+
+bool scan_digits (const char *&p, const char *end)
+{
+  const char *first = p;
+  while (p < end && g_ascii_isdigit (*p))
+    p++;
+  return p > first;
+}
+
+/* true, false, null or a JSON number short enough for any parser. */
+bool scan_scalar (const char *&p, const char *end)
+{
+  for (const char *word : {"true", "false", "null"}) {
+    gsize n = strlen (word);
+    if ((gsize) (end - p) >= n && memcmp (p, word, n) == 0) {
+      p += n;
+      return true;
+    }
+  }
+  const char *q = p;
+  if (q < end && *q == '-')
+    q++;
+  if (q < end && *q == '0')
+    q++;
+  else if (q == end || *q < '1' || *q > '9' || !scan_digits (q, end))
+    return false;
+  if (q < end && *q == '.' && !scan_digits (++q, end))
+    return false;
+  if (q < end && (*q == 'e' || *q == 'E')) {
+    q++;
+    if (q < end && (*q == '+' || *q == '-'))
+      q++;
+    if (!scan_digits (q, end))
+      return false;
+  }
+  if (q - p > 15)
+    return false;
+  p = q;
+  return true;
+}
+
+/* True when `ev` was filled; false leaves the frame to json-glib. */
+bool parse_audio_delta (const char *data, gsize size, ServerEvent &ev)
+{
+  const char *p = data, *end = data + size;
+  auto skip_space = [&] {
+    while (p < end && is_space (*p))
+      p++;
+  };
+  Span values[kMembers];
+  guint seen = 0, strings = 0;
+  skip_space ();
+  if (p == end || *p++ != '{')
+    return false;
+  for (;;) {
+    skip_space ();
+    Span key;
+    if (!scan_string (p, end, key, true) || key.size == 0)
+      return false;
+    skip_space ();
+    if (p == end || *p++ != ':')
+      return false;
+    skip_space ();
+    int member = member_index (key);
+    if (member >= 0) {
+      if (seen & (1u << member))
+        return false;  /* json-glib keeps the last one; rare enough to leave */
+      seen |= 1u << member;
+    }
+    if (p < end && *p == '"') {
+      Span value;
+      if (!scan_string (p, end, value, member != kDelta))
+        return false;
+      if (member >= 0) {
+        values[member] = value;
+        strings |= 1u << member;
+      }
+    } else if (member == kType || member == kDelta || !scan_scalar (p, end)) {
+      return false;
+    }
+    skip_space ();
+    if (p == end)
+      return false;
+    if (*p == ',') {
+      p++;
+      continue;
+    }
+    if (*p++ != '}')
+      return false;
+    break;
+  }
+  skip_space ();
+  if (p != end || !(strings & (1u << kType)) || !(strings & (1u << kDelta)))
+    return false;
+  const Span &type = values[kType];
+  auto type_is = [&type] (const char *name) {
+    return strlen (name) == type.size && memcmp (name, type.data, type.size) == 0;
+  };
+  if (!type_is ("response.output_audio.delta") && !type_is ("response.audio.delta"))
+    return false;
+  ev = ServerEvent ();
+  /* An escape in the delta (say "\/") fails here and goes to json-glib. */
+  if (!base64_decode (values[kDelta].data, values[kDelta].size, ev.audio))
+    return false;
+  ev.type = EventType::AudioDelta;
+  ev.type_name.assign (type.data, type.size);
+  auto take = [&] (Member m, std::string &out) {
+    if (strings & (1u << m))
+      out.assign (values[m].data, values[m].size);
+  };
+  take (kEventId, ev.event_id);
+  take (kItemId, ev.item_id);
+  take (kPreviousItemId, ev.previous_item_id);
+  take (kResponseId, ev.response_id);
+  return true;
+}
+
+}  // namespace
+#endif  /* YRT_PROTOCOL_NO_FAST_PATH */
+
 bool parse_server_event (const char *data, gsize size, ServerEvent &ev,
     std::string &why)
 {
+#ifndef YRT_PROTOCOL_NO_FAST_PATH
+  if (parse_audio_delta (data, size, ev))
+    return true;
+#endif
   ev = ServerEvent ();
   GObjectPtr<JsonParser> parser (json_parser_new_immutable ());
   GError *error = nullptr;

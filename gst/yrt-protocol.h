@@ -42,6 +42,8 @@ std::string item_truncate (const std::string &item_id, guint content_index,
     guint64 audio_end_ms);
 std::string item_delete (const std::string &item_id);
 std::string user_text (const std::string &text);
+/* What the assistant said, as text: replayed into a new session. */
+std::string assistant_text (const std::string &text);
 std::string function_call_output (const std::string &call_id,
     const std::string &output);
 }  // namespace client

@@ -4,6 +4,30 @@
 
 namespace yrt {
 
+namespace {
+
+/* Stereo S16, what most decoders and capture devices give, is mixed down
+ * here: a plain average costs a small fraction of GstAudioChannelMixer's
+ * general matrix, which was the largest single cost of a file turn
+ * (docs/performance.md), and it gives the same samples.  The converter is
+ * left the resampling. */
+bool mixes_down (const GstAudioInfo &info)
+{
+  return GST_AUDIO_INFO_FORMAT (&info) == GST_AUDIO_FORMAT_S16 &&
+      GST_AUDIO_INFO_CHANNELS (&info) == 2 &&
+      GST_AUDIO_INFO_LAYOUT (&info) == GST_AUDIO_LAYOUT_INTERLEAVED &&
+      info.position[0] == GST_AUDIO_CHANNEL_POSITION_FRONT_LEFT &&
+      info.position[1] == GST_AUDIO_CHANNEL_POSITION_FRONT_RIGHT;
+}
+
+void mix_down (const gint16 *stereo, gsize frames, gint16 *mono)
+{
+  for (gsize i = 0; i < frames; i++)
+    mono[i] = (gint16) ((stereo[2 * i] + stereo[2 * i + 1] + 1) >> 1);
+}
+
+}  // namespace
+
 Uplink::~Uplink ()
 {
   if (converter_)
@@ -25,6 +49,13 @@ bool Uplink::set_input (const GstAudioInfo &info, std::string &why)
   GstAudioConverter *converter = nullptr;
   bool same = GST_AUDIO_INFO_FORMAT (&info) == GST_AUDIO_FORMAT_S16LE &&
       GST_AUDIO_INFO_CHANNELS (&info) == 1 && GST_AUDIO_INFO_RATE (&info) == (gint) rate_;
+  GstAudioInfo mono;
+  const GstAudioInfo *from = &info;
+  if (mixes_down (info)) {
+    gst_audio_info_set_format (&mono, GST_AUDIO_FORMAT_S16, GST_AUDIO_INFO_RATE (&info), 1,
+        nullptr);
+    from = &mono;
+  }
   if (!same) {
     /* Kaiser at the default quality: transparent for speech and far cheaper
      * than what the service does with it (docs/performance.md). */
@@ -32,7 +63,7 @@ bool Uplink::set_input (const GstAudioInfo &info, std::string &why)
         GST_AUDIO_CONVERTER_OPT_RESAMPLER_METHOD, GST_TYPE_AUDIO_RESAMPLER_METHOD,
         GST_AUDIO_RESAMPLER_METHOD_KAISER, nullptr);
     converter = gst_audio_converter_new (GST_AUDIO_CONVERTER_FLAG_NONE,
-        const_cast<GstAudioInfo *> (&info), &out, config);
+        const_cast<GstAudioInfo *> (from), &out, config);
     if (!converter) {
       why = "cannot convert this input format to S16LE mono";
       return false;
@@ -58,8 +89,16 @@ bool Uplink::push (GstBuffer *buffer, const Emit &emit)
     return true;
   }
   gsize out_frames = gst_audio_converter_get_out_frames (converter_, frames);
-  converted_.resize (out_frames);
   gpointer in[] = {map.data};
+  if (mixes_down (in_info_)) {
+    /* The mono input goes after the output, in the same vector. */
+    converted_.resize (out_frames + frames);
+    gint16 *mono = converted_.data () + out_frames;
+    mix_down (reinterpret_cast<const gint16 *> (map.data), frames, mono);
+    in[0] = mono;
+  } else {
+    converted_.resize (out_frames);
+  }
   gpointer out[] = {converted_.data ()};
   gboolean ok = gst_audio_converter_samples (converter_,
       GST_AUDIO_CONVERTER_FLAG_NONE, in, frames, out, out_frames);

@@ -80,6 +80,16 @@ bool decode_base64(const std::string &in, std::vector<guint8> *out) {
   return true;
 }
 
+// "Api-Key  secret " -> {"Api-Key", "secret"}.
+void split_authorization(const char *header, std::string *scheme, std::string *credential) {
+  const std::string h = header ? header : "";
+  const gsize space = h.find(' ');
+  *scheme = h.substr(0, space);
+  const gsize start = space == std::string::npos ? h.size() : h.find_first_not_of(' ', space);
+  const gsize end = h.find_last_not_of(' ');
+  *credential = start == std::string::npos || start > end ? "" : h.substr(start, end - start + 1);
+}
+
 std::string encode_base64(const guint8 *data, gsize len) {
   gchar *s = g_base64_encode(data, len);
   std::string out(s);
@@ -303,7 +313,8 @@ class Session;
 // Server::Impl: shared records (guarded by `mu`) and the server thread.
 // ---------------------------------------------------------------------------
 struct Server::Impl {
-  explicit Impl(Config c) : cfg(std::move(c)), faults(cfg.faults) {}
+  explicit Impl(Config c)
+      : cfg(std::move(c)), faults(cfg.faults), faulty_sessions_left(cfg.faults.sessions) {}
   ~Impl();
 
   const Config cfg;
@@ -312,6 +323,7 @@ struct Server::Impl {
   mutable std::mutex mu;
   mutable std::condition_variable cv;
   Faults faults;
+  guint faulty_sessions_left = 0;  // for Faults::sessions
   std::deque<TurnScript> turns;
   std::vector<ClientEvent> client_events;
   std::map<std::string, guint> client_counts;
@@ -329,6 +341,7 @@ struct Server::Impl {
   bool running = false;  // the loop runs and accepts posted work
   GMainContext *ctx = nullptr;
 
+  std::mutex lifecycle;  // serialises start()/stop()
   // Owned by the server thread.
   std::thread thread;
   GMainLoop *loop = nullptr;
@@ -338,11 +351,13 @@ struct Server::Impl {
 
   // Records (any thread).
   void record_client(ClientEvent ev);
+  void count_client(const std::string &type);  // once handled: what waits see
   void record_server(const std::string &type);
   void record_sent_audio(const guint8 *data, gsize len);
   void record_received_audio(const std::vector<guint8> &pcm);
   void record_session_update(std::string json);
   Faults current_faults() const;
+  Faults faults_for_new_session();
   bool take_drop_mid_answer();
   TurnScript pop_turn();
 
@@ -354,7 +369,8 @@ struct Server::Impl {
   bool post_locked(std::function<void()> fn);  // requires mu held
   void post(std::function<void()> fn);
   void handle_request(SoupServerMessage *msg, const char *path, GHashTable *query);
-  bool authorized(const std::string &scheme, const std::string &credential) const;
+  bool authorized(const char *header, const std::string &scheme,
+                  const std::string &credential) const;
   void prepare_upgrade(SoupServerMessage *msg, const char *model);
   void accept_websocket(SoupServerMessage *msg);
   void session_closed(Session *session);
@@ -552,7 +568,7 @@ Session::~Session() {
 
 void Session::start() {
   send(event("session.created").node("session", session_));
-  apply_faults(srv_.current_faults());
+  apply_faults(srv_.faults_for_new_session());
 }
 
 void Session::apply_faults(const Faults &f) {
@@ -646,6 +662,7 @@ void Session::on_frame(gint type, GBytes *message) {
     return;
   if (type == SOUP_WEBSOCKET_DATA_BINARY) {
     record("(binary)", "");
+    srv_.count_client("(binary)");
     send_error("invalid_event", "Binary frames are not supported; send JSON text events.",
                nullptr, "");
   } else {
@@ -666,20 +683,22 @@ void Session::on_text(const std::string &text) {
   if (!root) {
     record("(invalid json)", text);
     send_error("invalid_json", parse_error, nullptr, "");
+    srv_.count_client("(invalid json)");
     return;
   }
   JsonObject *ev = json_node_get_object(root);
   std::string type, eid;
   get_str(ev, "event_id", &eid);
   const bool typed = get_str(ev, "type", &type);
+  std::string recorded = text;
   if (!srv_.cfg.record_audio && type == "input_audio_buffer.append") {
     std::string audio = str_or(ev, "audio", "");
-    record(type, JObj().str("type", type).str("event_id", eid).num("audio_chars",
-                                                                    static_cast<gint64>(audio.size()))
-                     .text());
-  } else {
-    record(typed ? type : "(no type)", text);
+    recorded = JObj().str("type", type).str("event_id", eid).num("audio_chars",
+                                                                   static_cast<gint64>(audio.size()))
+                   .text();
   }
+  const std::string recorded_type = typed ? type : "(no type)";
+  record(recorded_type, recorded);
   auto it = typed ? handlers().find(type) : handlers().end();
   if (!typed)
     send_error("invalid_event", "The event has no string \"type\".", "type", eid);
@@ -687,6 +706,9 @@ void Session::on_text(const std::string &text) {
     send_error("unknown_event", "Unknown event type: " + type, "type", eid);
   else
     (this->*(it->second))(ev, eid);
+  // Counted once handled, so a test that waits for the event also sees what
+  // it changed (received audio, the stored session.update).
+  srv_.count_client(recorded_type);
   json_node_unref(root);
 }
 
@@ -1256,7 +1278,7 @@ JObj Session::assistant_item(const char *status) const {
 
 void Session::plan_answer(const TurnScript &script) {
   Response &r = *active_;
-  const Faults faults = srv_.current_faults();
+  const Faults faults = faults_;
   r.item_id = next_id("item");
   const guint rate = out_rate();
   std::vector<guint8> pcm;
@@ -1441,8 +1463,12 @@ Server::Impl::~Impl() = default;
 
 void Server::Impl::record_client(ClientEvent ev) {
   std::lock_guard<std::mutex> lock(mu);
-  client_counts[ev.type]++;
   client_events.push_back(std::move(ev));
+}
+
+void Server::Impl::count_client(const std::string &type) {
+  std::lock_guard<std::mutex> lock(mu);
+  client_counts[type]++;
   cv.notify_all();
 }
 
@@ -1474,6 +1500,16 @@ void Server::Impl::record_session_update(std::string json) {
 
 Faults Server::Impl::current_faults() const {
   std::lock_guard<std::mutex> lock(mu);
+  return faults;
+}
+
+Faults Server::Impl::faults_for_new_session() {
+  std::lock_guard<std::mutex> lock(mu);
+  if (faults.sessions == 0)
+    return faults;
+  if (faulty_sessions_left == 0)
+    return Faults{};
+  faulty_sessions_left--;
   return faults;
 }
 
@@ -1518,6 +1554,8 @@ void Server::Impl::post(std::function<void()> fn) {
 
 void Server::Impl::apply_faults_to_sessions() {
   const Faults f = current_faults();
+  if (f.sessions != 0)
+    return;  // only for sessions yet to start
   for (auto &s : sessions)
     s->apply_faults(f);
 }
@@ -1617,15 +1655,7 @@ void Server::Impl::handle_request(SoupServerMessage *msg, const char *path, GHas
   const char *auth =
       soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "Authorization");
   std::string scheme, credential;
-  if (auth) {
-    std::string a = auth;
-    const gsize space = a.find(' ');
-    scheme = a.substr(0, space);
-    if (space != std::string::npos)
-      credential = a.substr(a.find_first_not_of(' ', space) == std::string::npos
-                                ? a.size()
-                                : a.find_first_not_of(' ', space));
-  }
+  split_authorization(auth, &scheme, &credential);
   const std::string lower = ascii_lower(scheme);
   Faults f;
   {
@@ -1645,7 +1675,7 @@ void Server::Impl::handle_request(SoupServerMessage *msg, const char *path, GHas
     refuse(SOUP_STATUS_NOT_FOUND, "Not found");
   else if (f.refuse_status)
     refuse(f.refuse_status, "Refused by the emulator's fault injection");
-  else if (!authorized(scheme, credential))
+  else if (!authorized(auth, scheme, credential))
     refuse(SOUP_STATUS_UNAUTHORIZED, "Unauthenticated");
   else if (!model || !*model)
     refuse(SOUP_STATUS_BAD_REQUEST, "The query parameter 'model' is required");
@@ -1654,15 +1684,18 @@ void Server::Impl::handle_request(SoupServerMessage *msg, const char *path, GHas
   // else: libsoup has set 400 and an explanation.
 }
 
-bool Server::Impl::authorized(const std::string &scheme, const std::string &credential) const {
-  const std::string s = ascii_lower(scheme);
-  if (credential.empty() || (s != "api-key" && s != "bearer"))
+bool Server::Impl::authorized(const char *header, const std::string &scheme,
+                              const std::string &credential) const {
+  if (!header || !*header)
     return false;
   if (cfg.api_key.empty() && cfg.iam_token.empty())
-    return true;
+    return true;  // nothing configured: any non-empty Authorization
+  const std::string s = ascii_lower(scheme);
   if (s == "api-key")
     return !cfg.api_key.empty() && credential == cfg.api_key;
-  return !cfg.iam_token.empty() && credential == cfg.iam_token;
+  if (s == "bearer")
+    return !cfg.iam_token.empty() && credential == cfg.iam_token;
+  return false;
 }
 
 // The 101 response is written after the handler returns; the connection can
@@ -1733,6 +1766,7 @@ Server::~Server() {
 }
 
 guint16 Server::start() {
+  std::lock_guard<std::mutex> life(impl_->lifecycle);
   std::unique_lock<std::mutex> lock(impl_->mu);
   if (impl_->running)
     return impl_->port;
@@ -1748,6 +1782,7 @@ guint16 Server::start() {
 }
 
 void Server::stop() {
+  std::lock_guard<std::mutex> life(impl_->lifecycle);
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     GMainLoop *loop = impl_->loop;
@@ -1768,6 +1803,7 @@ void Server::set_faults(const Faults &faults) {
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     impl_->faults = faults;
+    impl_->faulty_sessions_left = faults.sessions;
   }
   impl_->post([impl = impl_.get()] { impl->apply_faults_to_sessions(); });
 }

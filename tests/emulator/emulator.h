@@ -1,5 +1,5 @@
 // Loopback emulator of the Yandex Cloud Realtime API (OpenAI Realtime GA
-// protocol over WebSocket) for tests. See docs in PROTOCOL.md.
+// protocol over WebSocket) for tests.
 //
 // The server runs libsoup on its own thread and GMainContext, so a test
 // thread may block (e.g. in gst_harness_pull) while it works. Every public
@@ -12,8 +12,8 @@
 //   headers (400).
 // - Authorization: "Api-Key <key>" or "Bearer <token>", scheme
 //   case-insensitive. With Config::api_key / iam_token set, only those
-//   credentials pass; with neither set, any non-empty credential of either
-//   scheme passes.
+//   credentials pass; with neither set, any non-empty Authorization header
+//   passes (check last_authorization_scheme() to see what the client sent).
 // - Server VAD: see vad.h for the energy -> probability mapping
 //   (p = clamp((dBFS + 60) / 50, 0, 1), speech when p > threshold).
 // - Error events: {type:"error", event_id, error:{type:"invalid_request_error",
@@ -34,7 +34,21 @@
 //     session_expired                 Faults::session_lifetime_ms elapsed; the
 //                                     server then closes with code 1000
 // - "Abrupt" closes (Faults::drop_*, drop_connections()) shut the TCP socket
-//   down without a WebSocket close frame: clients see an unclean close (1006).
+//   down without a WebSocket close frame: an unclean close (1006 in browser
+//   terms; a libsoup client gets "closed" with close code 0).
+// - A user turn under server VAD: speech_started, speech_stopped,
+//   input_audio_buffer.committed, conversation.item.added,
+//   conversation.item.input_audio_transcription.completed, then (if
+//   create_response) a response. While no speech is going on, the buffer only
+//   keeps prefix_padding_ms of audio (what a manual commit would then commit).
+// - An answer: response.created, response.output_item.added,
+//   response.content_part.added, output_text.delta (one per word) interleaved
+//   with output_audio.delta, output_audio.done, output_text.done,
+//   content_part.done, output_item.done, response.done. Response items are
+//   not announced with conversation.item.added. A cancelled answer still
+//   closes its open parts; its item ends "incomplete" and response.done has
+//   status "cancelled", status_details {type:"cancelled", reason:
+//   "client_cancelled" | "turn_detected"}.
 // - Defaults of a turn: transcript "turn <n>", answer "answer <n>", where n is
 //   the per-session number of the user turn (committed audio or user text
 //   item). A response that follows no new user turn (e.g. after a function
@@ -81,6 +95,8 @@ struct Faults {
                                        // (measured from the session's start)
   bool stop_reading = false;           // stop reading the socket (real TCP backpressure);
                                        // clearing it resumes reading
+  guint sessions = 0;                  // 0: every session; N: only the first N sessions that
+                                       // start after these faults are set (open ones keep theirs)
 };
 
 struct ClientEvent {

@@ -1,0 +1,377 @@
+/* Faults against the emulator: connections cut while uploading and while
+ * answering, expiring sessions, refused handshakes, garbage among the deltas,
+ * a server that stops reading; plus stats, rollover and plain-ws refusal. */
+#include "harness.h"
+
+#include <json-glib/json-glib.h>
+
+#include <algorithm>
+#include <cstring>
+
+using namespace yrt::test;
+namespace emu = yrt::emu;
+
+static const char *const kLiveCaps =
+    "audio/x-raw,format=S16LE,rate=24000,channels=1,layout=interleaved";
+
+static const GstStructure *structure (GstMessage *msg)
+{
+  fail_unless (msg != nullptr, "message not posted");
+  return gst_message_get_structure (msg);
+}
+
+/* The next `connection` message in state `state`. */
+static GstMessage *wait_connection (Fixture &f, const char *state)
+{
+  for (;;) {
+    GstMessage *m = f.wait_message ("connection");
+    fail_unless (m != nullptr, "no connection state %s", state);
+    if (g_strcmp0 (gst_structure_get_string (structure (m), "state"), state) == 0)
+      return m;
+    gst_message_unref (m);
+  }
+}
+
+static bool contains (const std::vector<guint8> &hay, const void *needle, gsize size)
+{
+  return size <= hay.size () &&
+      std::search (hay.begin (), hay.end (), (const guint8 *) needle,
+          (const guint8 *) needle + size) != hay.end ();
+}
+
+static GstStructure *stats (GstElement *e)
+{
+  GstStructure *s = nullptr;
+  g_object_get (e, "stats", &s, nullptr);
+  fail_unless (s != nullptr);
+  return s;
+}
+
+static guint64 stat_u64 (GstStructure *s, const char *field)
+{
+  guint64 v = 0;
+  fail_unless (gst_structure_get_uint64 (s, field, &v), "no %s", field);
+  return v;
+}
+
+static guint stat_uint (GstStructure *s, const char *field)
+{
+  guint v = 0;
+  fail_unless (gst_structure_get_uint (s, field, &v), "no %s", field);
+  return v;
+}
+
+/* The connection dies in the middle of the user's speech: the new session
+ * gets the whole turn again, and the pipeline still ends with the answer. */
+GST_START_TEST (test_cut_mid_upload)
+{
+  emu::Config config;
+  config.faults.drop_after_client_events = 12;  /* session.update + 11 chunks */
+  config.faults.sessions = 1;
+  Fixture f (config);
+  f.make ("reconnect-backoff-ms=20");
+  f.start ();
+  std::vector<gint16> in = turn (24000);
+  f.push (in);
+  fail_unless (gst_harness_push_event (f.h, gst_event_new_eos ()));
+  std::vector<GstBuffer *> out = f.pull_until_eos ();
+  fail_unless (concat (out) == f.server.sent_audio ());
+  fail_unless_equals_int (concat (out).size (), 44100 * 2);
+
+  GstMessage *m = wait_connection (f, "reconnecting");
+  guint attempt = 0;
+  fail_unless (gst_structure_get_uint (structure (m), "attempt", &attempt));
+  fail_unless_equals_int (attempt, 1);
+  fail_unless (gst_structure_get_string (structure (m), "reason") != nullptr);
+  gst_message_unref (m);
+  fail_unless_equals_int (f.server.sessions_opened (), 2);
+  /* Every input byte of the turn reached the server in one piece. */
+  fail_unless (contains (f.server.received_audio (), in.data (), in.size () * 2));
+  GstStructure *st = stats (f.element);
+  fail_unless_equals_int (stat_uint (st, "reconnects"), 1);
+  gst_structure_free (st);
+  unref_all (out);
+}
+GST_END_TEST;
+
+/* Cut while answering: the answer is reported failed, its partial audio is
+ * not repeated, the new session knows the conversation, EOS still comes. */
+GST_START_TEST (test_cut_mid_answer)
+{
+  emu::Config config;
+  config.faults.drop_mid_answer = true;
+  Fixture f (config);
+  f.make ("reconnect-backoff-ms=20");
+  f.start ();
+  f.push (turn (24000));
+  fail_unless (gst_harness_push_event (f.h, gst_event_new_eos ()));
+  std::vector<GstBuffer *> out = f.pull_until_eos ();
+  std::vector<guint8> sent = f.server.sent_audio ();
+  fail_unless (sent.size () > 0 && sent.size () < 44100 * 2);
+  fail_unless (concat (out) == sent);
+
+  GstMessage *m;
+  for (;;) {
+    m = f.wait_message ("response-done");
+    fail_unless (m != nullptr);
+    if (g_strcmp0 (gst_structure_get_string (structure (m), "status"), "failed") == 0)
+      break;
+    gst_message_unref (m);
+  }
+  gst_message_unref (m);
+  fail_unless (f.server.wait_for_server_event ("session.created", 2, 20000));
+  /* The user's words went to the new session as text. */
+  bool replayed = false;
+  for (const emu::ClientEvent &ev : f.server.client_events ())
+    replayed |= ev.type == "conversation.item.create" && ev.json.find ("turn 1") != std::string::npos;
+  fail_unless (replayed);
+  unref_all (out);
+}
+GST_END_TEST;
+
+/* The server ends the session (session_expired, then a normal close): the
+ * element carries on in a new one. */
+GST_START_TEST (test_session_expires)
+{
+  emu::Config config;
+  config.faults.session_lifetime_ms = 200;
+  config.faults.sessions = 1;
+  Fixture f (config);
+  f.make ("reconnect-backoff-ms=20");
+  f.start ();
+  gst_message_unref (wait_connection (f, "reconnecting"));
+  fail_unless (f.server.wait_for_server_event ("session.created", 2, 20000));
+  f.push (turn (24000));
+  fail_unless (gst_harness_push_event (f.h, gst_event_new_eos ()));
+  std::vector<GstBuffer *> out = f.pull_until_eos ();
+  fail_unless_equals_int (concat (out).size (), 44100 * 2);
+  fail_unless (concat (out) == f.server.sent_audio ());
+  unref_all (out);
+}
+GST_END_TEST;
+
+static void expect_handshake_error (guint status, GQuark domain, gint code, const char *hint)
+{
+  emu::Config config;
+  config.faults.refuse_status = status;
+  Fixture f (config);
+  f.start ();
+  GstMessage *msg = gst_bus_timed_pop_filtered (f.bus, 20 * GST_SECOND, GST_MESSAGE_ERROR);
+  fail_unless (msg != nullptr, "no error for HTTP %u", status);
+  GError *err = nullptr;
+  gchar *debug = nullptr;
+  gst_message_parse_error (msg, &err, &debug);
+  fail_unless (g_error_matches (err, domain, code), "HTTP %u gave %s", status, err->message);
+  fail_unless (strstr (debug, std::to_string (status).c_str ()) && strstr (debug, hint),
+      "%s", debug);
+  g_clear_error (&err);
+  g_free (debug);
+  gst_message_unref (msg);
+  /* Not retried. */
+  for (GstMessage *m : f.seen)
+    fail_if (g_strcmp0 (gst_structure_get_string (gst_message_get_structure (m), "state"),
+        "reconnecting") == 0);
+  while (GstMessage *m = gst_bus_pop (f.bus)) {
+    const GstStructure *s = gst_message_get_structure (m);
+    fail_if (s && g_strcmp0 (gst_structure_get_string (s, "state"), "reconnecting") == 0);
+    gst_message_unref (m);
+  }
+  fail_unless_equals_int (f.server.sessions_opened (), 0);
+}
+
+GST_START_TEST (test_handshake_refusals)
+{
+  expect_handshake_error (401, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_AUTHORIZED, "api-key");
+  expect_handshake_error (403, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_AUTHORIZED, "api-key");
+  expect_handshake_error (404, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND, "model");
+}
+GST_END_TEST;
+
+/* Unknown events, non-JSON text and binary frames among the deltas change
+ * nothing in the answer; they are counted. */
+GST_START_TEST (test_garbage_among_deltas)
+{
+  emu::Config config;
+  config.faults.unknown_events = true;
+  config.faults.odd_deltas = true;
+  Fixture f (config);
+  f.start ();
+  f.push (turn (24000));
+  fail_unless (gst_harness_push_event (f.h, gst_event_new_eos ()));
+  std::vector<GstBuffer *> out = f.pull_until_eos ();
+  fail_unless_equals_int (concat (out).size (), 44100 * 2);
+  fail_unless (concat (out) == f.server.sent_audio ());
+  GstStructure *st = stats (f.element);
+  fail_unless (stat_uint (st, "bad-events") > 0);
+  fail_unless_equals_int (stat_uint (st, "reconnects"), 0);
+  gst_structure_free (st);
+  unref_all (out);
+}
+GST_END_TEST;
+
+/* A server that stops reading: live input keeps flowing, the element's
+ * backlog stays within max-buffer-ms and the oldest audio goes. */
+GST_START_TEST (test_server_stops_reading)
+{
+  emu::Config config;
+  Fixture f (config);
+  f.make ("max-buffer-ms=1000");
+  f.start (kLiveCaps, true);
+  fail_unless (f.server.wait_for_server_event ("session.updated", 1, 20000));
+  emu::Faults faults;
+  faults.stop_reading = true;
+  f.server.set_faults (faults);
+  fail_unless (f.server.wait_for_server_event ("session.updated", 1, 20000));
+  /* Until the kernel's buffers are full and our own bound is reached. */
+  std::vector<gint16> second = silence (24000, 1000);
+  guint pushed_s = 0;
+  GstStructure *st = nullptr;
+  for (; pushed_s < 3600; pushed_s++) {
+    f.push (second);
+    if (pushed_s % 10 != 9)
+      continue;
+    st = stats (f.element);
+    if (stat_u64 (st, "dropped-input") > 0)
+      break;
+    gst_structure_free (st);
+    st = nullptr;
+  }
+  fail_unless (st != nullptr, "nothing dropped after %u s", pushed_s);
+  fail_unless (stat_u64 (st, "queued-bytes") <= 24000 * 2 * 4 / 3 + 4096 + 65536,
+      "queued %" G_GUINT64_FORMAT, stat_u64 (st, "queued-bytes"));
+  gst_structure_free (st);
+}
+GST_END_TEST;
+
+/* Live input during an outage is held up to max-buffer-ms; beyond, the
+ * oldest goes, with a warning saying how much. */
+GST_START_TEST (test_live_outage_drops_oldest)
+{
+  Fixture f;
+  f.make ("max-buffer-ms=1000 reconnect-backoff-ms=1000 turn-detection=none");
+  f.start (kLiveCaps, true);
+  fail_unless (f.server.wait_for_server_event ("session.updated", 1, 20000));
+  f.server.drop_connections ();
+  gst_message_unref (wait_connection (f, "reconnecting"));
+  std::vector<gint16> in = tone (24000, 3000, 5000, 440.0);
+  f.push (in);  /* far faster than the 1 s before the new session */
+  fail_unless (f.server.wait_for_server_event ("session.created", 2, 20000));
+  GstMessage *warning = gst_bus_timed_pop_filtered (f.bus, 20 * GST_SECOND, GST_MESSAGE_WARNING);
+  fail_unless (warning != nullptr);
+  GError *err;
+  gchar *debug;
+  gst_message_parse_warning (warning, &err, &debug);
+  fail_unless (strstr (debug, "dropped 2000 ms") != nullptr, "%s", debug);
+  g_error_free (err);
+  g_free (debug);
+  gst_message_unref (warning);
+  /* The newest second of it went to the new session. */
+  fail_unless (f.server.wait_for_client_event ("input_audio_buffer.append", 25, 20000));
+  GstStructure *st = stats (f.element);
+  fail_unless_equals_uint64 (stat_u64 (st, "dropped-input"), 2 * GST_SECOND);
+  gst_structure_free (st);
+  std::vector<guint8> got = f.server.received_audio ();
+  fail_unless (contains (got, in.data () + 48000, 24000 * 2), "got %" G_GSIZE_FORMAT " bytes", got.size ());
+}
+GST_END_TEST;
+
+/* Rollover between turns: a fresh session that knows the conversation, no
+ * answer cut. */
+GST_START_TEST (test_session_lifetime_rollover)
+{
+  Fixture f;
+  f.make ("session-lifetime-ms=300");
+  f.start (kLiveCaps, true);
+  f.push (turn (24000));
+  GstMessage *m = f.wait_message ("response-done");
+  fail_unless_equals_string (gst_structure_get_string (structure (m), "status"), "completed");
+  gst_message_unref (m);
+  m = wait_connection (f, "reconnecting");
+  fail_unless (strstr (gst_structure_get_string (structure (m), "reason"), "lifetime"));
+  gst_message_unref (m);
+  fail_unless (f.server.wait_for_server_event ("session.created", 2, 20000));
+  fail_unless (f.server.wait_for_client_event ("conversation.item.create", 2, 20000));
+  std::vector<std::string> replayed;
+  for (const emu::ClientEvent &ev : f.server.client_events ())
+    if (ev.type == "conversation.item.create")
+      replayed.push_back (ev.json);
+  fail_unless (replayed.at (0).find ("\"user\"") != std::string::npos &&
+      replayed.at (0).find ("turn 1") != std::string::npos);
+  fail_unless (replayed.at (1).find ("\"assistant\"") != std::string::npos &&
+      replayed.at (1).find ("answer 1") != std::string::npos);
+  GstStructure *st = stats (f.element);
+  fail_unless_equals_int (stat_uint (st, "answers"), 1);
+  gst_structure_free (st);
+}
+GST_END_TEST;
+
+GST_START_TEST (test_stats)
+{
+  Fixture f;
+  f.make ("turn-detection=none");
+  f.start ();
+  f.push (tone (24000, 1000));
+  fail_unless (gst_harness_push_event (f.h, gst_event_new_eos ()));
+  std::vector<GstBuffer *> out = f.pull_until_eos ();
+  GstStructure *st = stats (f.element);
+  fail_unless_equals_uint64 (stat_u64 (st, "audio-sent"), GST_SECOND);
+  fail_unless_equals_uint64 (stat_u64 (st, "audio-received"), GST_SECOND);
+  fail_unless (stat_u64 (st, "bytes-sent") > 48000 * 4 / 3);
+  fail_unless (stat_u64 (st, "bytes-received") > 88200 * 4 / 3);
+  fail_unless_equals_int (stat_uint (st, "answers"), 1);
+  fail_unless_equals_int (stat_uint (st, "reconnects"), 0);
+  fail_unless_equals_uint64 (stat_u64 (st, "dropped-input"), 0);
+  gst_structure_free (st);
+  unref_all (out);
+}
+GST_END_TEST;
+
+GST_START_TEST (test_plain_ws_elsewhere_is_refused)
+{
+  GstElement *e = gst_element_factory_make ("yandexrealtime", nullptr);
+  GstBus *bus = gst_bus_new ();
+  gst_element_set_bus (e, bus);
+  g_object_set (e, "location", "ws://192.0.2.7:8080/v1/realtime", "api-key", "k", nullptr);
+  fail_unless_equals_int (gst_element_set_state (e, GST_STATE_READY), GST_STATE_CHANGE_FAILURE);
+  GstMessage *msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+  fail_unless (msg != nullptr);
+  GError *err;
+  gchar *debug;
+  gst_message_parse_error (msg, &err, &debug);
+  fail_unless (strstr (debug, "allow-insecure") != nullptr, "%s", debug);
+  g_error_free (err);
+  g_free (debug);
+  gst_message_unref (msg);
+  g_object_set (e, "allow-insecure", TRUE, nullptr);
+  fail_unless_equals_int (gst_element_set_state (e, GST_STATE_READY), GST_STATE_CHANGE_SUCCESS);
+  gst_element_set_state (e, GST_STATE_NULL);
+  /* Loopback needs no permission. */
+  g_object_set (e, "location", "ws://127.0.0.1:9/v1/realtime", "allow-insecure", FALSE, nullptr);
+  fail_unless_equals_int (gst_element_set_state (e, GST_STATE_READY), GST_STATE_CHANGE_SUCCESS);
+  gst_element_set_state (e, GST_STATE_NULL);
+  gst_element_set_bus (e, nullptr);
+  gst_object_unref (bus);
+  gst_object_unref (e);
+}
+GST_END_TEST;
+
+static Suite *reliability_suite (void)
+{
+  Suite *s = suite_create ("yandexrealtime-reliability");
+  TCase *tc = tcase_create ("general");
+  tcase_set_timeout (tc, 180);
+  suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_cut_mid_upload);
+  tcase_add_test (tc, test_cut_mid_answer);
+  tcase_add_test (tc, test_session_expires);
+  tcase_add_test (tc, test_handshake_refusals);
+  tcase_add_test (tc, test_garbage_among_deltas);
+  tcase_add_test (tc, test_server_stops_reading);
+  tcase_add_test (tc, test_live_outage_drops_oldest);
+  tcase_add_test (tc, test_session_lifetime_rollover);
+  tcase_add_test (tc, test_stats);
+  tcase_add_test (tc, test_plain_ws_elsewhere_is_refused);
+  return s;
+}
+
+GST_CHECK_MAIN (reliability);
