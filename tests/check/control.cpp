@@ -9,15 +9,6 @@
 using namespace yrt::test;
 namespace emu = yrt::emu;
 
-static const char *const kLiveCaps =
-    "audio/x-raw,format=S16LE,rate=24000,channels=1,layout=interleaved";
-
-static const GstStructure *structure (GstMessage *msg)
-{
-  fail_unless (msg != nullptr, "message not posted");
-  return gst_message_get_structure (msg);
-}
-
 /* Valid as long as `msg`. */
 static const char *get_string (GstMessage *msg, const char *field)
 {
@@ -26,31 +17,7 @@ static const char *get_string (GstMessage *msg, const char *field)
   return value;
 }
 
-static guint64 samples_in (const std::vector<GstBuffer *> &buffers)
-{
-  guint64 n = 0;
-  for (GstBuffer *b : buffers)
-    n += gst_buffer_get_size (b) / 2;
-  return n;
-}
-
 /* Client events of one type, parsed. */
-static std::vector<JsonNode *> events_of (const emu::Server &server, const char *type)
-{
-  std::vector<JsonNode *> out;
-  for (const emu::ClientEvent &ev : server.client_events ())
-    if (ev.type == type)
-      out.push_back (json_from_string (ev.json.c_str (), nullptr));
-  return out;
-}
-
-static void free_nodes (std::vector<JsonNode *> &nodes)
-{
-  for (JsonNode *n : nodes)
-    json_node_unref (n);
-  nodes.clear ();
-}
-
 #define EMIT(e, signal, ...) \
   ([&] { gboolean r = FALSE; g_signal_emit_by_name (e, signal, ##__VA_ARGS__, &r); return r; }) ()
 
@@ -160,44 +127,56 @@ GST_START_TEST (test_send_text_is_answered)
 GST_END_TEST;
 
 /* Starts a 5 s answer in a live harness whose downstream takes buffers only
- * when pulled, pulls one, then talks over it. */
-static GstMessage *interrupt_a_long_answer (Fixture &f, std::string &item_of_answer)
+ * when pulled and reports `latency`, pulls one buffer, then talks over it.
+ * Returns what the element said it let the user hear (played-ms). */
+static guint64 interrupt_a_long_answer (Fixture &f, GstClockTime latency,
+    std::string *item_of_answer = nullptr)
 {
   emu::TurnScript long_answer;
   long_answer.answer_ms = 5000;
   f.server.push_turn (long_answer);
-  f.make ("interrupt-response=false");
+  f.make ("interrupt-response=false");  /* the dropping is the element's */
   f.start (kLiveCaps, true);
   gst_harness_set_blocking_push_mode (f.h);
+  if (latency)
+    fail_unless (gst_harness_push_upstream_event (f.h, gst_event_new_latency (latency)));
   f.push (turn (24000));
   gst_message_unref (f.wait_message ("response-done"));
   gst_buffer_unref (gst_harness_pull (f.h));
   f.push (tone (24000, 600));
   GstMessage *m = f.wait_message ("interrupted");
-  item_of_answer = get_string (m, "item-id");
-  fail_if (item_of_answer.empty ());
-  return m;
+  guint64 played_ms = G_MAXUINT64;
+  fail_unless (gst_structure_get_uint64 (structure (m), "played-ms", &played_ms));
+  if (item_of_answer)
+    *item_of_answer = get_string (m, "item-id");
+  gst_message_unref (m);
+  return played_ms;
+}
+
+static gint64 truncated_at (const emu::Server &server, std::string *item = nullptr)
+{
+  std::vector<JsonNode *> truncates = events_of (server, "conversation.item.truncate");
+  fail_unless_equals_int (truncates.size (), 1);
+  JsonObject *t = json_node_get_object (truncates[0]);
+  fail_unless_equals_int (json_object_get_int_member (t, "content_index"), 0);
+  if (item)
+    *item = json_object_get_string_member (t, "item_id");
+  gint64 ms = json_object_get_int_member (t, "audio_end_ms");
+  free_nodes (truncates);
+  return ms;
 }
 
 GST_START_TEST (test_barge_in_truncates_what_was_heard)
 {
   Fixture f;
-  std::string item;
-  GstMessage *m = interrupt_a_long_answer (f, item);
-  guint64 played_ms = 0;
-  fail_unless (gst_structure_get_uint64 (structure (m), "played-ms", &played_ms));
-  gst_message_unref (m);
+  std::string item, truncated_item;
+  guint64 played_ms = interrupt_a_long_answer (f, 0, &item);
   /* Downstream cannot tell its position here and reported no latency: what
    * was pushed counts as heard: one or two 100 ms deltas. */
   fail_unless (played_ms == 100 || played_ms == 200);
   fail_unless (f.server.wait_for_server_event ("conversation.item.truncated", 1, 20000));
-  std::vector<JsonNode *> truncates = events_of (f.server, "conversation.item.truncate");
-  fail_unless_equals_int (truncates.size (), 1);
-  JsonObject *t = json_node_get_object (truncates[0]);
-  fail_unless_equals_string (json_object_get_string_member (t, "item_id"), item.c_str ());
-  fail_unless_equals_int (json_object_get_int_member (t, "content_index"), 0);
-  fail_unless_equals_int (json_object_get_int_member (t, "audio_end_ms"), played_ms);
-  free_nodes (truncates);
+  fail_unless_equals_int (truncated_at (f.server, &truncated_item), played_ms);
+  fail_unless_equals_string (truncated_item.c_str (), item.c_str ());
   std::vector<std::string> sent = f.server.server_event_types ();
   fail_unless_equals_int (std::count (sent.begin (), sent.end (), std::string ("error")), 0);
 }
@@ -208,22 +187,7 @@ GST_END_TEST;
 GST_START_TEST (test_barge_in_minus_latency_skips_zero)
 {
   Fixture f;
-  emu::TurnScript long_answer;
-  long_answer.answer_ms = 5000;
-  f.server.push_turn (long_answer);
-  f.make ("interrupt-response=false");
-  f.start (kLiveCaps, true);
-  gst_harness_set_blocking_push_mode (f.h);
-  fail_unless (gst_harness_push_upstream_event (f.h, gst_event_new_latency (GST_SECOND)));
-  f.push (turn (24000));
-  gst_message_unref (f.wait_message ("response-done"));
-  gst_buffer_unref (gst_harness_pull (f.h));
-  f.push (tone (24000, 600));
-  GstMessage *m = f.wait_message ("interrupted");
-  guint64 played_ms = 1;
-  fail_unless (gst_structure_get_uint64 (structure (m), "played-ms", &played_ms));
-  fail_unless_equals_uint64 (played_ms, 0);
-  gst_message_unref (m);
+  fail_unless_equals_uint64 (interrupt_a_long_answer (f, GST_SECOND), 0);
   /* Turn 2 is answered; by then a truncate would have reached the server. */
   f.push (silence (24000, 800));
   gst_message_unref (f.wait_message ("response-done"));
@@ -237,21 +201,7 @@ GST_END_TEST;
 GST_START_TEST (test_barge_in_flushes_what_was_not_heard)
 {
   Fixture f;
-  emu::TurnScript long_answer;
-  long_answer.answer_ms = 5000;
-  f.server.push_turn (long_answer);
-  f.make ("interrupt-response=false");
-  f.start (kLiveCaps, true);
-  gst_harness_set_blocking_push_mode (f.h);
-  fail_unless (gst_harness_push_upstream_event (f.h, gst_event_new_latency (50 * GST_MSECOND)));
-  f.push (turn (24000));
-  gst_message_unref (f.wait_message ("response-done"));
-  gst_buffer_unref (gst_harness_pull (f.h));
-  f.push (tone (24000, 600));
-  GstMessage *m = f.wait_message ("interrupted");
-  guint64 played_ms = 0;
-  fail_unless (gst_structure_get_uint64 (structure (m), "played-ms", &played_ms));
-  gst_message_unref (m);
+  guint64 played_ms = interrupt_a_long_answer (f, 50 * GST_MSECOND);
   /* One or two 100 ms deltas had gone out, 50 ms of them unheard. */
   fail_unless (played_ms == 50 || played_ms == 150, "played %" G_GUINT64_FORMAT, played_ms);
   if (played_ms == 150)
@@ -265,11 +215,7 @@ GST_START_TEST (test_barge_in_flushes_what_was_not_heard)
       break;
   }
   fail_unless (f.server.wait_for_server_event ("conversation.item.truncated", 1, 20000));
-  std::vector<JsonNode *> truncates = events_of (f.server, "conversation.item.truncate");
-  fail_unless_equals_int (truncates.size (), 1);
-  fail_unless_equals_int (json_object_get_int_member (json_node_get_object (truncates[0]),
-      "audio_end_ms"), played_ms);
-  free_nodes (truncates);
+  fail_unless_equals_int (truncated_at (f.server), played_ms);
 }
 GST_END_TEST;
 
@@ -360,13 +306,7 @@ GST_START_TEST (test_invalid_tools_are_refused)
   for (const char *bad : {"not json", "{\"type\":\"function\"}", "[{]"}) {
     g_object_set (e, "tools", bad, nullptr);
     GstMessage *warning = gst_bus_pop_filtered (bus, GST_MESSAGE_WARNING);
-    fail_unless (warning != nullptr, "no warning for %s", bad);
-    GError *err;
-    gchar *debug;
-    gst_message_parse_warning (warning, &err, &debug);
-    fail_unless (strstr (debug, "tools") != nullptr, "%s", debug);
-    g_error_free (err);
-    g_free (debug);
+    expect_gerror (warning, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_SETTINGS, "tools");
     gst_message_unref (warning);
     gchar *now = nullptr;
     g_object_get (e, "tools", &now, nullptr);

@@ -7,12 +7,16 @@
 #include <gst/audio/audio.h>
 #include <gst/check/gstcheck.h>
 #include <gst/check/gstharness.h>
+#include <json-glib/json-glib.h>
 
 #include <cmath>
 #include <string>
 #include <vector>
 
 namespace yrt::test {
+
+constexpr const char *kLiveCaps =
+    "audio/x-raw,format=S16LE,rate=24000,channels=1,layout=interleaved";
 
 /* Loud enough for the emulator's VAD at any threshold below 0.8. */
 constexpr gint16 kSpeechAmplitude = 12000;
@@ -174,6 +178,56 @@ inline std::vector<guint8> concat (const std::vector<GstBuffer *> &buffers)
     gst_buffer_extract (b, 0, out.data () + pos, size);
   }
   return out;
+}
+
+inline guint64 samples_in (const std::vector<GstBuffer *> &buffers)
+{
+  guint64 n = 0;
+  for (GstBuffer *b : buffers)
+    n += gst_buffer_get_size (b) / 2;
+  return n;
+}
+
+inline const GstStructure *structure (GstMessage *msg)
+{
+  fail_unless (msg != nullptr, "message not posted");
+  return gst_message_get_structure (msg);
+}
+
+/* Client events of one type, parsed; free with free_nodes(). */
+inline std::vector<JsonNode *> events_of (const emu::Server &server, const char *type)
+{
+  std::vector<JsonNode *> out;
+  for (const emu::ClientEvent &ev : server.client_events ())
+    if (ev.type == type)
+      out.push_back (json_from_string (ev.json.c_str (), nullptr));
+  return out;
+}
+
+inline void free_nodes (std::vector<JsonNode *> &nodes)
+{
+  for (JsonNode *n : nodes)
+    json_node_unref (n);
+  nodes.clear ();
+}
+
+/* Checks an ERROR or WARNING message's domain and code, and that its debug
+ * text names `hint`; returns the debug text. */
+inline std::string expect_gerror (GstMessage *msg, GQuark domain, gint code, const char *hint)
+{
+  fail_unless (msg != nullptr, "no error or warning posted");
+  GError *err = nullptr;
+  gchar *debug = nullptr;
+  if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ERROR)
+    gst_message_parse_error (msg, &err, &debug);
+  else
+    gst_message_parse_warning (msg, &err, &debug);
+  std::string text = debug ? debug : "";
+  fail_unless (g_error_matches (err, domain, code), "got %s", err->message);
+  fail_unless (text.find (hint) != std::string::npos, "'%s' not in: %s", hint, text.c_str ());
+  g_error_free (err);
+  g_free (debug);
+  return text;
 }
 
 inline void unref_all (std::vector<GstBuffer *> &buffers)

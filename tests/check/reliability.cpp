@@ -11,15 +11,6 @@
 using namespace yrt::test;
 namespace emu = yrt::emu;
 
-static const char *const kLiveCaps =
-    "audio/x-raw,format=S16LE,rate=24000,channels=1,layout=interleaved";
-
-static const GstStructure *structure (GstMessage *msg)
-{
-  fail_unless (msg != nullptr, "message not posted");
-  return gst_message_get_structure (msg);
-}
-
 /* The next `connection` message in state `state`. */
 static GstMessage *wait_connection (Fixture &f, const char *state)
 {
@@ -157,15 +148,8 @@ static void expect_handshake_error (guint status, GQuark domain, gint code, cons
   Fixture f (config);
   f.start ();
   GstMessage *msg = gst_bus_timed_pop_filtered (f.bus, 20 * GST_SECOND, GST_MESSAGE_ERROR);
-  fail_unless (msg != nullptr, "no error for HTTP %u", status);
-  GError *err = nullptr;
-  gchar *debug = nullptr;
-  gst_message_parse_error (msg, &err, &debug);
-  fail_unless (g_error_matches (err, domain, code), "HTTP %u gave %s", status, err->message);
-  fail_unless (strstr (debug, std::to_string (status).c_str ()) && strstr (debug, hint),
-      "%s", debug);
-  g_clear_error (&err);
-  g_free (debug);
+  std::string debug = expect_gerror (msg, domain, code, hint);
+  fail_unless (debug.find (std::to_string (status)) != std::string::npos, "%s", debug.c_str ());
   gst_message_unref (msg);
   /* Not retried. */
   for (GstMessage *m : f.seen)
@@ -257,13 +241,7 @@ GST_START_TEST (test_live_outage_drops_oldest)
   f.push (in);  /* far faster than the 1 s before the new session */
   fail_unless (f.server.wait_for_server_event ("session.created", 2, 20000));
   GstMessage *warning = gst_bus_timed_pop_filtered (f.bus, 20 * GST_SECOND, GST_MESSAGE_WARNING);
-  fail_unless (warning != nullptr);
-  GError *err;
-  gchar *debug;
-  gst_message_parse_warning (warning, &err, &debug);
-  fail_unless (strstr (debug, "dropped 2000 ms") != nullptr, "%s", debug);
-  g_error_free (err);
-  g_free (debug);
+  expect_gerror (warning, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_READ, "dropped 2000 ms");
   gst_message_unref (warning);
   /* The newest second of it went to the new session. */
   fail_unless (f.server.wait_for_client_event ("input_audio_buffer.append", 25, 20000));
@@ -334,13 +312,7 @@ GST_START_TEST (test_plain_ws_elsewhere_is_refused)
   g_object_set (e, "location", "ws://192.0.2.7:8080/v1/realtime", "api-key", "k", nullptr);
   fail_unless_equals_int (gst_element_set_state (e, GST_STATE_READY), GST_STATE_CHANGE_FAILURE);
   GstMessage *msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
-  fail_unless (msg != nullptr);
-  GError *err;
-  gchar *debug;
-  gst_message_parse_error (msg, &err, &debug);
-  fail_unless (strstr (debug, "allow-insecure") != nullptr, "%s", debug);
-  g_error_free (err);
-  g_free (debug);
+  expect_gerror (msg, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS, "allow-insecure");
   gst_message_unref (msg);
   g_object_set (e, "allow-insecure", TRUE, nullptr);
   fail_unless_equals_int (gst_element_set_state (e, GST_STATE_READY), GST_STATE_CHANGE_SUCCESS);
