@@ -1011,7 +1011,7 @@ static void install_properties (GObjectClass *gobject_class)
   g_object_class_install_property (gobject_class, PROP_LOCATION,
       g_param_spec_string ("location", "Location",
           "Realtime API endpoint (ws:// or wss://); model=gpt://<folder-id>/<model> "
-          "is added unless the URL has a model parameter", DEFAULT_LOCATION, live));
+          "is added unless the URL has a model parameter", DEFAULT_LOCATION, rw));
   g_object_class_install_property (gobject_class, PROP_API_KEY,
       g_param_spec_string ("api-key", "API key",
           "Service account API key, sent as 'Authorization: Api-Key'; "
@@ -1028,7 +1028,7 @@ static void install_properties (GObjectClass *gobject_class)
       g_param_spec_string ("model", "Model", "Realtime model name", DEFAULT_MODEL, rw));
   g_object_class_install_property (gobject_class, PROP_VOICE,
       g_param_spec_string ("voice", "Voice", "Voice of the answers (marina, dasha, ...)",
-          "marina", rw));
+          "marina", live));
   g_object_class_install_property (gobject_class, PROP_INSTRUCTIONS,
       g_param_spec_string ("instructions", "Instructions",
           "System instructions for the model", "", live));
@@ -1051,14 +1051,14 @@ static void install_properties (GObjectClass *gobject_class)
           "element sends response.create after each committed turn", TRUE, live));
   g_object_class_install_property (gobject_class, PROP_INTERRUPT_RESPONSE,
       g_param_spec_boolean ("interrupt-response", "Interrupt response",
-          "The server cancels its answer when the user starts speaking", TRUE, rw));
+          "The server cancels its answer when the user starts speaking", TRUE, live));
   g_object_class_install_property (gobject_class, PROP_OUTPUT_MODALITIES,
       g_param_spec_enum ("output-modalities", "Output modalities",
           "What the answers consist of", GST_TYPE_YANDEX_REALTIME_MODALITIES,
           (gint) Modalities::AudioText, live));
   g_object_class_install_property (gobject_class, PROP_INPUT_RATE,
       g_param_spec_uint ("input-rate", "Input rate",
-          "Sample rate of the audio sent to the service, in Hz", 8000, 48000, 24000, live));
+          "Sample rate of the audio sent to the service, in Hz", 8000, 48000, 24000, rw));
   g_object_class_install_property (gobject_class, PROP_OUTPUT_RATE,
       g_param_spec_uint ("output-rate", "Output rate",
           "Sample rate requested for the answers and produced on src, in Hz",

@@ -542,11 +542,6 @@ void Dialog::handle (ServerEvent &ev)
 
 void Dialog::on_session_created (const ServerEvent &ev)
 {
-  GstStructure *s = message ("session");
-  gst_structure_set (s, "session-id", G_TYPE_STRING, ev.session_id.c_str (),
-      "model", G_TYPE_STRING, ev.model.c_str (), nullptr);
-  host_.post_message (s);
-
   guint64 dropped;
   {
     std::lock_guard<std::mutex> guard (lock_);
@@ -554,6 +549,11 @@ void Dialog::on_session_created (const ServerEvent &ev)
     dropped = outage_dropped_;
     outage_dropped_ = 0;
   }
+  /* Posted once the session takes requests: a handler may act on it. */
+  GstStructure *s = message ("session");
+  gst_structure_set (s, "session-id", G_TYPE_STRING, ev.session_id.c_str (),
+      "model", G_TYPE_STRING, ev.model.c_str (), nullptr);
+  host_.post_message (s);
   if (dropped > 0)
     host_.post_warning ("Live input was lost while reconnecting",
         "dropped " + std::to_string (dropped * 1000 / config_.input_rate) +
@@ -644,7 +644,7 @@ void Dialog::barge_in ()
       return;
   }
   Interruption cut;
-  if (!playout_.interrupt (cut))
+  if (!playout_.interrupt (cut, host_.running_time (), host_.downstream_latency ()))
     return;
   guint rate = playout_.rate ();
   guint64 played;

@@ -109,10 +109,12 @@ bool Playout::is_ignored (const std::string &response_id) const
   return std::find (ignored_.begin (), ignored_.end (), response_id) != ignored_.end ();
 }
 
-bool Playout::interrupt (Interruption &out)
+bool Playout::interrupt (Interruption &out, GstClockTime now, GstClockTime latency)
 {
   std::unique_lock<std::mutex> lock (lock_);
-  std::string victim = !queue_.empty () ? queue_.front ().response_id : playing_;
+  bool heard_out = GST_CLOCK_TIME_IS_VALID (now) && now >= audio_end_ + latency;
+  std::string victim = !queue_.empty () ? queue_.front ().response_id :
+      heard_out ? std::string () : playing_;
   if (victim.empty ())
     return false;
   out = Interruption ();
@@ -225,7 +227,7 @@ PlayoutItem Playout::stamp (Chunk chunk)
   if (offset_ == 0 || pts != next_ts_)
     GST_BUFFER_FLAG_SET (buffer, GST_BUFFER_FLAG_DISCONT);
   offset_ += samples;
-  next_ts_ = end;
+  next_ts_ = audio_end_ = end;
   playing_ = chunk.response_id;
   if (Answer *a = find_answer (chunk.response_id)) {
     if (a->pushed == 0)
@@ -260,7 +262,7 @@ void Playout::reset ()
   playing_.clear ();
   eos_ = flush_ = false;
   offset_ = 0;
-  next_ts_ = 0;
+  next_ts_ = audio_end_ = 0;
   answer_start_ = GST_CLOCK_TIME_NONE;
   answer_offset_ = 0;
 }

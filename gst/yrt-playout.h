@@ -56,8 +56,10 @@ class Playout {
   void ignore_response (const std::string &response_id, bool drop_queued = true);
   bool is_ignored (const std::string &response_id) const;
   /* Barge-in: drops queued audio and ignores the rest of every answer that
-   * had audio queued or playing.  False when nothing was playing. */
-  bool interrupt (Interruption &out);
+   * had audio queued or playing.  False when nothing was playing: nothing
+   * queued, and the last audio pushed ended (plus downstream `latency`)
+   * before running time `now` (when known). */
+  bool interrupt (Interruption &out, GstClockTime now, GstClockTime latency);
   /* Has the src task push a flush before anything else. */
   void flush_downstream ();
   /* EOS goes out after everything queued so far. */
@@ -106,6 +108,7 @@ class Playout {
   std::string playing_;                    /* response whose audio went out last */
   guint64 offset_ = 0;                     /* samples pushed since the timeline start */
   GstClockTime next_ts_ = 0;               /* end of the output so far */
+  GstClockTime audio_end_ = 0;             /* end of the last audio pushed */
   GstClockTime answer_start_ = GST_CLOCK_TIME_NONE;  /* live: first pts of the answer */
   guint64 answer_offset_ = 0;              /* live: samples pushed of the answer */
 };

@@ -72,6 +72,7 @@ bool Uplink::set_input (const GstAudioInfo &info, std::string &why)
   if (converter_)
     gst_audio_converter_free (converter_);
   converter_ = converter;
+  converter_fed_ = false;
   in_info_ = info;
   have_input_ = true;
   return true;
@@ -100,6 +101,7 @@ bool Uplink::push (GstBuffer *buffer, const Emit &emit)
     converted_.resize (out_frames);
   }
   gpointer out[] = {converted_.data ()};
+  converter_fed_ = true;
   gboolean ok = gst_audio_converter_samples (converter_,
       GST_AUDIO_CONVERTER_FLAG_NONE, in, frames, out, out_frames);
   gst_buffer_unmap (buffer, &map);
@@ -155,8 +157,11 @@ void Uplink::flush (const Emit &emit)
  * the end of the input comes out too. */
 void Uplink::drain_converter (const Emit &emit)
 {
-  if (!converter_)
+  /* A converter that never saw input has nothing to give (and some crash
+   * when asked to). */
+  if (!converter_ || !converter_fed_)
     return;
+  converter_fed_ = false;
   gsize latency = gst_audio_converter_get_max_latency (converter_);
   if (latency == 0)
     return;
@@ -172,6 +177,7 @@ void Uplink::drain_converter (const Emit &emit)
 void Uplink::reset ()
 {
   chunk_.clear ();
+  converter_fed_ = false;
   if (converter_)
     gst_audio_converter_reset (converter_);
 }

@@ -51,6 +51,7 @@ class Uplink {
   GstAudioInfo in_info_ {};
   bool have_input_ = false;
   GstAudioConverter *converter_ = nullptr;
+  bool converter_fed_ = false;  /* holds history worth draining */
   std::vector<gint16> converted_;
   std::vector<gint16> chunk_;
   guint64 emitted_ = 0;

@@ -219,6 +219,26 @@ GST_START_TEST (test_barge_in_flushes_what_was_not_heard)
 }
 GST_END_TEST;
 
+/* Speaking after the answer was heard interrupts nothing. */
+GST_START_TEST (test_no_barge_in_after_the_answer)
+{
+  Fixture f;
+  f.make ();
+  f.start (kLiveCaps, true);
+  gst_harness_use_testclock (f.h);
+  gst_harness_set_time (f.h, 5 * GST_SECOND);
+  f.push (turn (24000));
+  gst_message_unref (f.wait_message ("response-done"));
+  /* The 1 s answer went out stamped 5..6 s; at 10 s it has been heard. */
+  gst_harness_set_time (f.h, 10 * GST_SECOND);
+  f.push (turn (24000));
+  gst_message_unref (f.wait_message ("response-done"));
+  for (GstMessage *m : f.seen)
+    fail_if (gst_message_has_name (m, "yandexrealtime/interrupted"));
+  fail_unless_equals_int (events_of (f.server, "conversation.item.truncate").size (), 0);
+}
+GST_END_TEST;
+
 /* Muted input sends nothing; only what comes after unmuting goes up. */
 GST_START_TEST (test_mute_sends_nothing)
 {
@@ -408,6 +428,7 @@ static Suite *control_suite (void)
   tcase_add_test (tc, test_barge_in_truncates_what_was_heard);
   tcase_add_test (tc, test_barge_in_minus_latency_skips_zero);
   tcase_add_test (tc, test_barge_in_flushes_what_was_not_heard);
+  tcase_add_test (tc, test_no_barge_in_after_the_answer);
   tcase_add_test (tc, test_mute_sends_nothing);
   tcase_add_test (tc, test_mute_mid_speech_closes_the_turn);
   tcase_add_test (tc, test_session_updates_are_coalesced);
