@@ -245,12 +245,16 @@ void Dialog::drain ()
   }
   if (options_.eos_timeout_ms > 0 && connection_) {
     connection_->call_later (options_.eos_timeout_ms, [this] {
-      std::lock_guard<std::mutex> guard (lock_);
-      if (!draining_)
-        return;
+      {
+        std::lock_guard<std::mutex> guard (lock_);
+        if (!draining_)
+          return;
+      }
+      /* Posted without lock_: a synchronous bus handler may call us. */
       host_.post_warning ("Timed out waiting for the final answer",
           "eos-timeout-ms passed with answers still outstanding; "
           "raise eos-timeout-ms if the service is slow");
+      std::lock_guard<std::mutex> guard (lock_);
       finish_drain_locked ();
     });
   }
