@@ -351,9 +351,8 @@ send_eos (Agent *agent)
   gst_element_send_event (agent->pipeline, gst_event_new_eos ());
 }
 
-/* Lines typed before the session was ready.  The session message can be
- * handled a moment before the element accepts signals, so a refusal is
- * retried for a while. */
+/* Lines typed while no session was ready (starting, reconnecting).  A
+ * session lost again before they go out refuses them: retried for a while. */
 static gboolean
 send_typed (gpointer data)
 {
@@ -424,6 +423,8 @@ on_element_message (Agent *agent, GstMessage *msg)
   if (strcmp (name, "connection") == 0) {
     say (agent, "[%s %s]", gst_structure_get_string (s, "state"),
         gst_structure_get_string (s, "url"));
+    if (g_strcmp0 (gst_structure_get_string (s, "state"), "connected") != 0)
+      agent->ready = FALSE;  /* until the next session message */
   } else if (strcmp (name, "session") == 0) {
     say (agent, "[session %s ready]", gst_structure_get_string (s, "session-id"));
     agent->ready = TRUE;

@@ -192,6 +192,8 @@ class Agent:
         name = s.get_name()[len("yandexrealtime/"):]
         if name == "connection":
             self.say(f"[{s.get_string('state')} {s.get_string('url')}]")
+            if s.get_string("state") != "connected":
+                self.ready = False  # until the next session message
         elif name == "session":
             self.say(f"[session {s.get_string('session-id')} ready]")
             self.ready = True
@@ -256,9 +258,8 @@ class Agent:
         # else send_typed() sends EOS after the last typed line
 
     def send_typed(self):
-        """Lines typed before the session was ready.  The session message can
-        be handled a moment before the element accepts signals, so a refusal
-        is retried for a while."""
+        """Lines typed while no session was ready (starting, reconnecting).
+        A session lost again before they go out refuses them: retried."""
         while self.typed:
             ok = self.rt.emit("send-text", self.typed[0])
             if not ok:

@@ -329,6 +329,9 @@ void Dialog::on_closed (gushort code, const std::string &reason)
   {
     std::lock_guard<std::mutex> guard (lock_);
     stats_.last_error = why;
+    ready_ = false;
+    finished_ = true;
+    ready_cond_.notify_all ();
   }
   post_connection ("closed");
   if (!done_anyway)
@@ -363,6 +366,7 @@ bool Dialog::reconnect (const std::string &reason, bool retryable)
     active_response_.clear ();
     speech_open_ = false;
     call_batches_.clear ();
+    known_items_.clear ();  /* the new session has none of them */
     for (guint i = 0; i < expected_responses_; i++)
       queued_creates_.push_back (std::nullopt);
     expected_responses_ = 0;
@@ -546,11 +550,11 @@ void Dialog::handle (ServerEvent &ev)
 
 void Dialog::on_session_created (const ServerEvent &ev)
 {
-  guint64 dropped;
+  guint64 dropped_ms;
   {
     std::lock_guard<std::mutex> guard (lock_);
     start_session_locked ();
-    dropped = outage_dropped_;
+    dropped_ms = outage_dropped_ * 1000 / config_.input_rate;
     outage_dropped_ = 0;
   }
   /* Posted once the session takes requests: a handler may act on it. */
@@ -558,9 +562,9 @@ void Dialog::on_session_created (const ServerEvent &ev)
   gst_structure_set (s, "session-id", G_TYPE_STRING, ev.session_id.c_str (),
       "model", G_TYPE_STRING, ev.model.c_str (), nullptr);
   host_.post_message (s);
-  if (dropped > 0)
+  if (dropped_ms > 0)
     host_.post_warning ("Live input was lost while reconnecting",
-        "dropped " + std::to_string (dropped * 1000 / config_.input_rate) +
+        "dropped " + std::to_string (dropped_ms) +
         " ms of the oldest input beyond max-buffer-ms");
 }
 
