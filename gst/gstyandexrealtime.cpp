@@ -173,7 +173,9 @@ struct GstYandexRealtimePrivate : public DialogHost {
   /* Streaming thread. */
   bool live_checked = false;
   bool muted = false;  /* mute as last seen by the chain function */
+  guint64 trace_in = 0;   /* uplink-in trace points (streaming thread) */
   /* Src task. */
+  guint64 trace_out = 0;  /* downlink-out trace points */
   bool need_stream_start = true;
   bool need_segment = true;
 };
@@ -553,6 +555,7 @@ static GstFlowReturn gst_yandex_realtime_chain (GstPad *, GstObject *parent,
 {
   auto *self = GST_YANDEX_REALTIME (parent);
   GstYandexRealtimePrivate *priv = self->priv;
+  YRT_TRACE ("uplink-in", priv->trace_in++, g_get_monotonic_time ());
   if (!priv->uplink.has_input ()) {
     gst_buffer_unref (buffer);
     GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, ("Audio arrived before its caps"),
@@ -721,6 +724,7 @@ static void src_loop (GstPad *pad)
 
   switch (item.kind) {
     case PlayoutItem::Kind::Buffer: {
+      YRT_TRACE ("downlink-out", priv->trace_out++, g_get_monotonic_time ());
       GstFlowReturn ret = gst_pad_push (pad, item.buffer);
       if (ret != GST_FLOW_OK) {
         GST_DEBUG_OBJECT (self, "pausing task: %s", gst_flow_get_name (ret));

@@ -80,6 +80,7 @@ struct Connection::Worker {
   GSource *close_timer = nullptr;
   bool connecting = false;
   bool stopping = false;
+  guint64 trace_appends = 0;  /* uplink-out trace points */
   bool restarting = false;
   guint restart_delay_ms = 0;
 
@@ -454,6 +455,9 @@ void Connection::flush_outbox ()
     /* send_message copies into the socket's output queue. */
     soup_websocket_connection_send_message (socket, SOUP_WEBSOCKET_DATA_TEXT, bytes);
     g_bytes_unref (bytes);
+    if (YRT_TRACING () && g_str_has_prefix (frame.text.c_str (),
+            "{\"type\":\"input_audio_buffer.append\""))
+      YRT_TRACE ("uplink-out", w->trace_appends++, g_get_monotonic_time ());
   }
   if (wrote && callbacks_.drained)
     callbacks_.drained ();

@@ -448,6 +448,7 @@ bool Dialog::rollover_locked ()
 
 void Dialog::on_text (const char *data, gsize size)
 {
+  trace_arrived_us_ = YRT_TRACING () ? g_get_monotonic_time () : 0;
   ServerEvent ev;
   std::string why;
   if (!parse_server_event (data, size, ev, why)) {
@@ -770,8 +771,11 @@ void Dialog::on_audio (const ServerEvent &ev)
     }
   }
   GstClockTime arrival = host_.running_time ();
-  if (playout_.push_audio (ev.response_id, ev.item_id, ev.audio.data (),
-          ev.audio.size (), arrival) == 0 && ev.audio.size () > 1)
+  gsize queued = playout_.push_audio (ev.response_id, ev.item_id, ev.audio.data (),
+      ev.audio.size (), arrival);
+  if (queued > 0)
+    YRT_TRACE ("downlink-in", trace_deltas_++, trace_arrived_us_);
+  if (queued == 0 && ev.audio.size () > 1)
     GST_LOG ("dropped %" G_GSIZE_FORMAT " bytes of interrupted or cancelled %s",
         ev.audio.size (), ev.response_id.c_str ());
 }

@@ -216,6 +216,9 @@ class Dialog {
   std::vector<std::string> known_items_;   /* for clear-conversation */
   gint64 turn_end_us_ = 0;                 /* monotonic, 0 = none pending */
   std::map<std::string, GstClockTime> first_audio_latency_;
+  /* Network thread: downlink-in trace points. */
+  gint64 trace_arrived_us_ = 0;  /* when the frame being handled came in */
+  guint64 trace_deltas_ = 0;
 };
 
 }  // namespace yrt
