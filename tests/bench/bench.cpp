@@ -5,6 +5,8 @@
  *   yrt-bench ttfa    --url U --api-key K [--turns N] [--silence-ms MS]
  *   yrt-bench memory  --url U --api-key K [--minutes M] [--emulator-pid P]
  *   yrt-bench scale   --url U --api-key K --sessions N [--seconds S] [--emulator-pid P]
+ *   yrt-bench micro   [--seconds S | --iterations N]    (micro.cpp: no emulator)
+ *   yrt-bench verify                                    (micro.cpp: no emulator)
  *
  * Every mode talks to an emulator that runs in another process (run.sh
  * starts it) and ends with one line
@@ -15,6 +17,8 @@
 #include <gst/app/gstappsrc.h>
 #include <gst/base/gstbasesink.h>
 #include <gst/gst.h>
+
+#include "micro.h"
 
 #include <sys/resource.h>
 #include <time.h>
@@ -159,6 +163,7 @@ struct Options {
   int turns = 0;
   int sessions = 0;
   int silence_ms = 400;
+  long iterations = 0;
   std::vector<std::string> positional;
 };
 
@@ -180,6 +185,7 @@ Options parse_options (int argc, char **argv)
     else if (a == "--turns") o.turns = atoi (value ().c_str ());
     else if (a == "--sessions") o.sessions = atoi (value ().c_str ());
     else if (a == "--silence-ms") o.silence_ms = atoi (value ().c_str ());
+    else if (a == "--iterations") o.iterations = atol (value ().c_str ());
     else if (a.compare (0, 2, "--") == 0) die ("unknown option %s", a.c_str ());
     else o.positional.push_back (a);
   }
@@ -406,6 +412,9 @@ std::unique_ptr<Session> make_session (const Options &o, bool live, SinkKind sin
   g_object_set (s->element, "location", o.url.c_str (), "api-key", o.api_key.c_str (),
       nullptr);
   g_object_set (s->sink, "sync", sink_kind == SinkKind::FakeSinkSync, nullptr);
+  /* No queue before the sink, so no room for basesink's default 20 ms. */
+  if (live)
+    g_object_set (s->sink, "processing-deadline", (guint64) 0, nullptr);
   if (sink_kind == SinkKind::AppSink)
     g_object_set (s->sink, "emit-signals", FALSE, "drop", TRUE, "max-buffers", 8u, nullptr);
   gst_bin_add_many (GST_BIN (s->pipeline), s->src, s->element, s->sink, nullptr);
@@ -506,25 +515,56 @@ std::vector<double> pair_up (const char *in, const char *out, gint64 from_us)
   return d;
 }
 
-int cmd_latency (const Options &o)
+/* Routes the trace category to trace_log() (before the element exists). */
+void capture_trace ()
 {
-  need_endpoint (o);
-  const double seconds = o.seconds > 0 ? o.seconds : 60;
   gst_debug_set_active (TRUE);
   gst_debug_set_threshold_for_name ("yandexrealtime-trace", GST_LEVEL_TRACE);
   gst_debug_remove_log_function (gst_debug_log_default);
   gst_debug_add_log_function (trace_log, nullptr, nullptr);
+}
 
-  /* appsink sync=false: what is measured is the element, not the playout
-   * clock (a synchronised sink would hold each buffer until its time). */
-  auto s = make_session (o, true, SinkKind::AppSink);
+/* After an element exists: does it have trace points? */
+bool find_trace_category ()
+{
   GSList *all = gst_debug_get_all_categories ();
   for (GSList *l = all; l; l = l->next)
     if (strcmp (gst_debug_category_get_name ((GstDebugCategory *) l->data),
             "yandexrealtime-trace") == 0)
       g_trace_cat = (GstDebugCategory *) l->data;
   g_slist_free (all);
-  if (!g_trace_cat) {
+  return g_trace_cat != nullptr;
+}
+
+/* The time of trace point `point` with `seq`, or 0. */
+gint64 trace_time (const char *point, guint64 seq)
+{
+  for (const TracePoint &p : g_trace)
+    if (p.seq == seq && strcmp (p.point, point) == 0)
+      return p.t;
+  return 0;
+}
+
+/* The first trace point `point` at or after `t`. */
+const TracePoint *trace_after (const char *point, gint64 t)
+{
+  const TracePoint *best = nullptr;
+  for (const TracePoint &p : g_trace)
+    if (strcmp (p.point, point) == 0 && p.t >= t && (!best || p.t < best->t))
+      best = &p;
+  return best;
+}
+
+int cmd_latency (const Options &o)
+{
+  need_endpoint (o);
+  const double seconds = o.seconds > 0 ? o.seconds : 60;
+  capture_trace ();
+
+  /* appsink sync=false: what is measured is the element, not the playout
+   * clock (a synchronised sink would hold each buffer until its time). */
+  auto s = make_session (o, true, SinkKind::AppSink);
+  if (!find_trace_category ()) {
     printf ("trace points missing: the element has no yandexrealtime-trace debug category "
         "(see docs/performance.md, \"Trace points\")\n");
     printf ("RESULT latency status=missing\n");
@@ -575,9 +615,9 @@ int cmd_latency (const Options &o)
       down.n, down.p50, down.p99, down.max);
   printf ("RESULT latency status=ok seconds=%.0f up_n=%zu up_p50_us=%.0f up_p99_us=%.0f "
       "up_max_us=%.0f down_n=%zu down_p50_us=%.0f down_p99_us=%.0f down_max_us=%.0f "
-      "responses=%u errors=%u\n",
+      "responses=%u interrupted=%u errors=%u\n",
       seconds, up.n, up.p50, up.p99, up.max, down.n, down.p50, down.p99, down.max,
-      s->responses_done.load (), s->errors.load ());
+      s->responses_done.load (), s->interrupted.load (), s->errors.load ());
   return s->errors ? 1 : 0;
 }
 
@@ -589,18 +629,24 @@ int cmd_ttfa (const Options &o)
   need_endpoint (o);
   const int turns = o.turns > 0 ? o.turns : 10;
   const guint voiced_ms = 1200, silence_ms = 2800;  /* both multiples of kChunkMs */
+  capture_trace ();  /* used when the element has trace points, to split the time */
   auto s = make_session (o, true, SinkKind::AppSink);
+  const bool traced = find_trace_category ();
+  if (!traced)
+    gst_debug_unset_threshold_for_name ("yandexrealtime-trace");
   g_object_set (s->element, "silence-duration-ms", (guint) o.silence_ms, nullptr);
 
   std::atomic<gint64> waiting_since {0};  /* last voiced push, 0 = not waiting */
   std::mutex lock;
   std::vector<double> ttfa_ms;
+  std::vector<gint64> first_at;          /* when each first answer buffer arrived */
   GstPad *pad = gst_element_get_static_pad (s->sink, "sink");
   struct ProbeData {
     std::atomic<gint64> *waiting;
     std::mutex *lock;
     std::vector<double> *out;
-  } pd {&waiting_since, &lock, &ttfa_ms};
+    std::vector<gint64> *at;
+  } pd {&waiting_since, &lock, &ttfa_ms, &first_at};
   gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER,
       [] (GstPad *, GstPadProbeInfo *, gpointer data) -> GstPadProbeReturn {
         gint64 t = now_us ();
@@ -609,6 +655,7 @@ int cmd_ttfa (const Options &o)
         if (since) {
           std::lock_guard<std::mutex> guard (*p->lock);
           p->out->push_back ((t - since) / 1000.0);
+          p->at->push_back (t);
         }
         return GST_PAD_PROBE_OK;
       }, &pd, nullptr);
@@ -631,12 +678,17 @@ int cmd_ttfa (const Options &o)
   push_live (*s, quiet, 1.0, [] (guint64, gint64) {});
   const guint64 last_voiced = voiced_ms / kChunkMs - 1;
   const gsize period = pcm.size () / kChunkSamples;
+  const guint64 quiet_buffers = 1000 / kChunkMs;
   guint missed = 0;
+  /* Input buffer (= uplink-in seq) that completes each turn's VAD window. */
+  std::vector<guint64> closing;
   push_live (*s, pcm, turns * (voiced_ms + silence_ms) / 1000.0, [&] (guint64 k, gint64 t) {
     if (k % period == 0 && waiting_since.exchange (0))
       missed++;  /* no answer within the turn */
-    if (k % period == last_voiced)
+    if (k % period == last_voiced) {
       waiting_since = t;
+      closing.push_back (quiet_buffers + k + o.silence_ms / kChunkMs);
+    }
   });
   g_usleep (G_USEC_PER_SEC / 2);
   done = true;
@@ -650,10 +702,38 @@ int cmd_ttfa (const Options &o)
   for (size_t i = 0; i < ttfa_ms.size (); i++)
     printf ("turn %zu: %.2f ms (VAD window %d ms + %.2f ms)\n", i + 1, ttfa_ms[i],
         o.silence_ms, overhead[i]);
+  /* With trace points, where the time over the window goes: the closing
+   * chunk through the element, the emulator and loopback until the first
+   * delta is back, that delta through the element, then to the appsink. */
+  std::string split = " split=none";
+  if (traced && g_trace.size () > 0 && first_at.size () == closing.size ()) {
+    std::lock_guard<std::mutex> guard (g_trace_lock);
+    std::vector<double> up, emu, down, app;
+    for (size_t i = 0; i < closing.size (); i++) {
+      gint64 in = trace_time ("uplink-in", closing[i]);
+      gint64 out = trace_time ("uplink-out", closing[i]);
+      const TracePoint *din = out ? trace_after ("downlink-in", out) : nullptr;
+      gint64 dout = din ? trace_time ("downlink-out", din->seq) : 0;
+      if (!in || !out || !din || !dout)
+        continue;
+      up.push_back ((out - in) / 1000.0);
+      emu.push_back ((din->t - out) / 1000.0);
+      down.push_back ((dout - din->t) / 1000.0);
+      app.push_back ((first_at[i] - dout) / 1000.0);
+    }
+    Stats a = stats (up), b = stats (emu), c = stats (down), d = stats (app);
+    printf ("split (p50): element uplink %.3f ms, emulator + loopback %.3f ms, element downlink "
+        "%.3f ms, src push -> appsink %.3f ms (%zu turns)\n", a.p50, b.p50, c.p50, d.p50, a.n);
+    char buf[256];
+    snprintf (buf, sizeof buf, " split_up_ms=%.3f split_emu_ms=%.3f split_down_ms=%.3f "
+        "split_app_ms=%.3f", a.p50, b.p50, c.p50, d.p50);
+    split = buf;
+  }
   printf ("RESULT ttfa turns=%zu missed=%u silence_ms=%d ttfa_p50_ms=%.2f ttfa_max_ms=%.2f "
-      "over_p50_ms=%.2f over_p90_ms=%.2f over_max_ms=%.2f over_min_ms=%.2f errors=%u\n",
+      "over_p50_ms=%.2f over_p90_ms=%.2f over_max_ms=%.2f over_min_ms=%.2f responses=%u "
+      "interrupted=%u errors=%u%s\n",
       t.n, missed, o.silence_ms, t.p50, t.max, over.p50, over.p90, over.max, over.min,
-      s->errors.load ());
+      s->responses_done.load (), s->interrupted.load (), s->errors.load (), split.c_str ());
   return s->errors || t.n == 0 ? 1 : 0;
 }
 
@@ -684,9 +764,11 @@ int cmd_memory (const Options &o)
       [] (GstPad *, GstPadProbeInfo *info, gpointer data) -> GstPadProbeReturn {
         auto *p = static_cast<Probe *> (data);
         GstBuffer *b = GST_PAD_PROBE_INFO_BUFFER (info);
-        GstClockTime pts = GST_BUFFER_PTS (b);
-        size_t minute = (size_t) (pts / (60 * GST_SECOND));
-        if (pts % (60 * GST_SECOND) == 0 && minute < p->rss_kb.size ()) {
+        /* Minute m is sampled as the buffer that ends it comes in (minute 0
+         * at the first buffer). */
+        GstClockTime pts = GST_BUFFER_PTS (b), end = pts + GST_BUFFER_DURATION (b);
+        size_t minute = pts == 0 ? 0 : (size_t) (end / (60 * GST_SECOND));
+        if ((pts == 0 || end % (60 * GST_SECOND) == 0) && minute < p->rss_kb.size ()) {
           p->rss_kb[minute] = status_kb ("self", "VmRSS:");
           p->at_s[minute] = (now_us () - p->t0) / 1e6;
         }
@@ -949,6 +1031,10 @@ int main (int argc, char **argv)
     return cmd_gen_wav (o);
   gst_init (nullptr, nullptr);
   setvbuf (stdout, nullptr, _IOLBF, 0);
+  if (mode == "micro")
+    return cmd_micro (o.seconds > 0 ? o.seconds : 0.5, (guint64) o.iterations);
+  if (mode == "verify")
+    return cmd_verify ();
   if (mode == "latency")
     return cmd_latency (o);
   if (mode == "ttfa")
