@@ -9,7 +9,10 @@ namespace yrt {
 namespace {
 /* Live idle time shorter than this is not worth a GAP event. */
 constexpr GstClockTime kMinGap = 20 * GST_MSECOND;
-constexpr auto kIdlePoll = std::chrono::milliseconds (20);
+/* How often an idle live task looks at the clock for a GAP.  Arriving audio
+ * wakes it at once; this only paces GAPs, and each wake-up costs CPU for
+ * every session of a process (docs/performance.md, scale). */
+constexpr auto kIdlePoll = std::chrono::milliseconds (50);
 /* Enough to recognise late deltas and answer duration queries. */
 constexpr gsize kRemembered = 32;
 }  // namespace
