@@ -56,6 +56,7 @@ enum {
   PROP_MAX_BUFFER_MS,
   PROP_SESSION_LIFETIME_MS,
   PROP_ALLOW_INSECURE,
+  PROP_CONNECT_TIMEOUT_MS,
   PROP_STATS,
   N_PROPERTIES
 };
@@ -410,6 +411,7 @@ static void gst_yandex_realtime_set_property (GObject *object, guint prop_id,
     case PROP_MAX_BUFFER_MS: s.dialog.max_buffer_ms = g_value_get_uint (value); break;
     case PROP_SESSION_LIFETIME_MS: s.dialog.session_lifetime_ms = g_value_get_uint (value); break;
     case PROP_ALLOW_INSECURE: s.allow_insecure = g_value_get_boolean (value); break;
+    case PROP_CONNECT_TIMEOUT_MS: s.dialog.connect_timeout_ms = g_value_get_uint (value); break;
     case PROP_MUTE: s.mute = g_value_get_boolean (value); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
   }
@@ -464,6 +466,7 @@ static void gst_yandex_realtime_get_property (GObject *object, guint prop_id,
     case PROP_MAX_BUFFER_MS: g_value_set_uint (value, s.dialog.max_buffer_ms); break;
     case PROP_SESSION_LIFETIME_MS: g_value_set_uint (value, s.dialog.session_lifetime_ms); break;
     case PROP_ALLOW_INSECURE: g_value_set_boolean (value, s.allow_insecure); break;
+    case PROP_CONNECT_TIMEOUT_MS: g_value_set_uint (value, s.dialog.connect_timeout_ms); break;
     case PROP_STATS: g_value_take_boxed (value, stats_structure (self)); break;
     case PROP_TOOLS: g_value_set_string (value, c.tools_json.c_str ()); break;
     case PROP_TOOL_CHOICE: g_value_set_string (value, c.tool_choice.c_str ()); break;
@@ -1091,6 +1094,10 @@ static void install_properties (GObjectClass *gobject_class)
       g_param_spec_uint ("session-lifetime-ms", "Session lifetime",
           "Roll over to a fresh session after this long, between turns "
           "(0 = only when the server ends it)", 0, G_MAXUINT, 0, rw));
+  g_object_class_install_property (gobject_class, PROP_CONNECT_TIMEOUT_MS,
+      g_param_spec_uint ("connect-timeout-ms", "Connect timeout",
+          "How long the WebSocket handshake may take, in ms (0 = no limit)",
+          0, G_MAXUINT, 20000, rw));
   g_object_class_install_property (gobject_class, PROP_ALLOW_INSECURE,
       g_param_spec_boolean ("allow-insecure", "Allow insecure",
           "Allow credentials over plain ws:// to hosts other than this machine",

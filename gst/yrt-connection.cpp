@@ -78,6 +78,9 @@ struct Connection::Worker {
   GSocket *tcp = nullptr;            /* borrowed from `socket` */
   GSource *writable_source = nullptr;
   GSource *close_timer = nullptr;
+  GSource *handshake_timer = nullptr;
+  guint handshake_timeout_ms = 0;
+  bool timed_out = false;
   bool connecting = false;
   bool stopping = false;
   guint64 trace_appends = 0;  /* uplink-out trace points */
@@ -85,6 +88,7 @@ struct Connection::Worker {
   guint restart_delay_ms = 0;
 
   void begin_connect ();
+  void stop_handshake_timer ();
   void connect_after (guint delay_ms);
   void restart (guint delay_ms);
   void begin_shutdown ();
@@ -108,7 +112,8 @@ Connection::~Connection ()
   stop ();
 }
 
-void Connection::start (const std::string &url, const std::string &authorization)
+void Connection::start (const std::string &url, const std::string &authorization,
+    guint handshake_timeout_ms)
 {
   g_return_if_fail (thread_ == nullptr);
   context_ = g_main_context_new ();
@@ -117,6 +122,7 @@ void Connection::start (const std::string &url, const std::string &authorization
   worker_->context = context_;
   worker_->url = url;
   worker_->authorization = authorization;
+  worker_->handshake_timeout_ms = handshake_timeout_ms;
   thread_ = g_thread_new ("yrt-network", thread_main, this);
 }
 
@@ -150,8 +156,25 @@ void Connection::Worker::begin_connect ()
         "Authorization", authorization.c_str ());
   cancellable = g_cancellable_new ();
   connecting = true;
+  timed_out = false;
   soup_session_websocket_connect_async (session, message, nullptr, nullptr,
       G_PRIORITY_DEFAULT, cancellable, connect_done, this);
+  /* A server that takes the TCP connection but never answers the upgrade
+   * would otherwise leave us "connecting" for ever. */
+  if (handshake_timeout_ms > 0)
+    handshake_timer = attach (context, handshake_timeout_ms, [this] {
+      handshake_timer = nullptr;
+      timed_out = true;
+      g_cancellable_cancel (cancellable);
+    });
+}
+
+void Connection::Worker::stop_handshake_timer ()
+{
+  if (handshake_timer) {
+    g_source_destroy (handshake_timer);
+    handshake_timer = nullptr;
+  }
 }
 
 void Connection::Worker::connect_after (guint delay_ms)
@@ -168,6 +191,7 @@ void Connection::Worker::connect_done (GObject *source, GAsyncResult *result,
   auto *w = static_cast<Worker *> (data);
   GError *error = nullptr;
   w->connecting = false;
+  w->stop_handshake_timer ();
   w->socket = soup_session_websocket_connect_finish (SOUP_SESSION (source),
       result, &error);
   if (w->stopping || w->restarting) {
@@ -183,7 +207,10 @@ void Connection::Worker::connect_done (GObject *source, GAsyncResult *result,
   }
   if (!w->socket) {
     guint status = soup_message_get_status (w->message);
-    std::string cause = error ? error->message : "unknown error";
+    std::string cause = w->timed_out ?
+        "no answer to the WebSocket handshake within " +
+        std::to_string (w->handshake_timeout_ms) + " ms" :
+        error ? error->message : "unknown error";
     g_clear_error (&error);
     if (status >= 300) {
       const char *reason = soup_message_get_reason_phrase (w->message);
@@ -296,6 +323,7 @@ void Connection::Worker::begin_shutdown ()
 
 void Connection::Worker::release_socket ()
 {
+  stop_handshake_timer ();
   if (close_timer) {
     g_source_destroy (close_timer);
     close_timer = nullptr;

@@ -35,8 +35,10 @@ class Connection {
   Connection &operator= (const Connection &) = delete;
 
   /* Spawns the worker and starts the handshake; returns at once.
-   * `authorization` is the whole header value and never logged. */
-  void start (const std::string &url, const std::string &authorization);
+   * `authorization` is the whole header value and never logged.  A handshake
+   * unanswered after `handshake_timeout_ms` fails (0 = wait forever). */
+  void start (const std::string &url, const std::string &authorization,
+      guint handshake_timeout_ms);
   /* Closes the socket (bounded wait for the close handshake) and joins the
    * worker.  Safe to call twice and from any thread but the worker. */
   void stop ();

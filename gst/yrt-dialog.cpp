@@ -102,7 +102,7 @@ void Dialog::open (const Endpoint &endpoint, const SessionConfig &config,
   };
   connection_ = std::make_unique<Connection> (std::move (callbacks));
   post_connection ("connecting");
-  connection_->start (endpoint.url, endpoint.authorization);
+  connection_->start (endpoint.url, endpoint.authorization, options.connect_timeout_ms);
 }
 
 void Dialog::close ()

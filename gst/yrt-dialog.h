@@ -53,6 +53,7 @@ struct DialogOptions {
   guint reconnect_backoff_ms = 500;
   guint max_buffer_ms = 10000;     /* input held while no session can take it */
   guint session_lifetime_ms = 0;   /* roll over proactively; 0 = off */
+  guint connect_timeout_ms = 20000; /* for the WebSocket handshake; 0 = none */
 };
 
 struct DialogStats {

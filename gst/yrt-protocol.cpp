@@ -461,8 +461,13 @@ gint64 get_int (JsonObject *o, const char *name, gint64 fallback = -1)
   GType t = json_node_get_value_type (n);
   if (t == G_TYPE_INT64)
     return json_node_get_int (n);
-  if (t == G_TYPE_DOUBLE)
-    return (gint64) json_node_get_double (n);
+  if (t == G_TYPE_DOUBLE) {
+    /* Converting an out-of-range double is undefined behaviour. */
+    double d = json_node_get_double (n);
+    if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0))
+      return fallback;
+    return (gint64) d;
+  }
   return fallback;
 }
 
@@ -580,6 +585,39 @@ bool read_fields (JsonObject *root, ServerEvent &ev, std::string &why)
       break;
   }
   return true;
+}
+
+}  // namespace
+
+namespace {
+
+/* json-glib 1.6 recurses once per nesting level without a limit: about
+ * 75000 levels (150 KB of brackets, far below the 64 MiB frame limit)
+ * overflow an 8 MiB thread stack.  Events nest a few levels, tools echoed in
+ * session.updated a few more. */
+bool nesting_too_deep (const char *data, gsize size)
+{
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (gsize i = 0; i < size; i++) {
+    char c = data[i];
+    if (in_string) {
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > 128)
+        return true;
+    } else if (c == ']' || c == '}') {
+      depth--;
+    }
+  }
+  return false;
 }
 
 }  // namespace
@@ -768,6 +806,10 @@ bool parse_server_event (const char *data, gsize size, ServerEvent &ev,
     return true;
 #endif
   ev = ServerEvent ();
+  if (nesting_too_deep (data, size)) {
+    why = "event nests deeper than 128 levels";
+    return false;
+  }
   GObjectPtr<JsonParser> parser (json_parser_new_immutable ());
   GError *error = nullptr;
   if (!json_parser_load_from_data (parser.get (), data, (gssize) size, &error)) {

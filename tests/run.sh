@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Installs what the build needs (Debian 12), builds from scratch and runs the
-# whole suite: once plainly, once under AddressSanitizer + UBSan.
+# whole suite: once plainly, once under AddressSanitizer + UBSan; then fuzzes
+# the server-event parser (clang, libFuzzer) for 60 s and runs the threaded
+# suites (element, control, torture) under ThreadSanitizer.
 #   tests/run.sh            everything
 #   SKIP_SANITIZERS=1 tests/run.sh   the plain build only
+#   SKIP_FUZZ=1 / SKIP_TSAN=1        leave out the fuzzer / the TSan pass
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(meson ninja-build pkg-config g++ libgstreamer1.0-dev
   libgstreamer-plugins-base1.0-dev libsoup-3.0-dev libjson-glib-dev
-  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  clang libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -37,5 +41,23 @@ if [ "${SKIP_SANITIZERS:-0}" != 1 ]; then
   LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false
+  if [ "${SKIP_FUZZ:-0}" != 1 ]; then
+    echo "== libFuzzer: server events (60 s)"
+    rm -rf build-fuzz
+    FUZZ_BUILD=build-fuzz FUZZ_SECONDS=${FUZZ_SECONDS:-60} tests/fuzz/run.sh
+  fi
+  if [ "${SKIP_TSAN:-0}" != 1 ]; then
+    echo "== ThreadSanitizer: element, control, torture"
+    # GLib and GStreamer are not built with TSan: the shim (LD_PRELOAD) shows
+    # TSan their locks and hand-offs, tests/tsan.supp ignores what GLib does
+    # inside itself (see both files).
+    rm -rf build-tsan
+    meson setup build-tsan -Dwerror=true -Dtests=enabled -Db_sanitize=thread -Db_lundef=false
+    meson compile -C build-tsan
+    TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp" \
+      meson test -C build-tsan --print-errorlogs --num-processes 2 \
+        --wrapper "env LD_PRELOAD=$PWD/build-tsan/tests/libtsan-glib-shim.so" \
+        element control torture
+  fi
 fi
 echo "== all tests passed"

@@ -183,6 +183,29 @@ GST_START_TEST (test_parse_rejects_bad_input)
   fail_unless (ev.response_id.empty ());
   ev = parse_event (R"({"type":"input_audio_buffer.speech_started","audio_start_ms":"x","item_id":3})");
   fail_unless_equals_int (ev.audio_ms, -1);
+  /* A number no integer can hold is not a number of ms (and no UB). */
+  ev = parse_event (R"({"type":"input_audio_buffer.speech_started","audio_start_ms":1e300})");
+  fail_unless_equals_int (ev.audio_ms, -1);
+  ev = parse_event (R"({"type":"input_audio_buffer.speech_stopped","audio_end_ms":-1e300})");
+  fail_unless_equals_int (ev.audio_ms, -1);
+}
+GST_END_TEST;
+
+/* json-glib recurses per level: a hostile nesting must not overflow the
+ * network thread's stack. */
+GST_START_TEST (test_parse_refuses_deep_nesting)
+{
+  std::string deep = "{\"type\":\"x\",\"a\":" + std::string (100000, '[') +
+      std::string (100000, ']') + "}";
+  ServerEvent ev;
+  std::string why;
+  fail_if (parse_server_event (deep.data (), deep.size (), ev, why));
+  fail_unless (why.find ("nests") != std::string::npos, "%s", why.c_str ());
+  /* Brackets inside strings do not count. */
+  std::string text = "{\"type\":\"response.output_text.delta\",\"delta\":\"" +
+      std::string (1000, '[') + "\"}";
+  fail_unless (parse_server_event (text.data (), text.size (), ev, why), "%s", why.c_str ());
+  fail_unless_equals_int (ev.text.size (), 1000);
 }
 GST_END_TEST;
 
@@ -199,6 +222,7 @@ static Suite *protocol_suite (void)
   tcase_add_test (tc, test_parse_response_done);
   tcase_add_test (tc, test_parse_error_and_vad);
   tcase_add_test (tc, test_parse_rejects_bad_input);
+  tcase_add_test (tc, test_parse_refuses_deep_nesting);
   return s;
 }
 

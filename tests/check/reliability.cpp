@@ -327,6 +327,40 @@ GST_START_TEST (test_plain_ws_elsewhere_is_refused)
 }
 GST_END_TEST;
 
+/* A server that takes the connection but never answers the upgrade: a clear
+ * error after connect-timeout-ms, not "connecting" for ever. */
+GST_START_TEST (test_unanswered_handshake_times_out)
+{
+  GSocketListener *silent = g_socket_listener_new ();
+  GInetAddress *loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  GSocketAddress *any_port = g_inet_socket_address_new (loopback, 0);
+  GSocketAddress *bound = nullptr;
+  fail_unless (g_socket_listener_add_address (silent, any_port, G_SOCKET_TYPE_STREAM,
+      G_SOCKET_PROTOCOL_TCP, nullptr, &bound, nullptr));
+  guint port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+  std::string location = "ws://127.0.0.1:" + std::to_string (port) + "/v1/realtime";
+
+  GstElement *e = gst_element_factory_make ("yandexrealtime", nullptr);
+  GstBus *bus = gst_bus_new ();
+  gst_element_set_bus (e, bus);
+  g_object_set (e, "location", location.c_str (), "api-key", "k",
+      "connect-timeout-ms", 300, nullptr);
+  fail_unless (gst_element_set_state (e, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
+  GstMessage *msg = gst_bus_timed_pop_filtered (bus, 20 * GST_SECOND, GST_MESSAGE_ERROR);
+  expect_gerror (msg, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_OPEN_READ_WRITE, "within 300 ms");
+  gst_message_unref (msg);
+  fail_unless_equals_int (gst_element_set_state (e, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+  gst_element_set_bus (e, nullptr);
+  gst_object_unref (bus);
+  gst_object_unref (e);
+  g_object_unref (bound);
+  g_object_unref (any_port);
+  g_object_unref (loopback);
+  g_socket_listener_close (silent);
+  g_object_unref (silent);
+}
+GST_END_TEST;
+
 static Suite *reliability_suite (void)
 {
   Suite *s = suite_create ("yandexrealtime-reliability");
@@ -343,6 +377,7 @@ static Suite *reliability_suite (void)
   tcase_add_test (tc, test_session_lifetime_rollover);
   tcase_add_test (tc, test_stats);
   tcase_add_test (tc, test_plain_ws_elsewhere_is_refused);
+  tcase_add_test (tc, test_unanswered_handshake_times_out);
   return s;
 }
 
