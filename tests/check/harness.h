@@ -180,6 +180,33 @@ inline std::vector<guint8> concat (const std::vector<GstBuffer *> &buffers)
   return out;
 }
 
+/* appsrc (live caps, TIME) ! yandexrealtime ! fakesink sync=false, linked,
+ * with a probe on the sink's buffers.  The element is named "rt". */
+struct AppPipeline {
+  GstElement *pipeline, *src, *rt, *sink;
+};
+
+inline AppPipeline make_app_pipeline (const char *name, GstPadProbeCallback on_buffer,
+    gpointer data)
+{
+  AppPipeline p;
+  p.pipeline = gst_pipeline_new (name);
+  p.src = gst_element_factory_make ("appsrc", "src");
+  p.rt = gst_element_factory_make ("yandexrealtime", "rt");
+  p.sink = gst_element_factory_make ("fakesink", "sink");
+  fail_unless (p.pipeline && p.src && p.rt && p.sink);
+  GstCaps *caps = gst_caps_from_string (kLiveCaps);
+  g_object_set (p.src, "format", GST_FORMAT_TIME, "caps", caps, nullptr);
+  gst_caps_unref (caps);
+  g_object_set (p.sink, "sync", FALSE, nullptr);
+  gst_bin_add_many (GST_BIN (p.pipeline), p.src, p.rt, p.sink, nullptr);
+  fail_unless (gst_element_link_many (p.src, p.rt, p.sink, nullptr));
+  GstPad *sinkpad = gst_element_get_static_pad (p.sink, "sink");
+  gst_pad_add_probe (sinkpad, GST_PAD_PROBE_TYPE_BUFFER, on_buffer, data, nullptr);
+  gst_object_unref (sinkpad);
+  return p;
+}
+
 inline guint64 samples_in (const std::vector<GstBuffer *> &buffers)
 {
   guint64 n = 0;

@@ -308,20 +308,8 @@ Outcome play (const std::function<void (GstElement *)> &configure, bool speak,
     guint timeout_ms = 20000)
 {
   Outcome out;
-  GstElement *pipeline = gst_pipeline_new ("pipeline");
-  GstElement *src = gst_element_factory_make ("appsrc", "src");
-  GstElement *rt = gst_element_factory_make ("yandexrealtime", "rt");
-  GstElement *sink = gst_element_factory_make ("fakesink", "sink");
-  fail_unless (pipeline && src && rt && sink);
-  GstCaps *caps = gst_caps_from_string (kLiveCaps);
-  g_object_set (src, "format", GST_FORMAT_TIME, "caps", caps, nullptr);
-  gst_caps_unref (caps);
-  g_object_set (sink, "sync", FALSE, nullptr);
-  gst_bin_add_many (GST_BIN (pipeline), src, rt, sink, nullptr);
-  fail_unless (gst_element_link_many (src, rt, sink, nullptr));
-  GstPad *sinkpad = gst_element_get_static_pad (sink, "sink");
-  gst_pad_add_probe (sinkpad, GST_PAD_PROBE_TYPE_BUFFER, count_bytes, &out.output_bytes, nullptr);
-  gst_object_unref (sinkpad);
+  AppPipeline app = make_app_pipeline ("pipeline", count_bytes, &out.output_bytes);
+  GstElement *pipeline = app.pipeline, *src = app.src, *rt = app.rt;
 
   GstBus *bus = gst_element_get_bus (pipeline);
   gst_bus_set_sync_handler (bus, bus_sync, nullptr, nullptr);

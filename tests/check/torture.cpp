@@ -139,22 +139,10 @@ GST_START_TEST (test_stop_at_random_moments)
   GRand *rand = g_rand_new_with_seed (seed);
 
   Watch watch;
-  GstElement *pipeline = gst_pipeline_new ("torture");
-  GstElement *src = gst_element_factory_make ("appsrc", "src");
-  GstElement *rt = gst_element_factory_make ("yandexrealtime", "rt");
-  GstElement *sink = gst_element_factory_make ("fakesink", "sink");
-  fail_unless (pipeline && src && rt && sink);
-  GstCaps *caps = gst_caps_from_string (kLiveCaps);
-  g_object_set (src, "format", GST_FORMAT_TIME, "caps", caps, nullptr);
-  gst_caps_unref (caps);
+  AppPipeline app = make_app_pipeline ("torture", on_buffer, &watch);
+  GstElement *pipeline = app.pipeline, *src = app.src, *rt = app.rt;
   g_object_set (rt, "location", server.url ().c_str (), "api-key", "test-key",
       "max-reconnects", 0, nullptr);
-  g_object_set (sink, "sync", FALSE, nullptr);
-  gst_bin_add_many (GST_BIN (pipeline), src, rt, sink, nullptr);
-  fail_unless (gst_element_link_many (src, rt, sink, nullptr));
-  GstPad *sinkpad = gst_element_get_static_pad (sink, "sink");
-  gst_pad_add_probe (sinkpad, GST_PAD_PROBE_TYPE_BUFFER, on_buffer, &watch, nullptr);
-  gst_object_unref (sinkpad);
   GstBus *bus = gst_element_get_bus (pipeline);
   gst_bus_set_sync_handler (bus, on_message, &watch, nullptr);
   gst_object_unref (bus);
