@@ -15,6 +15,10 @@ constexpr guint64 kMaxIncomingPayload = 64 * 1024 * 1024;
 constexpr guint kKeepaliveSeconds = 20;
 /* How long a close waits for the server to answer our close frame. */
 constexpr guint kCloseTimeoutMs = 500;
+/* File audio waits this long for company before the network thread wakes;
+ * a backlog this big goes at once. */
+constexpr guint kBatchDelayMs = 5;
+constexpr gsize kBatchBytes = 64 * 1024;
 
 /* A std::function carried through a GSource. */
 struct Call {
@@ -404,16 +408,17 @@ void Connection::restart (guint delay_ms)
   attach (context_, 0, [w, delay_ms] { w->restart (delay_ms); });
 }
 
-bool Connection::send (std::string text, bool droppable)
+bool Connection::send (std::string text, Frame kind)
 {
   std::lock_guard<std::mutex> guard (lock_);
   if (stopped_ || !context_ || !open_)
     return false;
   outbox_bytes_ += text.size ();
-  outbox_.push_back (Frame {std::move (text), droppable});
+  outbox_.push_back (Queued {std::move (text), kind == Frame::LiveAudio});
   if (outbox_bytes_ > outbox_limit_)
     drop_oldest_locked ();
-  schedule_flush_locked ();
+  bool batch = kind == Frame::FileAudio && outbox_bytes_ < kBatchBytes;
+  schedule_flush_locked (batch ? kBatchDelayMs : 0);
   return true;
 }
 
@@ -437,15 +442,15 @@ void Connection::set_outbox_limit (gsize bytes)
   outbox_limit_ = bytes;
 }
 
-void Connection::schedule_flush_locked ()
+void Connection::schedule_flush_locked (guint delay_ms)
 {
-  if (flush_scheduled_)
-    return;
-  flush_scheduled_ = true;
-  attach (context_, 0, [this] {
+  if (flush_scheduled_ == 1 || (flush_scheduled_ == 2 && delay_ms > 0))
+    return;  /* a flush that soon, or sooner, is on its way */
+  flush_scheduled_ = delay_ms > 0 ? 2 : 1;
+  attach (context_, delay_ms, [this] {
     {
       std::lock_guard<std::mutex> guard (lock_);
-      flush_scheduled_ = false;
+      flush_scheduled_ = 0;
     }
     flush_outbox ();
   });
@@ -460,15 +465,17 @@ void Connection::flush_outbox ()
   if (!socket || w->stopping || w->restarting ||
       soup_websocket_connection_get_state (socket) != SOUP_WEBSOCKET_STATE_OPEN)
     return;
+  if (w->tcp && g_socket_is_closed (w->tcp))
+    return;  /* "closed" is on its way */
+  /* Checked once per batch: libsoup queues at most one batch beyond what
+   * the kernel took. */
+  if (w->tcp && !g_socket_condition_check (w->tcp, G_IO_OUT)) {
+    w->wait_writable ();
+    return;
+  }
   bool wrote = false;
   for (;;) {
-    if (w->tcp && g_socket_is_closed (w->tcp))
-      break;  /* "closed" is on its way */
-    if (w->tcp && !g_socket_condition_check (w->tcp, G_IO_OUT)) {
-      w->wait_writable ();
-      break;
-    }
-    Frame frame;
+    Queued frame;
     {
       std::lock_guard<std::mutex> guard (lock_);
       if (outbox_.empty ())

@@ -46,11 +46,15 @@ class Connection {
    * Frames not yet written are dropped: they belonged to the old session. */
   void restart (guint delay_ms);
 
+  /* How a frame may be treated on its way out. */
+  enum class Frame { Control, LiveAudio, FileAudio };
   /* Queues a text frame; frames are written in order while the socket is
-   * open and the peer keeps reading.  Thread-safe.  Beyond the outbox limit,
-   * the oldest `droppable` frames are dropped (live audio).  Returns false
-   * when there is no socket to write to. */
-  bool send (std::string text, bool droppable = false);
+   * open and the peer keeps reading.  Thread-safe.  Control frames and live
+   * audio wake the network thread at once; file audio (non-live, which
+   * comes far faster than real time) is written in batches, a few ms later,
+   * to spare a wake-up per chunk.  Beyond the outbox limit the oldest live
+   * audio is dropped.  Returns false when there is no socket to write to. */
+  bool send (std::string text, Frame kind = Frame::Control);
   void set_outbox_limit (gsize bytes);
   /* Runs `fn` on the worker thread after `ms` (0 = soon), unless stopped. */
   void call_later (guint ms, std::function<void ()> fn);
@@ -64,12 +68,12 @@ class Connection {
 
  private:
   struct Worker;
-  struct Frame {
+  struct Queued {
     std::string text;
     bool droppable;
   };
   static gpointer thread_main (gpointer data);
-  void schedule_flush_locked ();
+  void schedule_flush_locked (guint delay_ms);
   void flush_outbox ();
   void drop_oldest_locked ();
 
@@ -79,13 +83,13 @@ class Connection {
   Worker *worker_ = nullptr;  /* touched only on the worker thread */
 
   mutable std::mutex lock_;
-  std::deque<Frame> outbox_;
+  std::deque<Queued> outbox_;
   gsize outbox_bytes_ = 0;
   gsize outbox_limit_ = G_MAXSIZE;
   guint64 sent_bytes_ = 0;
   guint64 received_bytes_ = 0;
   guint64 dropped_bytes_ = 0;
-  bool flush_scheduled_ = false;
+  guint flush_scheduled_ = 0;  /* 0: none, 1: at once, 2: after kBatchDelayMs */
   bool open_ = false;
   bool stopped_ = false;
 };

@@ -212,7 +212,8 @@ Dialog::SendResult Dialog::send_audio (const guint8 *pcm, gsize size)
   uncommitted_samples_ += size / 2;
   sent_audio_ = true;
   if (ready_) {
-    connection_->send (client::audio_append (pcm, size), live_);
+    connection_->send (client::audio_append (pcm, size),
+        live_ ? Connection::Frame::LiveAudio : Connection::Frame::FileAudio);
     turn_audio_.add_sent (pcm, size);
     stats_.audio_samples_sent += size / 2;
   } else {
