@@ -98,7 +98,8 @@ void Dialog::open (const Endpoint &endpoint, const SessionConfig &config,
   };
   callbacks.drained = [this] {
     std::lock_guard<std::mutex> guard (lock_);
-    ready_cond_.notify_all ();
+    if (outbox_full_ && connection_->queued_bytes () <= outbox_limit_locked () / 2)
+      ready_cond_.notify_all ();
   };
   connection_ = std::make_unique<Connection> (std::move (callbacks));
   post_connection ("connecting");
@@ -203,7 +204,14 @@ Dialog::SendResult Dialog::send_audio (const guint8 *pcm, gsize size)
       return true;
     if (!ready_)
       return !turn_audio_.unsent_full ();
-    return connection_->queued_bytes () < outbox_limit_locked ();
+    /* Once full, wait for half of it to go: one wake-up per half outbox,
+     * not one per frame. */
+    gsize queued = connection_->queued_bytes ();
+    if (queued >= outbox_limit_locked ())
+      outbox_full_ = true;
+    else if (queued <= outbox_limit_locked () / 2)
+      outbox_full_ = false;
+    return !outbox_full_;
   });
   if (flushing_)
     return SendResult::Flushing;

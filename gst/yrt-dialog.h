@@ -175,6 +175,7 @@ class Dialog {
   guint failures_in_a_row_ = 0;
   bool rollover_due_ = false;
   guint64 outage_dropped_ = 0;       /* live input dropped during this outage */
+  bool outbox_full_ = false;         /* non-live input waits for room */
   DialogStats stats_;
 
   /* The books of the turn-taking. */
