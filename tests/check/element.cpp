@@ -217,6 +217,36 @@ GST_START_TEST (test_odd_deltas_are_joined)
 }
 GST_END_TEST;
 
+/* Text-only answers: the words arrive, no audio, EOS all the same. */
+GST_START_TEST (test_text_only_answers)
+{
+  Fixture f;
+  f.make ("output-modalities=text");
+  f.start ();
+  f.push (turn (24000));
+  fail_unless (gst_harness_push_event (f.h, gst_event_new_eos ()));
+  std::vector<GstBuffer *> out = f.pull_until_eos ();
+  fail_unless_equals_int (out.size (), 0);
+  for (;;) {
+    GstMessage *m = f.wait_message ("response-text");
+    fail_unless (m != nullptr);
+    gboolean final = FALSE;
+    gst_structure_get_boolean (structure (m), "final", &final);
+    std::string text = gst_structure_get_string (structure (m), "text");
+    gst_message_unref (m);
+    if (final) {
+      fail_unless_equals_string (text.c_str (), "answer 1");
+      break;
+    }
+  }
+  JsonNode *root = json_from_string (f.server.session_update_json (0).c_str (), nullptr);
+  JsonArray *mods = json_object_get_array_member (json_node_get_object (root), "output_modalities");
+  fail_unless_equals_int (json_array_get_length (mods), 1);
+  fail_unless_equals_string (json_array_get_string_element (mods, 0), "text");
+  json_node_unref (root);
+}
+GST_END_TEST;
+
 static double rms (const gint16 *samples, gsize n)
 {
   double sum = 0;
@@ -674,6 +704,7 @@ static Suite *element_suite (void)
   tcase_add_test (tc, test_create_response_false_asks_for_the_answer);
   tcase_add_test (tc, test_two_turns_back_to_back);
   tcase_add_test (tc, test_odd_deltas_are_joined);
+  tcase_add_test (tc, test_text_only_answers);
   tcase_add_test (tc, test_converts_48k_stereo_f32);
   tcase_add_test (tc, test_converts_8k_mono_s16);
   tcase_add_test (tc, test_matching_input_goes_through_untouched);
