@@ -128,12 +128,6 @@ void Dialog::post_connection (const char *state)
   host_.post_message (s);
 }
 
-bool Dialog::failed () const
-{
-  std::lock_guard<std::mutex> guard (lock_);
-  return finished_;
-}
-
 DialogStats Dialog::stats () const
 {
   std::lock_guard<std::mutex> guard (lock_);
@@ -900,12 +894,6 @@ bool Dialog::session_open_locked (const char *action) const
     return true;
   GST_WARNING ("%s: no open session", action);
   return false;
-}
-
-bool Dialog::speech_open () const
-{
-  std::lock_guard<std::mutex> guard (lock_);
-  return speech_open_;
 }
 
 void Dialog::update_session (const SessionConfig &config)

@@ -94,10 +94,7 @@ class Dialog {
   void drain ();
   void set_flushing (bool flushing);
   void set_live (bool live);
-  bool failed () const;
   DialogStats stats () const;
-  /* Server VAD heard speech that has not been committed yet. */
-  bool speech_open () const;
 
   /* Any thread: conversation control (the element's properties and action
    * signals).  Each returns false, logging why, when it cannot act. */

@@ -29,12 +29,6 @@ void Playout::configure (guint rate, bool live)
   live_ = live;
 }
 
-bool Playout::live () const
-{
-  std::lock_guard<std::mutex> guard (lock_);
-  return live_;
-}
-
 Playout::Answer *Playout::find_answer (const std::string &response_id)
 {
   for (Answer &a : answers_)
@@ -154,12 +148,6 @@ void Playout::finish ()
   std::lock_guard<std::mutex> guard (lock_);
   eos_ = true;
   wake_.notify_one ();
-}
-
-bool Playout::eos_queued () const
-{
-  std::lock_guard<std::mutex> guard (lock_);
-  return eos_;
 }
 
 guint64 Playout::received_samples (const std::string &response_id) const

@@ -45,7 +45,6 @@ class Playout {
 
   void configure (guint rate, bool live);
   guint rate () const { return rate_; }
-  bool live () const;
 
   /* Network thread. */
   /* Returns the number of whole samples queued (0 if the response is ignored). */
@@ -71,7 +70,6 @@ class Playout {
   void set_flushing (bool flushing);
   /* Back to an empty queue and a timeline at 0 (flush-stop, restart). */
   void reset ();
-  bool eos_queued () const;
 
  private:
   struct Chunk {
