@@ -536,6 +536,15 @@ static void close_turn (GstYandexRealtimePrivate *priv, ToDialog &send)
   }
 }
 
+/* `commit` asked for since the last buffer: what came before it goes first. */
+static void commit_if_asked (GstYandexRealtimePrivate *priv, ToDialog &send)
+{
+  if (!priv->dialog.take_commit_request ())
+    return;
+  priv->uplink.flush (std::ref (send));
+  priv->dialog.commit_now ();
+}
+
 /* Returns whether input is muted; on muting, ends the turn in progress. */
 static bool update_mute (GstYandexRealtime *self, ToDialog &send)
 {
@@ -566,6 +575,7 @@ static GstFlowReturn gst_yandex_realtime_chain (GstPad *, GstObject *parent,
     return GST_FLOW_NOT_NEGOTIATED;
   }
   ToDialog send (priv->dialog);
+  commit_if_asked (priv, send);
   if (update_mute (self, send)) {
     gst_buffer_unref (buffer);  /* push-to-talk: nothing goes up while muted */
     return send.flow ();
@@ -610,6 +620,7 @@ static void drain (GstYandexRealtime *self)
 {
   GstYandexRealtimePrivate *priv = self->priv;
   ToDialog send (priv->dialog);
+  commit_if_asked (priv, send);
   if (!priv->muted)
     close_turn (priv, send);
   priv->dialog.drain ();

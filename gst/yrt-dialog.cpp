@@ -12,6 +12,8 @@ constexpr guint kMaxBackoffMs = 30000;
 /* A commit below this is refused by the service (input_audio_buffer_commit_empty). */
 constexpr guint kMinCommitMs = 100;
 constexpr gushort kCloseNormal = 1000;
+/* How long a `commit` waits for the streaming thread before going alone. */
+constexpr guint kCommitFallbackMs = 200;
 
 const char *const kMessagePrefix = "yandexrealtime/";
 
@@ -59,7 +61,7 @@ void Dialog::open (const Endpoint &endpoint, const SessionConfig &config,
     endpoint_ = endpoint;
     config_ = config;
     options_ = options;
-    ready_ = finished_ = flushing_ = draining_ = false;
+    ready_ = finished_ = flushing_ = draining_ = commit_requested_ = false;
     live_ = live_known_ = false;
     pending_.clear ();
     turn_audio_.configure (config.input_rate, options.max_buffer_ms);
@@ -172,8 +174,10 @@ void Dialog::set_flushing (bool flushing)
   std::lock_guard<std::mutex> guard (lock_);
   flushing_ = flushing;
   if (flushing) {
-    /* Audio not yet sent belongs to the flushed stream. */
+    /* Audio not yet sent belongs to the flushed stream, and so does a
+     * commit of it. */
     turn_audio_.clear ();
+    commit_requested_ = false;
     draining_ = false;
   }
   ready_cond_.notify_all ();
@@ -943,16 +947,47 @@ bool Dialog::send_text (const std::string &text)
   return true;
 }
 
+/* The audio that came before the signal must go before the commit, and the
+ * last partial chunk is still in the uplink, on the streaming thread: it
+ * takes the request at its next buffer (or EOS), sends the partial chunk,
+ * then commits.  Input that stopped flowing gets the commit from a timer. */
 bool Dialog::commit ()
 {
   std::lock_guard<std::mutex> guard (lock_);
   if (!session_open_locked ("commit"))
     return false;
+  if (commit_requested_)
+    return true;
+  commit_requested_ = true;
+  connection_->call_later (kCommitFallbackMs, [this] {
+    std::lock_guard<std::mutex> guard (lock_);
+    if (commit_requested_)
+      commit_now_locked ();
+  });
+  return true;
+}
+
+bool Dialog::take_commit_request ()
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  bool requested = commit_requested_;
+  commit_requested_ = false;
+  return requested;
+}
+
+void Dialog::commit_now ()
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  commit_now_locked ();
+}
+
+void Dialog::commit_now_locked ()
+{
+  commit_requested_ = false;
   send_locked (client::audio_commit ());
   commits_in_flight_++;
   uncommitted_samples_ = 0;
   turn_end_us_ = g_get_monotonic_time ();
-  return true;
 }
 
 bool Dialog::create_response (const char *instructions)

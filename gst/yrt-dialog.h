@@ -103,6 +103,10 @@ class Dialog {
   bool send_function_output (const std::string &call_id, const std::string &output);
   bool send_text (const std::string &text);
   bool commit ();
+  /* Streaming thread: whether `commit` was asked for since the last call;
+   * if so, send the partial chunk, then commit_now(). */
+  bool take_commit_request ();
+  void commit_now ();
   bool create_response (const char *instructions);
   bool cancel_response ();
   bool clear_input ();
@@ -142,6 +146,7 @@ class Dialog {
   void request_response_locked (const char *instructions = nullptr);
   void send_response_create_locked (const std::optional<std::string> &instructions);
   void send_call_outputs_locked ();
+  void commit_now_locked ();
   bool outstanding_locked () const;
   void check_drain_locked ();
   void finish_drain_locked ();
@@ -173,6 +178,7 @@ class Dialog {
   bool rollover_due_ = false;
   guint64 outage_dropped_ = 0;       /* live input dropped during this outage */
   bool outbox_full_ = false;         /* non-live input waits for room */
+  bool commit_requested_ = false;    /* `commit` waiting for the streaming thread */
   DialogStats stats_;
 
   /* The books of the turn-taking. */

@@ -403,6 +403,41 @@ GST_START_TEST (test_commit_by_hand)
 }
 GST_END_TEST;
 
+/* Bytes of input_audio_buffer.append audio before the first commit. */
+static gsize appended_before_commit (const emu::Server &server)
+{
+  gsize bytes = 0;
+  for (const emu::ClientEvent &ev : server.client_events ()) {
+    if (ev.type == "input_audio_buffer.commit")
+      return bytes;
+    if (ev.type != "input_audio_buffer.append")
+      continue;
+    JsonNode *root = json_from_string (ev.json.c_str (), nullptr);
+    gsize size = 0;
+    g_free (g_base64_decode (json_object_get_string_member (json_node_get_object (root), "audio"), &size));
+    json_node_unref (root);
+    bytes += size;
+  }
+  fail ("no commit");
+  return 0;
+}
+
+/* Push-to-talk with manual turns: everything said before `commit`, down to
+ * the last partial chunk, is in the committed turn. */
+GST_START_TEST (test_commit_includes_the_last_partial_chunk)
+{
+  Fixture f;
+  f.make ("turn-detection=none chunk-ms=40");
+  f.start (kLiveCaps, true);
+  fail_unless (f.server.wait_for_server_event ("session.updated", 1, 20000));
+  f.push (tone (24000, 530));  /* 13 chunks and 10 ms still in the uplink */
+  fail_unless (EMIT (f.element, "commit"));
+  f.push (silence (24000, 20));  /* the next turn's first buffer */
+  fail_unless (f.server.wait_for_client_event ("input_audio_buffer.commit", 1, 20000));
+  fail_unless_equals_int (appended_before_commit (f.server), 24000 * 530 / 1000 * 2);
+}
+GST_END_TEST;
+
 GST_START_TEST (test_signals_need_a_session)
 {
   GstElement *e = gst_element_factory_make ("yandexrealtime", nullptr);
@@ -436,6 +471,7 @@ static Suite *control_suite (void)
   tcase_add_test (tc, test_clear_conversation_deletes_items);
   tcase_add_test (tc, test_cancel_response);
   tcase_add_test (tc, test_commit_by_hand);
+  tcase_add_test (tc, test_commit_includes_the_last_partial_chunk);
   tcase_add_test (tc, test_signals_need_a_session);
   return s;
 }
