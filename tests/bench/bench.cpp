@@ -345,32 +345,33 @@ struct Session {
   }
 };
 
+/* Counts an ERROR or WARNING and prints the first three of each kind. */
+void report_problem (GstMessage *msg, std::atomic<guint> &count)
+{
+  GError *err = nullptr;
+  gchar *dbg = nullptr;
+  bool error = GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ERROR;
+  if (error)
+    gst_message_parse_error (msg, &err, &dbg);
+  else
+    gst_message_parse_warning (msg, &err, &dbg);
+  if (count++ < 3)
+    fprintf (stderr, "%s from %s: %s (%s)\n", error ? "ERROR" : "WARNING",
+        GST_OBJECT_NAME (msg->src), err->message, dbg ? dbg : "");
+  g_clear_error (&err);
+  g_free (dbg);
+}
+
 GstBusSyncReply on_bus (GstBus *, GstMessage *msg, gpointer data)
 {
   auto *s = static_cast<Session *> (data);
   switch (GST_MESSAGE_TYPE (msg)) {
-    case GST_MESSAGE_ERROR: {
-      GError *err = nullptr;
-      gchar *dbg = nullptr;
-      gst_message_parse_error (msg, &err, &dbg);
-      if (s->errors++ < 3)
-        fprintf (stderr, "ERROR from %s: %s (%s)\n", GST_OBJECT_NAME (msg->src),
-            err->message, dbg ? dbg : "");
-      g_clear_error (&err);
-      g_free (dbg);
+    case GST_MESSAGE_ERROR:
+      report_problem (msg, s->errors);
       break;
-    }
-    case GST_MESSAGE_WARNING: {
-      GError *err = nullptr;
-      gchar *dbg = nullptr;
-      gst_message_parse_warning (msg, &err, &dbg);
-      if (s->warnings++ < 3)
-        fprintf (stderr, "WARNING from %s: %s (%s)\n", GST_OBJECT_NAME (msg->src),
-            err->message, dbg ? dbg : "");
-      g_clear_error (&err);
-      g_free (dbg);
+    case GST_MESSAGE_WARNING:
+      report_problem (msg, s->warnings);
       break;
-    }
     case GST_MESSAGE_ELEMENT: {
       const GstStructure *st = gst_message_get_structure (msg);
       if (gst_structure_has_name (st, "yandexrealtime/session")) {

@@ -247,6 +247,15 @@ void manual_turns(Client &client) {
   g_assert_true(updated.is_null("session.audio.input.turn_detection"));
 }
 
+// Adds a user text message to the conversation.
+void send_user_text(Client &client, const char *text) {
+  client.send(JObj().str("type", "conversation.item.create").obj(
+      "item", JObj()
+                  .str("type", "message")
+                  .str("role", "user")
+                  .arr("content", JArr().add(JObj().str("type", "input_text").str("text", text)))));
+}
+
 std::vector<gint16> tone(guint ms, guint rate = kInRate, double amplitude = 10000) {
   std::vector<gint16> pcm(gsize(ms) * rate / 1000);
   for (gsize i = 0; i < pcm.size(); i++)
@@ -497,11 +506,7 @@ void test_cancel() {
   Client c;
   open(c, server);
   manual_turns(c);
-  c.send(JObj().str("type", "conversation.item.create").obj(
-      "item", JObj()
-                  .str("type", "message")
-                  .str("role", "user")
-                  .arr("content", JArr().add(JObj().str("type", "input_text").str("text", "Hi")))));
+  send_user_text(c, "Hi");
   ASSERT_STR(c.next().type().c_str(), ==, "conversation.item.added");
   c.send(JObj().str("type", "response.create"));
   c.until("response.output_audio.delta");
@@ -590,12 +595,7 @@ void test_function_calls_and_truncate() {
   Client c;
   open(c, server);
   manual_turns(c);
-  c.send(JObj().str("type", "conversation.item.create").obj(
-      "item", JObj()
-                  .str("type", "message")
-                  .str("role", "user")
-                  .arr("content",
-                       JArr().add(JObj().str("type", "input_text").str("text", "Weather?")))));
+  send_user_text(c, "Weather?");
   c.until("conversation.item.added");
   c.send(JObj().str("type", "response.create"));
   auto events = read_response(c, nullptr);
@@ -662,11 +662,7 @@ void test_function_calls_and_truncate() {
 
 // Reads one default (manual) turn's answer after a text item.
 std::vector<Event> ask(Client &c, std::vector<guint8> *audio) {
-  c.send(JObj().str("type", "conversation.item.create").obj(
-      "item", JObj()
-                  .str("type", "message")
-                  .str("role", "user")
-                  .arr("content", JArr().add(JObj().str("type", "input_text").str("text", "?")))));
+  send_user_text(c, "?");
   c.send(JObj().str("type", "response.create"));
   return read_response(c, audio);
 }
