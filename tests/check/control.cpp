@@ -107,8 +107,7 @@ GST_START_TEST (test_send_text_is_answered)
   fail_unless (gst_structure_get_uint64 (structure (done), "first-audio-latency", &latency));
   fail_unless (latency > 0 && latency < 20 * GST_SECOND);
   gst_message_unref (done);
-  fail_unless (gst_harness_push_event (f.h, gst_event_new_eos ()));
-  std::vector<GstBuffer *> out = f.pull_until_eos ();
+  std::vector<GstBuffer *> out = f.end_input ();
   fail_unless_equals_int (samples_in (out), 44100);
   unref_all (out);
 
@@ -249,8 +248,7 @@ GST_START_TEST (test_mute_sends_nothing)
   g_object_set (f.element, "mute", FALSE, nullptr);
   std::vector<gint16> spoken = tone (24000, 300, 5000, 440.0);
   f.push (spoken);
-  fail_unless (gst_harness_push_event (f.h, gst_event_new_eos ()));
-  std::vector<GstBuffer *> out = f.pull_until_eos ();
+  std::vector<GstBuffer *> out = f.end_input ();
   std::vector<guint8> got = f.server.received_audio ();
   fail_unless_equals_int (got.size (), spoken.size () * 2);
   fail_unless (memcmp (got.data (), spoken.data (), got.size ()) == 0);

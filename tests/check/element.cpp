@@ -36,8 +36,7 @@ GST_START_TEST (test_file_turn_drains_at_eos)
   Fixture f;
   f.start ();
   f.push (turn (24000));
-  fail_unless (gst_harness_push_event (f.h, gst_event_new_eos ()));
-  std::vector<GstBuffer *> out = f.pull_until_eos ();
+  std::vector<GstBuffer *> out = f.end_input ();
 
   /* Everything the server sent, byte for byte, and nothing else. */
   std::vector<guint8> sent = f.server.sent_audio ();
@@ -77,8 +76,7 @@ GST_START_TEST (test_messages)
   gst_message_unref (m);
 
   f.push (turn (24000, 1000, 800));
-  fail_unless (gst_harness_push_event (f.h, gst_event_new_eos ()));
-  std::vector<GstBuffer *> out = f.pull_until_eos ();
+  std::vector<GstBuffer *> out = f.end_input ();
 
   m = f.wait_message ("speech-started");
   const GstStructure *s = structure (m);
@@ -140,8 +138,7 @@ GST_START_TEST (test_manual_turn_commits_at_eos)
   f.make ("turn-detection=none");
   f.start ();
   f.push (tone (24000, 500));
-  fail_unless (gst_harness_push_event (f.h, gst_event_new_eos ()));
-  std::vector<GstBuffer *> out = f.pull_until_eos ();
+  std::vector<GstBuffer *> out = f.end_input ();
   fail_unless (concat (out) == f.server.sent_audio ());
   fail_unless_equals_int (samples_in (out), 44100);
 
@@ -162,8 +159,7 @@ GST_START_TEST (test_short_manual_input_is_not_committed)
   f.make ("turn-detection=none");
   f.start ();
   f.push (tone (24000, 60));
-  fail_unless (gst_harness_push_event (f.h, gst_event_new_eos ()));
-  std::vector<GstBuffer *> out = f.pull_until_eos ();
+  std::vector<GstBuffer *> out = f.end_input ();
   fail_unless_equals_int (out.size (), 0);
   fail_unless_equals_int (count_type (f.server.client_event_types (), "input_audio_buffer.commit"), 0);
 }
@@ -175,8 +171,7 @@ GST_START_TEST (test_create_response_false_asks_for_the_answer)
   f.make ("create-response=false");
   f.start ();
   f.push (turn (24000));
-  fail_unless (gst_harness_push_event (f.h, gst_event_new_eos ()));
-  std::vector<GstBuffer *> out = f.pull_until_eos ();
+  std::vector<GstBuffer *> out = f.end_input ();
   fail_unless_equals_int (samples_in (out), 44100);
   std::vector<std::string> types = f.server.client_event_types ();
   fail_unless_equals_int (count_type (types, "response.create"), 1);
@@ -190,8 +185,7 @@ GST_START_TEST (test_two_turns_back_to_back)
   Fixture f;
   f.start ();
   f.push (turn (24000) + turn (24000));
-  fail_unless (gst_harness_push_event (f.h, gst_event_new_eos ()));
-  std::vector<GstBuffer *> out = f.pull_until_eos ();
+  std::vector<GstBuffer *> out = f.end_input ();
   std::vector<guint8> sent = f.server.sent_audio ();
   /* Non-live input is not "heard": no barge-in, both answers complete. */
   fail_unless_equals_int (sent.size (), 2 * 44100 * 2);
@@ -208,8 +202,7 @@ GST_START_TEST (test_odd_deltas_are_joined)
   Fixture f (config);
   f.start ();
   f.push (turn (24000));
-  fail_unless (gst_harness_push_event (f.h, gst_event_new_eos ()));
-  std::vector<GstBuffer *> out = f.pull_until_eos ();
+  std::vector<GstBuffer *> out = f.end_input ();
   for (GstBuffer *b : out)
     fail_unless (gst_buffer_get_size (b) % 2 == 0);
   fail_unless (concat (out) == f.server.sent_audio ());
@@ -224,8 +217,7 @@ GST_START_TEST (test_text_only_answers)
   f.make ("output-modalities=text");
   f.start ();
   f.push (turn (24000));
-  fail_unless (gst_harness_push_event (f.h, gst_event_new_eos ()));
-  std::vector<GstBuffer *> out = f.pull_until_eos ();
+  std::vector<GstBuffer *> out = f.end_input ();
   fail_unless_equals_int (out.size (), 0);
   for (;;) {
     GstMessage *m = f.wait_message ("response-text");
@@ -266,8 +258,7 @@ GST_START_TEST (test_converts_48k_stereo_f32)
   for (gsize i = 0; i < mono.size (); i++)
     stereo[2 * i] = stereo[2 * i + 1] = mono[i] / 32768.0f;
   f.push_bytes (stereo.data (), stereo.size () * sizeof (float), 48000, 8);
-  fail_unless (gst_harness_push_event (f.h, gst_event_new_eos ()));
-  std::vector<GstBuffer *> out = f.pull_until_eos ();
+  std::vector<GstBuffer *> out = f.end_input ();
   fail_unless_equals_int (samples_in (out), 44100);  /* the turn was heard */
 
   std::vector<guint8> raw = f.server.received_audio ();
@@ -290,8 +281,7 @@ GST_START_TEST (test_converts_8k_mono_s16)
   Fixture f;
   f.start ("audio/x-raw,format=S16LE,rate=8000,channels=1,layout=interleaved");
   f.push (turn (8000, 1000, 1000), 8000);
-  fail_unless (gst_harness_push_event (f.h, gst_event_new_eos ()));
-  std::vector<GstBuffer *> out = f.pull_until_eos ();
+  std::vector<GstBuffer *> out = f.end_input ();
   fail_unless_equals_int (samples_in (out), 44100);
   std::vector<guint8> raw = f.server.received_audio ();
   gsize n = raw.size () / 2;
@@ -315,8 +305,7 @@ GST_START_TEST (test_matching_input_goes_through_untouched)
   in[7] = -32768;
   in[8] = 32767;
   f.push (in);
-  fail_unless (gst_harness_push_event (f.h, gst_event_new_eos ()));
-  std::vector<GstBuffer *> out = f.pull_until_eos ();
+  std::vector<GstBuffer *> out = f.end_input ();
   std::vector<guint8> raw = f.server.received_audio ();
   fail_unless_equals_int (raw.size (), in.size () * 2);
   fail_unless (memcmp (raw.data (), in.data (), raw.size ()) == 0);
@@ -335,8 +324,7 @@ GST_START_TEST (test_caps_change_mid_stream)
   gst_harness_set_src_caps_str (f.h, "audio/x-raw,format=S16LE,rate=16000,channels=1,layout=interleaved");
   f.pushed_frames = 0;
   f.push (tone (16000, 400), 16000);
-  fail_unless (gst_harness_push_event (f.h, gst_event_new_eos ()));
-  std::vector<GstBuffer *> out = f.pull_until_eos ();
+  std::vector<GstBuffer *> out = f.end_input ();
   gsize n = f.server.received_audio ().size () / 2;
   fail_unless (n + 2 >= 2 * 9600 && n <= 2 * 9600 + 2, "got %" G_GSIZE_FORMAT " samples", n);
   fail_unless_equals_int (samples_in (out), 44100);
@@ -389,8 +377,7 @@ GST_START_TEST (test_session_update_matches_properties)
 
   /* The src pad produces the requested rate. */
   f.push (turn (16000), 16000);
-  fail_unless (gst_harness_push_event (f.h, gst_event_new_eos ()));
-  std::vector<GstBuffer *> answer = f.pull_until_eos ();
+  std::vector<GstBuffer *> answer = f.end_input ();
   fail_unless_equals_int (samples_in (answer), 22050);
   GstCaps *caps = gst_pad_get_current_caps (f.h->sinkpad);
   gint rate = 0;
@@ -612,8 +599,7 @@ GST_START_TEST (test_eos_without_input)
   Fixture f;
   f.make ("eos-timeout-ms=600000");
   f.start ();
-  fail_unless (gst_harness_push_event (f.h, gst_event_new_eos ()));
-  std::vector<GstBuffer *> out = f.pull_until_eos ();
+  std::vector<GstBuffer *> out = f.end_input ();
   fail_unless_equals_int (out.size (), 0);
   /* Ended by itself, not by the (ten minute) timeout. */
   fail_unless (gst_bus_pop_filtered (f.bus, GST_MESSAGE_WARNING) == nullptr);
@@ -631,8 +617,7 @@ GST_START_TEST (test_audio_before_session_is_kept)
    * server must receive it all, after the session.update. */
   std::vector<gint16> in = tone (24000, 1000);
   f.push (in);
-  fail_unless (gst_harness_push_event (f.h, gst_event_new_eos ()));
-  std::vector<GstBuffer *> out = f.pull_until_eos ();
+  std::vector<GstBuffer *> out = f.end_input ();
   fail_unless_equals_int (f.server.received_audio ().size (), in.size () * 2);
   std::vector<std::string> types = f.server.client_event_types ();
   fail_unless_equals_string (types.at (0).c_str (), "session.update");
@@ -651,8 +636,7 @@ GST_START_TEST (test_flush_restarts_output)
   gst_segment_init (&segment, GST_FORMAT_TIME);
   fail_unless (gst_harness_push_event (f.h, gst_event_new_segment (&segment)));
   f.push (turn (24000));
-  fail_unless (gst_harness_push_event (f.h, gst_event_new_eos ()));
-  std::vector<GstBuffer *> out = f.pull_until_eos ();
+  std::vector<GstBuffer *> out = f.end_input ();
   fail_unless_equals_int (samples_in (out), 44100);
   assert_contiguous_from_zero (out, 44100);
   unref_all (out);

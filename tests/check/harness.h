@@ -112,6 +112,13 @@ struct Fixture {
     }
   }
 
+  /* EOS on the input, then every buffer up to the EOS on the output. */
+  std::vector<GstBuffer *> end_input ()
+  {
+    fail_unless (gst_harness_push_event (h, gst_event_new_eos ()));
+    return pull_until_eos ();
+  }
+
   /* Every buffer up to EOS, in order. */
   std::vector<GstBuffer *> pull_until_eos ()
   {

@@ -64,8 +64,7 @@ GST_START_TEST (test_cut_mid_upload)
   f.start ();
   std::vector<gint16> in = turn (24000);
   f.push (in);
-  fail_unless (gst_harness_push_event (f.h, gst_event_new_eos ()));
-  std::vector<GstBuffer *> out = f.pull_until_eos ();
+  std::vector<GstBuffer *> out = f.end_input ();
   fail_unless (concat (out) == f.server.sent_audio ());
   fail_unless_equals_int (concat (out).size (), 44100 * 2);
 
@@ -95,8 +94,7 @@ GST_START_TEST (test_cut_mid_answer)
   f.make ("reconnect-backoff-ms=20");
   f.start ();
   f.push (turn (24000));
-  fail_unless (gst_harness_push_event (f.h, gst_event_new_eos ()));
-  std::vector<GstBuffer *> out = f.pull_until_eos ();
+  std::vector<GstBuffer *> out = f.end_input ();
   std::vector<guint8> sent = f.server.sent_audio ();
   fail_unless (sent.size () > 0 && sent.size () < 44100 * 2);
   fail_unless (concat (out) == sent);
@@ -133,8 +131,7 @@ GST_START_TEST (test_session_expires)
   gst_message_unref (wait_connection (f, "reconnecting"));
   fail_unless (f.server.wait_for_server_event ("session.created", 2, 20000));
   f.push (turn (24000));
-  fail_unless (gst_harness_push_event (f.h, gst_event_new_eos ()));
-  std::vector<GstBuffer *> out = f.pull_until_eos ();
+  std::vector<GstBuffer *> out = f.end_input ();
   fail_unless_equals_int (concat (out).size (), 44100 * 2);
   fail_unless (concat (out) == f.server.sent_audio ());
   unref_all (out);
@@ -181,8 +178,7 @@ GST_START_TEST (test_garbage_among_deltas)
   Fixture f (config);
   f.start ();
   f.push (turn (24000));
-  fail_unless (gst_harness_push_event (f.h, gst_event_new_eos ()));
-  std::vector<GstBuffer *> out = f.pull_until_eos ();
+  std::vector<GstBuffer *> out = f.end_input ();
   fail_unless_equals_int (concat (out).size (), 44100 * 2);
   fail_unless (concat (out) == f.server.sent_audio ());
   GstStructure *st = stats (f.element);
@@ -289,8 +285,7 @@ GST_START_TEST (test_stats)
   f.make ("turn-detection=none");
   f.start ();
   f.push (tone (24000, 1000));
-  fail_unless (gst_harness_push_event (f.h, gst_event_new_eos ()));
-  std::vector<GstBuffer *> out = f.pull_until_eos ();
+  std::vector<GstBuffer *> out = f.end_input ();
   GstStructure *st = stats (f.element);
   fail_unless_equals_uint64 (stat_u64 (st, "audio-sent"), GST_SECOND);
   fail_unless_equals_uint64 (stat_u64 (st, "audio-received"), GST_SECOND);
