@@ -336,6 +336,7 @@ void Connection::Worker::release_socket ()
     g_source_destroy (writable_source);
     g_source_unref (writable_source);
     writable_source = nullptr;
+    owner->unpark ();
   }
   if (socket) {
     g_signal_handlers_disconnect_by_data (socket, this);
@@ -364,6 +365,7 @@ void Connection::Worker::wait_writable ()
         auto *w = static_cast<Worker *> (data);
         g_source_unref (w->writable_source);
         w->writable_source = nullptr;
+        w->owner->unpark ();
         w->owner->flush_outbox ();
         return G_SOURCE_REMOVE;
       }), this, nullptr);
@@ -410,15 +412,20 @@ void Connection::restart (guint delay_ms)
 
 bool Connection::send (std::string text, Frame kind)
 {
-  std::lock_guard<std::mutex> guard (lock_);
-  if (stopped_ || !context_ || !open_)
-    return false;
-  outbox_bytes_ += text.size ();
-  outbox_.push_back (Queued {std::move (text), kind == Frame::LiveAudio});
-  if (outbox_bytes_ > outbox_limit_)
-    drop_oldest_locked ();
-  bool batch = kind == Frame::FileAudio && outbox_bytes_ < kBatchBytes;
-  schedule_flush_locked (batch ? kBatchDelayMs : 0);
+  GMainContext *context;
+  bool soon = kind == Frame::FileAudio;
+  {
+    std::lock_guard<std::mutex> guard (lock_);
+    if (stopped_ || !context_ || !open_)
+      return false;
+    outbox_bytes_ += text.size ();
+    outbox_.push_back (Queued {std::move (text), kind == Frame::LiveAudio});
+    if (outbox_bytes_ > outbox_limit_)
+      drop_oldest_locked ();
+    soon = soon && outbox_bytes_ < kBatchBytes;
+    context = flush_due_locked (soon);
+  }
+  schedule_flush (context, soon);
   return true;
 }
 
@@ -442,18 +449,40 @@ void Connection::set_outbox_limit (gsize bytes)
   outbox_limit_ = bytes;
 }
 
-void Connection::schedule_flush_locked (guint delay_ms)
+/* The worker's context, referenced, when a flush must be scheduled; nullptr
+ * when one that soon (or sooner) is on its way, or the socket is full and
+ * its writability will flush. */
+GMainContext *Connection::flush_due_locked (bool soon)
 {
-  if (flush_scheduled_ == 1 || (flush_scheduled_ == 2 && delay_ms > 0))
-    return;  /* a flush that soon, or sooner, is on its way */
-  flush_scheduled_ = delay_ms > 0 ? 2 : 1;
-  attach (context_, delay_ms, [this] {
+  if (flush_ == Flush::Now || flush_ == Flush::Parked || (flush_ == Flush::Soon && soon))
+    return nullptr;
+  flush_ = soon ? Flush::Soon : Flush::Now;
+  return g_main_context_ref (context_);
+}
+
+/* Outside lock_: attaching takes the context's lock and wakes the worker,
+ * which would otherwise wait for us on lock_. */
+void Connection::schedule_flush (GMainContext *context, bool soon)
+{
+  if (!context)
+    return;
+  attach (context, soon ? kBatchDelayMs : 0, [this] {
     {
       std::lock_guard<std::mutex> guard (lock_);
-      flush_scheduled_ = 0;
+      if (flush_ == Flush::Parked)
+        return;
+      flush_ = Flush::None;
     }
     flush_outbox ();
   });
+  g_main_context_unref (context);
+}
+
+void Connection::unpark ()
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  if (flush_ == Flush::Parked)
+    flush_ = Flush::None;
 }
 
 /* Worker thread: hands queued frames to the socket, in order, while the
@@ -468,24 +497,25 @@ void Connection::flush_outbox ()
   if (w->tcp && g_socket_is_closed (w->tcp))
     return;  /* "closed" is on its way */
   /* Checked once per batch: libsoup queues at most one batch beyond what
-   * the kernel took. */
+   * the kernel took.  Parked, sends schedule nothing: writability flushes. */
   if (w->tcp && !g_socket_condition_check (w->tcp, G_IO_OUT)) {
+    {
+      std::lock_guard<std::mutex> guard (lock_);
+      flush_ = Flush::Parked;
+    }
     w->wait_writable ();
     return;
   }
-  bool wrote = false;
-  for (;;) {
-    Queued frame;
-    {
-      std::lock_guard<std::mutex> guard (lock_);
-      if (outbox_.empty ())
-        break;
-      frame = std::move (outbox_.front ());
-      outbox_.pop_front ();
-      outbox_bytes_ -= frame.text.size ();
-      sent_bytes_ += frame.text.size ();
-    }
-    wrote = true;
+  /* One lock for the whole batch, so the streaming thread, which keeps
+   * adding frames, does not contend with us once per frame. */
+  std::deque<Queued> batch;
+  {
+    std::lock_guard<std::mutex> guard (lock_);
+    batch.swap (outbox_);
+    sent_bytes_ += outbox_bytes_;
+    outbox_bytes_ = 0;
+  }
+  for (const Queued &frame : batch) {
     GBytes *bytes = g_bytes_new_static (frame.text.data (), frame.text.size ());
     /* send_message copies into the socket's output queue. */
     soup_websocket_connection_send_message (socket, SOUP_WEBSOCKET_DATA_TEXT, bytes);
@@ -494,6 +524,7 @@ void Connection::flush_outbox ()
             "{\"type\":\"input_audio_buffer.append\""))
       YRT_TRACE ("uplink-out", w->trace_appends++, g_get_monotonic_time ());
   }
+  bool wrote = !batch.empty ();
   if (wrote && callbacks_.drained)
     callbacks_.drained ();
 }

@@ -73,8 +73,10 @@ class Connection {
     bool droppable;
   };
   static gpointer thread_main (gpointer data);
-  void schedule_flush_locked (guint delay_ms);
+  GMainContext *flush_due_locked (bool soon);
+  void schedule_flush (GMainContext *context, bool soon);
   void flush_outbox ();
+  void unpark ();
   void drop_oldest_locked ();
 
   ConnectionCallbacks callbacks_;
@@ -89,7 +91,8 @@ class Connection {
   guint64 sent_bytes_ = 0;
   guint64 received_bytes_ = 0;
   guint64 dropped_bytes_ = 0;
-  guint flush_scheduled_ = 0;  /* 0: none, 1: at once, 2: after kBatchDelayMs */
+  enum class Flush { None, Now, Soon, Parked };
+  Flush flush_ = Flush::None;  /* Parked: until the socket takes data again */
   bool open_ = false;
   bool stopped_ = false;
 };
