@@ -57,11 +57,13 @@ bool Uplink::set_input (const GstAudioInfo &info, std::string &why)
     from = &mono;
   }
   if (!same) {
-    /* Kaiser at the default quality: transparent for speech and far cheaper
-     * than what the service does with it (docs/performance.md). */
+    /* Kaiser, as audioresample; the quality trades alias rejection for
+     * CPU (docs/performance.md measures each level). */
     GstStructure *config = gst_structure_new ("config",
         GST_AUDIO_CONVERTER_OPT_RESAMPLER_METHOD, GST_TYPE_AUDIO_RESAMPLER_METHOD,
         GST_AUDIO_RESAMPLER_METHOD_KAISER, nullptr);
+    gst_audio_resampler_options_set_quality (GST_AUDIO_RESAMPLER_METHOD_KAISER, quality_,
+        GST_AUDIO_INFO_RATE (from), rate_, config);
     converter = gst_audio_converter_new (GST_AUDIO_CONVERTER_FLAG_NONE,
         const_cast<GstAudioInfo *> (from), &out, config);
     if (!converter) {

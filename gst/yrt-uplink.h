@@ -21,6 +21,8 @@ class Uplink {
   Uplink &operator= (const Uplink &) = delete;
 
   void set_output (guint rate, guint chunk_ms);
+  /* Kaiser resampler quality, 0..10, for converters built from now on. */
+  void set_quality (guint quality) { quality_ = quality; }
   /* New input caps; audio already chunked stays.  False (with the reason)
    * when no converter can be built for them. */
   bool set_input (const GstAudioInfo &info, std::string &why);
@@ -48,6 +50,7 @@ class Uplink {
 
   guint rate_ = 24000;
   gsize chunk_samples_ = 960;
+  guint quality_ = GST_AUDIO_RESAMPLER_QUALITY_DEFAULT;
   GstAudioInfo in_info_ {};
   bool have_input_ = false;
   GstAudioConverter *converter_ = nullptr;

@@ -1036,6 +1036,8 @@ int main (int argc, char **argv)
     return cmd_micro (o.seconds > 0 ? o.seconds : 0.5, (guint64) o.iterations);
   if (mode == "verify")
     return cmd_verify ();
+  if (mode == "resampler")
+    return cmd_resampler (o.seconds > 0 ? o.seconds : 0.5);
   if (mode == "latency")
     return cmd_latency (o);
   if (mode == "ttfa")

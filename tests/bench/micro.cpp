@@ -2,6 +2,8 @@
  *
  *   micro  [--seconds S | --iterations N]   time per call of each hot path
  *   verify                                  the fast paths against references
+ *   resampler [--seconds S]                 the uplink's resampler: quality and
+ *                                           cost at each resample-quality
  *
  * `micro --iterations N` runs a fixed amount of work, for callgrind:
  *   valgrind --tool=callgrind yrt-bench micro --iterations 2000
@@ -107,13 +109,15 @@ struct UplinkCase {
   gsize bpf;
   gsize pos = 0;
   guint64 sink = 0;
-  UplinkCase (GstAudioFormat format, guint rate, guint channels, gsize frames)
+  UplinkCase (GstAudioFormat format, guint rate, guint channels, gsize frames,
+      guint quality = GST_AUDIO_RESAMPLER_QUALITY_DEFAULT)
       : frames_per_buffer (frames)
   {
     GstAudioInfo info;
     gst_audio_info_set_format (&info, format, rate, channels, nullptr);
     bpf = GST_AUDIO_INFO_BPF (&info);
     uplink.set_output (24000, 40);
+    uplink.set_quality (quality);
     std::string why;
     if (!uplink.set_input (info, why))
       g_error ("uplink: %s", why.c_str ());
@@ -219,6 +223,101 @@ int cmd_micro (double seconds, guint64 iterations)
     }
     double ns = (t - t0) * 1e9 / n;
     printf ("| %s | %.0f | %.0f %s |\n", c.name, ns, c.bytes / ns * 1e3, c.unit);
+  }
+  return 0;
+}
+
+/* -------------------------------------------------------------- resampler -- */
+
+namespace {
+
+/* Level in dB (re the input) of what the uplink makes of a pure tone at
+ * `hz`, 44.1 kHz S16 mono in, 24 kHz out.  Above 12 kHz the tone cannot be
+ * represented and what comes out is its alias: the leak. */
+double tone_gain_db (guint quality, double hz)
+{
+  const guint in_rate = 44100;
+  const double amplitude = 0.5 * 32767;
+  std::vector<gint16> tone (in_rate);
+  for (gsize i = 0; i < tone.size (); i++)
+    tone[i] = (gint16) std::lround (amplitude * std::sin (2 * G_PI * hz * i / in_rate));
+  yrt::Uplink uplink;
+  uplink.set_output (24000, 40);
+  uplink.set_quality (quality);
+  GstAudioInfo info;
+  gst_audio_info_set_format (&info, GST_AUDIO_FORMAT_S16, in_rate, 1, nullptr);
+  std::string why;
+  if (!uplink.set_input (info, why))
+    g_error ("uplink: %s", why.c_str ());
+  std::vector<gint16> out;
+  auto collect = [&] (const guint8 *pcm, gsize n) {
+    const gint16 *s = reinterpret_cast<const gint16 *> (pcm);
+    out.insert (out.end (), s, s + n / 2);
+  };
+  GstBuffer *b = wrap_static (tone.data (), tone.size () * 2);
+  uplink.push (b, collect);
+  gst_buffer_unref (b);
+  /* The middle 800 ms: no filter start-up, whole periods do not matter at
+   * this length. */
+  double sum = 0;
+  gsize from = 2400, to = std::min<gsize> (out.size (), 21600);
+  for (gsize i = from; i < to; i++)
+    sum += (double) out[i] * out[i];
+  double rms = std::sqrt (sum / std::max<gsize> (1, to - from));
+  return 20 * std::log10 (std::max (rms, 1e-3) / (amplitude / std::sqrt (2.0)));
+}
+
+/* CPU of the element's usual job, S16 stereo 44.1 kHz in, 24 kHz mono out:
+ * the fastest of five slices, the one least disturbed by other load. */
+double convert_cost_ms_per_s (guint quality, double seconds)
+{
+  UplinkCase c (GST_AUDIO_FORMAT_S16, 44100, 2, 1024, quality);
+  for (int i = 0; i < 20; i++)
+    c.run ();
+  double best = 1e9;
+  for (int slice = 0; slice < 5; slice++) {
+    guint64 n = 0;
+    double t0 = now_s (), t = t0;
+    while (t - t0 < seconds / 5) {
+      for (int i = 0; i < 16; i++)
+        c.run ();
+      n += 16;
+      t = now_s ();
+    }
+    best = std::min (best, (t - t0) * 1e3 / (n * 1024.0 / 44100));
+  }
+  return best;
+}
+
+}  // namespace
+
+int cmd_resampler (double seconds)
+{
+  const double passband[] = {100, 300, 1000, 2000, 4000, 6000, 8000};
+  const double edge[] = {9000, 10000, 11000};
+  const double stopband[] = {12500, 13000, 14000, 16000, 18000, 20000, 22000};
+  printf ("| resample-quality | CPU ms per s of 44.1 kHz stereo | passband ripple to 8 kHz dB |"
+      " 9 / 10 / 11 kHz dB | worst alias 12.5-22 kHz dB | worst alias 14-22 kHz dB |\n"
+      "|---:|---:|---:|---|---:|---:|\n");
+  for (guint q = 0; q <= 10; q++) {
+    double lo = 1e9, hi = -1e9;
+    for (double hz : passband) {
+      double g = tone_gain_db (q, hz);
+      lo = std::min (lo, g);
+      hi = std::max (hi, g);
+    }
+    char edges[64];
+    snprintf (edges, sizeof edges, "%.1f / %.1f / %.1f", tone_gain_db (q, edge[0]),
+        tone_gain_db (q, edge[1]), tone_gain_db (q, edge[2]));
+    double worst = -1e9, worst14 = -1e9;
+    for (double hz : stopband) {
+      double g = tone_gain_db (q, hz);
+      worst = std::max (worst, g);
+      if (hz >= 14000)
+        worst14 = std::max (worst14, g);
+    }
+    printf ("| %u | %.2f | %.2f | %s | %.1f | %.1f |\n", q, convert_cost_ms_per_s (q, seconds),
+        hi - lo, edges, worst, worst14);
   }
   return 0;
 }

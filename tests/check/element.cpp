@@ -295,6 +295,39 @@ GST_START_TEST (test_converts_8k_mono_s16)
 }
 GST_END_TEST;
 
+/* Level (dB re the input) the server receives of a 10 kHz tone at 44.1 kHz:
+ * near the resampler's cutoff, where its quality shows. */
+static double level_at_10khz (const char *properties)
+{
+  Fixture f;
+  f.make (properties);
+  f.start ("audio/x-raw,format=S16LE,rate=44100,channels=1,layout=interleaved");
+  const double amplitude = 16384;
+  std::vector<gint16> tone10k (44100);
+  for (gsize i = 0; i < tone10k.size (); i++)
+    tone10k[i] = (gint16) std::lround (amplitude * std::sin (2 * G_PI * 10000 * i / 44100.0));
+  f.push (tone10k + silence (44100, 1000), 44100);
+  std::vector<GstBuffer *> out = f.end_input ();
+  unref_all (out);
+  std::vector<guint8> raw = f.server.received_audio ();
+  fail_unless (raw.size () >= 2 * 24000);
+  double got = rms (reinterpret_cast<const gint16 *> (raw.data ()) + 2400, 19200);
+  return 20 * std::log10 (got / (amplitude / std::sqrt (2.0)));
+}
+
+/* resample-quality reaches the converter: 0 dulls 10 kHz, 10 keeps it, and
+ * the default (3) is flat there within half a dB. */
+GST_START_TEST (test_resample_quality)
+{
+  double fastest = level_at_10khz ("resample-quality=0");
+  double best = level_at_10khz ("resample-quality=10");
+  double standard = level_at_10khz ("");
+  fail_unless (fastest < -4.0, "quality 0: %.2f dB", fastest);
+  fail_unless (std::fabs (best) < 0.2, "quality 10: %.2f dB", best);
+  fail_unless (std::fabs (standard) < 0.5, "default quality: %.2f dB", standard);
+}
+GST_END_TEST;
+
 /* Input already in the upstream format is sent byte for byte. */
 GST_START_TEST (test_matching_input_goes_through_untouched)
 {
@@ -691,6 +724,7 @@ static Suite *element_suite (void)
   tcase_add_test (tc, test_text_only_answers);
   tcase_add_test (tc, test_converts_48k_stereo_f32);
   tcase_add_test (tc, test_converts_8k_mono_s16);
+  tcase_add_test (tc, test_resample_quality);
   tcase_add_test (tc, test_matching_input_goes_through_untouched);
   tcase_add_test (tc, test_caps_change_mid_stream);
   tcase_add_test (tc, test_session_update_matches_properties);
