@@ -6,7 +6,9 @@
 #include <json-glib/json-glib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <thread>
 
 using namespace yrt::test;
 namespace emu = yrt::emu;
@@ -223,6 +225,56 @@ GST_START_TEST (test_server_stops_reading)
 }
 GST_END_TEST;
 
+/* Non-live input into a server that stops reading for a while: the
+ * streaming thread waits with at most max-buffer-ms queued, nothing is
+ * dropped, and once the server reads again it gets every sample, in order. */
+GST_START_TEST (test_file_waits_for_a_stalled_server)
+{
+  Fixture f;
+  f.make ("max-buffer-ms=500 turn-detection=none");
+  f.start ();
+  fail_unless (f.server.wait_for_server_event ("session.updated", 1, 20000));
+  emu::Faults stalled;
+  stalled.stop_reading = true;
+  f.server.set_faults (stalled);
+
+  /* 300 s of distinct samples: more than the kernel's socket buffers hold. */
+  std::vector<gint16> input (24000 * 300);
+  for (gsize i = 0; i < input.size (); i++)
+    input[i] = (gint16) (i * 7919);
+  std::atomic<bool> pushed_all {false};
+  std::thread pusher ([&] {
+    f.push (input);
+    pushed_all = true;
+  });
+
+  /* The outbox fills to its bound and the streaming thread waits there. */
+  const guint64 bound = 24000 * 2 / 2 * 4 / 3 + 4096;
+  guint64 queued = 0;
+  for (gint64 deadline = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
+       queued < bound - 4096 && g_get_monotonic_time () < deadline; g_usleep (1000)) {
+    GstStructure *st = stats (f.element);
+    queued = stat_u64 (st, "queued-bytes");
+    gst_structure_free (st);
+  }
+  fail_unless (queued >= bound - 4096 && queued <= bound + 65536,
+      "queued %" G_GUINT64_FORMAT " bytes", queued);
+  fail_if (pushed_all, "the streaming thread did not wait");
+
+  f.server.set_faults (emu::Faults {});
+  pusher.join ();
+  std::vector<GstBuffer *> out = f.end_input ();
+  fail_unless_equals_int (samples_in (out), 44100);
+  std::vector<guint8> got = f.server.received_audio ();
+  fail_unless_equals_uint64 (got.size (), input.size () * 2);
+  fail_unless (memcmp (got.data (), input.data (), got.size ()) == 0);
+  GstStructure *st = stats (f.element);
+  fail_unless_equals_uint64 (stat_u64 (st, "dropped-input"), 0);
+  gst_structure_free (st);
+  unref_all (out);
+}
+GST_END_TEST;
+
 /* Live input during an outage is held up to max-buffer-ms; beyond, the
  * oldest goes, with a warning saying how much. */
 GST_START_TEST (test_live_outage_drops_oldest)
@@ -368,6 +420,7 @@ static Suite *reliability_suite (void)
   tcase_add_test (tc, test_handshake_refusals);
   tcase_add_test (tc, test_garbage_among_deltas);
   tcase_add_test (tc, test_server_stops_reading);
+  tcase_add_test (tc, test_file_waits_for_a_stalled_server);
   tcase_add_test (tc, test_live_outage_drops_oldest);
   tcase_add_test (tc, test_session_lifetime_rollover);
   tcase_add_test (tc, test_stats);
