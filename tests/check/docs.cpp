@@ -1,63 +1,23 @@
 /* docs/yandexrealtime.md against the element itself: every property (with
  * its type's default, range and the states it can change in), every stats
  * field and every action signal (with its arity) is documented, and nothing
- * documented is missing from the element. */
-#include <fstream>
-#include <map>
-#include <sstream>
-#include <string>
-#include <vector>
+ * documented is missing from the element.  Bus messages are checked as they
+ * are posted, by every Fixture of the element suites (harness.h). */
+#include "docs-table.h"
 
 /* After the C++ headers: check.h's macros break <ios>. */
 #include <gst/check/gstcheck.h>
 
 namespace {
 
-using Row = std::vector<std::string>;  /* the cells of one table row, trimmed */
+using yrt::test::DocRow;
+using Rows = std::map<std::string, DocRow>;
 
-std::string trim (const std::string &s)
+Rows table_after (const std::string &header)
 {
-  size_t a = s.find_first_not_of (' ');
-  size_t b = s.find_last_not_of (' ');
-  return a == std::string::npos ? "" : s.substr (a, b - a + 1);
-}
-
-Row cells (const std::string &line)
-{
-  Row row;
-  std::stringstream in (line.substr (1));
-  std::string cell;
-  while (std::getline (in, cell, '|'))
-    row.push_back (trim (cell));
-  return row;
-}
-
-/* Rows whose first cell is a `name`, in the table that follows the line
- * starting with `header` (its header row), keyed by that name. */
-std::map<std::string, Row> table_after (const std::string &doc, const std::string &header)
-{
-  std::map<std::string, Row> rows;
-  size_t at = doc.find ("\n" + header);
-  fail_unless (at != std::string::npos, "no table headed \"%s\" in the docs", header.c_str ());
-  std::stringstream in (doc.substr (at + 1));
-  std::string line;
-  std::getline (in, line);  /* header */
-  std::getline (in, line);  /* |---| */
-  while (std::getline (in, line) && g_str_has_prefix (line.c_str (), "| `")) {
-    Row row = cells (line);
-    std::string name = row[0].substr (1, row[0].find ('`', 1) - 1);
-    rows[name] = row;
-  }
+  Rows rows = yrt::test::docs_table (yrt::test::docs_text (), header);
+  fail_if (rows.empty (), "no table headed \"%s\" in %s", header.c_str (), YRT_DOCS_FILE);
   return rows;
-}
-
-std::string read_docs ()
-{
-  std::ifstream in (YRT_DOCS_FILE);
-  fail_unless (in.good (), "cannot read %s", YRT_DOCS_FILE);
-  std::stringstream all;
-  all << in.rdbuf ();
-  return all.str ();
 }
 
 /* The leading number of a cell ("4294967295; 0 = forever" → 4294967295). */
@@ -77,7 +37,7 @@ std::string states_of (GParamSpec *spec)
   return "NULL";
 }
 
-void check_default_and_range (GParamSpec *spec, const Row &row)
+void check_default_and_range (GParamSpec *spec, const DocRow &row)
 {
   const char *name = spec->name;
   const std::string &def = row[2], &range = row[3];
@@ -120,8 +80,7 @@ GType element_type ()
 
 GST_START_TEST (test_properties_are_documented)
 {
-  std::map<std::string, Row> rows =
-      table_after (read_docs (), "| property | type | default |");
+  Rows rows = table_after ("| property | type | default |");
   GType type = element_type ();
   GObjectClass *klass = G_OBJECT_CLASS (g_type_class_ref (type));
   guint n = 0;
@@ -148,7 +107,7 @@ GST_END_TEST;
 
 GST_START_TEST (test_stats_fields_are_documented)
 {
-  std::map<std::string, Row> rows = table_after (read_docs (), "| field | type | counts |");
+  Rows rows = table_after ("| field | type | counts |");
   GstElement *element = gst_element_factory_make ("yandexrealtime", nullptr);
   GstStructure *stats = nullptr;
   g_object_get (element, "stats", &stats, nullptr);
@@ -166,8 +125,7 @@ GST_END_TEST;
 
 GST_START_TEST (test_action_signals_are_documented)
 {
-  std::map<std::string, Row> rows =
-      table_after (read_docs (), "| signal | signature | what it does |");
+  Rows rows = table_after ("| signal | signature | what it does |");
   GType type = element_type ();
   guint n = 0;
   guint *ids = g_signal_list_ids (type, &n);

@@ -2,6 +2,8 @@
  * wired to an in-process emulator over a real loopback WebSocket. */
 #pragma once
 
+/* Before gstcheck.h, whose macros break <ios>. */
+#include "docs-table.h"
 #include "emulator.h"
 
 #include <gst/audio/audio.h>
@@ -9,7 +11,9 @@
 #include <gst/check/gstharness.h>
 #include <json-glib/json-glib.h>
 
+#include <algorithm>
 #include <cmath>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -54,6 +58,11 @@ struct Fixture {
   }
   ~Fixture ()
   {
+    {
+      std::lock_guard<std::mutex> guard (undocumented_lock);
+      fail_unless (undocumented.empty (), "not as docs/yandexrealtime.md says: %s",
+          undocumented.c_str ());
+    }
     if (h)
       gst_harness_teardown (h);
     for (GstMessage *m : seen)
@@ -75,8 +84,38 @@ struct Fixture {
     element = gst_parse_launch (desc.c_str (), &error);
     fail_unless (element != nullptr, "%s", error ? error->message : "?");
     bus = gst_bus_new ();
+    gst_bus_set_sync_handler (bus, check_against_docs, this, nullptr);
     gst_element_set_bus (element, bus);
     return element;
+  }
+
+  /* Bus sync handler (any thread): every message the element posts must be
+   * in the docs' table of messages, with every field it carries. */
+  static GstBusSyncReply check_against_docs (GstBus *, GstMessage *msg, gpointer data)
+  {
+    static const auto documented =
+        docs_table (docs_text (), "| name | fields | posted when |");
+    const GstStructure *s = gst_message_get_structure (msg);
+    if (GST_MESSAGE_TYPE (msg) != GST_MESSAGE_ELEMENT || !s ||
+        !g_str_has_prefix (gst_structure_get_name (s), "yandexrealtime/"))
+      return GST_BUS_PASS;
+    std::string problem;
+    auto row = documented.find (gst_structure_get_name (s));
+    if (row == documented.end ()) {
+      problem = std::string (gst_structure_get_name (s)) + " is not in the table; ";
+    } else {
+      std::vector<std::string> fields = quoted (row->second[1]);
+      for (gint i = 0; i < gst_structure_n_fields (s); i++) {
+        std::string field = gst_structure_nth_field_name (s, i);
+        if (std::find (fields.begin (), fields.end (), field) == fields.end ())
+          problem += row->first + " has the undocumented field " + field + "; ";
+      }
+    }
+    auto *self = static_cast<Fixture *> (data);
+    std::lock_guard<std::mutex> guard (self->undocumented_lock);
+    if (self->undocumented.find (problem) == std::string::npos)
+      self->undocumented += problem;
+    return GST_BUS_PASS;
   }
 
   GstHarness *start (const char *caps = "audio/x-raw,format=S16LE,rate=24000,channels=1,layout=interleaved",
@@ -173,6 +212,8 @@ struct Fixture {
   GstBus *bus = nullptr;
   guint64 pushed_frames = 0;
   std::vector<GstMessage *> seen;
+  std::mutex undocumented_lock;
+  std::string undocumented;  /* what check_against_docs found */
 };
 
 inline std::vector<guint8> concat (const std::vector<GstBuffer *> &buffers)
