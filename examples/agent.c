@@ -279,30 +279,44 @@ next_random (guint32 *state)
 }
 
 /* Made-up but stable weather: seeded by the city, so the same city always
- * gets the same answer. */
+ * gets the same answer; no snow in the heat, and advice that fits. */
 static gchar *
 fake_weather (const char *city)
 {
   static const char *const conditions[] =
       { "ясно", "облачно", "дождь", "снег", "гроза", "туман" };
-  static const char *const advice[] = {
-    "Возьми легкую куртку.", "Зонт пригодится.", "Пей воду и избегай солнца.",
-    "На дорогах скользко — будь аккуратнее.", "Ветрено, капюшон не помешает.",
-  };
   guint32 state = g_str_hash (city);
   GString *json = g_string_new ("{\"city\": ");
+  const char *condition, *advice;
   int temperature;
   guint wind;
 
   if (state == 0)
     state = 1;
   temperature = -10 + (int) (next_random (&state) % 46);     /* -10 … 35 °C */
+  condition = conditions[next_random (&state) % G_N_ELEMENTS (conditions)];
+  wind = 5 + next_random (&state) % 96;                       /* 0.5 … 10.0 m/s */
+  if (temperature > 2 && strcmp (condition, "снег") == 0)
+    condition = "дождь";
+  else if (temperature <= 0 && (strcmp (condition, "дождь") == 0 || strcmp (condition, "гроза") == 0))
+    condition = "снег";
+
+  if (strcmp (condition, "дождь") == 0 || strcmp (condition, "гроза") == 0)
+    advice = "Зонт пригодится.";
+  else if (temperature <= 0)
+    advice = "На дорогах скользко — будь аккуратнее.";
+  else if (temperature >= 25)
+    advice = "Пей воду и избегай солнца.";
+  else if (wind >= 70)
+    advice = "Ветрено, капюшон не помешает.";
+  else
+    advice = "Возьми легкую куртку.";
+
   json_append_string (json, city);
   g_string_append_printf (json, ", \"temperature_c\": %d, \"condition\": ", temperature);
-  json_append_string (json, conditions[next_random (&state) % G_N_ELEMENTS (conditions)]);
-  wind = 5 + next_random (&state) % 96;                       /* 0.5 … 10.0 m/s */
+  json_append_string (json, condition);
   g_string_append_printf (json, ", \"wind_m_s\": %u.%u, \"advice\": ", wind / 10, wind % 10);
-  json_append_string (json, advice[next_random (&state) % G_N_ELEMENTS (advice)]);
+  json_append_string (json, advice);
   g_string_append_c (json, '}');
   return g_string_free (json, FALSE);
 }

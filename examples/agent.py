@@ -51,7 +51,8 @@ def str_hash(text):
 
 def fake_weather(city):
     """Made-up but stable weather: seeded by the city (xorshift32, bit for bit
-    as in agent.c), so the same city always gets the same answer."""
+    as in agent.c), so the same city always gets the same answer; no snow in
+    the heat, and advice that fits."""
     state = str_hash(city) or 1
 
     def next_random():
@@ -64,14 +65,26 @@ def fake_weather(city):
         return x
 
     conditions = ["ясно", "облачно", "дождь", "снег", "гроза", "туман"]
-    advice = [
-        "Возьми легкую куртку.", "Зонт пригодится.", "Пей воду и избегай солнца.",
-        "На дорогах скользко — будь аккуратнее.", "Ветрено, капюшон не помешает.",
-    ]
-    weather = {"city": city, "temperature_c": -10 + next_random() % 46}
-    weather["condition"] = conditions[next_random() % len(conditions)]
-    weather["wind_m_s"] = (5 + next_random() % 96) / 10
-    weather["advice"] = advice[next_random() % len(advice)]
+    temperature = -10 + next_random() % 46
+    condition = conditions[next_random() % len(conditions)]
+    wind = 5 + next_random() % 96  # tenths of m/s
+    if temperature > 2 and condition == "снег":
+        condition = "дождь"
+    elif temperature <= 0 and condition in ("дождь", "гроза"):
+        condition = "снег"
+
+    if condition in ("дождь", "гроза"):
+        advice = "Зонт пригодится."
+    elif temperature <= 0:
+        advice = "На дорогах скользко — будь аккуратнее."
+    elif temperature >= 25:
+        advice = "Пей воду и избегай солнца."
+    elif wind >= 70:
+        advice = "Ветрено, капюшон не помешает."
+    else:
+        advice = "Возьми легкую куртку."
+    weather = {"city": city, "temperature_c": temperature, "condition": condition,
+               "wind_m_s": wind / 10, "advice": advice}
     return json.dumps(weather, ensure_ascii=False)
 
 
