@@ -468,6 +468,33 @@ void push_live (Session &s, const std::vector<gint16> &pcm, double seconds,
 /* The element's trace points (see docs/performance.md): lines
  *   "<point> seq=<n> t=<g_get_monotonic_time() µs>"
  * in the debug category yandexrealtime-trace at TRACE level. */
+/* Pulls and drops an appsink's samples on a thread of its own, so that its
+ * queue never fills; until stop() or destruction. */
+class SinkDrain {
+ public:
+  explicit SinkDrain (GstElement *sink)
+      : thread_ ([this, sink] {
+          while (!done_) {
+            GstSample *sample = gst_app_sink_try_pull_sample (GST_APP_SINK (sink), 50 * GST_MSECOND);
+            if (sample)
+              gst_sample_unref (sample);
+          }
+        })
+  {
+  }
+  ~SinkDrain () { stop (); }
+  void stop ()
+  {
+    done_ = true;
+    if (thread_.joinable ())
+      thread_.join ();
+  }
+
+ private:
+  std::atomic<bool> done_ {false};  /* before thread_: set when it starts */
+  std::thread thread_;
+};
+
 struct TracePoint {
   char point[16];
   guint64 seq;
@@ -577,19 +604,10 @@ int cmd_latency (const Options &o)
   /* Frames held until the session exists wait by design; measure after. */
   const gint64 from = now_us () + 500000;
   auto pcm = talk_pattern (2000, 4000);
-  /* Drains the appsink so that its queue never fills. */
-  std::atomic<bool> done {false};
-  std::thread drain ([&] {
-    while (!done) {
-      GstSample *sample = gst_app_sink_try_pull_sample (GST_APP_SINK (s->sink), 50 * GST_MSECOND);
-      if (sample)
-        gst_sample_unref (sample);
-    }
-  });
+  SinkDrain drain (s->sink);
   push_live (*s, pcm, seconds, [] (guint64, gint64) {});
   g_usleep (3 * G_USEC_PER_SEC);  /* the last answer */
-  done = true;
-  drain.join ();
+  drain.stop ();
   gst_element_set_state (s->pipeline, GST_STATE_NULL);
 
   std::lock_guard<std::mutex> guard (g_trace_lock);
@@ -665,14 +683,7 @@ int cmd_ttfa (const Options &o)
   start (*s);
   if (!wait_for ([&] { return s->session_created.load (); }, 10))
     die ("no session within 10 s");
-  std::atomic<bool> done {false};
-  std::thread drain ([&] {
-    while (!done) {
-      GstSample *sample = gst_app_sink_try_pull_sample (GST_APP_SINK (s->sink), 50 * GST_MSECOND);
-      if (sample)
-        gst_sample_unref (sample);
-    }
-  });
+  SinkDrain drain (s->sink);
   /* One turn of silence first: the session settles, the VAD clock starts. */
   auto pcm = talk_pattern (voiced_ms, silence_ms);
   std::vector<gint16> quiet (pcm.size (), 0);
@@ -692,8 +703,7 @@ int cmd_ttfa (const Options &o)
     }
   });
   g_usleep (G_USEC_PER_SEC / 2);
-  done = true;
-  drain.join ();
+  drain.stop ();
   gst_element_set_state (s->pipeline, GST_STATE_NULL);
 
   std::vector<double> overhead;

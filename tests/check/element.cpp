@@ -302,17 +302,13 @@ static double level_at_10khz (const char *properties)
   Fixture f;
   f.make (properties);
   f.start ("audio/x-raw,format=S16LE,rate=44100,channels=1,layout=interleaved");
-  const double amplitude = 16384;
-  std::vector<gint16> tone10k (44100);
-  for (gsize i = 0; i < tone10k.size (); i++)
-    tone10k[i] = (gint16) std::lround (amplitude * std::sin (2 * G_PI * 10000 * i / 44100.0));
-  f.push (tone10k + silence (44100, 1000), 44100);
+  f.push (tone (44100, 1000, kSpeechAmplitude, 10000) + silence (44100, 1000), 44100);
   std::vector<GstBuffer *> out = f.end_input ();
   unref_all (out);
   std::vector<guint8> raw = f.server.received_audio ();
   fail_unless (raw.size () >= 2 * 24000);
   double got = rms (reinterpret_cast<const gint16 *> (raw.data ()) + 2400, 19200);
-  return 20 * std::log10 (got / (amplitude / std::sqrt (2.0)));
+  return 20 * std::log10 (got / (kSpeechAmplitude / std::sqrt (2.0)));
 }
 
 /* resample-quality reaches the converter: 0 dulls 10 kHz, 10 keeps it, and

@@ -1,17 +1,14 @@
 /* The example programs as a user runs them: examples/agent.c, headless
  * (silent live source, fakesink), typed input on stdin, against the
  * emulator over loopback. */
-#include "emulator.h"
+#include "harness.h"
 
 #include <gio/gio.h>
-#include <json-glib/json-glib.h>
 
 #include <string>
 #include <vector>
 
-/* After the C++ headers: check.h's macros break <ios>. */
-#include <gst/check/gstcheck.h>
-
+using namespace yrt::test;
 namespace emu = yrt::emu;
 
 namespace {
@@ -49,16 +46,14 @@ Run run_agent (const std::string &url, const char *input)
 std::vector<std::string> function_outputs (const emu::Server &server)
 {
   std::vector<std::string> outputs;
-  for (const emu::ClientEvent &ev : server.client_events ()) {
-    if (ev.type != "conversation.item.create")
-      continue;
-    JsonNode *root = json_from_string (ev.json.c_str (), nullptr);
+  std::vector<JsonNode *> creates = events_of (server, "conversation.item.create");
+  for (JsonNode *root : creates) {
     JsonObject *item = json_object_get_object_member (json_node_get_object (root), "item");
     if (g_strcmp0 (json_object_get_string_member_with_default (item, "type", ""),
             "function_call_output") == 0)
       outputs.push_back (json_object_get_string_member (item, "output"));
-    json_node_unref (root);
   }
+  free_nodes (creates);
   return outputs;
 }
 

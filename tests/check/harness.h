@@ -113,7 +113,7 @@ struct Fixture {
     }
     auto *self = static_cast<Fixture *> (data);
     std::lock_guard<std::mutex> guard (self->undocumented_lock);
-    if (self->undocumented.find (problem) == std::string::npos)
+    if (!problem.empty () && self->undocumented.find (problem) == std::string::npos)
       self->undocumented += problem;
     return GST_BUS_PASS;
   }
