@@ -5,7 +5,7 @@
 #   examples/demo.sh
 #
 # Builds the plugin into build/ first (and installs the Debian packages the
-# build needs, as tests/run.sh does).  Talks to Yandex Cloud when
+# build needs, with tests/install-packages.sh).  Talks to Yandex Cloud when
 # YANDEX_CLOUD_API_KEY or YANDEX_CLOUD_IAM_TOKEN, plus YANDEX_CLOUD_FOLDER_ID,
 # are set; otherwise to the bundled emulator (canned transcript and answer).
 #
@@ -52,26 +52,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# ---- packages: the list tests/run.sh installs ----
-mapfile -t packages < <(sed -n '/^packages=(/,/)/p' tests/run.sh 2>/dev/null |
-  sed 's/^packages=(//; s/)//' | tr -s ' \t' '\n' | grep -E '^[a-z0-9][a-z0-9.+-]+$' || true)
-if [ ${#packages[@]} -eq 0 ]; then
-  packages=(meson ninja-build pkg-config g++ libgstreamer1.0-dev
-    libgstreamer-plugins-base1.0-dev libsoup-3.0-dev libjson-glib-dev
-    gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
-fi
-if command -v dpkg-query >/dev/null; then
-  missing=()
-  for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    say "installing: ${missing[*]}"
-    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y "${missing[@]}"
-  fi
-fi
+# ---- packages ----
+tests/install-packages.sh
 
 # ---- build ----
 if [ ! -d "$BUILD_DIR" ]; then
