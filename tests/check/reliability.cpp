@@ -248,18 +248,27 @@ GST_START_TEST (test_file_waits_for_a_stalled_server)
     pushed_all = true;
   });
 
-  /* The outbox fills to its bound and the streaming thread waits there. */
+  /* The socket fills up and the element stops handing data to it: bytes-sent
+   * settles (unchanged for 200 ms) while the pusher is still blocked. */
   const guint64 bound = 24000 * 2 / 2 * 4 / 3 + 4096;
-  guint64 queued = 0;
+  guint64 sent = 0, queued = 0;
+  guint settled_ms = 0;
   for (gint64 deadline = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
-       queued < bound - 4096 && g_get_monotonic_time () < deadline; g_usleep (1000)) {
+       (sent < 1000000 || settled_ms < 200) && g_get_monotonic_time () < deadline;
+       g_usleep (20000)) {
     GstStructure *st = stats (f.element);
+    guint64 now_sent = stat_u64 (st, "bytes-sent");
     queued = stat_u64 (st, "queued-bytes");
     gst_structure_free (st);
+    settled_ms = now_sent == sent ? settled_ms + 20 : 0;
+    sent = now_sent;
   }
+  fail_unless (sent >= 1000000 && settled_ms >= 200, "bytes-sent did not settle: %"
+      G_GUINT64_FORMAT, sent);
+  fail_if (pushed_all, "the streaming thread did not wait");
   fail_unless (queued >= bound - 4096 && queued <= bound + 65536,
       "queued %" G_GUINT64_FORMAT " bytes", queued);
-  fail_if (pushed_all, "the streaming thread did not wait");
+  fail_unless (f.server.received_audio ().size () < input.size () * 2);
 
   f.server.set_faults (emu::Faults {});
   pusher.join ();
