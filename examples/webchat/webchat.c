@@ -167,6 +167,12 @@ session_free_pipeline (Session *s)
   if (!s->pipeline)
     return;
   gst_bus_remove_watch (GST_ELEMENT_BUS (s->pipeline));
+  /* webrtcbin first: the pipeline is a loop (webrtcbin → … → webrtcbin),
+   * so GstBin cannot order the state change from the sinks up, and an
+   * answer being pushed into a network sink that waits in PAUSED would hold
+   * the element's streaming thread while its pads are deactivated.  With
+   * webrtcbin down, that push returns FLUSHING and everything stops. */
+  gst_element_set_state (s->webrtc, GST_STATE_NULL);
   gst_element_set_state (s->pipeline, GST_STATE_NULL);
   gst_clear_object (&s->pipeline);
   s->webrtc = s->rt = s->depay = NULL;  /* owned by the pipeline */

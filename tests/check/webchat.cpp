@@ -26,7 +26,9 @@ namespace {
 const char *const kKey = "webchat-test-key-never-on-the-page";
 const char *const kQuestion = "What is the weather like in Moscow today?";
 const char *const kAnswer = "It is sunny and warm in Moscow today.";
-const guint kAnswerMs = 2000;
+const char *const kLongAnswer = "Here is a long answer about the weather in Moscow: the morning is cool "
+    "and cloudy, by noon the sun comes out, the afternoon is warm with a light breeze, and in the "
+    "evening a little rain may fall, so take an umbrella with you.";
 const guint kBytesPerMs = 48;  /* the emulator records 24 kHz mono S16 */
 
 std::string driver_dir () { return std::string (YRT_SOURCE_ROOT) + "/tests/webchat"; }
@@ -114,11 +116,13 @@ std::string make_question (const std::string &dir)
 /* The webchat server as a user starts it; its output goes to a log file. */
 struct WebchatServer {
   GSubprocess *proc = nullptr;
-  std::string log, url;
+  std::string dir, log, url;
   int port = 0;
+  int runs = 0;
 
   void start (const std::string &location)
   {
+    log = dir + "/server-" + std::to_string (++runs) + ".log";
     GSubprocessLauncher *launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDERR_MERGE);
     g_subprocess_launcher_set_stdout_file_path (launcher, log.c_str ());
     g_subprocess_launcher_setenv (launcher, "YANDEX_CLOUD_API_KEY", kKey, TRUE);
@@ -173,8 +177,8 @@ std::string answer (const std::string &question, emu::Server &server, WebchatSer
     return kQuestion;
   if (question == "answer-text")
     return kAnswer;
-  if (question == "answer-ms")
-    return std::to_string (kAnswerMs);
+  if (question == "answer-ms")  /* all the answer audio sent so far, at 44.1 kHz mono S16 */
+    return std::to_string (server.sent_audio ().size () * 10 / 882);
   if (question == "sessions-active")
     return std::to_string (server.sessions_active ());
   if (g_str_has_prefix (question.c_str (), "count ")) {
@@ -184,7 +188,7 @@ std::string answer (const std::string &question, emu::Server &server, WebchatSer
   if (question == "long-answers") {  /* longer than the microphone's loop: barge-in */
     for (int i = 0; i < 4; i++) {
       emu::TurnScript turn;
-      turn.answer_ms = 6000;
+      turn.answer_text = kLongAnswer;
       server.push_turn (turn);
     }
     return "ok";
@@ -214,11 +218,10 @@ GST_START_TEST (test_webchat_in_chromium)
   emu::TurnScript first;
   first.transcript = kQuestion;
   first.answer_text = kAnswer;
-  first.answer_ms = kAnswerMs;
   server.push_turn (first);
 
   WebchatServer webchat;
-  webchat.log = std::string (dir) + "/server.log";
+  webchat.dir = dir;
   webchat.start (server.url ());
 
   GSubprocessLauncher *launcher = g_subprocess_launcher_new ((GSubprocessFlags) (
