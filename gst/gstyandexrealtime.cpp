@@ -175,6 +175,9 @@ struct GstYandexRealtimePrivate : public DialogHost {
   Dialog dialog;
 
   std::atomic<GstClockTime> downstream_latency_ns {0};
+  /* What downstream last returned to the src task; the chain function
+   * returns it upstream, so EOS or an error downstream stops the input. */
+  std::atomic<GstFlowReturn> src_flow {GST_FLOW_OK};
 
   /* Streaming thread. */
   bool live_checked = false;
@@ -581,6 +584,13 @@ static GstFlowReturn gst_yandex_realtime_chain (GstPad *, GstObject *parent,
         ("upstream must send a CAPS event before the first buffer"));
     return GST_FLOW_NOT_NEGOTIATED;
   }
+  GstFlowReturn downstream = priv->src_flow.load ();
+  if (downstream != GST_FLOW_OK) {
+    GST_DEBUG_OBJECT (self, "refusing input: downstream returned %s",
+        gst_flow_get_name (downstream));
+    gst_buffer_unref (buffer);
+    return downstream;
+  }
   ToDialog send (priv->dialog);
   commit_if_asked (priv, send);
   if (update_mute (self, send)) {
@@ -647,6 +657,7 @@ static void flush_stop (GstYandexRealtime *self)
   priv->playout.reset ();
   priv->playout.set_flushing (false);
   priv->dialog.set_flushing (false);
+  priv->src_flow = GST_FLOW_OK;
   priv->need_segment = true;
 }
 
@@ -735,6 +746,21 @@ static void push_sticky_events (GstYandexRealtime *self)
   }
 }
 
+/* Downstream refused a buffer: as a source would, end the stream on EOS
+ * or an error, and let the chain function hand the flow upstream. */
+static void stop_on_flow (GstYandexRealtime *self, GstPad *pad, GstFlowReturn ret)
+{
+  GST_DEBUG_OBJECT (self, "pausing task: %s", gst_flow_get_name (ret));
+  self->priv->src_flow = ret;
+  if (ret == GST_FLOW_EOS) {
+    gst_pad_push_event (pad, gst_event_new_eos ());
+  } else if (ret == GST_FLOW_NOT_LINKED || ret < GST_FLOW_EOS) {
+    GST_ELEMENT_FLOW_ERROR (self, ret);
+    gst_pad_push_event (pad, gst_event_new_eos ());
+  }
+  gst_pad_pause_task (pad);
+}
+
 static void src_loop (GstPad *pad)
 {
   auto *self = GST_YANDEX_REALTIME (gst_pad_get_parent (pad));
@@ -747,14 +773,8 @@ static void src_loop (GstPad *pad)
     case PlayoutItem::Kind::Buffer: {
       YRT_TRACE ("downlink-out", priv->trace_out++, g_get_monotonic_time ());
       GstFlowReturn ret = gst_pad_push (pad, item.buffer);
-      if (ret != GST_FLOW_OK) {
-        GST_DEBUG_OBJECT (self, "pausing task: %s", gst_flow_get_name (ret));
-        if (ret == GST_FLOW_NOT_LINKED || ret < GST_FLOW_EOS) {
-          GST_ELEMENT_FLOW_ERROR (self, ret);
-          gst_pad_push_event (pad, gst_event_new_eos ());
-        }
-        gst_pad_pause_task (pad);
-      }
+      if (ret != GST_FLOW_OK)
+        stop_on_flow (self, pad, ret);
       break;
     }
     case PlayoutItem::Kind::Flush:
@@ -785,6 +805,7 @@ static gboolean gst_yandex_realtime_src_activate_mode (GstPad *pad, GstObject *p
   if (mode != GST_PAD_MODE_PUSH)
     return FALSE;
   if (active) {
+    self->priv->src_flow = GST_FLOW_OK;
     self->priv->playout.set_flushing (false);
     return gst_pad_start_task (pad, (GstTaskFunction) src_loop, pad, nullptr);
   }

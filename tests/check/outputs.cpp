@@ -2,6 +2,8 @@
  * returns, caps negotiation, text pads. */
 #include "harness.h"
 
+#include <glib/gstdio.h>
+
 #include <algorithm>
 
 using namespace yrt::test;
@@ -83,6 +85,64 @@ struct Gaps {
   }
 };
 
+/* A mono S16LE WAV file of `samples` in a fresh temporary directory;
+ * removed with the object. */
+struct WavFile {
+  WavFile (const std::vector<gint16> &samples, guint rate)
+  {
+    dir = g_dir_make_tmp ("yrt-outputs-XXXXXX", nullptr);
+    fail_unless (dir != nullptr);
+    path = std::string (dir) + "/question.wav";
+    guint32 data = samples.size () * 2;
+    GByteArray *bytes = g_byte_array_new ();
+    auto put = [bytes] (const void *p, guint n) { g_byte_array_append (bytes, (const guint8 *) p, n); };
+    auto u32 = [&put] (guint32 v) { guint32 le = GUINT32_TO_LE (v); put (&le, 4); };
+    auto u16 = [&put] (guint16 v) { guint16 le = GUINT16_TO_LE (v); put (&le, 2); };
+    put ("RIFF", 4); u32 (36 + data); put ("WAVEfmt ", 8); u32 (16);
+    u16 (1); u16 (1); u32 (rate); u32 (rate * 2); u16 (2); u16 (16);
+    put ("data", 4); u32 (data);
+    put (samples.data (), data);
+    fail_unless (g_file_set_contents (path.c_str (), (const gchar *) bytes->data, bytes->len, nullptr));
+    g_byte_array_unref (bytes);
+  }
+  ~WavFile ()
+  {
+    g_unlink (path.c_str ());
+    g_rmdir (dir);
+    g_free (dir);
+  }
+  gchar *dir;
+  std::string path;
+};
+
+/* The first EOS or ERROR on the pipeline's bus within `timeout`, or nullptr. */
+GstMessage *wait_end (GstElement *pipeline, GstClockTime timeout)
+{
+  GstBus *bus = gst_element_get_bus (pipeline);
+  GstMessage *msg = gst_bus_timed_pop_filtered (bus, timeout,
+      (GstMessageType) (GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  gst_object_unref (bus);
+  return msg;
+}
+
+/* Buffers a pad passed, counted from any streaming thread. */
+GstPadProbeReturn count_buffer (GstPad *, GstPadProbeInfo *, gpointer data)
+{
+  g_atomic_int_inc (static_cast<gint *> (data));
+  return GST_PAD_PROBE_OK;
+}
+
+/* Downstream that takes one buffer, then says EOS. */
+GstPadProbeReturn eos_after_one (GstPad *, GstPadProbeInfo *info, gpointer data)
+{
+  if (g_atomic_int_add (static_cast<gint *> (data), 1) == 0)
+    return GST_PAD_PROBE_OK;
+  gst_buffer_unref (GST_PAD_PROBE_INFO_BUFFER (info));
+  GST_PAD_PROBE_INFO_DATA (info) = nullptr;
+  GST_PAD_PROBE_INFO_FLOW_RETURN (info) = GST_FLOW_EOS;
+  return GST_PAD_PROBE_HANDLED;
+}
+
 }  // namespace
 
 /* Defect: nothing left src until the first answer, so a live sink never
@@ -118,6 +178,69 @@ GST_START_TEST (test_silent_live_pipeline_plays)
 }
 GST_END_TEST;
 
+/* Defect: a GST_FLOW_EOS from downstream paused the src task and nothing
+ * else: no EOS went on, and upstream kept feeding the element. */
+GST_START_TEST (test_downstream_eos_reaches_upstream)
+{
+  Fixture f;
+  f.start ();
+  gint buffers = 0;
+  GstPad *src = gst_element_get_static_pad (f.element, "src");
+  gst_pad_add_probe (src, GST_PAD_PROBE_TYPE_BUFFER, eos_after_one, &buffers, nullptr);
+  gst_object_unref (src);
+  f.push (turn (24000));
+
+  /* The src task ends the stream like a source would... */
+  bool eos = false;
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  while (!eos && g_get_monotonic_time () < deadline) {
+    GstEvent *ev = gst_harness_try_pull_event (f.h);
+    if (!ev) {
+      g_usleep (10000);
+      continue;
+    }
+    eos = GST_EVENT_TYPE (ev) == GST_EVENT_EOS;
+    gst_event_unref (ev);
+  }
+  fail_unless (eos, "no EOS after downstream returned EOS");
+  fail_unless_equals_int (g_atomic_int_get (&buffers), 2);
+  fail_unless_equals_int (gst_harness_buffers_in_queue (f.h), 1);
+
+  /* ...and upstream hears it at its next buffer. */
+  GstBuffer *more = gst_buffer_new_allocate (nullptr, 960, nullptr);
+  gst_buffer_memset (more, 0, 0, 960);
+  fail_unless_equals_int (gst_harness_push (f.h, more), GST_FLOW_EOS);
+}
+GST_END_TEST;
+
+/* The issue's pipeline: filesrc ! wavparse ! yandexrealtime ! identity
+ * eos-after=N ! fakesink ends at once, as with audioconvert in its place. */
+GST_START_TEST (test_downstream_eos_ends_a_file_pipeline)
+{
+  emu::Server server;
+  fail_unless (server.start () != 0);
+  {
+    std::vector<gint16> six_turns;
+    for (int i = 0; i < 6; i++)
+      six_turns = six_turns + turn (24000);
+    WavFile wav (six_turns, 24000);
+    Pipeline p (server, "filesrc location=" + wav.path + " ! wavparse ! yandexrealtime name=rt "
+        "! identity eos-after=5 ! fakesink name=sink sync=false");
+    gint buffers = 0;
+    GstPad *pad = gst_element_get_static_pad (p.get ("sink"), "sink");
+    gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, count_buffer, &buffers, nullptr);
+    gst_object_unref (pad);
+    fail_unless (gst_element_set_state (p.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+    GstMessage *end = wait_end (p.pipeline, 20 * GST_SECOND);
+    fail_unless (end != nullptr, "the pipeline did not end");
+    fail_unless_equals_int (GST_MESSAGE_TYPE (end), GST_MESSAGE_EOS);
+    gst_message_unref (end);
+    fail_unless (g_atomic_int_get (&buffers) < 5, "%d buffers", buffers);
+  }
+  server.stop ();
+}
+GST_END_TEST;
+
 static Suite *outputs_suite (void)
 {
   Suite *s = suite_create ("yandexrealtime-outputs");
@@ -125,6 +248,8 @@ static Suite *outputs_suite (void)
   tcase_set_timeout (tc, 120);
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_silent_live_pipeline_plays);
+  tcase_add_test (tc, test_downstream_eos_reaches_upstream);
+  tcase_add_test (tc, test_downstream_eos_ends_a_file_pipeline);
   return s;
 }
 
