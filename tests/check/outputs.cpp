@@ -241,6 +241,99 @@ GST_START_TEST (test_downstream_eos_ends_a_file_pipeline)
 }
 GST_END_TEST;
 
+/* A harness around yandexrealtime ! `sink_caps` (a capsfilter), started like
+ * Fixture::start. */
+static void start_with_sink_caps (Fixture &f, const char *sink_caps)
+{
+  std::string desc = "yandexrealtime name=rt api-key=test-key location=" + f.server.url () +
+      " ! capsfilter caps=\"" + sink_caps + "\"";
+  GError *error = nullptr;
+  f.element = gst_parse_bin_from_description (desc.c_str (), TRUE, &error);
+  fail_unless (f.element != nullptr, "%s", error ? error->message : "?");
+  f.bus = gst_bus_new ();
+  gst_bus_set_sync_handler (f.bus, Fixture::check_against_docs, &f, nullptr);
+  gst_element_set_bus (f.element, f.bus);
+  f.h = gst_harness_new_with_element (f.element, "sink", "src");
+  gst_object_unref (f.element);
+  gst_harness_play (f.h);
+  gst_harness_set_src_caps_str (f.h, kLiveCaps);
+}
+
+static guint output_rate_asked (const emu::Server &server)
+{
+  JsonNode *node = json_from_string (server.session_update_json (0).c_str (), nullptr);
+  fail_unless (node != nullptr);
+  JsonObject *format = json_object_get_object_member (json_object_get_object_member (
+          json_object_get_object_member (json_node_get_object (node), "audio"), "output"), "format");
+  guint rate = (guint) json_object_get_int_member (format, "rate");
+  json_node_unref (node);
+  return rate;
+}
+
+/* Defect: src offered 8000-48000 whatever it would push, so a mismatch
+ * linked and failed later with a bare not-negotiated.  Unset, output-rate
+ * follows downstream: the service is asked for the rate downstream takes. */
+GST_START_TEST (test_output_rate_follows_downstream)
+{
+  struct Case { const char *sink_caps; guint rate; } cases[] = {
+    {"audio/x-raw,rate=48000", 48000},
+    {"audio/x-raw,rate=(int){16000,22050}", 22050},  /* the nearest to 44100 */
+    {"audio/x-raw,rate=(int)[8000,96000]", 44100},   /* the default when it fits */
+  };
+  for (const Case &c : cases) {
+    Fixture f;
+    start_with_sink_caps (f, c.sink_caps);
+    f.push (turn (24000));
+    std::vector<GstBuffer *> out = f.end_input ();
+    fail_unless_equals_int (output_rate_asked (f.server), c.rate);
+    fail_unless_equals_int (samples_in (out), c.rate);  /* the 1 s answer */
+    GstCaps *caps = gst_pad_get_current_caps (f.h->sinkpad);
+    gint rate = 0;
+    gst_structure_get_int (gst_caps_get_structure (caps, 0), "rate", &rate);
+    fail_unless_equals_int (rate, c.rate);
+    gst_caps_unref (caps);
+    unref_all (out);
+  }
+}
+GST_END_TEST;
+
+/* Set, output-rate is all src offers: a mismatch fails when linking, and
+ * where linking could not tell (the capsfilter changed after it), at
+ * READY→PAUSED with an error naming output-rate. */
+GST_START_TEST (test_output_rate_mismatch_fails_early)
+{
+  GError *error = nullptr;
+  GstElement *p = gst_parse_launch ("yandexrealtime output-rate=44100 "
+      "! audio/x-raw,rate=48000 ! fakesink", &error);
+  fail_unless (error != nullptr, "linked a 44100 Hz src to a 48000 Hz sink");
+  fail_unless (g_error_matches (error, GST_PARSE_ERROR, GST_PARSE_ERROR_LINK), "%s", error->message);
+  g_clear_error (&error);
+  if (p)
+    gst_object_unref (p);
+
+  emu::Server server;
+  fail_unless (server.start () != 0);
+  {
+    Pipeline pipeline (server, "yandexrealtime name=rt output-rate=44100 ! capsfilter name=cf "
+        "! fakesink");
+    GstCaps *caps = gst_caps_from_string ("audio/x-raw,rate=48000");
+    g_object_set (pipeline.get ("cf"), "caps", caps, nullptr);
+    gst_caps_unref (caps);
+    fail_unless_equals_int (gst_element_set_state (pipeline.pipeline, GST_STATE_PAUSED),
+        GST_STATE_CHANGE_FAILURE);
+    GstMessage *msg = wait_end (pipeline.pipeline, 0);
+    fail_unless (msg && GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ERROR);
+    GError *err = nullptr;
+    gst_message_parse_error (msg, &err, nullptr);
+    fail_unless (g_error_matches (err, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION));
+    fail_unless (strstr (err->message, "output-rate") != nullptr, "%s", err->message);
+    g_error_free (err);
+    gst_message_unref (msg);
+  }
+  server.stop ();
+}
+GST_END_TEST;
+
 static Suite *outputs_suite (void)
 {
   Suite *s = suite_create ("yandexrealtime-outputs");
@@ -250,6 +343,8 @@ static Suite *outputs_suite (void)
   tcase_add_test (tc, test_silent_live_pipeline_plays);
   tcase_add_test (tc, test_downstream_eos_reaches_upstream);
   tcase_add_test (tc, test_downstream_eos_ends_a_file_pipeline);
+  tcase_add_test (tc, test_output_rate_follows_downstream);
+  tcase_add_test (tc, test_output_rate_mismatch_fails_early);
   return s;
 }
 
