@@ -27,6 +27,9 @@ void Playout::configure (guint rate, bool live)
   std::lock_guard<std::mutex> guard (lock_);
   rate_ = rate;
   live_ = live;
+  /* Live sinks wait for preroll: a GAP at once lets them reach PLAYING. */
+  gap_owed_ = live && offset_ == 0 && next_ts_ == 0;
+  wake_.notify_all ();
 }
 
 Playout::Answer *Playout::find_answer (const std::string &response_id)
@@ -212,7 +215,10 @@ PlayoutItem Playout::pop (const Clock &now)
       continue;
     }
     GstClockTime t = now ();
-    if (GST_CLOCK_TIME_IS_VALID (t) && t >= next_ts_ + kMinGap) {
+    if (gap_owed_ || (GST_CLOCK_TIME_IS_VALID (t) && t >= next_ts_ + kMinGap)) {
+      gap_owed_ = false;
+      if (!GST_CLOCK_TIME_IS_VALID (t) || t < next_ts_)
+        t = next_ts_;
       PlayoutItem gap {PlayoutItem::Kind::Gap};
       gap.gap_start = next_ts_;
       gap.gap_duration = t - next_ts_;
@@ -285,6 +291,7 @@ void Playout::reset ()
   ignored_.clear ();
   playing_.clear ();
   eos_ = flush_ = false;
+  gap_owed_ = live_;
   offset_ = 0;
   next_ts_ = audio_end_ = 0;
   answer_start_ = GST_CLOCK_TIME_NONE;

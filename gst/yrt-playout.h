@@ -110,6 +110,7 @@ class Playout {
   bool flushing_ = false;
   bool eos_ = false;
   bool flush_ = false;
+  bool gap_owed_ = false;  /* live: a GAP goes out before waiting for audio */
   std::deque<Chunk> queue_;
   std::deque<Answer> answers_;             /* recent answers, newest last */
   std::deque<std::string> ignored_;        /* recent ignored response ids */
