@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <string>
 
@@ -21,6 +22,7 @@ using namespace yrt;
 
 #define DEFAULT_LOCATION "wss://ai.api.cloud.yandex.net/v1/realtime"
 #define DEFAULT_MODEL "speech-realtime-250923"
+#define DEFAULT_VOICE "marina"
 #define DEFAULT_CHUNK_MS 40
 /* Flat to 10 kHz with aliases at the S16 floor, like 4, for a fifth less
  * resampling CPU (docs/performance.md). */
@@ -111,6 +113,9 @@ struct Settings {
   bool allow_insecure = false;
   bool mute = false;
   bool barge_in = true;
+  /* Values refused while the element was in NULL, by property name: with no
+   * bus to carry the warning yet, NULL→READY fails with the reason. */
+  std::map<std::string, std::string> refused;
 };
 
 /* Credentials resolved from properties, then the environment. */
@@ -301,6 +306,71 @@ static gboolean check_plain_ws (GstYandexRealtime *self, const Settings &s,
   return FALSE;
 }
 
+/* NULL→READY, before any credential is looked at: libsoup must never see a
+ * location it would choke on. */
+static gboolean check_location (GstYandexRealtime *self)
+{
+  std::string location;
+  {
+    std::lock_guard<std::mutex> guard (self->priv->settings_lock);
+    location = self->priv->settings.location;
+  }
+  GUri *uri = g_uri_parse (location.c_str (), G_URI_FLAGS_NONE, nullptr);
+  const char *scheme = uri ? g_uri_get_scheme (uri) : nullptr;
+  const char *host = uri ? g_uri_get_host (uri) : nullptr;
+  bool valid = scheme && (g_ascii_strcasecmp (scheme, "ws") == 0 ||
+      g_ascii_strcasecmp (scheme, "wss") == 0) && host && *host;
+  if (uri)
+    g_uri_unref (uri);
+  if (valid)
+    return TRUE;
+  GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+      ("The location is not a ws:// or wss:// URL with a host"),
+      ("location is \"%s\"; expected e.g. " DEFAULT_LOCATION, location.c_str ()));
+  return FALSE;
+}
+
+/* NULL→READY: a value refused in NULL (gst-launch sets properties before
+ * the element has a bus) fails here, where the user sees it. */
+static gboolean check_refused (GstYandexRealtime *self)
+{
+  std::map<std::string, std::string> refused;
+  {
+    std::lock_guard<std::mutex> guard (self->priv->settings_lock);
+    refused = self->priv->settings.refused;
+  }
+  if (refused.empty ())
+    return TRUE;
+  const auto &first = *refused.begin ();
+  GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+      ("Invalid value of the %s property: %s", first.first.c_str (), first.second.c_str ()),
+      ("%u property value(s) refused while the element was in NULL; set a valid "
+       "value or leave the property unset", (guint) refused.size ()));
+  return FALSE;
+}
+
+/* A value that cannot be used: a warning, the previous value stays, and in
+ * NULL NULL→READY fails too (see check_refused()). */
+static void refuse_setting (GstYandexRealtime *self, const char *property,
+    const std::string &why)
+{
+  GST_ELEMENT_WARNING (self, LIBRARY, SETTINGS, ("Ignoring the %s property", property),
+      ("%s is %s; keeping the previous value", property, why.c_str ()));
+  GST_OBJECT_LOCK (self);
+  bool in_null = GST_STATE (self) == GST_STATE_NULL;
+  GST_OBJECT_UNLOCK (self);
+  if (!in_null)
+    return;
+  std::lock_guard<std::mutex> guard (self->priv->settings_lock);
+  self->priv->settings.refused[property] = why;
+}
+
+/* Called with settings_lock held when `property` took a valid value. */
+static void accept_setting_locked (GstYandexRealtime *self, const char *property)
+{
+  self->priv->settings.refused.erase (property);
+}
+
 /* NULL→READY: a wss:// endpoint needs credentials and a folder up front, so
  * the user learns at once rather than after a refused handshake. */
 static gboolean resolve_credentials (GstYandexRealtime *self)
@@ -341,11 +411,14 @@ static gboolean resolve_credentials (GstYandexRealtime *self)
   return TRUE;
 }
 
-static void set_string (GstYandexRealtime *self, std::string &field, const GValue *value)
+static void set_string (GstYandexRealtime *self, std::string &field, const GValue *value,
+    const char *fallback = "")
 {
   std::lock_guard<std::mutex> guard (self->priv->settings_lock);
   const char *s = g_value_get_string (value);
-  field = s ? s : "";
+  /* Empty means the default: never sent as "" (voice) or built into the
+   * model URI (model). */
+  field = s && *s ? s : fallback;
 }
 
 /* Tools reach session.tools as given, so they must be a JSON array; a bad
@@ -365,12 +438,12 @@ static void set_tools (GstYandexRealtime *self, const char *json)
       json_node_unref (node);
   }
   if (!why.empty ()) {
-    GST_ELEMENT_WARNING (self, LIBRARY, SETTINGS, ("Ignoring the tools property"),
-        ("tools is %s; keeping the previous value", why.c_str ()));
+    refuse_setting (self, "tools", why);
     return;
   }
   std::lock_guard<std::mutex> guard (self->priv->settings_lock);
   self->priv->settings.session.tools_json = json ? json : "";
+  accept_setting_locked (self, "tools");
 }
 
 static void gst_yandex_realtime_set_property (GObject *object, guint prop_id,
@@ -384,8 +457,8 @@ static void gst_yandex_realtime_set_property (GObject *object, guint prop_id,
     case PROP_API_KEY: set_string (self, s.api_key, value); return;
     case PROP_IAM_TOKEN: set_string (self, s.iam_token, value); return;
     case PROP_FOLDER_ID: set_string (self, s.folder_id, value); return;
-    case PROP_MODEL: set_string (self, s.model, value); return;
-    case PROP_VOICE: set_string (self, c.voice, value); return;
+    case PROP_MODEL: set_string (self, s.model, value, DEFAULT_MODEL); return;
+    case PROP_VOICE: set_string (self, c.voice, value, DEFAULT_VOICE); return;
     case PROP_INSTRUCTIONS: set_string (self, c.instructions, value); return;
     case PROP_TOOL_CHOICE: set_string (self, c.tool_choice, value); return;
     case PROP_TOOLS: set_tools (self, g_value_get_string (value)); return;
@@ -597,6 +670,24 @@ static GstFlowReturn gst_yandex_realtime_chain (GstPad *, GstObject *parent,
   return send.flow ();
 }
 
+/* More than two channels without a channel-mask are taken as unpositioned
+ * (channel-mask=0), as audioconvert takes them, and mixed down equally. */
+static gboolean audio_info_from_caps (GstAudioInfo *info, GstCaps *caps)
+{
+  if (gst_audio_info_from_caps (info, caps))
+    return TRUE;
+  const GstStructure *s = gst_caps_get_structure (caps, 0);
+  gint channels = 0;
+  if (!s || !gst_structure_get_int (s, "channels", &channels) || channels <= 2 ||
+      gst_structure_has_field (s, "channel-mask"))
+    return FALSE;
+  GstCaps *unpositioned = gst_caps_copy (caps);
+  gst_caps_set_simple (unpositioned, "channel-mask", GST_TYPE_BITMASK, (guint64) 0, nullptr);
+  gboolean ok = gst_audio_info_from_caps (info, unpositioned);
+  gst_caps_unref (unpositioned);
+  return ok;
+}
+
 static gboolean set_input_caps (GstYandexRealtime *self, GstCaps *caps)
 {
   GstAudioInfo info;
@@ -604,7 +695,7 @@ static gboolean set_input_caps (GstYandexRealtime *self, GstCaps *caps)
   /* What the old converter still holds belongs to the old caps. */
   ToDialog send (self->priv->dialog);
   self->priv->uplink.drain_converter (std::ref (send));
-  if (!gst_audio_info_from_caps (&info, caps)) {
+  if (!audio_info_from_caps (&info, caps)) {
     GST_ELEMENT_ERROR (self, STREAM, FORMAT, ("Unusable input caps"),
         ("%" GST_PTR_FORMAT " is not raw interleaved audio", caps));
     return FALSE;
@@ -870,7 +961,7 @@ static GstStateChangeReturn gst_yandex_realtime_change_state (GstElement *elemen
   GstYandexRealtimePrivate *priv = self->priv;
   switch (transition) {
     case GST_STATE_CHANGE_NULL_TO_READY:
-      if (!resolve_credentials (self))
+      if (!check_location (self) || !check_refused (self) || !resolve_credentials (self))
         return GST_STATE_CHANGE_FAILURE;
       break;
     case GST_STATE_CHANGE_READY_TO_PAUSED:
@@ -1051,10 +1142,11 @@ static void install_properties (GObjectClass *gobject_class)
           "Yandex Cloud folder of the model; default from $" ENV_FOLDER_ID,
           nullptr, rw));
   g_object_class_install_property (gobject_class, PROP_MODEL,
-      g_param_spec_string ("model", "Model", "Realtime model name", DEFAULT_MODEL, rw));
+      g_param_spec_string ("model", "Model", "Realtime model name; empty means the default",
+          DEFAULT_MODEL, rw));
   g_object_class_install_property (gobject_class, PROP_VOICE,
-      g_param_spec_string ("voice", "Voice", "Voice of the answers (marina, dasha, ...)",
-          "marina", live));
+      g_param_spec_string ("voice", "Voice", "Voice of the answers (marina, dasha, ...); "
+          "empty means the default", DEFAULT_VOICE, live));
   g_object_class_install_property (gobject_class, PROP_INSTRUCTIONS,
       g_param_spec_string ("instructions", "Instructions",
           "System instructions for the model", "", live));
@@ -1171,7 +1263,7 @@ static void gst_yandex_realtime_class_init (GstYandexRealtimeClass *klass)
       "Yandex Cloud Realtime voice agent", "Filter/Audio/Network",
       "Holds a spoken conversation with the Yandex Cloud Realtime API: user "
       "speech in, synthesized answers out",
-      "gst-yandexrealtime developers");
+      "gst-yandexrealtime developers <" PACKAGE_ORIGIN "/issues>");
 
   gst_type_mark_as_plugin_api (GST_TYPE_YANDEX_REALTIME_TURN_DETECTION, (GstPluginAPIFlags) 0);
   gst_type_mark_as_plugin_api (GST_TYPE_YANDEX_REALTIME_MODALITIES, (GstPluginAPIFlags) 0);
