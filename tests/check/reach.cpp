@@ -5,6 +5,8 @@
 
 #include <json-glib/json-glib.h>
 
+#include <mutex>
+
 using namespace yrt::test;
 namespace emu = yrt::emu;
 
@@ -215,6 +217,210 @@ GST_START_TEST (test_inspect_details)
 }
 GST_END_TEST;
 
+/* The debug lines of the element's category, while one is alive. */
+struct DebugLines {
+  DebugLines ()
+  {
+    gst_debug_set_threshold_for_name ("yandexrealtime", GST_LEVEL_DEBUG);
+    gst_debug_add_log_function (collect, this, nullptr);
+  }
+  ~DebugLines ()
+  {
+    gst_debug_remove_log_function_by_data (this);
+    gst_debug_set_threshold_for_name ("yandexrealtime", GST_LEVEL_NONE);
+  }
+  static void collect (GstDebugCategory *category, GstDebugLevel, const gchar *, const gchar *,
+      gint, GObject *, GstDebugMessage *message, gpointer data)
+  {
+    if (g_strcmp0 (gst_debug_category_get_name (category), "yandexrealtime") != 0)
+      return;
+    auto *self = static_cast<DebugLines *> (data);
+    std::lock_guard<std::mutex> guard (self->lock);
+    self->text += std::string (gst_debug_message_get (message)) + "\n";
+  }
+  bool has (const char *part)
+  {
+    std::lock_guard<std::mutex> guard (lock);
+    return contains (text, part);
+  }
+  std::mutex lock;
+  std::string text;
+};
+
+static JsonNode *session_update (const emu::Server &server, guint index)
+{
+  fail_unless (server.wait_for_client_event ("session.update", index + 1, 20000));
+  JsonNode *node = json_from_string (server.session_update_json (index).c_str (), nullptr);
+  fail_unless (node && JSON_NODE_HOLDS_OBJECT (node), "session.update #%u", index);
+  return node;
+}
+
+static std::string languages_of (JsonNode *session)
+{
+  JsonObject *input = object_at (session, {"audio", "input"});
+  if (!json_object_has_member (input, "languages"))
+    return "(none)";
+  std::string out;
+  JsonArray *list = json_object_get_array_member (input, "languages");
+  for (guint i = 0; i < json_array_get_length (list); i++)
+    out += std::string (i ? "," : "") + json_array_get_string_element (list, i);
+  return out;
+}
+
+static const char *role_of (JsonNode *session)
+{
+  JsonObject *output = object_at (session, {"audio", "output"});
+  return json_object_has_member (output, "role") ?
+      json_object_get_string_member (output, "role") : "(none)";
+}
+
+/* languages and voice-role reach session.audio, at the start and live. */
+GST_START_TEST (test_languages_and_voice_role)
+{
+  Fixture f;
+  f.make ("languages=\" ru-RU, kk-KZ,,\" voice-role=friendly");
+  f.start ();
+  gst_message_unref (f.wait_message ("session"));
+  JsonNode *update0 = session_update (f.server, 0);
+  fail_unless_equals_string (languages_of (update0).c_str (), "ru-RU,kk-KZ");
+  fail_unless_equals_string (role_of (update0), "friendly");
+  json_node_unref (update0);
+
+  g_object_set (f.element, "languages", "en-US", "voice-role", "", nullptr);
+  fail_unless (f.server.wait_for_client_event ("session.update", 2, 20000));
+  JsonNode *update1 = session_update (f.server, 1);
+  fail_unless_equals_string (languages_of (update1).c_str (), "en-US");
+  fail_unless_equals_string (role_of (update1), "(none)");
+  json_node_unref (update1);
+  gchar *languages = nullptr;
+  g_object_get (f.element, "languages", &languages, nullptr);
+  fail_unless_equals_string (languages, "en-US");
+  g_free (languages);
+
+  g_object_set (f.element, "languages", "", nullptr);
+  fail_unless (f.server.wait_for_client_event ("session.update", 3, 20000));
+  JsonNode *update2 = session_update (f.server, 2);
+  fail_unless_equals_string (languages_of (update2).c_str (), "(none)");
+  json_node_unref (update2);
+}
+GST_END_TEST;
+
+/* session-extra is deep-merged after the element's fields: new fields go
+ * in, the element's siblings stay, the user's value wins (a debug line says
+ * so); live changes send one update each; a non-object is refused. */
+GST_START_TEST (test_session_extra)
+{
+  DebugLines debug;
+  Fixture f;
+  f.make ();
+  g_object_set (f.element, "session-extra",
+      R"({"max_output_tokens":100,"audio":{"output":{"voice":"dasha","speed":1.25},)"
+      R"("input":{"noise_reduction":{"type":"near_field"}}}})", nullptr);
+  f.start ();
+  gst_message_unref (f.wait_message ("session"));
+  fail_unless (debug.has ("session-extra sets session.audio.output.voice"), "%s",
+      debug.text.c_str ());
+  fail_if (debug.has ("session-extra sets session.max_output_tokens"));
+
+  JsonNode *update0 = session_update (f.server, 0);
+  JsonObject *session = json_node_get_object (update0);
+  fail_unless_equals_int (json_object_get_int_member (session, "max_output_tokens"), 100);
+  fail_unless_equals_string (json_object_get_string_member (session, "type"), "realtime");
+  JsonObject *output = object_at (update0, {"audio", "output"});
+  fail_unless_equals_string (json_object_get_string_member (output, "voice"), "dasha");
+  fail_unless (json_object_get_double_member (output, "speed") == 1.25);
+  fail_unless (json_object_has_member (output, "format"));
+  JsonObject *input = object_at (update0, {"audio", "input"});
+  fail_unless (json_object_has_member (input, "format") &&
+      json_object_has_member (input, "turn_detection") &&
+      json_object_has_member (input, "noise_reduction"));
+  json_node_unref (update0);
+
+  g_object_set (f.element, "session-extra", R"({"max_output_tokens":5})", nullptr);
+  fail_unless (f.server.wait_for_client_event ("session.update", 2, 20000));
+  JsonNode *update1 = session_update (f.server, 1);
+  fail_unless_equals_int (json_object_get_int_member (json_node_get_object (update1),
+          "max_output_tokens"), 5);
+  fail_unless_equals_string (json_object_get_string_member (
+          object_at (update1, {"audio", "output"}), "voice"), "marina");
+  json_node_unref (update1);
+
+  g_object_set (f.element, "session-extra", "[1]", nullptr);
+  GstMessage *warning = gst_bus_pop_filtered (f.bus, GST_MESSAGE_WARNING);
+  expect_gerror (warning, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_SETTINGS, "not a JSON object");
+  gst_message_unref (warning);
+  gchar *now = nullptr;
+  g_object_get (f.element, "session-extra", &now, nullptr);
+  fail_unless_equals_string (now, R"({"max_output_tokens":5})");
+  g_free (now);
+}
+GST_END_TEST;
+
+/* extra-headers and user-agent go with the handshake; booleans as
+ * true/false, arrays as one header per value. */
+GST_START_TEST (test_extra_headers_and_user_agent)
+{
+  Fixture f;
+  f.make ();
+  GstStructure *headers = gst_structure_from_string (
+      "headers, x-data-logging-enabled=false, x-trace=(string)abc-123, x-many=<a, b>", nullptr);
+  fail_unless (headers != nullptr);
+  g_object_set (f.element, "extra-headers", headers, nullptr);
+  gst_structure_free (headers);
+  f.start ();
+  gst_message_unref (f.wait_message ("session"));
+  auto one = [&] (const char *name) {
+    std::vector<std::string> values = f.server.last_request_header (name);
+    fail_unless_equals_int (values.size (), 1);
+    return values[0];
+  };
+  fail_unless_equals_string (one ("x-data-logging-enabled").c_str (), "false");
+  fail_unless_equals_string (one ("x-trace").c_str (), "abc-123");
+  std::vector<std::string> many = f.server.last_request_header ("x-many");
+  fail_unless (many == std::vector<std::string> ({"a", "b"}) ||
+      many == std::vector<std::string> ({"a, b"}), "x-many: %zu values", many.size ());
+  fail_unless (g_str_has_prefix (one ("User-Agent").c_str (), "gst-yandexrealtime/"));
+  fail_unless_equals_string (f.server.last_authorization_scheme ().c_str (), "Api-Key");
+}
+GST_END_TEST;
+
+GST_START_TEST (test_user_agent_property)
+{
+  Fixture f;
+  f.make ("user-agent=my-agent/2.0");
+  f.start ();
+  gst_message_unref (f.wait_message ("session"));
+  std::vector<std::string> agent = f.server.last_request_header ("User-Agent");
+  fail_unless (agent.size () == 1 && agent[0] == "my-agent/2.0");
+}
+GST_END_TEST;
+
+/* session-extra and extra-headers refused in NULL fail NULL→READY too. */
+GST_START_TEST (test_refused_extra_in_null)
+{
+  {
+    Bare b;
+    g_object_set (b.element, "location", "ws://127.0.0.1:9/v1/realtime", "session-extra",
+        "\"voice\"", nullptr);
+    std::string text = b.expect_settings_error ();
+    fail_unless (contains (text, "session-extra") && contains (text, "not a JSON object"), "%s",
+        text.c_str ());
+  }
+  for (const char *bad : {"h, Authorization=(string)\"Bearer x\"", "h, Sec-WebSocket-Key=abc",
+           "h, x-inject=(string)\"a\\\r\\\nb\""}) {
+    Bare b;
+    GstStructure *headers = gst_structure_from_string (bad, nullptr);
+    fail_unless (headers != nullptr, "%s", bad);
+    g_object_set (b.element, "location", "ws://127.0.0.1:9/v1/realtime", "extra-headers",
+        headers, nullptr);
+    gst_structure_free (headers);
+    std::string text = b.expect_settings_error ();
+    fail_unless (contains (text, "extra-headers") && contains (text, "header "), "%s",
+        text.c_str ());
+  }
+}
+GST_END_TEST;
+
 static Suite *reach_suite (void)
 {
   Suite *s = suite_create ("yandexrealtime-reach");
@@ -227,6 +433,11 @@ static Suite *reach_suite (void)
   tcase_add_test (tc, test_empty_voice_and_model_mean_the_defaults);
   tcase_add_test (tc, test_unpositioned_channels_are_mixed_down);
   tcase_add_test (tc, test_inspect_details);
+  tcase_add_test (tc, test_languages_and_voice_role);
+  tcase_add_test (tc, test_session_extra);
+  tcase_add_test (tc, test_extra_headers_and_user_agent);
+  tcase_add_test (tc, test_user_agent_property);
+  tcase_add_test (tc, test_refused_extra_in_null);
   return s;
 }
 
