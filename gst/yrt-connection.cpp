@@ -74,6 +74,7 @@ struct Connection::Worker {
   GMainContext *context = nullptr;
   std::string url;
   std::string authorization;
+  ConnectionOptions options;
   GMainLoop *loop = nullptr;
   SoupSession *session = nullptr;
   SoupMessage *message = nullptr;
@@ -117,7 +118,7 @@ Connection::~Connection ()
 }
 
 void Connection::start (const std::string &url, const std::string &authorization,
-    guint handshake_timeout_ms)
+    guint handshake_timeout_ms, const ConnectionOptions &options)
 {
   g_return_if_fail (thread_ == nullptr);
   context_ = g_main_context_new ();
@@ -126,6 +127,7 @@ void Connection::start (const std::string &url, const std::string &authorization
   worker_->context = context_;
   worker_->url = url;
   worker_->authorization = authorization;
+  worker_->options = options;
   worker_->handshake_timeout_ms = handshake_timeout_ms;
   thread_ = g_thread_new ("yrt-network", thread_main, this);
 }
@@ -137,6 +139,8 @@ gpointer Connection::thread_main (gpointer data)
   g_main_context_push_thread_default (self->context_);
   w->loop = g_main_loop_new (self->context_, FALSE);
   w->session = soup_session_new ();
+  if (!w->options.user_agent.empty ())
+    soup_session_set_user_agent (w->session, w->options.user_agent.c_str ());
   w->begin_connect ();
   g_main_loop_run (w->loop);
   w->release ();
@@ -155,9 +159,11 @@ void Connection::Worker::begin_connect ()
     owner->callbacks_.failed (0, "the location is not a valid ws:// or wss:// URL");
     return;
   }
+  SoupMessageHeaders *headers = soup_message_get_request_headers (message);
+  for (const auto &header : options.headers)
+    soup_message_headers_append (headers, header.first.c_str (), header.second.c_str ());
   if (!authorization.empty ())
-    soup_message_headers_replace (soup_message_get_request_headers (message),
-        "Authorization", authorization.c_str ());
+    soup_message_headers_replace (headers, "Authorization", authorization.c_str ());
   cancellable = g_cancellable_new ();
   connecting = true;
   timed_out = false;

@@ -111,7 +111,8 @@ void Dialog::open (const Endpoint &endpoint, const SessionConfig &config,
   };
   connection_ = std::make_unique<Connection> (std::move (callbacks));
   post_connection ("connecting");
-  connection_->start (endpoint.url, endpoint.authorization, options.connect_timeout_ms);
+  connection_->start (endpoint.url, endpoint.authorization, options.connect_timeout_ms,
+      endpoint.connection);
 }
 
 void Dialog::close ()

@@ -46,6 +46,7 @@ class DialogHost {
 struct Endpoint {
   std::string url;            /* with the model parameter, no secrets */
   std::string authorization;  /* whole header value, or empty */
+  ConnectionOptions connection;  /* headers, user agent */
 };
 
 struct DialogOptions {
