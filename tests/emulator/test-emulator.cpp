@@ -1,7 +1,10 @@
 // Self-test of the Realtime API emulator through a real libsoup 3 WebSocket
 // client on the test thread's default GMainContext.
 #include <libsoup/soup.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <deque>
 #include <memory>
@@ -53,6 +56,7 @@ void sleep_ms(guint ms) {
 // One received server event.
 struct Event {
   std::shared_ptr<JsonNode> node;
+  gint64 at_us = 0;  // monotonic time it arrived
 
   JsonNode *at(const std::string &path) const {
     JsonNode *n = node.get();
@@ -189,6 +193,18 @@ class Client {
   }
 
   SoupWebsocketConnection *ws() const { return ws_; }
+  // Bytes this client wrote that its kernel still holds (the server's side
+  // has not taken them): what sits in socket buffers.
+  gsize unsent_bytes() const {
+    GIOStream *base = nullptr;
+    g_object_get(soup_websocket_connection_get_io_stream(ws_), "base-iostream", &base, nullptr);
+    g_assert_true(G_IS_SOCKET_CONNECTION(base));
+    int queued = 0;
+    const int fd = g_socket_get_fd(g_socket_connection_get_socket(G_SOCKET_CONNECTION(base)));
+    g_assert_cmpint(ioctl(fd, SIOCOUTQ, &queued), ==, 0);
+    g_object_unref(base);
+    return gsize(queued);
+  }
   const std::vector<std::string> &types() const { return types_; }
   const std::string &connect_error() const { return connect_error_; }
   guint garbage() const { return garbage_; }
@@ -211,7 +227,8 @@ class Client {
         json_node_unref(node);
       return;
     }
-    self->events_.push_back(Event{std::shared_ptr<JsonNode>(node, json_node_unref)});
+    self->events_.push_back(
+        Event{std::shared_ptr<JsonNode>(node, json_node_unref), g_get_monotonic_time()});
   }
   static void on_closed(SoupWebsocketConnection *, gpointer data) {
     static_cast<Client *>(data)->closed_ = true;
@@ -778,6 +795,101 @@ void test_stop_reading() {
   server.stop();
 }
 
+gint64 ms_of(gsize pcm_bytes, guint rate = kInRate) {
+  return gint64(pcm_bytes / 2) * 1000 / rate;
+}
+
+// Faults::read_speed: a file sent far faster than real time is read at the
+// set pace; the rest waits in socket buffers. Stopping stays prompt.
+void test_lazy_reading() {
+  Config cfg;
+  cfg.faults.read_speed = 1.0;
+  auto server = std::make_unique<Server>(cfg);
+  server->start();
+  Client c;
+  open(c, *server);
+  const gint64 t0 = g_get_monotonic_time();
+  append_chunked(c, tone(60000));  // a minute of audio at once: far beyond 50x
+  g_assert_true(server->wait_for_client_event("input_audio_buffer.append", 1, kTimeoutMs));
+  sleep_ms(1000);
+  const gint64 read_ms = ms_of(server->received_audio(0).size());
+  const gint64 elapsed_ms = (g_get_monotonic_time() - t0) / 1000;
+  // Never ahead of the clock by more than the one chunk that starts it.
+  g_assert_cmpint(read_ms, <=, elapsed_ms + 40);
+  g_assert_cmpint(read_ms, >=, 40);
+  const gsize unsent = c.unsent_bytes();
+  g_test_message("read %" G_GINT64_FORMAT " ms (%" G_GUINT64_FORMAT " bytes) in %" G_GINT64_FORMAT
+                 " ms; %zu bytes in the client's socket",
+                 read_ms, server->bytes_read(0), elapsed_ms, unsent);
+  g_assert_cmpuint(unsent, >, 1024 * 1024);
+  g_assert_cmpuint(unsent, >, 10 * server->bytes_read(0));
+  const gint64 stop_t0 = g_get_monotonic_time();
+  server.reset();  // with a paused gate, a pending pace timer and megabytes unread
+  g_assert_cmpint(g_get_monotonic_time() - stop_t0, <, 1000 * 1000);
+  g_assert_true(c.wait_closed());
+}
+
+// With Faults::read_speed, client events are still handled strictly in
+// order: a session.update behind audio is answered only after that audio
+// was read at the set pace and fed to the VAD.
+void test_lazy_reading_barrier() {
+  const double speed = 2.0;
+  Config cfg;
+  cfg.faults.read_speed = speed;
+  Server server(cfg);
+  server.start();
+  Client c;
+  open(c, server);
+  const std::vector<gint16> tone_part = tone(520), quiet = silence(680);  // whole 40 ms chunks
+  append_chunked(c, tone_part);
+  append_chunked(c, quiet);
+  c.send(JObj().str("type", "session.update").obj("session", JObj().str("instructions", "x")));
+  std::vector<std::string> before;
+  Event stopped, updated;
+  for (;;) {
+    Event ev = c.next();
+    if (ev.type() == "input_audio_buffer.speech_stopped")
+      stopped = ev;
+    if (ev.type() == "session.updated") {
+      updated = ev;
+      break;
+    }
+    before.push_back(ev.type());
+  }
+  // Everything was read and fed to the VAD before the answer.
+  const gsize total = (tone_part.size() + quiet.size()) * 2;
+  g_assert_cmpuint(server.received_audio(0).size(), ==, total);
+  g_assert_nonnull(stopped.node);
+  g_assert_true(std::find(before.begin(), before.end(), "input_audio_buffer.committed") !=
+                before.end());
+  // Appends were handled at the pace: the i-th 40 ms chunk not before
+  // i * 40 ms / speed after the first; the update after the last one.
+  gint64 first_us = 0, last_append_us = 0, update_us = 0;
+  guint appends = 0;
+  for (const ClientEvent &ev : server.client_events()) {
+    if (ev.type == "input_audio_buffer.append") {
+      if (!appends)
+        first_us = ev.monotonic_us;
+      const gint64 due_us = gint64(appends * 40 * 1000 / speed);
+      g_assert_cmpint(ev.monotonic_us - first_us, >=, due_us - 2000);
+      last_append_us = ev.monotonic_us;
+      appends++;
+    } else if (ev.type == "session.update") {
+      g_assert_cmpuint(appends, ==, total / 2 / (kInRate / 25));
+      update_us = ev.monotonic_us;
+    }
+  }
+  g_assert_cmpint(update_us, >=, last_append_us);
+  const gint64 audio_ms = ms_of(total);
+  g_assert_cmpint(update_us - first_us, >=, gint64((audio_ms - 40) * 1000 / speed) - 2000);
+  // The VAD ran at the pace too: speech stopped (at 920 ms of audio) no
+  // sooner than 880 ms / speed after the first chunk was read.
+  g_assert_cmpint(stopped.num("audio_end_ms"), ==, 920);
+  g_assert_cmpint(stopped.at_us - first_us, >=, gint64((920 - 40) * 1000 / speed) - 2000);
+  g_assert_cmpint(updated.at_us, >=, stopped.at_us);
+  server.stop();
+}
+
 void test_stop_is_prompt() {
   Config cfg;
   cfg.pace_ms = 100;
@@ -815,6 +927,8 @@ int main(int argc, char **argv) {
   g_test_add_func("/emulator/faults/deltas", test_fault_deltas);
   g_test_add_func("/emulator/faults/drops", test_fault_drops);
   g_test_add_func("/emulator/faults/stop-reading", test_stop_reading);
+  g_test_add_func("/emulator/faults/lazy-reading", test_lazy_reading);
+  g_test_add_func("/emulator/faults/lazy-reading-barrier", test_lazy_reading_barrier);
   g_test_add_func("/emulator/stop", test_stop_is_prompt);
   return g_test_run();
 }
