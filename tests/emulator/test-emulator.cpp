@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <deque>
 #include <memory>
 #include <string>
@@ -890,6 +891,139 @@ void test_lazy_reading_barrier() {
   server.stop();
 }
 
+std::vector<guint8> bytes_of(const std::vector<gint16> &pcm) {
+  const auto *p = reinterpret_cast<const guint8 *>(pcm.data());
+  return std::vector<guint8>(p, p + pcm.size() * 2);  // S16LE on this host, as Client::append
+}
+
+template <typename T>
+std::vector<T> concat(std::vector<T> a, const std::vector<T> &b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+// Per-session records: the audio each session handled, the exact PCM of
+// each commit, and one AnswerRecord per response with its fate and the
+// user item it answered.
+void test_records() {
+  Config cfg;
+  cfg.pace_ms = 20;  // answers last long enough to cancel one
+  Server server(cfg);
+  server.start();
+  const std::vector<gint16> speech = tone(520), quiet = silence(680);
+  const std::vector<guint8> audio0 = bytes_of(concat(speech, quiet));
+  std::string vad_item, text_item, text_item2;
+  {
+    Client c;
+    open(c, server);
+    append_chunked(c, speech);
+    append_chunked(c, quiet);
+    vad_item = c.until("input_audio_buffer.committed").str("item_id");
+    ASSERT_STR(read_response(c, nullptr).back().str("response.status"), ==, "completed");
+    send_user_text(c, "?");
+    text_item = c.until("conversation.item.added").str("item.id");
+    c.send(JObj().str("type", "response.create"));
+    c.until("response.output_audio.delta");
+    c.send(JObj().str("type", "response.cancel"));
+    ASSERT_STR(c.until("response.done").str("response.status"), ==, "cancelled");
+    Faults f;
+    f.drop_mid_answer = true;
+    server.set_faults(f);
+    send_user_text(c, "again?");
+    text_item2 = c.until("conversation.item.added").str("item.id");
+    c.send(JObj().str("type", "response.create"));
+    g_assert_true(c.wait_closed());
+  }
+  const std::vector<gint16> manual = tone(300, kInRate, 5000);
+  std::string manual_item;
+  {
+    Client c;
+    open(c, server);
+    manual_turns(c);
+    append_chunked(c, manual);
+    c.send(JObj().str("type", "input_audio_buffer.commit"));
+    manual_item = c.until("input_audio_buffer.committed").str("item_id");
+    c.send(JObj().str("type", "response.create"));
+    ASSERT_STR(read_response(c, nullptr).back().str("response.status"), ==, "completed");
+  }
+  g_assert_true(server.received_audio(0) == audio0);
+  g_assert_true(server.received_audio(1) == bytes_of(manual));
+  g_assert_true(server.received_audio(2).empty());
+  g_assert_true(server.received_audio() == concat(audio0, bytes_of(manual)));
+  g_assert_cmpuint(server.bytes_read(0), >, audio0.size());
+  g_assert_cmpuint(server.bytes_read(1), >, manual.size() * 2);
+
+  const auto turns = server.committed_turns();
+  g_assert_cmpuint(turns.size(), ==, 2);
+  // Server VAD: from the start to the end of the 400 ms of silence that
+  // ended the speech.
+  g_assert_cmpuint(turns[0].session, ==, 0);
+  ASSERT_STR(turns[0].item_id, ==, vad_item);
+  g_assert_cmpuint(turns[0].rate, ==, kInRate);
+  const gsize end = gsize(520 + 400) * kInRate / 1000 * 2;
+  g_assert_true(turns[0].pcm == std::vector<guint8>(audio0.begin(), audio0.begin() + end));
+  g_assert_cmpuint(turns[1].session, ==, 1);
+  ASSERT_STR(turns[1].item_id, ==, manual_item);
+  g_assert_true(turns[1].pcm == bytes_of(manual));
+
+  const auto answers = server.answers();
+  g_assert_cmpuint(answers.size(), ==, 4);
+  const struct {
+    guint session;
+    const char *status;
+    std::string item;
+  } want[] = {{0, "completed", vad_item},
+              {0, "cancelled", text_item},
+              {0, "dropped", text_item2},
+              {1, "completed", manual_item}};
+  for (guint k = 0; k < answers.size(); k++) {
+    g_assert_cmpuint(answers[k].session, ==, want[k].session);
+    ASSERT_STR(answers[k].status, ==, want[k].status);
+    ASSERT_STR(answers[k].user_item_id, ==, want[k].item);
+    g_assert_cmpuint(answers[k].signature, ==, k + 1);
+    g_assert_false(answers[k].response_id.empty());
+  }
+  server.clear_records();
+  g_assert_true(server.received_audio(0).empty());
+  g_assert_true(server.committed_turns().empty());
+  g_assert_true(server.answers().empty());
+  server.stop();
+}
+
+// Config::answer_signature: response k's audio is the constant 1000 + k,
+// whole, whatever session it is in.
+void test_answer_signature() {
+  Config cfg;
+  cfg.answer_signature = true;
+  cfg.faults.odd_deltas = true;  // samples straddle deltas
+  Server server(cfg);
+  server.start();
+  TurnScript short_turn;
+  short_turn.answer_ms = 300;
+  server.push_turn(short_turn);
+  auto expect_signature = [](const std::vector<guint8> &audio, gint16 value, guint ms) {
+    g_assert_cmpuint(audio.size(), ==, gsize(std::lround(ms * kOutRate / 1000.0)) * 2);
+    std::vector<gint16> pcm(audio.size() / 2);
+    memcpy(pcm.data(), audio.data(), audio.size());
+    for (gint16 v : pcm)
+      g_assert_cmpint(v, ==, value);
+  };
+  for (guint session = 0; session < 2; session++) {
+    Client c;
+    open(c, server);
+    manual_turns(c);
+    std::vector<guint8> audio;
+    ask(c, &audio);
+    const guint k = server.answers().back().signature;
+    g_assert_cmpuint(k, ==, 2 * session + 1);
+    expect_signature(audio, gint16(1000 + k), session == 0 ? 300 : 1000);
+    audio.clear();
+    ask(c, &audio);
+    expect_signature(audio, gint16(1000 + k + 1), 1000);
+  }
+  server.stop();
+}
+
 void test_stop_is_prompt() {
   Config cfg;
   cfg.pace_ms = 100;
@@ -929,6 +1063,8 @@ int main(int argc, char **argv) {
   g_test_add_func("/emulator/faults/stop-reading", test_stop_reading);
   g_test_add_func("/emulator/faults/lazy-reading", test_lazy_reading);
   g_test_add_func("/emulator/faults/lazy-reading-barrier", test_lazy_reading_barrier);
+  g_test_add_func("/emulator/records", test_records);
+  g_test_add_func("/emulator/answer-signature", test_answer_signature);
   g_test_add_func("/emulator/stop", test_stop_is_prompt);
   return g_test_run();
 }
