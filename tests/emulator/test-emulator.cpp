@@ -1024,6 +1024,145 @@ void test_answer_signature() {
   server.stop();
 }
 
+// Bytes a client's masked text frame of `payload` bytes takes on the wire.
+gsize client_frame_size(gsize payload) {
+  return 2 + (payload <= 125 ? 0 : payload <= 65535 ? 2 : 8) + 4 + payload;
+}
+
+std::string append_text(const std::vector<gint16> &pcm) {
+  const std::vector<guint8> bytes = bytes_of(pcm);
+  gchar *b64 = g_base64_encode(bytes.data(), bytes.size());
+  std::string text = JObj().str("type", "input_audio_buffer.append").str("audio", b64).text();
+  g_free(b64);
+  return text;
+}
+
+// Faults::drop_after_bytes cuts at any byte: at a frame boundary, inside a
+// header, inside a payload. Exactly the frames completed within the bytes
+// are handled; only the first session (Faults::sessions) is cut.
+void test_drop_after_bytes() {
+  Server server;
+  server.start();
+  std::vector<std::vector<gint16>> chunks;
+  std::vector<std::string> texts;
+  std::vector<guint64> starts{0};  // wire offset of each frame, then the end
+  for (guint i = 0; i < 8; i++) {
+    chunks.push_back(tone(20 + 10 * i, kInRate, 1000 + 500 * i));
+    texts.push_back(append_text(chunks.back()));
+    starts.push_back(starts.back() + client_frame_size(texts.back().size()));
+  }
+  auto audio_of_first = [&](guint n) {
+    std::vector<guint8> out;
+    for (guint i = 0; i < n; i++)
+      out = concat(out, bytes_of(chunks[i]));
+    return out;
+  };
+  const struct {
+    guint64 cut;
+    guint frames;  // completed within the cut
+  } cases[] = {{starts[3], 3}, {starts[5] + 1, 5}, {starts[5] + 300, 5}, {starts[8] - 1, 7}};
+  guint session = 0;
+  for (const auto &cs : cases) {
+    Faults f;
+    f.drop_after_bytes = cs.cut;
+    f.sessions = 1;
+    server.set_faults(f);
+    Client c;
+    open(c, server);
+    // The cut may land while we are still writing.
+    for (gsize i = 0; i < texts.size() && !c.closed() &&
+                      soup_websocket_connection_get_state(c.ws()) == SOUP_WEBSOCKET_STATE_OPEN;
+         i++)
+      c.send_text(texts[i]);
+    g_assert_true(c.wait_closed());
+    g_assert_cmpuint(soup_websocket_connection_get_close_code(c.ws()), !=,
+                     SOUP_WEBSOCKET_CLOSE_NORMAL);
+    g_assert_cmpuint(server.bytes_read(session), ==, cs.cut);
+    g_assert_true(server.received_audio(session) == audio_of_first(cs.frames));
+    session++;
+  }
+  // Sessions after the first N are not cut.
+  Client c;
+  open(c, server);
+  for (const std::string &text : texts)
+    c.send_text(text);
+  c.send(JObj().str("type", "input_audio_buffer.clear"));
+  c.until("input_audio_buffer.cleared");
+  g_assert_false(c.closed());
+  g_assert_true(server.received_audio(session) == audio_of_first(8));
+  g_assert_cmpuint(server.bytes_read(session), >, starts[8]);
+  server.stop();
+}
+
+// Faults::drop_after_ms: an abrupt cut that long after the session started,
+// for the first Faults::sessions sessions only.
+void test_drop_after_ms() {
+  Server server;
+  server.start();
+  Faults f;
+  f.drop_after_ms = 300;
+  f.sessions = 1;
+  server.set_faults(f);
+  const gint64 t0 = g_get_monotonic_time();
+  Client c;
+  open(c, server);
+  g_assert_true(c.wait_closed());
+  g_assert_cmpint(g_get_monotonic_time() - t0, >=, 300 * 1000);
+  g_assert_cmpuint(soup_websocket_connection_get_close_code(c.ws()), !=,
+                   SOUP_WEBSOCKET_CLOSE_NORMAL);
+  Client later;
+  open(later, server);
+  sleep_ms(500);
+  later.send(JObj().str("type", "input_audio_buffer.clear"));
+  later.until("input_audio_buffer.cleared");
+  g_assert_false(later.closed());
+  server.stop();
+}
+
+// Faults::refuse_assistant_items: the error Yandex reportedly sends for a
+// replayed assistant message; user items still work.
+void test_refuse_assistant_items() {
+  Server server;
+  server.start();
+  auto assistant_item = [](Client &c) {
+    c.send(JObj().str("type", "conversation.item.create").str("event_id", "asst1").obj(
+        "item", JObj()
+                    .str("id", "item_asst")
+                    .str("type", "message")
+                    .str("role", "assistant")
+                    .arr("content", JArr().add(JObj().str("type", "output_text").str("text", "Hi")))));
+  };
+  Faults f;
+  f.refuse_assistant_items = true;
+  server.set_faults(f);
+  {
+    Client c;
+    open(c, server);
+    assistant_item(c);
+    Event err = c.next();
+    ASSERT_STR(err.type(), ==, "error");
+    ASSERT_STR(err.str("error.type"), ==, "invalid_request_error");
+    ASSERT_STR(err.str("error.code"), ==, "invalid_value");
+    ASSERT_STR(err.str("error.message"), ==, "Assistant messages are not supported yet");
+    ASSERT_STR(err.str("error.param"), ==, "item.role");
+    ASSERT_STR(err.str("error.event_id"), ==, "asst1");
+    c.send(JObj().str("type", "conversation.item.retrieve").str("item_id", "item_asst"));
+    ASSERT_STR(c.next().str("error.code"), ==, "item_not_found");
+    send_user_text(c, "?");
+    Event added = c.next();
+    ASSERT_STR(added.type(), ==, "conversation.item.added");
+    ASSERT_STR(added.str("item.role"), ==, "user");
+  }
+  server.set_faults(Faults{});
+  Client c;
+  open(c, server);
+  assistant_item(c);
+  Event added = c.next();
+  ASSERT_STR(added.type(), ==, "conversation.item.added");
+  ASSERT_STR(added.str("item.role"), ==, "assistant");
+  server.stop();
+}
+
 void test_stop_is_prompt() {
   Config cfg;
   cfg.pace_ms = 100;
@@ -1062,6 +1201,9 @@ int main(int argc, char **argv) {
   g_test_add_func("/emulator/faults/drops", test_fault_drops);
   g_test_add_func("/emulator/faults/stop-reading", test_stop_reading);
   g_test_add_func("/emulator/faults/lazy-reading", test_lazy_reading);
+  g_test_add_func("/emulator/faults/drop-after-bytes", test_drop_after_bytes);
+  g_test_add_func("/emulator/faults/drop-after-ms", test_drop_after_ms);
+  g_test_add_func("/emulator/faults/refuse-assistant-items", test_refuse_assistant_items);
   g_test_add_func("/emulator/faults/lazy-reading-barrier", test_lazy_reading_barrier);
   g_test_add_func("/emulator/records", test_records);
   g_test_add_func("/emulator/answer-signature", test_answer_signature);
