@@ -9,8 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# clang and its runtime: the fuzzer and the TSan pass.
-tests/install-packages.sh clang libclang-rt-14-dev
+# clang and its runtime: the fuzzer and the TSan pass; --webchat: WebRTC,
+# Chromium, espeak-ng and puppeteer-core for the webchat suite.
+tests/install-packages.sh --webchat clang libclang-rt-14-dev
 
 run_suite() {
   local dir=$1; shift
