@@ -588,6 +588,10 @@ on_http (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTabl
     {"/style.css", "style.css", "text/css; charset=utf-8"},
   };
 
+  if (g_str_equal (path, "/favicon.ico")) {  /* none: say so without an error */
+    soup_server_message_set_status (msg, SOUP_STATUS_NO_CONTENT, NULL);
+    return;
+  }
   if (g_str_equal (path, "/healthz")) {  /* for load balancers */
     gchar *body = g_strdup_printf ("{\"sessions\":%u,\"max_sessions\":%d}\n",
         g_hash_table_size (sessions), opts.max_sessions);
