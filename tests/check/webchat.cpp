@@ -26,6 +26,7 @@ namespace {
 const char *const kKey = "webchat-test-key-never-on-the-page";
 const char *const kQuestion = "What is the weather like in Moscow today?";
 const char *const kAnswer = "It is sunny and warm in Moscow today.";
+const char *const kTypedAnswer = "A little rain is likely in the evening.";
 const char *const kLongAnswer = "Here is a long answer about the weather in Moscow: the morning is cool "
     "and cloudy, by noon the sun comes out, the afternoon is warm with a light breeze, and in the "
     "evening a little rain may fall, so take an umbrella with you.";
@@ -177,6 +178,8 @@ std::string answer (const std::string &question, emu::Server &server, WebchatSer
     return kQuestion;
   if (question == "answer-text")
     return kAnswer;
+  if (question == "typed-answer")
+    return kTypedAnswer;
   if (question == "answer-ms")  /* all the answer audio sent so far, at 44.1 kHz mono S16 */
     return std::to_string (server.sent_audio ().size () * 10 / 882);
   if (question == "sessions-active")
@@ -219,6 +222,9 @@ GST_START_TEST (test_webchat_in_chromium)
   first.transcript = kQuestion;
   first.answer_text = kAnswer;
   server.push_turn (first);
+  emu::TurnScript typed;  /* the typed message that follows */
+  typed.answer_text = kTypedAnswer;
+  server.push_turn (typed);
 
   WebchatServer webchat;
   webchat.dir = dir;

@@ -1,0 +1,56 @@
+// Load for tests/bench/webchat-capacity.sh: N tabs of examples/webchat in
+// one headless Chromium, all hands-free with the looping spoken question,
+// for T seconds; prints one JSON line: per tab the answers heard, the
+// inbound audio and the page's speech-end-to-answer times.
+//
+//   node capacity.mjs --url URL --wav question.wav --tabs N --seconds T
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import puppeteer from 'puppeteer-core';
+
+const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => {
+  if (a.startsWith('--')) acc.push([a.slice(2), all[i + 1]]);
+  return acc;
+}, []));
+const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'webchat-capacity-'));
+const browser = await puppeteer.launch({
+  executablePath: args.chromium || '/usr/bin/chromium',
+  headless: true,
+  protocolTimeout: 60000,
+  userDataDir: profile,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+    `--use-file-for-fake-audio-capture=${args.wav}`, '--autoplay-policy=no-user-gesture-required',
+    // every tab counts, not only the one in front
+    '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
+    '--disable-backgrounding-occluded-windows'],
+});
+try {
+  const pages = [];
+  for (let i = 0; i < Number(args.tabs); i++) {
+    const page = await browser.newPage();
+    await page.goto(args.url);
+    await page.click('#connect');
+    await page.waitForFunction(() => window.webchat.ready, { timeout: 30000 });
+    await page.click('input[value="hands-free"]');
+    pages.push(page);
+  }
+  process.stdout.write('START\n');
+  await new Promise((r) => setTimeout(r, Number(args.seconds) * 1000));
+  process.stdout.write('STOP\n');
+  const tabs = [];
+  for (const page of pages) {
+    tabs.push(await page.evaluate(async () => {
+      let packets = 0;
+      (await window.webchat.pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp') packets = s.packetsReceived; });
+      return { answers: document.querySelectorAll('.msg.agent').length, packets,
+        latencies: window.webchat.latencies, ready: window.webchat.ready };
+    }));
+  }
+  process.stdout.write(`${JSON.stringify(tabs)}\n`);
+} finally {
+  await browser.close();
+  fs.rmSync(profile, { recursive: true, force: true });
+}
