@@ -417,6 +417,7 @@ session_build (Session *s)
   g_object_set (pay, "pt", 97, NULL);
   GstCaps *rtp_caps = gst_caps_from_string (RTP_OPUS_CAPS);
   g_object_set (caps, "caps", rtp_caps, NULL);
+  gst_caps_unref (rtp_caps);
 
   if (!gst_element_link_many (depay, dec, rt, sync, convert, resample, enc, pay, caps, NULL) ||
       !gst_element_link_pads (caps, "src", webrtc, "sink_%u"))
@@ -427,6 +428,7 @@ session_build (Session *s)
    * cannot wait for caps from the element, which has none before its
    * first answer. */
   GArray *transceivers = NULL;
+  rtp_caps = gst_caps_from_string (RTP_OPUS_CAPS);
   g_signal_emit_by_name (webrtc, "get-transceivers", &transceivers);
   for (guint i = 0; transceivers && i < transceivers->len; i++)
     g_object_set (g_array_index (transceivers, GstWebRTCRTPTransceiver *, i),

@@ -292,7 +292,7 @@ int main (int argc, char **argv)
   std::string why = missing ();
   if (!why.empty ()) {
     /* Printed where meson shows it; tests/run.sh installs all of these. */
-    std::printf ("SKIP: the webchat browser test needs:%s install them with tests/install-packages.sh "
+    std::printf ("SKIP: the webchat browser test needs:%s install them with tests/install-packages.sh --webchat "
                  "(tests/run.sh does)\n", why.c_str ());
     return 77;
   }
