@@ -4,30 +4,13 @@
 // inbound audio and the page's speech-end-to-answer times.
 //
 //   node capacity.mjs --url URL --wav question.wav --tabs N --seconds T
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import puppeteer from 'puppeteer-core';
+import { parseArgs, withChromium } from './chromium.mjs';
 
-const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => {
-  if (a.startsWith('--')) acc.push([a.slice(2), all[i + 1]]);
-  return acc;
-}, []));
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'webchat-capacity-'));
-const browser = await puppeteer.launch({
-  executablePath: args.chromium || '/usr/bin/chromium',
-  headless: true,
-  protocolTimeout: 60000,
-  userDataDir: profile,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-    `--use-file-for-fake-audio-capture=${args.wav}`, '--autoplay-policy=no-user-gesture-required',
-    // every tab counts, not only the one in front
-    '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
-    '--disable-backgrounding-occluded-windows'],
-});
-try {
+const args = parseArgs();
+// every tab counts, not only the one in front
+const extraArgs = ['--disable-background-timer-throttling', '--disable-renderer-backgrounding',
+  '--disable-backgrounding-occluded-windows'];
+await withChromium({ chromium: args.chromium, wav: args.wav, extraArgs, protocolTimeout: 60000 }, async (browser) => {
   const pages = [];
   for (let i = 0; i < Number(args.tabs); i++) {
     const page = await browser.newPage();
@@ -50,7 +33,4 @@ try {
     }));
   }
   process.stdout.write(`${JSON.stringify(tabs)}\n`);
-} finally {
-  await browser.close();
-  fs.rmSync(profile, { recursive: true, force: true });
-}
+});

@@ -7,16 +7,10 @@
 //   node drive.mjs --url http://127.0.0.1:PORT/ --wav question.wav
 //                  --key <the API key, must never reach the page>
 //                  [--shot screenshot.png] [--chromium /usr/bin/chromium]
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import readline from 'node:readline';
-import puppeteer from 'puppeteer-core';
+import { parseArgs, withChromium } from './chromium.mjs';
 
-const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => {
-  if (a.startsWith('--')) acc.push([a.slice(2), all[i + 1]]);
-  return acc;
-}, []));
+const args = parseArgs();
 const url = args.url;
 
 // ---- questions to the test program ----
@@ -79,29 +73,17 @@ async function inbound(page) {
 const micSpeaking = (page) => page.evaluate(() => window.webchat.micSpeaking);
 
 async function main() {
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'webchat-chromium-'));
-  const browser = await puppeteer.launch({
-    executablePath: args.chromium || '/usr/bin/chromium',
-    headless: true,
-    protocolTimeout: 30000,
-    userDataDir: profile,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-      `--use-file-for-fake-audio-capture=${args.wav}`, '--autoplay-policy=no-user-gesture-required'],
-  });
   const frames = [];
-  try {
-    await conversation(browser, frames);
-  } catch (e) {
-    for (const p of pages) {
-      if (!p.isClosed()) failedPages.push(await p.evaluate(() => document.body.innerText).catch(() => '?'));
+  await withChromium({ chromium: args.chromium, wav: args.wav }, async (browser) => {
+    try {
+      await conversation(browser, frames);
+    } catch (e) {
+      for (const p of pages) {
+        if (!p.isClosed()) failedPages.push(await p.evaluate(() => document.body.innerText).catch(() => '?'));
+      }
+      throw e;
     }
-    throw e;
-  } finally {
-    await browser.close();
-    fs.rmSync(profile, { recursive: true, force: true });
-  }
+  });
 }
 
 async function conversation(browser, frames) {
