@@ -183,6 +183,27 @@ async function conversation(browser, frames) {
   await waitFor('tab B\'s session to close', async () => (await askNumber('sessions-active')) === 1, 3000);
   check(true, 'a closed tab frees its pipeline', `${Date.now() - closed} ms`);
 
+  // -- push-to-talk by the space bar and by a touch, as by the mouse above
+  for (const [how, down, up] of [
+    ['the space bar', () => a.keyboard.down('Space'), () => a.keyboard.up('Space')],
+    ['a touch', async () => {
+      const r = await (await a.$('#talk')).boundingBox();
+      await a.touchscreen.touchStart(r.x + r.width / 2, r.y + r.height / 2);
+    }, () => a.touchscreen.touchEnd()],
+  ]) {
+    const before = await askNumber('audio-ms');
+    await down();
+    const shown = await a.$eval('#talk', (e) => e.getAttribute('aria-pressed'));
+    await sleep(600);
+    await up();
+    await sleep(1000);
+    const held = await askNumber('audio-ms') - before;
+    const after = await a.$eval('#talk', (e) => e.getAttribute('aria-pressed'));
+    // 600 ms held, then the element's closing silence (silence-duration-ms + 300 ms)
+    check(shown === 'true' && after === 'false' && held >= 1000 && held <= 2500,
+      `push-to-talk by ${how}`, `${held} ms of audio reached the service`);
+  }
+
   // -- hands-free: the service's VAD ends the turns; speaking over an answer interrupts it
   await ask('long-answers');
   const measured = await a.evaluate(() => window.webchat.latencies.length);
