@@ -164,6 +164,9 @@ function onIce(msg) {
 function onMessage(msg) {
   switch (msg.type) {
     case 'hello':
+      if ($('log').children.length) {
+        systemLine('Connected again: a new conversation starts here; the agent does not remember the one above.');
+      }
       $('connect').hidden = true;
       setStatus('Connected to the server. Setting up audio…', 'busy');
       break;
