@@ -220,7 +220,8 @@ async function conversation(browser, frames) {
   check(true, 'a server restart: the page says so', await statusText(a));
   await a.click('#connect');
   await a.waitForFunction(() => window.webchat.ready, { timeout: 15000 });
-  check(true, 'and reconnects', await statusText(a));
+  check((await logText(a)).includes('a new conversation starts here'), 'and reconnects, saying the conversation is new',
+    await statusText(a));
 
   // -- credentials stay on the server
   const key = args.key;
