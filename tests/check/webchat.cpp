@@ -192,6 +192,7 @@ std::string answer (const std::string &question, emu::Server &server, WebchatSer
     for (int i = 0; i < 4; i++) {
       emu::TurnScript turn;
       turn.answer_text = kLongAnswer;
+      turn.answer_ms = 12000;
       server.push_turn (turn);
     }
     return "ok";
@@ -221,9 +222,11 @@ GST_START_TEST (test_webchat_in_chromium)
   emu::TurnScript first;
   first.transcript = kQuestion;
   first.answer_text = kAnswer;
+  first.answer_ms = 2000;  /* the answers' lengths when the emulator has no espeak-ng: a tone */
   server.push_turn (first);
   emu::TurnScript typed;  /* the typed message that follows */
   typed.answer_text = kTypedAnswer;
+  typed.answer_ms = 1500;
   server.push_turn (typed);
 
   WebchatServer webchat;
