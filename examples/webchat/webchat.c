@@ -730,5 +730,6 @@ main (int argc, char **argv)
   g_object_unref (server);
   g_hash_table_unref (sessions);
   g_main_loop_unref (loop);
+  gst_deinit ();  /* GST_TRACERS=leaks reports what a tab left behind */
   return 0;
 }
