@@ -10,6 +10,7 @@
 #include "harness.h"
 
 #include <gio/gio.h>
+#include <sys/prctl.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -114,6 +115,13 @@ std::string make_question (const std::string &dir)
   return question;
 }
 
+/* A test that fails half-way leaves no server or browser behind: the
+ * children get SIGTERM when the test process goes. */
+void die_with_parent (gpointer)
+{
+  prctl (PR_SET_PDEATHSIG, SIGTERM);
+}
+
 /* The webchat server as a user starts it; its output goes to a log file. */
 struct WebchatServer {
   GSubprocess *proc = nullptr;
@@ -126,6 +134,7 @@ struct WebchatServer {
     log = dir + "/server-" + std::to_string (++runs) + ".log";
     GSubprocessLauncher *launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDERR_MERGE);
     g_subprocess_launcher_set_stdout_file_path (launcher, log.c_str ());
+    g_subprocess_launcher_set_child_setup (launcher, die_with_parent, nullptr, nullptr);
     g_subprocess_launcher_setenv (launcher, "YANDEX_CLOUD_API_KEY", kKey, TRUE);
     gchar *port_text = g_strdup_printf ("%d", port);
     GError *error = nullptr;
@@ -210,8 +219,12 @@ std::string answer (const std::string &question, emu::Server &server, WebchatSer
 
 GST_START_TEST (test_webchat_in_chromium)
 {
-  gchar *dir = g_dir_make_tmp ("webchat-XXXXXX", nullptr);
-  fail_unless (dir != nullptr);
+  /* In the build directory, made afresh: a failed run's files stay there
+   * for a look (the server's logs, the question). */
+  gchar *dir = g_strdup (YRT_WEBCHAT_TMP);
+  gchar *rm[] = {(gchar *) "rm", (gchar *) "-rf", dir, nullptr};
+  g_spawn_sync (nullptr, rm, nullptr, G_SPAWN_SEARCH_PATH, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
+  fail_unless (g_mkdir_with_parents (dir, 0700) == 0);
   std::string wav = make_question (dir);
 
   emu::Config cfg;
@@ -236,6 +249,7 @@ GST_START_TEST (test_webchat_in_chromium)
   GSubprocessLauncher *launcher = g_subprocess_launcher_new ((GSubprocessFlags) (
       G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE));
   g_subprocess_launcher_set_cwd (launcher, driver_dir ().c_str ());
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, nullptr, nullptr);
   GError *error = nullptr;
   GSubprocess *driver = g_subprocess_launcher_spawn (launcher, &error, "node", "drive.mjs",
       "--url", webchat.url.c_str (), "--wav", wav.c_str (), "--key", kKey, "--shot", YRT_WEBCHAT_SHOT,
@@ -273,8 +287,6 @@ GST_START_TEST (test_webchat_in_chromium)
   }
   fail_unless (passed, "the browser test failed:\n%s", transcript.c_str ());
   server.stop ();
-  gchar *argv[] = {(gchar *) "rm", (gchar *) "-rf", dir, nullptr};
-  g_spawn_sync (nullptr, argv, nullptr, G_SPAWN_SEARCH_PATH, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
   g_free (dir);
 }
 GST_END_TEST;

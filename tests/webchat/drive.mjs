@@ -16,14 +16,22 @@ const url = args.url;
 // ---- questions to the test program ----
 const answers = [];
 const waiting = [];
-readline.createInterface({ input: process.stdin }).on('line', (line) => {
+let gone = false;  // the test program stopped answering
+const rl = readline.createInterface({ input: process.stdin });
+rl.on('line', (line) => {
   const w = waiting.shift();
-  if (w) w(line); else answers.push(line);
+  if (w) w.resolve(line); else answers.push(line);
+});
+rl.on('close', () => {
+  gone = true;
+  for (const w of waiting.splice(0)) w.reject(new Error('FAILED: the test program went away'));
 });
 function ask(question) {
   process.stdout.write(`? ${question}\n`);
-  return new Promise((resolve) => {
-    if (answers.length) resolve(answers.shift()); else waiting.push(resolve);
+  return new Promise((resolve, reject) => {
+    if (answers.length) resolve(answers.shift());
+    else if (gone) reject(new Error('FAILED: the test program went away'));
+    else waiting.push({ resolve, reject });
   });
 }
 const askNumber = async (q) => Number(await ask(q));
