@@ -629,7 +629,6 @@ void Dialog::on_session_created (const ServerEvent &ev)
     start_session_locked ();
     dropped_ms = outage_dropped_ * 1000 / config_.input_rate;
     lost_ms = lost_at_cut_ * 1000 / config_.input_rate;
-    stats_.dropped_input_samples += lost_at_cut_;
     outage_dropped_ = lost_at_cut_ = 0;
   }
   /* Posted once the session takes requests: a handler may act on it. */
@@ -641,12 +640,13 @@ void Dialog::on_session_created (const ServerEvent &ev)
     host_.post_warning ("Live input was lost while reconnecting",
         "dropped " + std::to_string (dropped_ms) +
         " ms of the oldest input beyond max-buffer-ms");
+  /* That input reached the lost session, so it is not dropped-input; but
+   * the turn it belonged to is cut short in the new one. */
   if (lost_ms > 0)
-    host_.post_warning ("Input was lost with the connection",
-        "lost " + std::to_string (lost_ms) + " ms of input the service had not "
-        "finished with: it was more than max-buffer-ms behind (a turn longer "
-        "than max-buffer-ms, or live input far ahead of the service); raise "
-        "max-buffer-ms to keep more");
+    host_.post_warning ("Part of a turn could not be sent again",
+        std::to_string (lost_ms) + " ms of input the lost session had not "
+        "finished with were beyond max-buffer-ms (a turn longer than "
+        "max-buffer-ms); raise max-buffer-ms to keep more");
 }
 
 /* A new session: configure it, give it the conversation so far and the
@@ -848,7 +848,7 @@ void Dialog::on_response_created (const ServerEvent &ev)
   if (!expected_.empty ())
     expected_.pop_front ();
   active_response_ = ev.response_id;
-  ledger_.response_created (ev.response_id);
+  ledger_.response_created (ev.response_id, active_for_turn_);
 }
 
 void Dialog::on_response_text (const ServerEvent &ev, bool from_transcript, bool done)

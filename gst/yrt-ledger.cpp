@@ -18,7 +18,7 @@ void InputLedger::clear ()
 {
   items_.clear ();
   unsent_index_ = 0;
-  released_ = sent_end_ = natural_ = end_;
+  released_ = sent_end_ = given_end_ = natural_ = end_;
   rewind ();
 }
 
@@ -50,6 +50,7 @@ std::vector<InputLedger::Item> InputLedger::take_unsent ()
       last_commit_ = item.position;
     }
     sent_end_ = item.position + item.samples ();
+    given_end_ = MAX (given_end_, sent_end_);
     out.push_back (item);
   }
   return out;
@@ -67,6 +68,7 @@ guint64 InputLedger::rewind ()
   commits_.clear ();
   owed_.clear ();
   responses_.clear ();
+  followup_ = -1;
   next_serial_ = 0;
   return lost;
 }
@@ -143,22 +145,40 @@ gsize InputLedger::commits_owed () const
   return owed;
 }
 
-void InputLedger::response_created (const std::string &response_id)
+void InputLedger::response_created (const std::string &response_id, bool for_turn)
 {
-  responses_.push_back (Pending {response_id, next_serial_});
+  Pending pending {response_id, -1};
+  if (followup_ >= 0) {
+    pending.turn = followup_;
+    followup_ = -1;
+  } else if (for_turn) {
+    for (Turn &t : owed_) {
+      if (!t.claimed) {
+        t.claimed = true;
+        pending.turn = (gint64) t.serial;
+        break;
+      }
+    }
+  }
+  responses_.push_back (pending);
 }
 
 void InputLedger::response_done (const std::string &response_id, bool has_calls)
 {
   auto it = std::find_if (responses_.begin (), responses_.end (),
       [&] (const Pending &p) { return p.response_id == response_id; });
-  guint64 covers = it != responses_.end () ? it->covers : next_serial_;
-  if (it != responses_.end ())
-    responses_.erase (it);
-  if (has_calls)
+  if (it == responses_.end ())
     return;
-  while (!owed_.empty () && owed_.front ().serial < covers)
-    owed_.pop_front ();
+  gint64 turn = it->turn;
+  responses_.erase (it);
+  if (turn < 0)
+    return;
+  if (has_calls) {
+    followup_ = turn;
+    return;
+  }
+  owed_.erase (std::remove_if (owed_.begin (), owed_.end (),
+      [turn] (const Turn &t) { return (gint64) t.serial == turn; }), owed_.end ());
   update_release ();
 }
 
@@ -233,7 +253,10 @@ guint64 InputLedger::drop_oldest_unsent ()
 {
   guint64 dropped = 0;
   while (retained () > max_samples_ && unsent_index_ == 0 && !items_.empty ()) {
-    dropped += items_.front ().samples ();
+    const Item &front = items_.front ();
+    guint64 end = front.position + front.samples ();
+    if (end > given_end_)
+      dropped += end - MAX (front.position, given_end_);
     items_.pop_front ();
     released_ = items_.empty () ? end_ : items_.front ().position;
   }

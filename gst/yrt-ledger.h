@@ -91,9 +91,13 @@ class InputLedger {
   bool commit_awaited () const { return !commits_.empty (); }
   /* Our commits not yet answered, sent or not. */
   gsize commits_owed () const;
-  void response_created (const std::string &response_id);
-  /* A response ended on the service.  One with function calls answers
-   * nothing yet: the follow-up response does. */
+  /* A response started.  One asked for a turn (by us, or by the server's
+   * VAD) answers the oldest committed turn no other response answers; the
+   * first one after a response that called functions is that turn's
+   * follow-up. */
+  void response_created (const std::string &response_id, bool for_turn);
+  /* A response ended on the service: its turn is answered, unless it called
+   * functions (then its follow-up answers it). */
   void response_done (const std::string &response_id, bool has_calls);
   /* input_audio_buffer.clear: what the service held uncommitted is gone. */
   void input_cleared ();
@@ -103,7 +107,9 @@ class InputLedger {
 
   /* ---- the bound ---- */
   /* Live input during an outage: drop the oldest unsent audio beyond the
-   * bound; returns the samples dropped. */
+   * bound; returns the samples dropped that no session was ever given
+   * (what an earlier session was given reached it, short of what was on
+   * the wire at the cut). */
   guint64 drop_oldest_unsent ();
   /* Past the bound: give up protecting the oldest audio the service has
    * already processed (never unsent audio), down to three quarters of the
@@ -120,6 +126,7 @@ class InputLedger {
     guint64 start = 0;          /* first sample to keep for it */
     guint64 serial = 0;         /* commit order in the session */
     std::string item_id;
+    bool claimed = false;       /* a response answers it */
   };
 
   guint64 to_position (gint64 ms) const;
@@ -137,6 +144,7 @@ class InputLedger {
   guint64 released_ = 0;
   guint64 sent_end_ = 0;
   guint64 end_ = 0;
+  guint64 given_end_ = 0;        /* the most any session was given */
   guint64 natural_ = 0;          /* where the release point would be unforced */
 
   /* The current session. */
@@ -152,9 +160,10 @@ class InputLedger {
   std::deque<Turn> owed_;        /* committed turns no response finished yet */
   struct Pending {
     std::string response_id;
-    guint64 covers = 0;          /* turns with a serial below this */
+    gint64 turn = -1;            /* serial of the turn it answers, or -1 */
   };
   std::deque<Pending> responses_;
+  gint64 followup_ = -1;         /* turn whose response called functions */
 };
 
 }  // namespace yrt
