@@ -1178,6 +1178,30 @@ void test_stop_is_prompt() {
   g_assert_true(c.wait_closed());
 }
 
+// Stopping stays prompt and leak-free with every timer armed: a session
+// throttled by read_speed, waiting for a byte limit, a drop and its end of
+// life, with an answer in progress.
+void test_stop_with_pending_faults() {
+  Config cfg;
+  cfg.pace_ms = 100;
+  cfg.faults.read_speed = 1.0;
+  cfg.faults.drop_after_bytes = guint64(1) << 30;
+  cfg.faults.drop_after_ms = 60000;
+  cfg.faults.session_lifetime_ms = 60000;
+  auto server = std::make_unique<Server>(cfg);
+  server->start();
+  Client c;
+  open(c, *server);
+  c.send(JObj().str("type", "response.create"));
+  c.until("response.output_audio.delta");
+  append_chunked(c, tone(10000));
+  g_assert_true(server->wait_for_client_event("input_audio_buffer.append", 2, kTimeoutMs));
+  const gint64 t0 = g_get_monotonic_time();
+  server.reset();
+  g_assert_cmpint(g_get_monotonic_time() - t0, <, 1000 * 1000);
+  g_assert_true(c.wait_closed());
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -1208,5 +1232,6 @@ int main(int argc, char **argv) {
   g_test_add_func("/emulator/records", test_records);
   g_test_add_func("/emulator/answer-signature", test_answer_signature);
   g_test_add_func("/emulator/stop", test_stop_is_prompt);
+  g_test_add_func("/emulator/stop-with-pending-faults", test_stop_with_pending_faults);
   return g_test_run();
 }
