@@ -1163,8 +1163,9 @@ void test_refuse_assistant_items() {
   server.stop();
 }
 
-void test_stop_is_prompt() {
-  Config cfg;
+// Stops a server mid-answer, after `then` ran, and checks the stop is prompt.
+template <typename Then>
+void stop_mid_answer(Config cfg, Then then) {
   cfg.pace_ms = 100;
   auto server = std::make_unique<Server>(cfg);
   server->start();
@@ -1172,10 +1173,15 @@ void test_stop_is_prompt() {
   open(c, *server);
   c.send(JObj().str("type", "response.create"));
   c.until("response.output_audio.delta");
+  then(c, *server);
   const gint64 t0 = g_get_monotonic_time();
   server.reset();  // destructor stops
   g_assert_cmpint(g_get_monotonic_time() - t0, <, 1000 * 1000);
   g_assert_true(c.wait_closed());
+}
+
+void test_stop_is_prompt() {
+  stop_mid_answer(Config{}, [](Client &, Server &) {});
 }
 
 // Stopping stays prompt and leak-free with every timer armed: a session
@@ -1183,23 +1189,14 @@ void test_stop_is_prompt() {
 // life, with an answer in progress.
 void test_stop_with_pending_faults() {
   Config cfg;
-  cfg.pace_ms = 100;
   cfg.faults.read_speed = 1.0;
   cfg.faults.drop_after_bytes = guint64(1) << 30;
   cfg.faults.drop_after_ms = 60000;
   cfg.faults.session_lifetime_ms = 60000;
-  auto server = std::make_unique<Server>(cfg);
-  server->start();
-  Client c;
-  open(c, *server);
-  c.send(JObj().str("type", "response.create"));
-  c.until("response.output_audio.delta");
-  append_chunked(c, tone(10000));
-  g_assert_true(server->wait_for_client_event("input_audio_buffer.append", 2, kTimeoutMs));
-  const gint64 t0 = g_get_monotonic_time();
-  server.reset();
-  g_assert_cmpint(g_get_monotonic_time() - t0, <, 1000 * 1000);
-  g_assert_true(c.wait_closed());
+  stop_mid_answer(cfg, [](Client &c, Server &server) {
+    append_chunked(c, tone(10000));
+    g_assert_true(server.wait_for_client_event("input_audio_buffer.append", 2, kTimeoutMs));
+  });
 }
 
 }  // namespace
