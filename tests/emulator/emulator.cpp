@@ -670,7 +670,8 @@ void Session::apply_faults(const Faults &f) {
     drop_timer_.cancel();
   yrt_pausable_stream_set_read_limit(gate_, f.drop_after_bytes,
                                      f.drop_after_bytes ? on_read_limit_cb : nullptr, this);
-  limit_reached_ = f.drop_after_bytes && yrt_pausable_stream_get_bytes_read(gate_) >= f.drop_after_bytes;
+  limit_reached_ =
+      f.drop_after_bytes && yrt_pausable_stream_get_bytes_read(gate_) >= f.drop_after_bytes;
   if (!f.drop_after_bytes)
     cut_timer_.cancel();
   if (f.read_speed <= 0 && throttled_) {
@@ -762,7 +763,8 @@ void Session::pace_input(gsize samples) {
   const double speed = faults_.read_speed;
   if (speed <= 0)
     return;
-  const double ahead_ms = received_ms_ - static_cast<double>(now - first_append_us_) / 1000.0 * speed;
+  const double clock_ms = static_cast<double>(now - first_append_us_) / 1000.0 * speed;
+  const double ahead_ms = received_ms_ - clock_ms;
   if (ahead_ms <= 0)
     return;
   throttled_ = true;
@@ -1217,8 +1219,8 @@ void Session::on_speech_stopped(gint64 at_ms) {
 void Session::commit_buffer(bool respond) {
   const std::string id = speech_item_.empty() ? next_id("item") : speech_item_;
   speech_item_.clear();
-  srv_.record_commit({index(), id, srv_.cfg.record_audio ? to_le_bytes(buffer_) : std::vector<guint8>{},
-                      in_rate()});
+  srv_.record_commit(
+      {index(), id, srv_.cfg.record_audio ? to_le_bytes(buffer_) : std::vector<guint8>{}, in_rate()});
   last_user_item_ = id;
   buffer_.clear();
   const std::string previous = order_.empty() ? "" : order_.back();

@@ -206,7 +206,8 @@ class Server {
   // Per session, 0-based in the order sessions opened ({} for unknown ones).
   std::vector<guint8> received_audio(guint session) const;  // PCM of every append it handled
   guint64 bytes_read(guint session) const;  // client bytes it read off the socket (before a cut)
-  std::vector<CommittedTurn> committed_turns() const;  // all sessions, in order
+  std::vector<CommittedTurn> committed_turns() const;  // all sessions, in order (PCM only
+                                                      // with Config::record_audio)
   std::vector<AnswerRecord> answers() const;           // all sessions, in order of start
   guint sessions_opened() const;
   guint sessions_active() const;

@@ -1161,7 +1161,8 @@ void test_refuse_assistant_items() {
                     .str("id", "item_asst")
                     .str("type", "message")
                     .str("role", "assistant")
-                    .arr("content", JArr().add(JObj().str("type", "output_text").str("text", "Hi")))));
+                    .arr("content",
+                         JArr().add(JObj().str("type", "output_text").str("text", "Hi")))));
   };
   Faults f;
   f.refuse_assistant_items = true;
