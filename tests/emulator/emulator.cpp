@@ -509,7 +509,6 @@ class Session {
   static void on_read_limit_cb(gpointer self);
   static void on_closed_cb(SoupWebsocketConnection *, gpointer self);
   static gboolean on_step_timer(gpointer self);
-  static gboolean on_lifetime_timer(gpointer self);
 
   // Reading: the inbox, lazy reading and cuts.
   guint index() const { return number_ - 1; }
@@ -594,7 +593,7 @@ class Session {
   bool closing_ = false;  // orderly close in progress (session expired)
   guint events_handled_ = 0;
   Faults faults_;
-  GSource *lifetime_timer_ = nullptr;
+  Timer lifetime_timer_;  // Faults::session_lifetime_ms
   std::map<std::string, guint> counters_;
 
   // Frames read but not yet handled: handled strictly in order.
@@ -640,10 +639,6 @@ Session::Session(Server::Impl &srv, guint number, SoupWebsocketConnection *ws, G
 Session::~Session() {
   abandon_response();
   yrt_pausable_stream_set_read_limit(gate_, 0, nullptr, nullptr);
-  if (lifetime_timer_) {
-    g_source_destroy(lifetime_timer_);
-    g_source_unref(lifetime_timer_);
-  }
   g_signal_handlers_disconnect_by_data(ws_, this);
   g_object_unref(ws_);  // disposing closes the stream asynchronously
   g_object_unref(gate_);
@@ -661,45 +656,29 @@ void Session::apply_faults(const Faults &f) {
   faults_ = f;
   if (dead_)
     return;
+  const gint64 elapsed_ms = (g_get_monotonic_time() - started_us_) / 1000;
+  auto left = [elapsed_ms](guint total_ms) {
+    return static_cast<guint>(std::max<gint64>(0, total_ms - elapsed_ms));
+  };
+  if (f.session_lifetime_ms && !closing_)
+    lifetime_timer_.start(left(f.session_lifetime_ms), [this] { expire(); });
+  else
+    lifetime_timer_.cancel();
+  if (f.drop_after_ms)
+    drop_timer_.start(left(f.drop_after_ms), [this] { drop(); });
+  else
+    drop_timer_.cancel();
+  yrt_pausable_stream_set_read_limit(gate_, f.drop_after_bytes,
+                                     f.drop_after_bytes ? on_read_limit_cb : nullptr, this);
+  limit_reached_ =
+      f.drop_after_bytes && yrt_pausable_stream_get_bytes_read(gate_) >= f.drop_after_bytes;
+  if (!f.drop_after_bytes)
+    cut_timer_.cancel();
   if (f.read_speed <= 0 && throttled_) {
     throttled_ = false;
     pace_timer_.cancel();
-    handle_inbox();
   }
-  update_gate();
-  yrt_pausable_stream_set_read_limit(gate_, f.drop_after_bytes,
-                                     f.drop_after_bytes ? on_read_limit_cb : nullptr, this);
-  if (!f.drop_after_bytes) {
-    limit_reached_ = false;
-    cut_timer_.cancel();
-  } else if (yrt_pausable_stream_get_bytes_read(gate_) >= f.drop_after_bytes) {
-    on_read_limit();
-  }
-  const gint64 elapsed_ms = (g_get_monotonic_time() - started_us_) / 1000;
-  if (f.drop_after_ms)
-    drop_timer_.start(static_cast<guint>(std::max<gint64>(0, f.drop_after_ms - elapsed_ms)),
-                      [this] { drop(); });
-  else
-    drop_timer_.cancel();
-  if (lifetime_timer_) {
-    g_source_destroy(lifetime_timer_);
-    g_source_unref(lifetime_timer_);
-    lifetime_timer_ = nullptr;
-  }
-  if (f.session_lifetime_ms == 0 || closing_)
-    return;
-  const gint64 left = std::max<gint64>(0, f.session_lifetime_ms - elapsed_ms);
-  lifetime_timer_ = g_timeout_source_new(static_cast<guint>(left));
-  g_source_set_callback(lifetime_timer_, on_lifetime_timer, this, nullptr);
-  g_source_attach(lifetime_timer_, g_main_context_get_thread_default());
-}
-
-gboolean Session::on_lifetime_timer(gpointer self) {
-  auto *s = static_cast<Session *>(self);
-  g_source_unref(s->lifetime_timer_);
-  s->lifetime_timer_ = nullptr;
-  s->expire();
-  return G_SOURCE_REMOVE;
+  handle_inbox();  // last: it may drop the session
 }
 
 // Like OpenAI at its maximum duration: an error event, then a normal close.
@@ -725,6 +704,7 @@ void Session::drop() {
   pace_timer_.cancel();
   cut_timer_.cancel();
   drop_timer_.cancel();
+  lifetime_timer_.cancel();
   // Reading must go on so the WebSocket notices the shutdown and emits "closed".
   yrt_pausable_stream_set_read_limit(gate_, 0, nullptr, nullptr);
   yrt_pausable_stream_set_paused(gate_, FALSE);
@@ -783,7 +763,8 @@ void Session::pace_input(gsize samples) {
   const double speed = faults_.read_speed;
   if (speed <= 0)
     return;
-  const double ahead_ms = received_ms_ - static_cast<double>(now - first_append_us_) / 1000.0 * speed;
+  const double clock_ms = static_cast<double>(now - first_append_us_) / 1000.0 * speed;
+  const double ahead_ms = received_ms_ - clock_ms;
   if (ahead_ms <= 0)
     return;
   throttled_ = true;
@@ -1238,8 +1219,8 @@ void Session::on_speech_stopped(gint64 at_ms) {
 void Session::commit_buffer(bool respond) {
   const std::string id = speech_item_.empty() ? next_id("item") : speech_item_;
   speech_item_.clear();
-  srv_.record_commit({index(), id, srv_.cfg.record_audio ? to_le_bytes(buffer_) : std::vector<guint8>{},
-                      in_rate()});
+  srv_.record_commit(
+      {index(), id, srv_.cfg.record_audio ? to_le_bytes(buffer_) : std::vector<guint8>{}, in_rate()});
   last_user_item_ = id;
   buffer_.clear();
   const std::string previous = order_.empty() ? "" : order_.back();

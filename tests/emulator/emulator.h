@@ -63,7 +63,8 @@
 //   the server VAD runs at S x real time, and a file sent at 50x waits in
 //   socket buffers (megabytes of it). Client events are always handled
 //   strictly in order: a session.update sent after audio is answered only
-//   once that audio was read and fed to the VAD (a barrier).
+//   once that audio was read and fed to the VAD (a barrier). A client's
+//   close, too, is seen only after the audio sent before it was read.
 // - Cuts (abrupt, see above): Faults::drop_after_bytes = N: the session
 //   reads at most N bytes of client data (WebSocket frames, counted from the
 //   first byte after the handshake; the cut may fall inside a frame, and a
@@ -205,7 +206,8 @@ class Server {
   // Per session, 0-based in the order sessions opened ({} for unknown ones).
   std::vector<guint8> received_audio(guint session) const;  // PCM of every append it handled
   guint64 bytes_read(guint session) const;  // client bytes it read off the socket (before a cut)
-  std::vector<CommittedTurn> committed_turns() const;  // all sessions, in order
+  std::vector<CommittedTurn> committed_turns() const;  // all sessions, in order (PCM only
+                                                      // with Config::record_audio)
   std::vector<AnswerRecord> answers() const;           // all sessions, in order of start
   guint sessions_opened() const;
   guint sessions_active() const;
