@@ -70,7 +70,7 @@ void Dialog::open (const Endpoint &endpoint, const SessionConfig &config,
     live_ = live_known_ = false;
     pending_.clear ();
     ledger_.configure (config.input_rate, options.max_buffer_ms,
-        config.prefix_padding_ms + kVadDetectionMs,
+        config.prefix_padding_ms, kVadDetectionMs,
         config.turn_detection == TurnDetection::None);
     history_.clear ();
     history_in_instructions_ = false;

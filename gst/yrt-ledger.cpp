@@ -4,11 +4,13 @@
 
 namespace yrt {
 
-void InputLedger::configure (guint rate, guint max_ms, guint keep_ms, bool manual_turns)
+void InputLedger::configure (guint rate, guint max_ms, guint padding_ms, guint detect_ms,
+    bool manual_turns)
 {
   rate_ = MAX (rate, 1u);
   max_samples_ = MAX ((guint64) rate_ * max_ms / 1000, 1);
-  keep_samples_ = (guint64) rate_ * keep_ms / 1000;
+  padding_samples_ = (guint64) rate_ * padding_ms / 1000;
+  detect_samples_ = (guint64) rate_ * detect_ms / 1000;
   manual_ = manual_turns;
   end_ = 0;
   clear ();
@@ -98,7 +100,8 @@ void InputLedger::speech_started (gint64 audio_start_ms, const std::string &item
   guint64 at = to_position (audio_start_ms);
   heard_ = MAX (heard_, at);
   speech_open_ = true;
-  speech_.start = at > base_ + keep_samples_ ? at - keep_samples_ : base_;
+  /* Its padding, but nothing of the utterance before it. */
+  speech_.start = MAX (at > padding_samples_ ? at - padding_samples_ : 0, last_stop_);
   speech_.item_id = item_id;
   update_release ();
 }
@@ -213,7 +216,8 @@ guint64 InputLedger::natural_release () const
   } else {
     /* A turn may start unreported shortly before what was heard, never
      * before the end of the last utterance. */
-    guint64 unsure = heard_ > base_ + keep_samples_ ? heard_ - keep_samples_ : base_;
+    guint64 keep = padding_samples_ + detect_samples_;
+    guint64 unsure = heard_ > base_ + keep ? heard_ - keep : base_;
     r = MIN (r, MAX (unsure, last_stop_));
   }
   if (speech_open_)
@@ -234,15 +238,20 @@ void InputLedger::update_release ()
   release_to (natural_);
 }
 
-/* Whole items only, and only what this session was given. */
+/* Only what this session was given.  Exact to the sample: the tail of an
+ * answered utterance sent again would be a turn of its own. */
 void InputLedger::release_to (guint64 position)
 {
   while (unsent_index_ > 0 && !items_.empty ()) {
-    const Item &front = items_.front ();
-    if (front.position + front.samples () > position)
+    Item &front = items_.front ();
+    guint64 end = front.position + front.samples ();
+    if (end > position) {
+      if (!front.commit () && front.position < position) {
+        front.pcm.erase (front.pcm.begin (), front.pcm.begin () + (position - front.position) * 2);
+        front.position = position;
+      }
       break;
-    if (front.commit () && front.position == position && front.position == sent_end_)
-      break;  /* a commit at the very end may still be wanted */
+    }
     items_.pop_front ();
     unsent_index_--;
   }

@@ -44,9 +44,12 @@ class InputLedger {
     guint64 samples () const { return pcm.size () / 2; }
   };
 
-  /* `keep_ms`: audio kept before an utterance's start (prefix padding plus
-   * the VAD's detection delay), so a replayed turn is whole. */
-  void configure (guint rate, guint max_ms, guint keep_ms, bool manual_turns);
+  /* `padding_ms`: audio kept before an utterance's reported start (the
+   * VAD's prefix padding), so a turn sent again is whole.  `detect_ms`: how
+   * far behind what the service has heard an utterance may have started
+   * without being reported yet. */
+  void configure (guint rate, guint max_ms, guint padding_ms, guint detect_ms,
+      bool manual_turns);
   void set_manual_turns (bool manual) { manual_ = manual; }
   /* A flush: nothing of the old stream is owed any more. */
   void clear ();
@@ -136,7 +139,8 @@ class InputLedger {
 
   guint rate_ = 24000;
   guint64 max_samples_ = 240000;
-  guint64 keep_samples_ = 0;
+  guint64 padding_samples_ = 0;
+  guint64 detect_samples_ = 0;
   bool manual_ = false;
 
   std::deque<Item> items_;       /* from released_ on, in order */

@@ -52,10 +52,11 @@ Given give (InputLedger &l)
   return g;
 }
 
-InputLedger make (bool manual = false, guint max_ms = 10000, guint keep_ms = 300)
+/* Prefix padding `padding_ms`, detection delay 200 ms. */
+InputLedger make (bool manual = false, guint max_ms = 10000, guint padding_ms = 300)
 {
   InputLedger l;
-  l.configure (kRate, max_ms, keep_ms, manual);
+  l.configure (kRate, max_ms, padding_ms, 200, manual);
   return l;
 }
 
@@ -92,10 +93,10 @@ GST_START_TEST (test_barrier_releases_silence)
   add_ms (l, 100);
   give (l);
   l.update_acked ();
-  fail_unless_equals_uint64 (l.released (), 2000 - 300);
+  fail_unless_equals_uint64 (l.released (), 2000 - 300 - 200);
   l.rewind ();
   Given g = give (l);
-  fail_unless_equals_uint64 (g.first, 1700);
+  fail_unless_equals_uint64 (g.first, 1500);
   fail_unless_equals_uint64 (g.end, 2100);
 }
 GST_END_TEST;
@@ -112,7 +113,7 @@ GST_START_TEST (test_turn_kept_until_answered)
   l.speech_stopped (2000);
   l.update_sent ();
   l.update_acked ();
-  fail_unless_equals_uint64 (l.released (), 700);  /* 1000 - keep */
+  fail_unless_equals_uint64 (l.released (), 700);  /* 1000 - padding */
   l.committed ("item_1", false);
   l.response_created ("resp_1", true);
   fail_unless_equals_uint64 (l.released (), 700);
@@ -206,12 +207,12 @@ GST_START_TEST (test_bound_and_forced_release)
   give (l);
   fail_unless (l.wants_barrier ());
   l.speech_started (100, "long");
-  fail_unless_equals_uint64 (l.released (), 100);
   add_ms (l, 500);
   give (l);
   fail_unless (l.full ());
   l.update_sent ();
   l.update_acked ();
+  fail_unless_equals_uint64 (l.released (), 100);  /* the turn holds the rest */
   fail_unless (l.full ());
   fail_unless (l.all_heard ());
   fail_if (l.waits_for_answer ());  /* only more input ends this turn */
@@ -286,6 +287,46 @@ GST_START_TEST (test_each_response_answers_one_turn)
 }
 GST_END_TEST;
 
+/* A turn keeps its padding, but never the end of the utterance before it:
+ * sent again, that would be a turn of its own. */
+GST_START_TEST (test_padding_stops_at_the_last_utterance)
+{
+  InputLedger l = make (false, 60000, 300);
+  add_ms (l, 4000);
+  give (l);
+  l.speech_started (500, "q1");
+  l.speech_stopped (1500);
+  l.committed ("q1", false);
+  l.response_created ("a1", true);
+  l.response_done ("a1", false);
+  l.speech_started (1650, "q2");  /* 150 ms after q1: padding reaches into it */
+  fail_unless_equals_uint64 (l.released (), 1500);
+  l.rewind ();
+  fail_unless_equals_uint64 (give (l).first, 1500);
+}
+GST_END_TEST;
+
+/* Released to the sample, whatever the chunks: what goes again starts
+ * exactly where the service's last utterance ended. */
+GST_START_TEST (test_release_is_sample_exact)
+{
+  InputLedger l = make (false, 60000, 0);
+  add_ms (l, 3000);
+  give (l);
+  l.speech_started (1010, "q");
+  l.speech_stopped (1987);
+  l.committed ("q", false);
+  fail_unless_equals_uint64 (l.released (), 1010);
+  l.response_created ("a", true);
+  l.response_done ("a", false);
+  fail_unless_equals_uint64 (l.released (), 1987);
+  l.rewind ();
+  Given g = give (l);
+  fail_unless_equals_uint64 (g.first, 1987);
+  fail_unless_equals_uint64 (g.end, 3000);
+}
+GST_END_TEST;
+
 static Suite *ledger_suite (void)
 {
   Suite *s = suite_create ("ledger");
@@ -296,6 +337,8 @@ static Suite *ledger_suite (void)
   tcase_add_test (tc, test_turn_kept_until_answered);
   tcase_add_test (tc, test_function_calls_keep_the_turn);
   tcase_add_test (tc, test_each_response_answers_one_turn);
+  tcase_add_test (tc, test_release_is_sample_exact);
+  tcase_add_test (tc, test_padding_stops_at_the_last_utterance);
   tcase_add_test (tc, test_manual_commits_replay_in_order);
   tcase_add_test (tc, test_bound_and_forced_release);
   tcase_add_test (tc, test_outage_drops_oldest_unsent);

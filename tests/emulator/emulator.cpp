@@ -1579,9 +1579,12 @@ void Session::close_open_parts(bool complete) {
   r.part_open = r.item_open = false;
 }
 
+// Recorded before response.done goes out: a client may act on it at once.
 void Session::finish_response() {
-  send(event("response.done").obj("response", response_object("completed").obj("usage", usage())));
+  JObj done = event("response.done");
+  done.obj("response", response_object("completed").obj("usage", usage()));
   end_response("completed");
+  send(done);
 }
 
 void Session::end_response(const char *status) {
@@ -1604,8 +1607,10 @@ void Session::cancel_response(const char *reason) {
   json_object_remove_member(resp.get(), "status_details");
   resp.obj("status_details", JObj().str("type", "cancelled").str("reason", reason))
       .obj("usage", usage());
-  send(event("response.done").obj("response", resp));
+  JObj done = event("response.done");
+  done.obj("response", resp);
   end_response("cancelled");
+  send(done);
 }
 
 void Session::pump() {
