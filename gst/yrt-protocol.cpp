@@ -502,6 +502,18 @@ const std::unordered_map<std::string, EventType> &event_types ()
     {"response.function_call_arguments.done", EventType::FunctionArgumentsDone},
     {"response.done", EventType::ResponseDone},
     {"rate_limits.updated", EventType::Ignored},
+    {"input_audio_buffer.timeout_triggered", EventType::InputTimeout},
+    {"output_audio_buffer.started", EventType::OutputAudioBuffer},
+    {"output_audio_buffer.stopped", EventType::OutputAudioBuffer},
+    {"output_audio_buffer.cleared", EventType::OutputAudioBuffer},
+    {"mcp_list_tools.in_progress", EventType::McpListTools},
+    {"mcp_list_tools.completed", EventType::McpListTools},
+    {"mcp_list_tools.failed", EventType::McpListTools},
+    {"response.mcp_call.in_progress", EventType::McpCall},
+    {"response.mcp_call.completed", EventType::McpCall},
+    {"response.mcp_call.failed", EventType::McpCall},
+    {"response.mcp_call_arguments.delta", EventType::Ignored},
+    {"response.mcp_call_arguments.done", EventType::Ignored},
   };
   return map;
 }
@@ -594,7 +606,8 @@ bool read_fields (JsonObject *root, ServerEvent &ev, std::string &why)
   get_string (root, "response_id", ev.response_id);
 
   switch (ev.type) {
-    case EventType::Error: {
+    case EventType::Error:
+    case EventType::TranscriptFailed: {
       JsonObject *error = get_object (root, "error");
       get_string (error, "type", ev.error.type);
       get_string (error, "code", ev.error.code);
@@ -615,6 +628,14 @@ bool read_fields (JsonObject *root, ServerEvent &ev, std::string &why)
     case EventType::SpeechStopped:
     case EventType::ItemTruncated:
       ev.audio_ms = get_int (root, "audio_end_ms");
+      break;
+    case EventType::InputTimeout:
+      ev.audio_ms = get_int (root, "audio_start_ms");
+      ev.audio_end_ms = get_int (root, "audio_end_ms");
+      break;
+    case EventType::McpListTools:
+    case EventType::McpCall:
+      ev.status = ev.type_name.substr (ev.type_name.rfind ('.') + 1);
       break;
     case EventType::ItemAdded:
     case EventType::OutputItemAdded:

@@ -421,6 +421,92 @@ GST_START_TEST (test_refused_extra_in_null)
 }
 GST_END_TEST;
 
+static std::string string_field (GstMessage *msg, const char *field)
+{
+  const char *value = gst_structure_get_string (structure (msg), field);
+  fail_unless (value != nullptr, "no %s", field);
+  return value;
+}
+
+static void expect_field (GstMessage *msg, const char *field, const std::string &expected)
+{
+  std::string value = string_field (msg, field);
+  fail_unless (value == expected, "%s is \"%s\", not \"%s\"", field, value.c_str (),
+      expected.c_str ());
+}
+
+/* Every GA server event the emulator can add: each posts its message or a
+ * debug line, and the turn is answered as usual. */
+GST_START_TEST (test_new_server_events)
+{
+  DebugLines debug;
+  emu::Config cfg;
+  cfg.faults.extra_events = {
+    "input_audio_buffer.timeout_triggered",
+    "conversation.item.input_audio_transcription.delta",
+    "conversation.item.input_audio_transcription.failed",
+    "conversation.item.truncated", "conversation.item.deleted",
+    "output_audio_buffer.started", "output_audio_buffer.stopped", "output_audio_buffer.cleared",
+    "mcp_list_tools.in_progress", "mcp_list_tools.completed", "mcp_list_tools.failed",
+    "response.mcp_call_arguments.delta", "response.mcp_call_arguments.done",
+    "response.mcp_call.in_progress", "response.mcp_call.completed", "response.mcp_call.failed",
+  };
+  Fixture f (cfg);
+  f.start ();
+  f.push (turn (24000));
+  std::vector<GstBuffer *> out = f.end_input ();
+  fail_unless_equals_int (samples_in (out), 44100);  /* the answer, whole */
+  unref_all (out);
+
+  GstMessage *m = f.wait_message ("transcript");
+  std::string user_item = string_field (m, "item-id");
+  gst_message_unref (m);
+
+  m = f.wait_message ("input-timeout");
+  expect_field (m, "item-id", user_item);
+  guint64 end_ms = 0;
+  fail_unless (gst_structure_get_uint64 (structure (m), "audio-end-ms", &end_ms));
+  fail_unless (end_ms > 0);
+  gst_message_unref (m);
+
+  m = f.wait_message ("transcript");  /* the delta, used although Yandex does not send it */
+  expect_field (m, "text", "partial ");
+  gboolean final = TRUE;
+  fail_unless (gst_structure_get_boolean (structure (m), "final", &final) && !final);
+  gst_message_unref (m);
+
+  m = f.wait_message ("transcript-failed");
+  expect_field (m, "item-id", user_item);
+  expect_field (m, "code", "audio_unintelligible");
+  fail_unless (!string_field (m, "message").empty ());
+  gst_message_unref (m);
+
+  for (const char *name : {"mcp-list-tools", "mcp-call"}) {
+    std::string item;
+    for (const char *status : {"in_progress", "completed", "failed"}) {
+      m = f.wait_message (name);
+      expect_field (m, "status", status);
+      if (item.empty ())
+        item = string_field (m, "item-id");
+      expect_field (m, "item-id", item);
+      gst_message_unref (m);
+    }
+  }
+  for (const char *type : {"conversation.item.truncated", "conversation.item.deleted",
+           "output_audio_buffer.started", "output_audio_buffer.stopped",
+           "output_audio_buffer.cleared"}) {
+    std::string line = std::string ("server event ") + type;
+    fail_unless (debug.has (line.c_str ()), "no debug line for %s", type);
+  }
+  GstStructure *stats = nullptr;
+  g_object_get (f.element, "stats", &stats, nullptr);
+  guint bad = 1;
+  fail_unless (gst_structure_get_uint (stats, "bad-events", &bad));
+  fail_unless_equals_int (bad, 0);
+  gst_structure_free (stats);
+}
+GST_END_TEST;
+
 static Suite *reach_suite (void)
 {
   Suite *s = suite_create ("yandexrealtime-reach");
@@ -438,6 +524,7 @@ static Suite *reach_suite (void)
   tcase_add_test (tc, test_extra_headers_and_user_agent);
   tcase_add_test (tc, test_user_agent_property);
   tcase_add_test (tc, test_refused_extra_in_null);
+  tcase_add_test (tc, test_new_server_events);
   return s;
 }
 

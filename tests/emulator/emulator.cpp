@@ -468,6 +468,7 @@ class Session {
   void send(JObj &ev);
   void send(JObj &&ev) { send(ev); }
   void send_junk(guint k);
+  void send_extra_events(const std::string &item_id, gint64 audio_end_ms);
   void send_error(const std::string &code, const std::string &message, const char *param,
                   const std::string &client_event_id);
   bool can_send() const;
@@ -981,6 +982,38 @@ void Session::send_junk(guint k) {
   }
 }
 
+// Faults::extra_events: GA events the emulator does not otherwise send, with
+// the fields OpenAI documents, about the user item just committed.
+void Session::send_extra_events(const std::string &item, gint64 audio_end_ms) {
+  const std::string response = next_id("resp");
+  const std::string mcp_item = next_id("mcp");
+  for (const std::string &type : faults_.extra_events) {
+    JObj ev = event(type.c_str());
+    if (type == "input_audio_buffer.timeout_triggered")
+      ev.num("audio_start_ms", 0).num("audio_end_ms", audio_end_ms).str("item_id", item);
+    else if (type == "conversation.item.input_audio_transcription.failed")
+      ev.str("item_id", item).num("content_index", 0).obj("error", JObj()
+          .str("type", "transcription_error").str("code", "audio_unintelligible")
+          .str("message", "The audio could not be transcribed.").null("param"));
+    else if (type == "conversation.item.input_audio_transcription.delta")
+      ev.str("item_id", item).num("content_index", 0).str("delta", "partial ");
+    else if (type == "conversation.item.truncated")
+      ev.str("item_id", item).num("content_index", 0).num("audio_end_ms", audio_end_ms);
+    else if (type == "conversation.item.deleted")
+      ev.str("item_id", item);
+    else if (type.rfind("output_audio_buffer.", 0) == 0)
+      ev.str("response_id", response);
+    else if (type.rfind("mcp_list_tools.", 0) == 0)
+      ev.str("item_id", mcp_item);
+    else if (type.rfind("response.mcp_call_arguments.", 0) == 0)
+      ev.str("response_id", response).str("item_id", mcp_item).num("output_index", 0)
+          .str(type.back() == 'a' ? "delta" : "arguments", "{\"city\":\"Moscow\"}");
+    else if (type.rfind("response.mcp_call.", 0) == 0)
+      ev.str("item_id", mcp_item).num("output_index", 0);
+    send(ev);
+  }
+}
+
 // ----- Session: configuration ---------------------------------------------------
 
 JsonObject *Session::turn_detection() const {
@@ -1054,6 +1087,7 @@ void Session::on_speech_stopped(gint64 at_ms) {
 void Session::commit_buffer(bool respond) {
   const std::string id = speech_item_.empty() ? next_id("item") : speech_item_;
   speech_item_.clear();
+  const gint64 committed_ms = static_cast<gint64>(buffer_.size() * 1000 / in_rate());
   buffer_.clear();
   const std::string previous = order_.empty() ? "" : order_.back();
   begin_user_turn();
@@ -1087,6 +1121,7 @@ void Session::commit_buffer(bool respond) {
            .str("item_id", id)
            .num("content_index", 0)
            .str("transcript", transcript));
+  send_extra_events(id, committed_ms);
   if (respond && !active_)
     start_response(nullptr);
 }

@@ -95,6 +95,14 @@ struct Faults {
                                        // (measured from the session's start)
   bool stop_reading = false;           // stop reading the socket (real TCP backpressure);
                                        // clearing it resumes reading
+  // GA events the emulator does not otherwise send, sent in this order after
+  // the transcript of each user turn: input_audio_buffer.timeout_triggered,
+  // conversation.item.input_audio_transcription.delta / .failed,
+  // conversation.item.truncated / .deleted, output_audio_buffer.started /
+  // .stopped / .cleared, mcp_list_tools.in_progress / .completed / .failed,
+  // response.mcp_call_arguments.delta / .done, response.mcp_call.in_progress /
+  // .completed / .failed (any other name: just type and event_id).
+  std::vector<std::string> extra_events;
   guint sessions = 0;                  // 0: every session; N: only the first N sessions that
                                        // start after these faults are set (open ones keep theirs)
 };
