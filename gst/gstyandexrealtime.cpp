@@ -29,6 +29,10 @@ using namespace yrt;
  * resampling CPU (docs/performance.md). */
 #define DEFAULT_RESAMPLE_QUALITY 3
 #define DEFAULT_EOS_TIMEOUT_MS 60000
+/* The rate of the service's examples; preferred when downstream takes it. */
+#define DEFAULT_OUTPUT_RATE 44100
+#define MIN_OUTPUT_RATE 8000
+#define MAX_OUTPUT_RATE 48000
 #define ENV_API_KEY "YANDEX_CLOUD_API_KEY"
 #define ENV_IAM_TOKEN "YANDEX_CLOUD_IAM_TOKEN"
 #define ENV_FOLDER_ID "YANDEX_CLOUD_FOLDER_ID"
@@ -99,10 +103,12 @@ static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
         "rate = (int) [ 1, MAX ], channels = (int) [ 1, MAX ], "
         "layout = (string) interleaved"));
 
+#define SRC_CAPS(rate) "audio/x-raw, format = (string) S16LE, channels = (int) 1, " \
+    "rate = (int) " rate ", layout = (string) interleaved"
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
     GST_PAD_SRC, GST_PAD_ALWAYS,
-    GST_STATIC_CAPS ("audio/x-raw, format = (string) S16LE, channels = (int) 1, "
-        "rate = (int) [ 8000, 48000 ], layout = (string) interleaved"));
+    GST_STATIC_CAPS (SRC_CAPS ("[ " G_STRINGIFY (MIN_OUTPUT_RATE) ", "
+            G_STRINGIFY (MAX_OUTPUT_RATE) " ]")));
 
 namespace {
 
@@ -126,6 +132,9 @@ struct Settings {
   DialogOptions dialog;
   ConnectionOptions connection = default_connection ();
   bool allow_insecure = false;
+  /* output-rate given by the user: the src pad offers only it; otherwise
+   * the rate is negotiated at READY→PAUSED and stored in session. */
+  bool output_rate_set = false;
   bool mute = false;
   bool barge_in = true;
   /* Values refused while the element was in NULL, by property name: with no
@@ -195,6 +204,9 @@ struct GstYandexRealtimePrivate : public DialogHost {
   Dialog dialog;
 
   std::atomic<GstClockTime> downstream_latency_ns {0};
+  /* What downstream last returned to the src task; the chain function
+   * returns it upstream, so EOS or an error downstream stops the input. */
+  std::atomic<GstFlowReturn> src_flow {GST_FLOW_OK};
 
   /* Streaming thread. */
   bool live_checked = false;
@@ -612,7 +624,10 @@ static void gst_yandex_realtime_set_property (GObject *object, guint prop_id,
     case PROP_INTERRUPT_RESPONSE: c.interrupt_response = g_value_get_boolean (value); break;
     case PROP_OUTPUT_MODALITIES: c.modalities = (Modalities) g_value_get_enum (value); break;
     case PROP_INPUT_RATE: c.input_rate = g_value_get_uint (value); break;
-    case PROP_OUTPUT_RATE: c.output_rate = g_value_get_uint (value); break;
+    case PROP_OUTPUT_RATE:
+      c.output_rate = g_value_get_uint (value);
+      s.output_rate_set = true;
+      break;
     case PROP_CHUNK_MS: s.chunk_ms = g_value_get_uint (value); break;
     case PROP_RESAMPLE_QUALITY: s.resample_quality = g_value_get_uint (value); break;
     case PROP_EOS_TIMEOUT_MS: s.dialog.eos_timeout_ms = g_value_get_uint (value); break;
@@ -795,6 +810,13 @@ static GstFlowReturn gst_yandex_realtime_chain (GstPad *, GstObject *parent,
         ("upstream must send a CAPS event before the first buffer"));
     return GST_FLOW_NOT_NEGOTIATED;
   }
+  GstFlowReturn downstream = priv->src_flow.load ();
+  if (downstream != GST_FLOW_OK) {
+    GST_DEBUG_OBJECT (self, "refusing input: downstream returned %s",
+        gst_flow_get_name (downstream));
+    gst_buffer_unref (buffer);
+    return downstream;
+  }
   ToDialog send (priv->dialog);
   commit_if_asked (priv, send);
   if (update_mute (self, send)) {
@@ -879,6 +901,7 @@ static void flush_stop (GstYandexRealtime *self)
   priv->playout.reset ();
   priv->playout.set_flushing (false);
   priv->dialog.set_flushing (false);
+  priv->src_flow = GST_FLOW_OK;
   priv->need_segment = true;
 }
 
@@ -942,6 +965,73 @@ static gboolean gst_yandex_realtime_sink_query (GstPad *pad, GstObject *parent,
 
 /* ---- src pad ---- */
 
+static GstCaps *caps_at_rate (guint rate)
+{
+  return gst_caps_new_simple ("audio/x-raw", "format", G_TYPE_STRING, "S16LE",
+      "channels", G_TYPE_INT, 1, "rate", G_TYPE_INT, (gint) rate,
+      "layout", G_TYPE_STRING, "interleaved", nullptr);
+}
+
+/* What src can produce: the caps in use, else only output-rate when the user
+ * set it, else every rate we may ask the service for. */
+static GstCaps *src_caps (GstYandexRealtime *self)
+{
+  if (GstCaps *current = gst_pad_get_current_caps (self->srcpad))
+    return current;
+  std::lock_guard<std::mutex> guard (self->priv->settings_lock);
+  const Settings &s = self->priv->settings;
+  if (s.output_rate_set)
+    return caps_at_rate (s.session.output_rate);
+  return gst_pad_get_pad_template_caps (self->srcpad);
+}
+
+/* READY→PAUSED: the rate the service is asked for.  The user's output-rate
+ * must suit downstream; otherwise downstream's preferred rate among ours,
+ * DEFAULT_OUTPUT_RATE when it takes that. */
+static gboolean negotiate_output_rate (GstYandexRealtime *self)
+{
+  GstYandexRealtimePrivate *priv = self->priv;
+  GstCaps *ours = src_caps (self);
+  GstCaps *allowed = gst_pad_peer_query_caps (self->srcpad, ours);
+  bool linked = gst_pad_is_linked (self->srcpad);
+  std::lock_guard<std::mutex> guard (priv->settings_lock);
+  Settings &s = priv->settings;
+  gboolean ok = TRUE;
+  if (linked && gst_caps_is_empty (allowed)) {
+    if (s.output_rate_set)
+      GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
+          ("Downstream does not take the output-rate of %u Hz", s.session.output_rate),
+          ("set output-rate to a rate downstream accepts, leave it unset to "
+           "negotiate, or put audioresample after the element; downstream "
+           "rejected %" GST_PTR_FORMAT, ours));
+    else
+      GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
+          ("Downstream takes no rate the element can produce"),
+          ("the src pad produces %" GST_PTR_FORMAT "; put audioresample after "
+           "the element", ours));
+    ok = FALSE;
+  } else if (!s.output_rate_set) {
+    GstCaps *preferred = caps_at_rate (DEFAULT_OUTPUT_RATE);
+    guint rate = DEFAULT_OUTPUT_RATE;
+    if (linked && !gst_caps_can_intersect (allowed, preferred)) {
+      allowed = gst_caps_make_writable (allowed);
+      allowed = gst_caps_truncate (allowed);
+      GstStructure *st = gst_caps_get_structure (allowed, 0);
+      gst_structure_fixate_field_nearest_int (st, "rate", DEFAULT_OUTPUT_RATE);
+      gint r = DEFAULT_OUTPUT_RATE;
+      gst_structure_get_int (st, "rate", &r);
+      rate = (guint) r;
+    }
+    gst_caps_unref (preferred);
+    s.session.output_rate = rate;
+  }
+  GST_INFO_OBJECT (self, "output rate %u Hz (%s)", s.session.output_rate,
+      s.output_rate_set ? "output-rate" : "negotiated");
+  gst_caps_unref (allowed);
+  gst_caps_unref (ours);
+  return ok;
+}
+
 static void push_sticky_events (GstYandexRealtime *self)
 {
   GstYandexRealtimePrivate *priv = self->priv;
@@ -951,10 +1041,7 @@ static void push_sticky_events (GstYandexRealtime *self)
     gst_event_set_group_id (start, gst_util_group_id_next ());
     g_free (id);
     gst_pad_push_event (self->srcpad, start);
-    GstCaps *caps = gst_caps_new_simple ("audio/x-raw",
-        "format", G_TYPE_STRING, "S16LE", "channels", G_TYPE_INT, 1,
-        "rate", G_TYPE_INT, (gint) priv->playout.rate (),
-        "layout", G_TYPE_STRING, "interleaved", nullptr);
+    GstCaps *caps = caps_at_rate (priv->playout.rate ());
     gst_pad_push_event (self->srcpad, gst_event_new_caps (caps));
     gst_caps_unref (caps);
     priv->need_stream_start = false;
@@ -965,6 +1052,21 @@ static void push_sticky_events (GstYandexRealtime *self)
     gst_pad_push_event (self->srcpad, gst_event_new_segment (&segment));
     priv->need_segment = false;
   }
+}
+
+/* Downstream refused a buffer: as a source would, end the stream on EOS
+ * or an error, and let the chain function hand the flow upstream. */
+static void stop_on_flow (GstYandexRealtime *self, GstPad *pad, GstFlowReturn ret)
+{
+  GST_DEBUG_OBJECT (self, "pausing task: %s", gst_flow_get_name (ret));
+  self->priv->src_flow = ret;
+  if (ret == GST_FLOW_EOS) {
+    gst_pad_push_event (pad, gst_event_new_eos ());
+  } else if (ret == GST_FLOW_NOT_LINKED || ret < GST_FLOW_EOS) {
+    GST_ELEMENT_FLOW_ERROR (self, ret);
+    gst_pad_push_event (pad, gst_event_new_eos ());
+  }
+  gst_pad_pause_task (pad);
 }
 
 static void src_loop (GstPad *pad)
@@ -979,14 +1081,8 @@ static void src_loop (GstPad *pad)
     case PlayoutItem::Kind::Buffer: {
       YRT_TRACE ("downlink-out", priv->trace_out++, g_get_monotonic_time ());
       GstFlowReturn ret = gst_pad_push (pad, item.buffer);
-      if (ret != GST_FLOW_OK) {
-        GST_DEBUG_OBJECT (self, "pausing task: %s", gst_flow_get_name (ret));
-        if (ret == GST_FLOW_NOT_LINKED || ret < GST_FLOW_EOS) {
-          GST_ELEMENT_FLOW_ERROR (self, ret);
-          gst_pad_push_event (pad, gst_event_new_eos ());
-        }
-        gst_pad_pause_task (pad);
-      }
+      if (ret != GST_FLOW_OK)
+        stop_on_flow (self, pad, ret);
       break;
     }
     case PlayoutItem::Kind::Flush:
@@ -1017,6 +1113,7 @@ static gboolean gst_yandex_realtime_src_activate_mode (GstPad *pad, GstObject *p
   if (mode != GST_PAD_MODE_PUSH)
     return FALSE;
   if (active) {
+    self->priv->src_flow = GST_FLOW_OK;
     self->priv->playout.set_flushing (false);
     return gst_pad_start_task (pad, (GstTaskFunction) src_loop, pad, nullptr);
   }
@@ -1058,6 +1155,18 @@ static gboolean gst_yandex_realtime_src_query (GstPad *pad, GstObject *parent,
       if (GST_CLOCK_TIME_IS_VALID (max))
         max += ours;
       gst_query_set_latency (query, live, min, max);
+      return TRUE;
+    }
+    case GST_QUERY_CAPS: {
+      GstCaps *filter, *caps = src_caps (self);
+      gst_query_parse_caps (query, &filter);
+      if (filter) {
+        GstCaps *both = gst_caps_intersect_full (filter, caps, GST_CAPS_INTERSECT_FIRST);
+        gst_caps_unref (caps);
+        caps = both;
+      }
+      gst_query_set_caps_result (query, caps);
+      gst_caps_unref (caps);
       return TRUE;
     }
     case GST_QUERY_POSITION:
@@ -1108,6 +1217,8 @@ static GstStateChangeReturn gst_yandex_realtime_change_state (GstElement *elemen
         return GST_STATE_CHANGE_FAILURE;
       break;
     case GST_STATE_CHANGE_READY_TO_PAUSED:
+      if (!negotiate_output_rate (self))
+        return GST_STATE_CHANGE_FAILURE;
       open_dialog (self);
       break;
     case GST_STATE_CHANGE_PAUSED_TO_READY:
@@ -1322,8 +1433,9 @@ static void install_properties (GObjectClass *gobject_class)
           "Sample rate of the audio sent to the service, in Hz", 8000, 48000, 24000, rw));
   g_object_class_install_property (gobject_class, PROP_OUTPUT_RATE,
       g_param_spec_uint ("output-rate", "Output rate",
-          "Sample rate requested for the answers and produced on src, in Hz",
-          8000, 48000, 44100, rw));
+          "Sample rate requested for the answers and produced on src, in Hz; "
+          "unset, the rate downstream prefers (44100 when it takes it)",
+          MIN_OUTPUT_RATE, MAX_OUTPUT_RATE, DEFAULT_OUTPUT_RATE, rw));
   g_object_class_install_property (gobject_class, PROP_CHUNK_MS,
       g_param_spec_uint ("chunk-ms", "Chunk duration",
           "Duration of audio in each input_audio_buffer.append, in ms", 10, 1000,

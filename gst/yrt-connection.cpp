@@ -521,7 +521,15 @@ void Connection::flush_outbox ()
     sent_bytes_ += outbox_bytes_;
     outbox_bytes_ = 0;
   }
+  /* A write can fail inside send_message and close the socket at once (the
+   * peer is gone): the rest of the batch is then dropped, not written into a
+   * closed socket.  Nothing is lost by that: the dialog's ledger sends the
+   * input again to the next session.  The reference keeps the socket alive
+   * through a "closed" handler that releases it. */
+  g_object_ref (socket);
   for (const Queued &frame : batch) {
+    if (soup_websocket_connection_get_state (socket) != SOUP_WEBSOCKET_STATE_OPEN)
+      break;
     GBytes *bytes = g_bytes_new_static (frame.text.data (), frame.text.size ());
     /* send_message copies into the socket's output queue. */
     soup_websocket_connection_send_message (socket, SOUP_WEBSOCKET_DATA_TEXT, bytes);
@@ -530,9 +538,7 @@ void Connection::flush_outbox ()
             "{\"type\":\"input_audio_buffer.append\""))
       YRT_TRACE ("uplink-out", w->trace_appends++, g_get_monotonic_time ());
   }
-  bool wrote = !batch.empty ();
-  if (wrote && callbacks_.drained)
-    callbacks_.drained ();
+  g_object_unref (socket);
 }
 
 void Connection::call_later (guint ms, std::function<void ()> fn)

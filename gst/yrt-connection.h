@@ -33,8 +33,6 @@ struct ConnectionCallbacks {
   std::function<void (guint http_status, const std::string &cause)> failed;
   /* An open socket closed without us asking. */
   std::function<void (gushort code, const std::string &reason)> closed;
-  /* Frames left the outbox: a writer waiting for room may go on. */
-  std::function<void ()> drained;
 };
 
 class Connection {
@@ -53,7 +51,8 @@ class Connection {
    * worker.  Safe to call twice and from any thread but the worker. */
   void stop ();
   /* Closes the current socket, if any, and opens a new one after `delay_ms`.
-   * Frames not yet written are dropped: they belonged to the old session. */
+   * Frames not yet written are dropped: they belonged to the old session
+   * (the dialog's InputLedger sends the input the new session needs). */
   void restart (guint delay_ms);
 
   /* How a frame may be treated on its way out. */

@@ -286,9 +286,11 @@ std::string item_delete (const std::string &item_id)
 
 namespace {
 std::string message_item (const char *role, const char *content_type,
-    const std::string &text)
+    const std::string &text, const std::string &event_id)
 {
   return build_event ("conversation.item.create", [&] (JsonBuilder *b) {
+    if (!event_id.empty ())
+      add_string (b, "event_id", event_id);
     json_builder_set_member_name (b, "item");
     json_builder_begin_object (b);
     add_string (b, "type", "message");
@@ -305,14 +307,14 @@ std::string message_item (const char *role, const char *content_type,
 }
 }  // namespace
 
-std::string user_text (const std::string &text)
+std::string user_text (const std::string &text, const std::string &event_id)
 {
-  return message_item ("user", "input_text", text);
+  return message_item ("user", "input_text", text, event_id);
 }
 
-std::string assistant_text (const std::string &text)
+std::string assistant_text (const std::string &text, const std::string &event_id)
 {
-  return message_item ("assistant", "output_text", text);
+  return message_item ("assistant", "output_text", text, event_id);
 }
 
 std::string function_call_output (const std::string &call_id,

@@ -49,9 +49,10 @@ std::string response_cancel (const std::string &response_id = {});
 std::string item_truncate (const std::string &item_id, guint content_index,
     guint64 audio_end_ms);
 std::string item_delete (const std::string &item_id);
-std::string user_text (const std::string &text);
+/* `event_id`, when given, comes back in an error about this event. */
+std::string user_text (const std::string &text, const std::string &event_id = {});
 /* What the assistant said, as text: replayed into a new session. */
-std::string assistant_text (const std::string &text);
+std::string assistant_text (const std::string &text, const std::string &event_id = {});
 std::string function_call_output (const std::string &call_id,
     const std::string &output);
 }  // namespace client
