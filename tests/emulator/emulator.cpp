@@ -1635,11 +1635,14 @@ static void on_request_cb(SoupServer *, SoupServerMessage *msg, const char *path
 }
 
 guint16 Server::Impl::setup_server() {
-  soup = soup_server_new("server-header", "yandexrealtime-emulator ", nullptr);
+  soup = soup_server_new("server-header", "yandexrealtime-emulator ", "tls-certificate",
+                         cfg.tls_certificate.get(), nullptr);
   for (const char *path : {"/v1/realtime", "/v1/realtime/openai"})
     soup_server_add_handler(soup, path, on_request_cb, this, nullptr);
   GError *error = nullptr;
-  if (!soup_server_listen_local(soup, cfg.port, SOUP_SERVER_LISTEN_IPV4_ONLY, &error)) {
+  const auto flags = static_cast<SoupServerListenOptions>(
+      SOUP_SERVER_LISTEN_IPV4_ONLY | (cfg.tls_certificate ? SOUP_SERVER_LISTEN_HTTPS : 0));
+  if (!soup_server_listen_local(soup, cfg.port, flags, &error)) {
     g_warning("yrt-emulator: cannot listen on 127.0.0.1:%u: %s", cfg.port, error->message);
     g_error_free(error);
     return 0;
@@ -1838,7 +1841,8 @@ void Server::stop() {
 
 std::string Server::url() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return "ws://127.0.0.1:" + std::to_string(impl_->port) + "/v1/realtime";
+  return std::string(impl_->cfg.tls_certificate ? "wss" : "ws") + "://127.0.0.1:" +
+         std::to_string(impl_->port) + "/v1/realtime";
 }
 
 void Server::set_faults(const Faults &faults) {

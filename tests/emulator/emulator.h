@@ -56,7 +56,7 @@
 //   latest n.
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
 
 #include <functional>
 #include <memory>
@@ -124,6 +124,9 @@ struct Config {
   TurnScript default_turn;     // used when the queue is empty ("" fields keep "<n>" defaults)
   bool record_audio = true;    // keep sent/received PCM and append payloads (tests); the
                                // long-running CLI turns it off to bound memory
+  // With a certificate (and its private key), the server speaks TLS only:
+  // wss://127.0.0.1:<port>/v1/realtime.
+  std::shared_ptr<GTlsCertificate> tls_certificate;
   // Called on the server thread for every client event (e.g. --verbose).
   std::function<void(const ClientEvent &)> on_client_event;
 };
@@ -137,7 +140,7 @@ class Server {
 
   guint16 start();  // returns the bound port (0 on failure); returns once listening
   void stop();      // closes connections (close frame 1001), quits and joins
-  std::string url() const;  // "ws://127.0.0.1:<port>/v1/realtime" (no model param)
+  std::string url() const;  // "ws://127.0.0.1:<port>/v1/realtime" (no model param; wss:// with TLS)
 
   void set_faults(const Faults &);  // takes effect for subsequent events
   Faults faults() const;
