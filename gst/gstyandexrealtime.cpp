@@ -10,7 +10,6 @@
 #include "yrt-uplink.h"
 
 #include <gst/audio/audio.h>
-#include <json-glib/json-glib.h>
 
 #include <atomic>
 #include <functional>
@@ -502,25 +501,18 @@ static void set_string (GstYandexRealtime *self, std::string &field, const GValu
  * value is refused and the previous one stays. */
 static void set_tools (GstYandexRealtime *self, const char *json)
 {
-  std::string why;
-  if (json && *json) {
-    GError *error = nullptr;
-    JsonNode *node = json_from_string (json, &error);
-    if (!node)
-      why = std::string ("not valid JSON: ") + (error ? error->message : "empty");
-    else if (!JSON_NODE_HOLDS_ARRAY (node))
-      why = "not a JSON array of tool objects";
-    g_clear_error (&error);
-    if (node)
-      json_node_unref (node);
-  }
+  std::string why = json && *json ? check_json (json, true, "a JSON array of tool objects") : "";
   if (!why.empty ()) {
     refuse_setting (self, "tools", why);
     return;
   }
-  std::lock_guard<std::mutex> guard (self->priv->settings_lock);
-  self->priv->settings.session.tools_json = json ? json : "";
-  accept_setting_locked (self, "tools");
+  {
+    std::lock_guard<std::mutex> guard (self->priv->settings_lock);
+    self->priv->settings.session.tools_json = json ? json : "";
+    accept_setting_locked (self, "tools");
+  }
+  /* Notified only when taken: a refused value sends no session.update. */
+  g_object_notify (G_OBJECT (self), "tools");
 }
 
 /* Names only: the values may be secrets. */
@@ -535,7 +527,7 @@ static void log_extra_overrides (GstYandexRealtime *self, const SessionConfig &c
 
 static void set_session_extra (GstYandexRealtime *self, const char *json)
 {
-  std::string why = json && *json ? check_json_object (json) : "";
+  std::string why = json && *json ? check_json (json, false, "a JSON object") : "";
   if (!why.empty ()) {
     refuse_setting (self, "session-extra", why);
     return;
@@ -547,6 +539,7 @@ static void set_session_extra (GstYandexRealtime *self, const char *json)
     accept_setting_locked (self, "session-extra");
     config = self->priv->settings.session;
   }
+  g_object_notify (G_OBJECT (self), "session-extra");
   log_extra_overrides (self, config);
 }
 
@@ -1557,7 +1550,7 @@ static void install_properties (GObjectClass *gobject_class)
       g_param_spec_string ("tools", "Tools",
           "JSON array of tools passed to session.tools as given (function tools, "
           "Yandex's web_search and file_search, mcp); invalid JSON is refused",
-          "", live));
+          "", (GParamFlags) (live | G_PARAM_EXPLICIT_NOTIFY)));
   g_object_class_install_property (gobject_class, PROP_TOOL_CHOICE,
       g_param_spec_string ("tool-choice", "Tool choice",
           "auto, none, required, the name of the one function to call, or a JSON "
@@ -1576,7 +1569,7 @@ static void install_properties (GObjectClass *gobject_class)
           "JSON object deep-merged into the session of every session.update, "
           "after the element's own fields (its values win): any session field "
           "the element does not model; anything but a JSON object is refused",
-          "", live));
+          "", (GParamFlags) (live | G_PARAM_EXPLICIT_NOTIFY)));
   g_object_class_install_property (gobject_class, PROP_EXTRA_HEADERS,
       g_param_spec_boxed ("extra-headers", "Extra headers",
           "Extra headers for the WebSocket handshake, one per field (an array "

@@ -345,15 +345,15 @@ std::vector<std::string> split_languages (const std::string &list)
   return out;
 }
 
-std::string check_json_object (const std::string &json)
+std::string check_json (const std::string &json, bool array, const char *expected)
 {
   GError *error = nullptr;
   JsonNode *node = json_from_string (json.c_str (), &error);
   std::string why;
   if (!node)
     why = std::string ("not valid JSON: ") + (error ? error->message : "empty");
-  else if (!JSON_NODE_HOLDS_OBJECT (node))
-    why = "not a JSON object";
+  else if (array ? !JSON_NODE_HOLDS_ARRAY (node) : !JSON_NODE_HOLDS_OBJECT (node))
+    why = std::string ("not ") + expected;
   g_clear_error (&error);
   if (node)
     json_node_unref (node);

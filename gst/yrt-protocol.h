@@ -142,7 +142,8 @@ void base64_encode_append (const guint8 *data, gsize size, std::string &out);
 
 /* "ru-RU, en-US" → {"ru-RU", "en-US"}: trimmed, empty entries dropped. */
 std::vector<std::string> split_languages (const std::string &list);
-/* Empty when `json` is a JSON object, else why not. */
-std::string check_json_object (const std::string &json);
+/* Empty when `json` is a JSON array (or object), else why not: "not valid
+ * JSON: …" or "not <expected>". */
+std::string check_json (const std::string &json, bool array, const char *expected);
 
 }  // namespace yrt

@@ -200,6 +200,7 @@ GST_START_TEST (test_unpositioned_channels_are_mixed_down)
   check_unpositioned (6, true);
   check_unpositioned (6, false);
   check_unpositioned (64, true);
+  check_unpositioned (100, true);
 }
 GST_END_TEST;
 
@@ -353,6 +354,11 @@ GST_START_TEST (test_session_extra)
   g_object_get (f.element, "session-extra", &now, nullptr);
   fail_unless_equals_string (now, R"({"max_output_tokens":5})");
   g_free (now);
+  /* The refusal sent nothing: the next update is the next change's. */
+  g_object_set (f.element, "voice-role", "strict", nullptr);
+  JsonNode *update2 = session_update (f.server, 2);
+  fail_unless_equals_string (role_of (update2), "strict");
+  json_node_unref (update2);
 }
 GST_END_TEST;
 
