@@ -400,7 +400,23 @@ GST_START_TEST (test_proxy_authentication)
   f.make ("folder-id=b1gfolder proxy-id=agent ssl-ca-file=" + ca.path ("ca.pem") + " proxy=" +
       proxy.url ());
   g_object_set (f.element, "proxy-pw", "pr0xy-secret", nullptr);
+  /* The password is in no debug line, at any level. */
+  static std::atomic<bool> leaked {false};
+  GstLogFunction scan = [] (GstDebugCategory *, GstDebugLevel, const gchar *, const gchar *,
+      gint, GObject *, GstDebugMessage *message, gpointer) {
+    if (strstr (gst_debug_message_get (message), "pr0xy-secret"))
+      leaked = true;
+  };
+  gst_debug_remove_log_function (gst_debug_log_default);  /* not onto stderr */
+  gst_debug_add_log_function (scan, nullptr, nullptr);
+  gst_debug_set_default_threshold (GST_LEVEL_MEMDUMP);
   expect_turn (f);
+  gst_debug_set_default_threshold (GST_LEVEL_NONE);
+  gst_debug_remove_log_function (scan);
+  gst_debug_add_log_function (gst_debug_log_default, nullptr, nullptr);
+  fail_if (leaked.load (), "proxy-pw in the debug log");
+  fail_if (g_object_class_find_property (G_OBJECT_GET_CLASS (f.element), "proxy-pw")->flags &
+      G_PARAM_READABLE);
   std::vector<std::string> seen = proxy.seen ();
   fail_unless (seen.size () >= 2, "%zu requests", seen.size ());
   fail_if (contains (seen[0], "Basic"), "%s", seen[0].c_str ());
