@@ -402,8 +402,10 @@ GST_START_TEST (test_proxy_authentication)
   g_object_set (f.element, "proxy-pw", "pr0xy-secret", nullptr);
   /* The password is in no debug line, at any level. */
   static std::atomic<bool> leaked {false};
+  static std::atomic<guint> lines {0};
   GstLogFunction scan = [] (GstDebugCategory *, GstDebugLevel, const gchar *, const gchar *,
       gint, GObject *, GstDebugMessage *message, gpointer) {
+    lines++;
     if (strstr (gst_debug_message_get (message), "pr0xy-secret"))
       leaked = true;
   };
@@ -415,6 +417,7 @@ GST_START_TEST (test_proxy_authentication)
   gst_debug_remove_log_function (scan);
   gst_debug_add_log_function (gst_debug_log_default, nullptr, nullptr);
   fail_if (leaked.load (), "proxy-pw in the debug log");
+  fail_unless (lines.load () > 100, "the debug log was not seen (%u lines)", lines.load ());
   fail_if (g_object_class_find_property (G_OBJECT_GET_CLASS (f.element), "proxy-pw")->flags &
       G_PARAM_READABLE);
   std::vector<std::string> seen = proxy.seen ();
