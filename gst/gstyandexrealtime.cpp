@@ -421,7 +421,9 @@ static gboolean check_connection_settings (GstYandexRealtime *self)
     if (!valid) {
       GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
           ("The proxy is not an http:// URL with a host"),
-          ("proxy is \"%s\"; expected e.g. http://proxy.example.com:3128", o.proxy.c_str ()));
+          ("proxy is \"%s\"; expected e.g. http://proxy.example.com:3128",
+              /* user information may hold a password */
+              o.proxy.find ('@') == std::string::npos ? o.proxy.c_str () : "(not shown)"));
       return FALSE;
     }
   }
