@@ -613,12 +613,57 @@ void Dialog::handle (ServerEvent &ev)
     case EventType::ResponseDone:
       on_response_done (ev);
       break;
+    case EventType::TranscriptFailed:
+      on_transcript_failed (ev);
+      break;
+    case EventType::InputTimeout:
+      on_input_timeout (ev);
+      break;
+    case EventType::McpListTools:
+    case EventType::McpCall:
+      on_mcp (ev);
+      break;
+    case EventType::ItemTruncated:
+    case EventType::ItemDeleted:
+    case EventType::OutputAudioBuffer:
+      GST_DEBUG ("server event %s (item %s, response %s): nothing to do",
+          ev.type_name.c_str (), ev.item_id.c_str (), ev.response_id.c_str ());
+      break;
     case EventType::Unknown:
       GST_DEBUG ("ignoring unknown server event %s", ev.type_name.c_str ());
       break;
     default:
       break;
   }
+}
+
+/* Why a turn has no transcript; the turn itself goes on. */
+void Dialog::on_transcript_failed (const ServerEvent &ev)
+{
+  GstStructure *s = message ("transcript-failed");
+  gst_structure_set (s, "item-id", G_TYPE_STRING, ev.item_id.c_str (),
+      "code", G_TYPE_STRING, ev.error.code.c_str (),
+      "message", G_TYPE_STRING, ev.error.message.c_str (), nullptr);
+  host_.post_message (s);
+}
+
+/* The server's idle timeout (session-extra's idle_timeout_ms) fired. */
+void Dialog::on_input_timeout (const ServerEvent &ev)
+{
+  GstStructure *s = message ("input-timeout");
+  gst_structure_set (s, "item-id", G_TYPE_STRING, ev.item_id.c_str (),
+      "audio-start-ms", G_TYPE_UINT64, (guint64) MAX (ev.audio_ms, 0),
+      "audio-end-ms", G_TYPE_UINT64, (guint64) MAX (ev.audio_end_ms, 0), nullptr);
+  host_.post_message (s);
+}
+
+/* Progress and failures of the service's MCP tools. */
+void Dialog::on_mcp (const ServerEvent &ev)
+{
+  GstStructure *s = message (ev.type == EventType::McpCall ? "mcp-call" : "mcp-list-tools");
+  gst_structure_set (s, "item-id", G_TYPE_STRING, ev.item_id.c_str (),
+      "status", G_TYPE_STRING, ev.status.c_str (), nullptr);
+  host_.post_message (s);
 }
 
 void Dialog::on_session_created (const ServerEvent &ev)

@@ -539,6 +539,7 @@ class Session {
   void send(JObj &ev);
   void send(JObj &&ev) { send(ev); }
   void send_junk(guint k);
+  void send_extra_events(const std::string &item_id, gint64 audio_end_ms);
   void send_error(const std::string &code, const std::string &message, const char *param,
                   const std::string &client_event_id);
   bool can_send() const;
@@ -1146,6 +1147,38 @@ void Session::send_junk(guint k) {
   }
 }
 
+// Faults::extra_events: GA events the emulator does not otherwise send, with
+// the fields OpenAI documents, about the user item just committed.
+void Session::send_extra_events(const std::string &item, gint64 audio_end_ms) {
+  const std::string response = next_id("resp");
+  const std::string mcp_item = next_id("mcp");
+  for (const std::string &type : faults_.extra_events) {
+    JObj ev = event(type.c_str());
+    if (type == "input_audio_buffer.timeout_triggered")
+      ev.num("audio_start_ms", 0).num("audio_end_ms", audio_end_ms).str("item_id", item);
+    else if (type == "conversation.item.input_audio_transcription.failed")
+      ev.str("item_id", item).num("content_index", 0).obj("error", JObj()
+          .str("type", "transcription_error").str("code", "audio_unintelligible")
+          .str("message", "The audio could not be transcribed.").null("param"));
+    else if (type == "conversation.item.input_audio_transcription.delta")
+      ev.str("item_id", item).num("content_index", 0).str("delta", "partial ");
+    else if (type == "conversation.item.truncated")
+      ev.str("item_id", item).num("content_index", 0).num("audio_end_ms", audio_end_ms);
+    else if (type == "conversation.item.deleted")
+      ev.str("item_id", item);
+    else if (type.rfind("output_audio_buffer.", 0) == 0)
+      ev.str("response_id", response);
+    else if (type.rfind("mcp_list_tools.", 0) == 0)
+      ev.str("item_id", mcp_item);
+    else if (type.rfind("response.mcp_call_arguments.", 0) == 0)
+      ev.str("response_id", response).str("item_id", mcp_item).num("output_index", 0)
+          .str(type.back() == 'a' ? "delta" : "arguments", "{\"city\":\"Moscow\"}");
+    else if (type.rfind("response.mcp_call.", 0) == 0)
+      ev.str("item_id", mcp_item).num("output_index", 0);
+    send(ev);
+  }
+}
+
 // ----- Session: configuration ---------------------------------------------------
 
 JsonObject *Session::turn_detection() const {
@@ -1219,6 +1252,7 @@ void Session::on_speech_stopped(gint64 at_ms) {
 void Session::commit_buffer(bool respond) {
   const std::string id = speech_item_.empty() ? next_id("item") : speech_item_;
   speech_item_.clear();
+  const gint64 committed_ms = static_cast<gint64>(buffer_.size() * 1000 / in_rate());
   srv_.record_commit(
       {index(), id, srv_.cfg.record_audio ? to_le_bytes(buffer_) : std::vector<guint8>{}, in_rate()});
   last_user_item_ = id;
@@ -1255,6 +1289,7 @@ void Session::commit_buffer(bool respond) {
            .str("item_id", id)
            .num("content_index", 0)
            .str("transcript", transcript));
+  send_extra_events(id, committed_ms);
   if (respond && !active_)
     start_response(nullptr);
 }
@@ -1819,11 +1854,14 @@ static void on_request_cb(SoupServer *, SoupServerMessage *msg, const char *path
 }
 
 guint16 Server::Impl::setup_server() {
-  soup = soup_server_new("server-header", "yandexrealtime-emulator ", nullptr);
+  soup = soup_server_new("server-header", "yandexrealtime-emulator ", "tls-certificate",
+                         cfg.tls_certificate.get(), nullptr);
   for (const char *path : {"/v1/realtime", "/v1/realtime/openai"})
     soup_server_add_handler(soup, path, on_request_cb, this, nullptr);
   GError *error = nullptr;
-  if (!soup_server_listen_local(soup, cfg.port, SOUP_SERVER_LISTEN_IPV4_ONLY, &error)) {
+  const auto flags = static_cast<SoupServerListenOptions>(
+      SOUP_SERVER_LISTEN_IPV4_ONLY | (cfg.tls_certificate ? SOUP_SERVER_LISTEN_HTTPS : 0));
+  if (!soup_server_listen_local(soup, cfg.port, flags, &error)) {
     g_warning("yrt-emulator: cannot listen on 127.0.0.1:%u: %s", cfg.port, error->message);
     g_error_free(error);
     return 0;
@@ -2023,7 +2061,8 @@ void Server::stop() {
 
 std::string Server::url() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return "ws://127.0.0.1:" + std::to_string(impl_->port) + "/v1/realtime";
+  return std::string(impl_->cfg.tls_certificate ? "wss" : "ws") + "://127.0.0.1:" +
+         std::to_string(impl_->port) + "/v1/realtime";
 }
 
 void Server::set_faults(const Faults &faults) {

@@ -88,7 +88,7 @@
 //   does); the item is not added. Other items still work.
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
 
 #include <functional>
 #include <memory>
@@ -127,6 +127,14 @@ struct Faults {
                                        // (measured from the session's start)
   bool stop_reading = false;           // stop reading the socket (real TCP backpressure);
                                        // clearing it resumes reading
+  // GA events the emulator does not otherwise send, sent in this order after
+  // the transcript of each user turn: input_audio_buffer.timeout_triggered,
+  // conversation.item.input_audio_transcription.delta / .failed,
+  // conversation.item.truncated / .deleted, output_audio_buffer.started /
+  // .stopped / .cleared, mcp_list_tools.in_progress / .completed / .failed,
+  // response.mcp_call_arguments.delta / .done, response.mcp_call.in_progress /
+  // .completed / .failed (any other name: just type and event_id).
+  std::vector<std::string> extra_events;
   guint sessions = 0;                  // 0: every session; N: only the first N sessions that
                                        // start after these faults are set (open ones keep theirs)
   double read_speed = 0;               // 0: read as fast as the client sends; S > 0: consume
@@ -175,6 +183,9 @@ struct Config {
                                   // 1000 + k for answer_ms (see AnswerRecord::signature)
   bool record_audio = true;    // keep sent/received PCM and append payloads (tests); the
                                // long-running CLI turns it off to bound memory
+  // With a certificate (and its private key), the server speaks TLS only:
+  // wss://127.0.0.1:<port>/v1/realtime.
+  std::shared_ptr<GTlsCertificate> tls_certificate;
   // Called on the server thread for every client event (e.g. --verbose).
   std::function<void(const ClientEvent &)> on_client_event;
 };
@@ -188,7 +199,7 @@ class Server {
 
   guint16 start();  // returns the bound port (0 on failure); returns once listening
   void stop();      // closes connections (close frame 1001), quits and joins
-  std::string url() const;  // "ws://127.0.0.1:<port>/v1/realtime" (no model param)
+  std::string url() const;  // "ws://127.0.0.1:<port>/v1/realtime" (no model param; wss:// with TLS)
 
   void set_faults(const Faults &);  // takes effect for subsequent events
   Faults faults() const;
