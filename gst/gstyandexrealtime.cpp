@@ -144,15 +144,11 @@ struct _GstYandexRealtime {
  * flags below it; `playout` and `dialog` lock for themselves. */
 struct GstYandexRealtimePrivate : public DialogHost {
   explicit GstYandexRealtimePrivate (GstYandexRealtime *element)
-      : self (element), dialog (*this, playout)
+      : self (element), dialog (*this, playout, GST_OBJECT (element))
   {
   }
 
-  void post_message (GstStructure *structure) override
-  {
-    gst_element_post_message (GST_ELEMENT (self),
-        gst_message_new_element (GST_OBJECT (self), structure));
-  }
+  void emit (output::Event event) override;
   void post_error (DialogError kind, const std::string &text,
       const std::string &debug) override;
   void post_warning (const std::string &text, const std::string &debug) override
@@ -230,6 +226,13 @@ GType gst_yandex_realtime_modalities_get_type (void)
 }
 
 /* ---- DialogHost ---- */
+
+/* Every output event is a bus message. */
+void GstYandexRealtimePrivate::emit (output::Event event)
+{
+  gst_element_post_message (GST_ELEMENT (self),
+      gst_message_new_element (GST_OBJECT (self), output::to_message (event)));
+}
 
 void GstYandexRealtimePrivate::post_error (DialogError kind,
     const std::string &text, const std::string &debug)

@@ -334,6 +334,50 @@ GST_START_TEST (test_output_rate_mismatch_fails_early)
 }
 GST_END_TEST;
 
+/* Log lines of the element's category that name no object, from any thread. */
+static void count_anonymous (GstDebugCategory *category, GstDebugLevel, const gchar *,
+    const gchar *function, gint line, GObject *object, GstDebugMessage *, gpointer data)
+{
+  if (object || g_strcmp0 (gst_debug_category_get_name (category), "yandexrealtime") != 0)
+    return;
+  auto *where = static_cast<std::pair<std::mutex, std::string> *> (data);
+  std::lock_guard<std::mutex> guard (where->first);
+  where->second += std::string (function) + ":" + std::to_string (line) + " ";
+}
+
+/* With 200 elements in a process, a line that names none is useless: every
+ * line of a turn (session, speech, answer, malformed events, a lost session)
+ * names its element. */
+GST_START_TEST (test_every_log_line_names_its_element)
+{
+  std::pair<std::mutex, std::string> anonymous;
+  gst_debug_set_active (TRUE);
+  gst_debug_set_threshold_for_name ("yandexrealtime", GST_LEVEL_LOG);
+  gst_debug_remove_log_function (gst_debug_log_default);
+  gst_debug_add_log_function (count_anonymous, &anonymous, nullptr);
+  {
+    emu::Faults faults;
+    faults.unknown_events = true;
+    faults.drop_mid_answer = true;
+    emu::Config config;
+    config.faults = faults;
+    Fixture f (config);
+    f.make ("reconnect-backoff-ms=0");
+    f.start ();
+    f.push (turn (24000));
+    std::vector<GstBuffer *> out = f.end_input ();
+    fail_unless (samples_in (out) > 0);
+    unref_all (out);
+  }
+  gst_debug_remove_log_function (count_anonymous);
+  gst_debug_add_log_function (gst_debug_log_default, nullptr, nullptr);
+  gst_debug_set_threshold_for_name ("yandexrealtime", GST_LEVEL_NONE);
+  std::lock_guard<std::mutex> guard (anonymous.first);
+  fail_unless (anonymous.second.empty (), "lines without an element: %s",
+      anonymous.second.c_str ());
+}
+GST_END_TEST;
+
 static Suite *outputs_suite (void)
 {
   Suite *s = suite_create ("yandexrealtime-outputs");
@@ -345,6 +389,7 @@ static Suite *outputs_suite (void)
   tcase_add_test (tc, test_downstream_eos_ends_a_file_pipeline);
   tcase_add_test (tc, test_output_rate_follows_downstream);
   tcase_add_test (tc, test_output_rate_mismatch_fails_early);
+  tcase_add_test (tc, test_every_log_line_names_its_element);
   return s;
 }
 
