@@ -52,13 +52,7 @@ gsize Playout::push_audio (const std::string &response_id,
   std::lock_guard<std::mutex> guard (lock_);
   if (std::find (ignored_.begin (), ignored_.end (), response_id) != ignored_.end ())
     return 0;
-  Answer *answer = find_answer (response_id);
-  if (!answer) {
-    if (answers_.size () == kRemembered)
-      answers_.pop_front ();
-    answers_.push_back (Answer {response_id, item_id});
-    answer = &answers_.back ();
-  }
+  Answer *answer = &remember (response_id, item_id);
 
   /* A sample split across two deltas is joined, never lost or padded. */
   gsize total = size + (answer->has_odd_byte ? 1 : 0);
@@ -80,6 +74,45 @@ gsize Playout::push_audio (const std::string &response_id,
     answer->odd_byte = data[size - 1];
   answer->received += even / 2;
   return even / 2;
+}
+
+Playout::Answer &Playout::remember (const std::string &response_id,
+    const std::string &item_id)
+{
+  if (Answer *answer = find_answer (response_id))
+    return *answer;
+  if (answers_.size () == kRemembered)
+    answers_.pop_front ();
+  answers_.push_back (Answer {response_id, item_id});
+  return answers_.back ();
+}
+
+void Playout::complete_response (const std::string &response_id)
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  remember (response_id, {}).complete = true;
+  wake_.notify_one ();
+}
+
+void Playout::new_session ()
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  ignored_.clear ();
+  auto queued = [this] (const Answer &a) {
+    return std::any_of (queue_.begin (), queue_.end (),
+        [&a] (const Chunk &c) { return c.response_id == a.response_id; });
+  };
+  answers_.erase (std::remove_if (answers_.begin (), answers_.end (),
+      [&] (const Answer &a) { return !queued (a); }), answers_.end ());
+  playing_.clear ();
+}
+
+bool Playout::may_go_out (const Chunk &chunk) const
+{
+  if (live_ || eos_)
+    return true;
+  const Answer *answer = find_answer (chunk.response_id);
+  return answer && answer->complete;
 }
 
 void Playout::ignore_response (const std::string &response_id, bool drop_queued)
@@ -170,12 +203,12 @@ PlayoutItem Playout::pop (const Clock &now)
       flush_ = false;
       return PlayoutItem {PlayoutItem::Kind::Flush};
     }
-    if (!queue_.empty ()) {
+    if (!queue_.empty () && may_go_out (queue_.front ())) {
       Chunk chunk = std::move (queue_.front ());
       queue_.pop_front ();
       return stamp (std::move (chunk));
     }
-    if (eos_)
+    if (eos_ && queue_.empty ())
       return PlayoutItem {PlayoutItem::Kind::Eos};
     if (!live_) {
       wake_.wait (lock);

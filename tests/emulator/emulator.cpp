@@ -336,6 +336,7 @@ struct Server::Impl {
   guint active = 0;
   std::string auth_scheme;
   std::string path_query;
+  std::vector<std::pair<std::string, std::string>> request_headers;  // of the last handshake
   guint16 port = 0;
   bool ready = false;    // the thread finished setting up (successfully or not)
   bool running = false;  // the loop runs and accepts posted work
@@ -1661,6 +1662,12 @@ void Server::Impl::handle_request(SoupServerMessage *msg, const char *path, GHas
   {
     std::lock_guard<std::mutex> lock(mu);
     path_query = path_and_query;
+    request_headers.clear();
+    SoupMessageHeadersIter iter;
+    soup_message_headers_iter_init(&iter, soup_server_message_get_request_headers(msg));
+    const char *name, *value;
+    while (soup_message_headers_iter_next(&iter, &name, &value))
+      request_headers.emplace_back(name, value);
     auth_scheme = lower == "api-key" ? "Api-Key" : lower == "bearer" ? "Bearer" : scheme;
     f = faults;
   }
@@ -1893,6 +1900,15 @@ std::string Server::last_authorization_scheme() const {
 std::string Server::last_request_path_and_query() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->path_query;
+}
+
+std::vector<std::string> Server::last_request_header(const std::string &name) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::vector<std::string> values;
+  for (const auto &header : impl_->request_headers)
+    if (g_ascii_strcasecmp(header.first.c_str(), name.c_str()) == 0)
+      values.push_back(header.second);
+  return values;
 }
 
 void Server::clear_records() {

@@ -148,6 +148,8 @@ class Server {
   guint sessions_active() const;
   std::string last_authorization_scheme() const;  // "Api-Key" / "Bearer" / raw scheme
   std::string last_request_path_and_query() const;
+  // Values of a header of the last handshake (case-insensitive name), in order.
+  std::vector<std::string> last_request_header(const std::string &name) const;
   void clear_records();  // forget recorded events/audio (not sessions or scripts)
 
   struct Impl;
