@@ -538,13 +538,15 @@ void Dialog::handle (ServerEvent &ev)
       on_speech_started (ev);
       break;
     case EventType::SpeechStopped: {
+      guint64 position;
       {
         std::lock_guard<std::mutex> guard (lock_);
         turn_end_us_ = g_get_monotonic_time ();
         ledger_.speech_stopped (ev.audio_ms);
+        position = ledger_.to_position (ev.audio_ms);
         ready_cond_.notify_all ();
       }
-      host_.emit (output::SpeechStopped {ev.item_id, (guint64) MAX (ev.audio_ms, 0)});
+      host_.emit (output::SpeechStopped {ev.item_id, (guint64) MAX (ev.audio_ms, 0), position});
       break;
     }
     case EventType::Committed:
@@ -708,14 +710,15 @@ void Dialog::refused_replay ()
 
 void Dialog::on_speech_started (const ServerEvent &ev)
 {
-  host_.emit (output::SpeechStarted {ev.item_id, (guint64) MAX (ev.audio_ms, 0)});
-
+  guint64 position;
   {
     std::lock_guard<std::mutex> guard (lock_);
     speech_open_ = true;
     ledger_.speech_started (ev.audio_ms, ev.item_id);
+    position = ledger_.to_position (ev.audio_ms);
     ready_cond_.notify_all ();
   }
+  host_.emit (output::SpeechStarted {ev.item_id, (guint64) MAX (ev.audio_ms, 0), position});
   barge_in ();
 }
 

@@ -26,15 +26,19 @@ struct Session {
   std::string model;
 };
 
-/* Input timing counts the audio the current session received, in ms. */
+/* Input timing: `audio_*_ms` counts the audio the current session received
+ * (as the service says); `input_position` is the same instant in samples at
+ * input-rate since the input started (across sessions, from the ledger). */
 struct SpeechStarted {
   std::string item_id;
   guint64 audio_start_ms = 0;
+  guint64 input_position = 0;
 };
 
 struct SpeechStopped {
   std::string item_id;
   guint64 audio_end_ms = 0;
+  guint64 input_position = 0;
 };
 
 /* What the user said. */

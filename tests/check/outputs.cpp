@@ -378,6 +378,133 @@ GST_START_TEST (test_every_log_line_names_its_element)
 }
 GST_END_TEST;
 
+/* Every buffer up to EOS from a harness, in order. */
+static std::vector<GstBuffer *> pull_all (GstHarness *h)
+{
+  std::vector<GstBuffer *> out;
+  GstBuffer *buf = nullptr;
+  while (gst_harness_pull_until_eos (h, &buf) && buf) {
+    out.push_back (buf);
+    buf = nullptr;
+  }
+  return out;
+}
+
+static std::string text_of (GstBuffer *b)
+{
+  std::string s (gst_buffer_get_size (b), '\0');
+  gst_buffer_extract (b, 0, s.data (), s.size ());
+  return s;
+}
+
+static GstClockTime end_of (GstBuffer *b)
+{
+  return GST_BUFFER_PTS (b) + GST_BUFFER_DURATION (b);
+}
+
+static void expect_text_caps (GstHarness *h)
+{
+  GstCaps *caps = gst_pad_get_current_caps (h->sinkpad);
+  GstCaps *expected = gst_caps_from_string ("text/x-raw,format=utf8");
+  fail_unless (caps && gst_caps_is_equal (caps, expected), "%" GST_PTR_FORMAT, caps);
+  gst_caps_unref (caps);
+  gst_caps_unref (expected);
+}
+
+/* Every element message the fixture's element posted so far, in order
+ * (those already seen, then the bus), named yandexrealtime/<name>. */
+static std::vector<const GstStructure *> messages (Fixture &f, const char *name)
+{
+  while (GstMessage *m = gst_bus_pop (f.bus))
+    f.seen.push_back (m);
+  std::string full = std::string ("yandexrealtime/") + name;
+  std::vector<const GstStructure *> out;
+  for (GstMessage *m : f.seen) {
+    const GstStructure *s = gst_message_get_structure (m);
+    if (s && gst_structure_has_name (s, full.c_str ()))
+      out.push_back (s);
+  }
+  return out;
+}
+
+static std::vector<std::string> final_answer_texts (Fixture &f)
+{
+  std::vector<std::string> out;
+  for (const GstStructure *s : messages (f, "response-text")) {
+    gboolean final = FALSE;
+    if (gst_structure_get_boolean (s, "final", &final) && final)
+      out.push_back (gst_structure_get_string (s, "text"));
+  }
+  return out;
+}
+
+static std::vector<GstClockTime> speech_times (Fixture &f, const char *name, const char *field)
+{
+  std::vector<GstClockTime> out;
+  for (const GstStructure *s : messages (f, name)) {
+    guint64 ms = 0;
+    fail_unless (gst_structure_get_uint64 (s, field, &ms));
+    out.push_back (ms * GST_MSECOND);  /* one session over input from 0: running time */
+  }
+  return out;
+}
+
+/* A file of two turns with both text pads: each answer's words span its
+ * audio exactly, in the src timeline; each transcript spans its speech, in
+ * the input's running time; both end with EOS after the last answer. */
+GST_START_TEST (test_text_pads_in_a_file)
+{
+  Fixture f;
+  f.start ();
+  GstHarness *text = gst_harness_new_with_element (f.element, nullptr, "text_src");
+  GstHarness *words = gst_harness_new_with_element (f.element, nullptr, "transcript_src");
+  f.push (turn (24000));
+  f.push (turn (24000));
+  std::vector<GstBuffer *> audio = f.end_input ();
+  fail_unless_equals_uint64 (samples_in (audio), 2 * 44100);
+
+  std::vector<GstBuffer *> pieces = pull_all (text);
+  expect_text_caps (text);
+  fail_unless (pieces.size () >= 2);
+  std::string all, first_answer;
+  GstClockTime end = 0;
+  for (GstBuffer *b : pieces) {
+    fail_unless_equals_clocktime (GST_BUFFER_PTS (b), end);  /* contiguous from 0 */
+    fail_unless (GST_BUFFER_DURATION (b) > 0);
+    all += text_of (b);
+    end = end_of (b);
+    if (end <= GST_SECOND)
+      first_answer = all;
+  }
+  fail_unless_equals_clocktime (end, 2 * GST_SECOND);  /* the end of the audio */
+  std::vector<std::string> answers = final_answer_texts (f);
+  fail_unless_equals_int (answers.size (), 2);
+  fail_unless_equals_string (first_answer.c_str (), answers[0].c_str ());  /* ends with its audio */
+  std::string both = answers[0] + answers[1];
+  fail_unless_equals_string (all.c_str (), both.c_str ());
+
+  std::vector<GstBuffer *> said = pull_all (words);
+  expect_text_caps (words);
+  fail_unless_equals_int (said.size (), 2);
+  std::vector<GstClockTime> starts = speech_times (f, "speech-started", "audio-start-ms");
+  std::vector<GstClockTime> stops = speech_times (f, "speech-stopped", "audio-end-ms");
+  fail_unless (starts.size () == 2 && stops.size () == 2);
+  for (int i = 0; i < 2; i++) {
+    std::string expected = "turn " + std::to_string (i + 1);
+    fail_unless_equals_string (text_of (said[i]).c_str (), expected.c_str ());
+    fail_unless_equals_clocktime (GST_BUFFER_PTS (said[i]), starts[i]);
+    fail_unless_equals_clocktime (end_of (said[i]), stops[i]);
+  }
+  /* The second turn's speech began 1.6 s into the input. */
+  fail_unless (GST_BUFFER_PTS (said[1]) >= 1600 * GST_MSECOND - 300 * GST_MSECOND);
+  unref_all (audio);
+  unref_all (pieces);
+  unref_all (said);
+  gst_harness_teardown (words);
+  gst_harness_teardown (text);
+}
+GST_END_TEST;
+
 static Suite *outputs_suite (void)
 {
   Suite *s = suite_create ("yandexrealtime-outputs");
@@ -390,6 +517,7 @@ static Suite *outputs_suite (void)
   tcase_add_test (tc, test_output_rate_follows_downstream);
   tcase_add_test (tc, test_output_rate_mismatch_fails_early);
   tcase_add_test (tc, test_every_log_line_names_its_element);
+  tcase_add_test (tc, test_text_pads_in_a_file);
   return s;
 }
 
