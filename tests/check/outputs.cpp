@@ -5,6 +5,7 @@
 #include <glib/gstdio.h>
 
 #include <algorithm>
+#include <tuple>
 
 using namespace yrt::test;
 namespace emu = yrt::emu;
@@ -115,12 +116,28 @@ struct WavFile {
   std::string path;
 };
 
-/* The first EOS or ERROR on the pipeline's bus within `timeout`, or nullptr. */
-GstMessage *wait_end (GstElement *pipeline, GstClockTime timeout)
+/* The first EOS or ERROR on the pipeline's bus within `timeout`, or nullptr;
+ * the element messages before it go to `elements` when given. */
+GstMessage *wait_end (GstElement *pipeline, GstClockTime timeout,
+    std::vector<GstMessage *> *elements = nullptr)
 {
   GstBus *bus = gst_element_get_bus (pipeline);
-  GstMessage *msg = gst_bus_timed_pop_filtered (bus, timeout,
-      (GstMessageType) (GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  gint64 deadline = g_get_monotonic_time () + (gint64) (timeout / GST_USECOND);
+  GstMessage *msg = nullptr;
+  while (!msg) {
+    gint64 left = MAX (deadline - g_get_monotonic_time (), 0);
+    msg = gst_bus_timed_pop_filtered (bus, left * GST_USECOND, (GstMessageType) (
+        GST_MESSAGE_EOS | GST_MESSAGE_ERROR | GST_MESSAGE_ELEMENT));
+    if (!msg)
+      break;
+    if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ELEMENT) {
+      if (elements)
+        elements->push_back (msg);
+      else
+        gst_message_unref (msg);
+      msg = nullptr;
+    }
+  }
   gst_object_unref (bus);
   return msg;
 }
@@ -505,6 +522,202 @@ GST_START_TEST (test_text_pads_in_a_file)
 }
 GST_END_TEST;
 
+/* Buffers a pad passed, with their text and times, from any thread. */
+struct Texts {
+  std::mutex lock;
+  std::vector<std::tuple<std::string, GstClockTime, GstClockTime>> seen;  /* text, pts, duration */
+
+  static GstPadProbeReturn probe (GstPad *, GstPadProbeInfo *info, gpointer data)
+  {
+    auto *self = static_cast<Texts *> (data);
+    GstBuffer *b = GST_PAD_PROBE_INFO_BUFFER (info);
+    std::lock_guard<std::mutex> guard (self->lock);
+    self->seen.emplace_back (text_of (b), GST_BUFFER_PTS (b), GST_BUFFER_DURATION (b));
+    return GST_PAD_PROBE_OK;
+  }
+  void watch (GstElement *element, const char *pad_name)
+  {
+    GstPad *pad = gst_element_get_static_pad (element, pad_name);
+    gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, probe, this, nullptr);
+    gst_object_unref (pad);
+  }
+};
+
+/* The texts of the final response-text messages among `messages`, which
+ * it frees. */
+static std::vector<std::string> final_answers (std::vector<GstMessage *> &messages)
+{
+  std::vector<std::string> out;
+  for (GstMessage *m : messages) {
+    const GstStructure *s = gst_message_get_structure (m);
+    gboolean final = FALSE;
+    if (gst_structure_has_name (s, "yandexrealtime/response-text") &&
+        gst_structure_get_boolean (s, "final", &final) && final)
+      out.push_back (gst_structure_get_string (s, "text"));
+    gst_message_unref (m);
+  }
+  messages.clear ();
+  return out;
+}
+
+/* "Text answers to spoken questions": output-modalities=text with only
+ * text_src linked (src left unlinked) runs to EOS with the answers. */
+GST_START_TEST (test_text_answers_with_only_text_src)
+{
+  emu::Server server;
+  fail_unless (server.start () != 0);
+  {
+    WavFile wav (turn (24000) + turn (24000), 24000);
+    Pipeline p (server, "filesrc location=" + wav.path + " ! wavparse ! yandexrealtime name=rt "
+        "output-modalities=text rt.text_src ! fakesink name=sink sync=false");
+    Texts texts;
+    texts.watch (p.get ("sink"), "sink");
+    fail_unless (gst_element_set_state (p.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+    std::vector<GstMessage *> messages;
+    GstMessage *end = wait_end (p.pipeline, 20 * GST_SECOND, &messages);
+    fail_unless (end != nullptr, "no EOS");
+    fail_unless_equals_int (GST_MESSAGE_TYPE (end), GST_MESSAGE_EOS);
+    gst_message_unref (end);
+    std::vector<std::string> answers = final_answers (messages);
+    std::lock_guard<std::mutex> guard (texts.lock);
+    fail_unless_equals_int (texts.seen.size (), 2);
+    fail_unless_equals_int (answers.size (), 2);
+    GstClockTime end_of_previous = 0;
+    for (int i = 0; i < 2; i++) {
+      auto &[text, pts, duration] = texts.seen[i];
+      fail_unless_equals_string (text.c_str (), answers[i].c_str ());
+      /* No audio to span: after its question, for a reading time. */
+      fail_unless (pts >= end_of_previous && GST_CLOCK_TIME_IS_VALID (duration) &&
+          duration >= GST_SECOND);
+      end_of_previous = pts + duration;
+    }
+  }
+  server.stop ();
+}
+GST_END_TEST;
+
+static std::string read_file (const std::string &path)
+{
+  gchar *contents = nullptr;
+  gsize size = 0;
+  fail_unless (g_file_get_contents (path.c_str (), &contents, &size, nullptr), "no %s", path.c_str ());
+  std::string s (contents, size);
+  g_free (contents);
+  return s;
+}
+
+/* SRT cues: start, end (ns) and text. */
+struct Cue {
+  GstClockTime start, end;
+  std::string text;
+};
+
+static std::vector<Cue> parse_srt (const std::string &srt)
+{
+  std::vector<Cue> cues;
+  gchar **blocks = g_regex_split_simple ("\r?\n\r?\n", srt.c_str (), (GRegexCompileFlags) 0,
+      (GRegexMatchFlags) 0);
+  for (gchar **b = blocks; *b; b++) {
+    guint h1, m1, s1, ms1, h2, m2, s2, ms2;
+    const char *times = strchr (*b, '\n');
+    if (!times || sscanf (times + 1, "%u:%u:%u,%u --> %u:%u:%u,%u", &h1, &m1, &s1, &ms1,
+            &h2, &m2, &s2, &ms2) != 8)
+      continue;
+    const char *text = strchr (times + 1, '\n');
+    auto ns = [] (guint h, guint m, guint s, guint ms) {
+      return ((((GstClockTime) h * 60 + m) * 60 + s) * 1000 + ms) * GST_MSECOND;
+    };
+    cues.push_back (Cue {ns (h1, m1, s1, ms1), ns (h2, m2, s2, ms2), text ? text + 1 : ""});
+  }
+  g_strfreev (blocks);
+  return cues;
+}
+
+/* The README's file pipeline: answer.wav with answer.srt and question.srt
+ * written by srtenc.  The answers' cues cover answer.wav from its first
+ * sample to its last; the question's cues cover the speech the service
+ * heard, where it is in question.wav. */
+GST_START_TEST (test_srt_files_line_up)
+{
+  emu::Server server;
+  fail_unless (server.start () != 0);
+  {
+    WavFile wav (silence (24000, 500) + turn (24000) + turn (24000), 24000);
+    std::string dir = wav.dir;
+    Pipeline p (server, "filesrc location=" + wav.path + " ! wavparse ! yandexrealtime name=rt "
+        "! wavenc ! filesink location=" + dir + "/answer.wav "
+        "rt.text_src ! srtenc ! filesink location=" + dir + "/answer.srt "
+        "rt.transcript_src ! srtenc ! filesink location=" + dir + "/question.srt");
+    fail_unless (gst_element_set_state (p.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+    GstMessage *end = wait_end (p.pipeline, 20 * GST_SECOND);
+    fail_unless (end != nullptr && GST_MESSAGE_TYPE (end) == GST_MESSAGE_EOS, "no EOS");
+    gst_message_unref (end);
+    gst_element_set_state (p.pipeline, GST_STATE_NULL);
+
+    std::string answer_wav = read_file (dir + "/answer.wav");
+    GstClockTime answer_duration = gst_util_uint64_scale ((answer_wav.size () - 44) / 2,
+        GST_SECOND, 44100);
+    fail_unless_equals_clocktime (answer_duration, 2 * GST_SECOND);
+    std::vector<Cue> answer = parse_srt (read_file (dir + "/answer.srt"));
+    fail_unless (answer.size () >= 2);
+    fail_unless_equals_clocktime (answer.front ().start, 0);
+    fail_unless_equals_clocktime (answer.back ().end, answer_duration);
+    for (gsize i = 1; i < answer.size (); i++)
+      fail_unless_equals_clocktime (answer[i].start, answer[i - 1].end);
+
+    std::vector<Cue> question = parse_srt (read_file (dir + "/question.srt"));
+    fail_unless_equals_int (question.size (), 2);
+    /* Speech at 0.5 s and 2.1 s of question.wav, as the service reports
+     * it: from prefix-padding-ms (300) before it (within 20 ms). */
+    GstClockTime speech[] = {200 * GST_MSECOND, 1800 * GST_MSECOND};
+    for (int i = 0; i < 2; i++) {
+      GstClockTime start = question[i].start;
+      fail_unless (start + 20 * GST_MSECOND >= speech[i] && start <= speech[i] + 20 * GST_MSECOND,
+          "question %d at %" GST_TIME_FORMAT, i, GST_TIME_ARGS (start));
+      fail_unless (question[i].end > speech[i] + 1100 * GST_MSECOND);
+      fail_unless (question[i].text.find ("turn") == 0, "%s", question[i].text.c_str ());
+    }
+    for (const char *name : {"answer.wav", "answer.srt", "question.srt"})
+      g_unlink ((dir + "/" + name).c_str ());
+  }
+  server.stop ();
+}
+GST_END_TEST;
+
+/* The README's captioned live agent: with text_src feeding textoverlay
+ * over live video, the pipeline plays at once, silent as it is (GAPs on
+ * every output pad), and the video flows. */
+GST_START_TEST (test_live_captions_play)
+{
+  emu::Server server;
+  fail_unless (server.start () != 0);
+  {
+    Pipeline p (server, "audiotestsrc is-live=true wave=silence ! yandexrealtime name=rt "
+        "! fakesink sync=true videotestsrc is-live=true ! textoverlay name=overlay "
+        "! fakesink name=video sync=true rt.text_src ! overlay.text_sink "
+        "rt.transcript_src ! fakesink name=words sync=true");
+    gint frames = 0;
+    GstPad *pad = gst_element_get_static_pad (p.get ("video"), "sink");
+    gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, count_buffer, &frames, nullptr);
+    gst_object_unref (pad);
+    Gaps gaps;
+    gaps.watch (p.get ("words"), "sink");
+    fail_unless (gst_element_set_state (p.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+    GstState state;
+    fail_unless_equals_int (gst_element_get_state (p.pipeline, &state, nullptr, 3 * GST_SECOND),
+        GST_STATE_CHANGE_SUCCESS);
+    fail_unless_equals_int (state, GST_STATE_PLAYING);
+    gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+    while ((g_atomic_int_get (&frames) < 10 || gaps.covered () < 300 * GST_MSECOND) &&
+        g_get_monotonic_time () < deadline)
+      g_usleep (10000);
+    fail_unless (g_atomic_int_get (&frames) >= 10, "%d video frames", frames);
+    fail_unless (gaps.covered () >= 300 * GST_MSECOND);
+  }
+  server.stop ();
+}
+GST_END_TEST;
+
 static Suite *outputs_suite (void)
 {
   Suite *s = suite_create ("yandexrealtime-outputs");
@@ -518,6 +731,9 @@ static Suite *outputs_suite (void)
   tcase_add_test (tc, test_output_rate_mismatch_fails_early);
   tcase_add_test (tc, test_every_log_line_names_its_element);
   tcase_add_test (tc, test_text_pads_in_a_file);
+  tcase_add_test (tc, test_text_answers_with_only_text_src);
+  tcase_add_test (tc, test_srt_files_line_up);
+  tcase_add_test (tc, test_live_captions_play);
   return s;
 }
 
