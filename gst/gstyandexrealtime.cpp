@@ -358,7 +358,7 @@ void GstYandexRealtimePrivate::route (const output::Event &event)
       else
         captions.piece (e->response_id, e->text, playout.answer_span (e->response_id));
     } else if (auto *e = std::get_if<output::ResponseDone> (&event)) {
-      captions.done (e->response_id, playout.answer_span (e->response_id),
+      captions.done (e->response_id, e->status, playout.answer_span (e->response_id),
           text_without_audio_pts (answer_text));
     }
   }
@@ -856,6 +856,10 @@ static void check_live (GstYandexRealtime *self)
   gst_query_unref (query);
   GST_INFO_OBJECT (self, "input is %s", live ? "live" : "not live");
   priv->input_live = live;
+  {
+    std::lock_guard<std::mutex> guard (priv->text_lock);
+    priv->captions.configure (live);
+  }
   priv->answer_text.configure (live);
   priv->transcript_text.configure (live);
   std::lock_guard<std::mutex> guard (priv->settings_lock);
@@ -1426,6 +1430,7 @@ static void open_dialog (GstYandexRealtime *self)
   }
   {
     std::lock_guard<std::mutex> guard (priv->text_lock);
+    priv->captions.configure (false);
     priv->captions.reset ();
     priv->transcripts.reset ();
     priv->last_speech_end = GST_CLOCK_TIME_NONE;

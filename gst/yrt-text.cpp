@@ -140,17 +140,25 @@ void Captions::start (const std::string &response_id)
   end_ = GST_CLOCK_TIME_NONE;
 }
 
+void Captions::stamp (GstClockTime pts, GstClockTime duration)
+{
+  if (live_)
+    track_.push (waiting_, pts, duration);
+  else
+    stamped_.push_back (Piece {waiting_, pts, duration});
+  waiting_.clear ();
+  if (GST_CLOCK_TIME_IS_VALID (pts) && GST_CLOCK_TIME_IS_VALID (duration))
+    end_ = pts + duration;
+}
+
 void Captions::piece (const std::string &response_id, const std::string &text,
     const Span &audio)
 {
   start (response_id);
   any_piece_ = true;
   GstClockTime from = GST_CLOCK_TIME_IS_VALID (end_) ? end_ : audio.start;
-  if (!waiting_.empty () && GST_CLOCK_TIME_IS_VALID (audio.end) && audio.end > from) {
-    track_.push (waiting_, from, audio.end - from);
-    waiting_.clear ();
-    end_ = audio.end;
-  }
+  if (!waiting_.empty () && GST_CLOCK_TIME_IS_VALID (audio.end) && audio.end > from)
+    stamp (from, audio.end - from);
   waiting_ += text;
 }
 
@@ -162,25 +170,34 @@ void Captions::whole (const std::string &response_id, const std::string &text)
   any_piece_ = true;
 }
 
-void Captions::done (const std::string &response_id, const Span &audio,
-    GstClockTime no_audio_pts)
+void Captions::done (const std::string &response_id, const std::string &status,
+    const Span &audio, GstClockTime no_audio_pts)
 {
-  if (response_id != response_id_ || waiting_.empty ())
+  if (response_id != response_id_)
     return;
   GstClockTime from = GST_CLOCK_TIME_IS_VALID (end_) ? end_ : audio.start;
-  if (GST_CLOCK_TIME_IS_VALID (audio.end) && audio.end > from)
-    track_.push (waiting_, from, audio.end - from);
-  else if (GST_CLOCK_TIME_IS_VALID (end_))
-    track_.push (waiting_, end_, 0);  /* words after the audio ended */
-  else
-    track_.push (waiting_, no_audio_pts, reading_time (waiting_));
-  waiting_.clear ();
+  if (!waiting_.empty ()) {
+    if (GST_CLOCK_TIME_IS_VALID (audio.end) && audio.end > from)
+      stamp (from, audio.end - from);
+    else if (!live_ && !stamped_.empty ())
+      stamped_.back ().text += waiting_;  /* words after the audio ended */
+    else if (GST_CLOCK_TIME_IS_VALID (end_))
+      stamp (end_, 0);
+    else
+      stamp (no_audio_pts, reading_time (waiting_));
+  }
+  /* A file drops the text of answers whose audio it drops. */
+  if (status != "cancelled" && status != "failed")
+    for (Piece &p : stamped_)
+      track_.push (p.text, p.pts, p.duration);
+  reset ();
 }
 
 void Captions::reset ()
 {
   response_id_.clear ();
   waiting_.clear ();
+  stamped_.clear ();
   any_piece_ = false;
   end_ = GST_CLOCK_TIME_NONE;
 }
@@ -196,8 +213,8 @@ void Transcripts::speech_started (const std::string &item_id, GstClockTime at)
       order_.pop_front ();
     }
   }
-  speech_[item_id] = Span {at, GST_CLOCK_TIME_NONE};
-  track_.hold_gaps (at);
+  speech_[item_id] = Speech {at, GST_CLOCK_TIME_NONE, false};
+  hold ();
 }
 
 void Transcripts::speech_stopped (const std::string &item_id, GstClockTime at)
@@ -211,23 +228,43 @@ void Transcripts::transcript (const std::string &item_id, const std::string &tex
     GstClockTime fallback_pts)
 {
   auto it = speech_.find (item_id);
-  if (it != speech_.end () && GST_CLOCK_TIME_IS_VALID (it->second.start) &&
-      GST_CLOCK_TIME_IS_VALID (it->second.end) && it->second.end > it->second.start)
-    track_.push (text, it->second.start, it->second.end - it->second.start);
-  else
+  if (it == speech_.end () || !GST_CLOCK_TIME_IS_VALID (it->second.start) ||
+      !GST_CLOCK_TIME_IS_VALID (it->second.end) || it->second.end <= it->second.start) {
     track_.push (text, fallback_pts, reading_time (text));
-  track_.hold_gaps (GST_CLOCK_TIME_NONE);
+    return;
+  }
+  Speech &s = it->second;
+  s.settled = true;
+  /* Audio sent again to a new session is transcribed again: said once. */
+  if (!GST_CLOCK_TIME_IS_VALID (transcribed_end_) || s.end > transcribed_end_) {
+    track_.push (text, s.start, s.end - s.start);
+    transcribed_end_ = s.end;
+  }
+  hold ();
 }
 
 void Transcripts::release ()
 {
-  track_.hold_gaps (GST_CLOCK_TIME_NONE);
+  for (auto &[id, s] : speech_)
+    if (GST_CLOCK_TIME_IS_VALID (s.end))
+      s.settled = true;
+  hold ();
+}
+
+void Transcripts::hold ()
+{
+  GstClockTime limit = GST_CLOCK_TIME_NONE;
+  for (auto &[id, s] : speech_)
+    if (!s.settled && GST_CLOCK_TIME_IS_VALID (s.start))
+      limit = GST_CLOCK_TIME_IS_VALID (limit) ? MIN (limit, s.start) : s.start;
+  track_.hold_gaps (limit);
 }
 
 void Transcripts::reset ()
 {
   speech_.clear ();
   order_.clear ();
+  transcribed_end_ = GST_CLOCK_TIME_NONE;
 }
 
 /* ---- InputClock ---- */

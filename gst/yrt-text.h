@@ -68,26 +68,41 @@ GstClockTime reading_time (const std::string &text);
 class Captions {
  public:
   explicit Captions (TextTrack &track) : track_ (track) {}
+  /* Live text goes out piece by piece; a file's waits for response.done,
+   * like its audio, and goes only if the answer completed. */
+  void configure (bool live) { live_ = live; }
   void piece (const std::string &response_id, const std::string &text, const Span &audio);
   /* The whole text: used when no piece came before it. */
   void whole (const std::string &response_id, const std::string &text);
   /* The response ended: what waits goes out over the rest of its audio, or,
    * with no audio, at `no_audio_pts` for its reading time. */
-  void done (const std::string &response_id, const Span &audio, GstClockTime no_audio_pts);
+  void done (const std::string &response_id, const std::string &status, const Span &audio,
+      GstClockTime no_audio_pts);
   void reset ();
 
  private:
+  struct Piece {
+    std::string text;
+    GstClockTime pts;
+    GstClockTime duration;
+  };
   void start (const std::string &response_id);
+  void stamp (GstClockTime pts, GstClockTime duration);
   TextTrack &track_;
+  bool live_ = false;
   std::string response_id_;
   std::string waiting_;
+  std::vector<Piece> stamped_;  /* not live: held until response.done */
   bool any_piece_ = false;
-  GstClockTime end_ = GST_CLOCK_TIME_NONE;  /* of the last piece pushed */
+  GstClockTime end_ = GST_CLOCK_TIME_NONE;  /* of the last piece stamped */
 };
 
 /* transcript_src: the user's final transcript spans the speech, from the
  * service's speech start to its end, mapped to input running time.  GAPs
- * wait while speech is open, so the transcript is never behind a GAP. */
+ * stop at the earliest speech still waiting for its transcript (until an
+ * answer ends: a transcript that never comes holds nothing for ever), so
+ * it is not behind a GAP.  Speech sent again to a new session after a cut
+ * is transcribed again; it goes out once. */
 class Transcripts {
  public:
   explicit Transcripts (TextTrack &track) : track_ (track) {}
@@ -96,14 +111,21 @@ class Transcripts {
   /* The final transcript; without speech times it goes out at `fallback_pts`. */
   void transcript (const std::string &item_id, const std::string &text,
       GstClockTime fallback_pts);
-  /* An answer ended: a transcript that never came stops holding GAPs. */
+  /* An answer ended: speech that ended before stops holding GAPs. */
   void release ();
   void reset ();
 
  private:
+  struct Speech {
+    GstClockTime start;
+    GstClockTime end;
+    bool settled;  /* transcribed, or no longer waited for */
+  };
+  void hold ();
   TextTrack &track_;
-  std::map<std::string, Span> speech_;  /* by item ID, recent ones */
+  std::map<std::string, Speech> speech_;  /* by item ID, recent ones */
   std::deque<std::string> order_;
+  GstClockTime transcribed_end_ = GST_CLOCK_TIME_NONE;
 };
 
 /* The input's running time at a position of the audio sent to the service

@@ -718,6 +718,58 @@ GST_START_TEST (test_live_captions_play)
 }
 GST_END_TEST;
 
+/* A cut mid-answer: the new session is sent the unanswered turns again and
+ * reports their speech in its own milliseconds.  The transcripts still sit
+ * where the speech is in the input, once each, and the captions cover the
+ * answers that played, not the one cut short. */
+GST_START_TEST (test_text_pads_across_a_reconnection)
+{
+  emu::Config config;
+  config.faults.drop_mid_answer = true;
+  Fixture f (config);
+  f.make ("reconnect-backoff-ms=20");
+  f.start ();
+  GstHarness *text = gst_harness_new_with_element (f.element, nullptr, "text_src");
+  GstHarness *words = gst_harness_new_with_element (f.element, nullptr, "transcript_src");
+  f.push (silence (24000, 500) + turn (24000) + turn (24000));
+  std::vector<GstBuffer *> audio = f.end_input ();
+  fail_unless_equals_uint64 (samples_in (audio), 2 * 44100);
+  fail_unless_equals_int (f.server.sessions_opened (), 2);
+
+  std::vector<GstBuffer *> pieces = pull_all (text);
+  std::string all;
+  GstClockTime end = 0;
+  for (GstBuffer *b : pieces) {
+    fail_unless_equals_clocktime (GST_BUFFER_PTS (b), end);
+    all += text_of (b);
+    end = end_of (b);
+  }
+  fail_unless_equals_clocktime (end, 2 * GST_SECOND);
+  std::vector<std::string> answers = final_answer_texts (f);
+  fail_unless_equals_int (answers.size (), 2);
+  std::string both = answers[0] + answers[1];
+  fail_unless_equals_string (all.c_str (), both.c_str ());
+
+  /* Speech at 0.5 s and 2.1 s of the input, reported from prefix-padding-ms
+   * (300) before; the end within the silence after it. */
+  std::vector<GstBuffer *> said = pull_all (words);
+  fail_unless_equals_int (said.size (), 2);
+  GstClockTime speech[] = {200 * GST_MSECOND, 1800 * GST_MSECOND};
+  for (int i = 0; i < 2; i++) {
+    GstClockTime pts = GST_BUFFER_PTS (said[i]);
+    fail_unless (pts + 20 * GST_MSECOND >= speech[i] && pts <= speech[i] + 20 * GST_MSECOND,
+        "turn %d at %" GST_TIME_FORMAT, i + 1, GST_TIME_ARGS (pts));
+    fail_unless (end_of (said[i]) > speech[i] + 1100 * GST_MSECOND &&
+        end_of (said[i]) <= speech[i] + 1600 * GST_MSECOND);
+  }
+  unref_all (audio);
+  unref_all (pieces);
+  unref_all (said);
+  gst_harness_teardown (words);
+  gst_harness_teardown (text);
+}
+GST_END_TEST;
+
 static Suite *outputs_suite (void)
 {
   Suite *s = suite_create ("yandexrealtime-outputs");
@@ -732,6 +784,7 @@ static Suite *outputs_suite (void)
   tcase_add_test (tc, test_every_log_line_names_its_element);
   tcase_add_test (tc, test_text_pads_in_a_file);
   tcase_add_test (tc, test_text_answers_with_only_text_src);
+  tcase_add_test (tc, test_text_pads_across_a_reconnection);
   tcase_add_test (tc, test_srt_files_line_up);
   tcase_add_test (tc, test_live_captions_play);
   return s;
