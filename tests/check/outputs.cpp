@@ -770,6 +770,61 @@ GST_START_TEST (test_text_pads_across_a_reconnection)
 }
 GST_END_TEST;
 
+/* Live: each answer's words are stamped as they come, against the audio
+ * that came with them, on the same timeline as that audio; idle time is
+ * covered by GAPs on the text pads too. */
+GST_START_TEST (test_live_captions_follow_the_audio)
+{
+  Fixture f;
+  f.start (kLiveCaps, true);
+  gst_harness_use_testclock (f.h);
+  GstHarness *text = gst_harness_new_with_element (f.element, nullptr, "text_src");
+  gst_harness_set_time (f.h, 5 * GST_SECOND);
+  f.push (turn (24000));
+  GstMessage *done = f.wait_message ("response-done");
+  fail_unless (done != nullptr);
+  gst_message_unref (done);
+  GstClockTime audio_start = GST_CLOCK_TIME_NONE, audio_end = 0;
+  guint64 samples = 0;
+  while (samples < 44100) {
+    GstBuffer *b = gst_harness_pull (f.h);
+    if (!GST_CLOCK_TIME_IS_VALID (audio_start))
+      audio_start = GST_BUFFER_PTS (b);
+    audio_end = end_of (b);
+    samples += gst_buffer_get_size (b) / 2;
+    gst_buffer_unref (b);
+  }
+  fail_unless_equals_clocktime (audio_start, 5 * GST_SECOND);
+  std::vector<std::string> answers = final_answer_texts (f);
+  fail_unless_equals_int (answers.size (), 1);
+
+  std::string all;
+  GstClockTime end = audio_start;
+  while (all.size () < answers[0].size ()) {
+    GstBuffer *b = gst_harness_pull (text);
+    fail_unless (b != nullptr);
+    fail_unless_equals_clocktime (GST_BUFFER_PTS (b), end);  /* contiguous over the answer */
+    all += text_of (b);
+    end = end_of (b);
+    gst_buffer_unref (b);
+  }
+  fail_unless_equals_string (all.c_str (), answers[0].c_str ());
+  fail_unless_equals_clocktime (end, audio_end);
+  /* Before the answer: a GAP from 0 on the text pad. */
+  bool gap = false;
+  while (GstEvent *ev = gst_harness_try_pull_event (text)) {
+    GstClockTime start, duration;
+    if (GST_EVENT_TYPE (ev) == GST_EVENT_GAP) {
+      gst_event_parse_gap (ev, &start, &duration);
+      gap = gap || start == 0;
+    }
+    gst_event_unref (ev);
+  }
+  fail_unless (gap, "no GAP on text_src before the answer");
+  gst_harness_teardown (text);
+}
+GST_END_TEST;
+
 static Suite *outputs_suite (void)
 {
   Suite *s = suite_create ("yandexrealtime-outputs");
@@ -785,6 +840,7 @@ static Suite *outputs_suite (void)
   tcase_add_test (tc, test_text_pads_in_a_file);
   tcase_add_test (tc, test_text_answers_with_only_text_src);
   tcase_add_test (tc, test_text_pads_across_a_reconnection);
+  tcase_add_test (tc, test_live_captions_follow_the_audio);
   tcase_add_test (tc, test_srt_files_line_up);
   tcase_add_test (tc, test_live_captions_play);
   return s;
