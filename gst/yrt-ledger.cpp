@@ -60,7 +60,7 @@ guint64 InputLedger::rewind ()
   guint64 lost = released_ > natural_ ? released_ - natural_ : 0;
   natural_ = released_;
   unsent_index_ = 0;
-  sent_end_ = base_ = heard_ = last_commit_ = released_;
+  sent_end_ = base_ = heard_ = last_stop_ = last_commit_ = released_;
   barriers_.clear ();
   speech_open_ = false;
   speech_ = Turn ();
@@ -103,7 +103,8 @@ void InputLedger::speech_started (gint64 audio_start_ms, const std::string &item
 
 void InputLedger::speech_stopped (gint64 audio_end_ms)
 {
-  heard_ = MAX (heard_, to_position (audio_end_ms));
+  last_stop_ = MAX (last_stop_, to_position (audio_end_ms));
+  heard_ = MAX (heard_, last_stop_);
   update_release ();
 }
 
@@ -190,7 +191,10 @@ guint64 InputLedger::natural_release () const
     if (!commits_.empty ())
       r = MIN (r, commits_.front ());
   } else {
-    r = MIN (r, heard_ > base_ + keep_samples_ ? heard_ - keep_samples_ : base_);
+    /* A turn may start unreported shortly before what was heard, never
+     * before the end of the last utterance. */
+    guint64 unsure = heard_ > base_ + keep_samples_ ? heard_ - keep_samples_ : base_;
+    r = MIN (r, MAX (unsure, last_stop_));
   }
   if (speech_open_)
     r = MIN (r, speech_.start);
@@ -234,7 +238,7 @@ guint64 InputLedger::drop_oldest_unsent ()
     released_ = items_.empty () ? end_ : items_.front ().position;
   }
   natural_ = MAX (natural_, released_);
-  sent_end_ = base_ = heard_ = last_commit_ = released_;
+  sent_end_ = base_ = heard_ = last_stop_ = last_commit_ = released_;
   return dropped;
 }
 

@@ -145,6 +145,7 @@ class InputLedger {
   /* The current session. */
   guint64 base_ = 0;             /* position of its first sample */
   guint64 heard_ = 0;            /* it has processed everything before */
+  guint64 last_stop_ = 0;        /* end of its last utterance: no turn starts before */
   std::deque<guint64> barriers_; /* sent_end_ of each session.update not answered */
   bool speech_open_ = false;     /* an utterance started, not yet committed */
   Turn speech_;                  /* that utterance */
