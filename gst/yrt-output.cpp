@@ -4,115 +4,110 @@ namespace yrt::output {
 
 namespace {
 
-GstStructure *named (const char *name)
-{
-  std::string full = std::string ("yandexrealtime/") + name;
-  return gst_structure_new_empty (full.c_str ());
-}
+/* A message structure, field by field. */
+class Message {
+ public:
+  explicit Message (const char *name)
+      : s_ (gst_structure_new_empty ((std::string ("yandexrealtime/") + name).c_str ()))
+  {
+  }
+  Message &str (const char *field, const std::string &value)
+  {
+    gst_structure_set (s_, field, G_TYPE_STRING, value.c_str (), nullptr);
+    return *this;
+  }
+  Message &u64 (const char *field, guint64 value)
+  {
+    gst_structure_set (s_, field, G_TYPE_UINT64, value, nullptr);
+    return *this;
+  }
+  Message &uint (const char *field, guint value)
+  {
+    gst_structure_set (s_, field, G_TYPE_UINT, value, nullptr);
+    return *this;
+  }
+  Message &boolean (const char *field, bool value)
+  {
+    gst_structure_set (s_, field, G_TYPE_BOOLEAN, value, nullptr);
+    return *this;
+  }
+  /* Only when the service reported it (-1 or NONE otherwise). */
+  Message &reported (const char *field, gint64 value)
+  {
+    return value >= 0 ? u64 (field, (guint64) value) : *this;
+  }
+  GstStructure *take () { return s_; }
 
-void set_string (GstStructure *s, const char *field, const std::string &value)
-{
-  gst_structure_set (s, field, G_TYPE_STRING, value.c_str (), nullptr);
-}
+ private:
+  GstStructure *s_;
+};
 
 GstStructure *build (const Connection &e)
 {
-  GstStructure *s = named ("connection");
-  set_string (s, "state", e.state);
-  set_string (s, "url", e.url);
-  if (e.state == "reconnecting") {
-    gst_structure_set (s, "attempt", G_TYPE_UINT, e.attempt,
-        "delay-ms", G_TYPE_UINT, e.delay_ms, nullptr);
-    set_string (s, "reason", e.reason);
-  }
-  return s;
+  Message m ("connection");
+  m.str ("state", e.state).str ("url", e.url);
+  if (e.state == "reconnecting")
+    m.uint ("attempt", e.attempt).uint ("delay-ms", e.delay_ms).str ("reason", e.reason);
+  return m.take ();
 }
 
 GstStructure *build (const Session &e)
 {
-  GstStructure *s = named ("session");
-  set_string (s, "session-id", e.session_id);
-  set_string (s, "model", e.model);
-  return s;
+  return Message ("session").str ("session-id", e.session_id).str ("model", e.model).take ();
 }
 
 GstStructure *build (const SpeechStarted &e)
 {
-  GstStructure *s = named ("speech-started");
-  set_string (s, "item-id", e.item_id);
-  gst_structure_set (s, "audio-start-ms", G_TYPE_UINT64, e.audio_start_ms, nullptr);
-  return s;
+  return Message ("speech-started").str ("item-id", e.item_id)
+      .u64 ("audio-start-ms", e.audio_start_ms).take ();
 }
 
 GstStructure *build (const SpeechStopped &e)
 {
-  GstStructure *s = named ("speech-stopped");
-  set_string (s, "item-id", e.item_id);
-  gst_structure_set (s, "audio-end-ms", G_TYPE_UINT64, e.audio_end_ms, nullptr);
-  return s;
+  return Message ("speech-stopped").str ("item-id", e.item_id)
+      .u64 ("audio-end-ms", e.audio_end_ms).take ();
 }
 
 GstStructure *build (const Transcript &e)
 {
-  GstStructure *s = named ("transcript");
-  set_string (s, "item-id", e.item_id);
-  set_string (s, "text", e.text);
-  gst_structure_set (s, "final", G_TYPE_BOOLEAN, e.final, nullptr);
-  return s;
+  return Message ("transcript").str ("item-id", e.item_id).str ("text", e.text)
+      .boolean ("final", e.final).take ();
 }
 
 GstStructure *build (const AnswerText &e)
 {
-  GstStructure *s = named ("response-text");
-  set_string (s, "response-id", e.response_id);
-  set_string (s, "text", e.text);
-  gst_structure_set (s, "final", G_TYPE_BOOLEAN, e.final, nullptr);
-  return s;
+  return Message ("response-text").str ("response-id", e.response_id).str ("text", e.text)
+      .boolean ("final", e.final).take ();
 }
 
 GstStructure *build (const ResponseDone &e)
 {
-  GstStructure *s = named ("response-done");
-  set_string (s, "response-id", e.response_id);
-  set_string (s, "status", e.status);
-  gst_structure_set (s, "audio-duration", G_TYPE_UINT64, e.audio_duration, nullptr);
-  if (e.input_tokens >= 0)
-    gst_structure_set (s, "input-tokens", G_TYPE_UINT64, (guint64) e.input_tokens, nullptr);
-  if (e.output_tokens >= 0)
-    gst_structure_set (s, "output-tokens", G_TYPE_UINT64, (guint64) e.output_tokens, nullptr);
-  if (e.total_tokens >= 0)
-    gst_structure_set (s, "total-tokens", G_TYPE_UINT64, (guint64) e.total_tokens, nullptr);
-  if (GST_CLOCK_TIME_IS_VALID (e.first_audio_latency))
-    gst_structure_set (s, "first-audio-latency", G_TYPE_UINT64, e.first_audio_latency, nullptr);
-  return s;
+  return Message ("response-done").str ("response-id", e.response_id).str ("status", e.status)
+      .u64 ("audio-duration", e.audio_duration)
+      .reported ("input-tokens", e.input_tokens)
+      .reported ("output-tokens", e.output_tokens)
+      .reported ("total-tokens", e.total_tokens)
+      .reported ("first-audio-latency", GST_CLOCK_TIME_IS_VALID (e.first_audio_latency) ?
+          (gint64) e.first_audio_latency : -1)
+      .take ();
 }
 
 GstStructure *build (const FunctionCall &e)
 {
-  GstStructure *s = named ("function-call");
-  set_string (s, "call-id", e.call_id);
-  set_string (s, "name", e.name);
-  set_string (s, "arguments", e.arguments);
-  set_string (s, "response-id", e.response_id);
-  return s;
+  return Message ("function-call").str ("call-id", e.call_id).str ("name", e.name)
+      .str ("arguments", e.arguments).str ("response-id", e.response_id).take ();
 }
 
 GstStructure *build (const ServerError &e)
 {
-  GstStructure *s = named ("server-error");
-  set_string (s, "code", e.code);
-  set_string (s, "message", e.message);
-  set_string (s, "event-id", e.event_id);
-  return s;
+  return Message ("server-error").str ("code", e.code).str ("message", e.message)
+      .str ("event-id", e.event_id).take ();
 }
 
 GstStructure *build (const Interrupted &e)
 {
-  GstStructure *s = named ("interrupted");
-  set_string (s, "response-id", e.response_id);
-  set_string (s, "item-id", e.item_id);
-  gst_structure_set (s, "played-ms", G_TYPE_UINT64, e.played_ms, nullptr);
-  return s;
+  return Message ("interrupted").str ("response-id", e.response_id).str ("item-id", e.item_id)
+      .u64 ("played-ms", e.played_ms).take ();
 }
 
 }  // namespace

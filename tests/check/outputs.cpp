@@ -38,6 +38,15 @@ struct Pipeline {
     gst_object_unref (e);  /* the pipeline keeps it */
     return e;
   }
+  /* A live pipeline must reach PLAYING promptly, whatever it waits for. */
+  void play_live () const
+  {
+    fail_unless (gst_element_set_state (pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+    GstState state;
+    fail_unless_equals_int (gst_element_get_state (pipeline, &state, nullptr, 3 * GST_SECOND),
+        GST_STATE_CHANGE_SUCCESS);
+    fail_unless_equals_int (state, GST_STATE_PLAYING);
+  }
   GstClockTime running_time () const
   {
     GstClock *clock = gst_element_get_clock (pipeline);
@@ -173,11 +182,7 @@ GST_START_TEST (test_silent_live_pipeline_plays)
         "! fakesink name=sink sync=true");
     Gaps gaps;
     gaps.watch (p.get ("sink"), "sink");
-    fail_unless (gst_element_set_state (p.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
-    GstState state;
-    fail_unless_equals_int (gst_element_get_state (p.pipeline, &state, nullptr, 3 * GST_SECOND),
-        GST_STATE_CHANGE_SUCCESS);
-    fail_unless_equals_int (state, GST_STATE_PLAYING);
+    p.play_live ();
 
     /* Idle: GAPs from 0 keep up with the clock. */
     gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
@@ -395,18 +400,6 @@ GST_START_TEST (test_every_log_line_names_its_element)
 }
 GST_END_TEST;
 
-/* Every buffer up to EOS from a harness, in order. */
-static std::vector<GstBuffer *> pull_all (GstHarness *h)
-{
-  std::vector<GstBuffer *> out;
-  GstBuffer *buf = nullptr;
-  while (gst_harness_pull_until_eos (h, &buf) && buf) {
-    out.push_back (buf);
-    buf = nullptr;
-  }
-  return out;
-}
-
 static std::string text_of (GstBuffer *b)
 {
   std::string s (gst_buffer_get_size (b), '\0');
@@ -427,6 +420,21 @@ static void expect_text_caps (GstHarness *h)
   gst_caps_unref (caps);
   gst_caps_unref (expected);
 }
+
+/* Both text pads of a Fixture's element, each in a harness of its own. */
+struct TextPads {
+  explicit TextPads (Fixture &f)
+      : text (gst_harness_new_with_element (f.element, nullptr, "text_src")),
+        words (gst_harness_new_with_element (f.element, nullptr, "transcript_src"))
+  {
+  }
+  ~TextPads ()
+  {
+    gst_harness_teardown (words);
+    gst_harness_teardown (text);
+  }
+  GstHarness *text, *words;
+};
 
 /* Every element message the fixture's element posted so far, in order
  * (those already seen, then the bus), named yandexrealtime/<name>. */
@@ -473,8 +481,8 @@ GST_START_TEST (test_text_pads_in_a_file)
 {
   Fixture f;
   f.start ();
-  GstHarness *text = gst_harness_new_with_element (f.element, nullptr, "text_src");
-  GstHarness *words = gst_harness_new_with_element (f.element, nullptr, "transcript_src");
+  TextPads pads (f);
+  GstHarness *text = pads.text, *words = pads.words;
   f.push (turn (24000));
   f.push (turn (24000));
   std::vector<GstBuffer *> audio = f.end_input ();
@@ -517,8 +525,6 @@ GST_START_TEST (test_text_pads_in_a_file)
   unref_all (audio);
   unref_all (pieces);
   unref_all (said);
-  gst_harness_teardown (words);
-  gst_harness_teardown (text);
 }
 GST_END_TEST;
 
@@ -702,11 +708,7 @@ GST_START_TEST (test_live_captions_play)
     gst_object_unref (pad);
     Gaps gaps;
     gaps.watch (p.get ("words"), "sink");
-    fail_unless (gst_element_set_state (p.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
-    GstState state;
-    fail_unless_equals_int (gst_element_get_state (p.pipeline, &state, nullptr, 3 * GST_SECOND),
-        GST_STATE_CHANGE_SUCCESS);
-    fail_unless_equals_int (state, GST_STATE_PLAYING);
+    p.play_live ();
     gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
     while ((g_atomic_int_get (&frames) < 10 || gaps.covered () < 300 * GST_MSECOND) &&
         g_get_monotonic_time () < deadline)
@@ -729,8 +731,8 @@ GST_START_TEST (test_text_pads_across_a_reconnection)
   Fixture f (config);
   f.make ("reconnect-backoff-ms=20");
   f.start ();
-  GstHarness *text = gst_harness_new_with_element (f.element, nullptr, "text_src");
-  GstHarness *words = gst_harness_new_with_element (f.element, nullptr, "transcript_src");
+  TextPads pads (f);
+  GstHarness *text = pads.text, *words = pads.words;
   f.push (silence (24000, 500) + turn (24000) + turn (24000));
   std::vector<GstBuffer *> audio = f.end_input ();
   fail_unless_equals_uint64 (samples_in (audio), 2 * 44100);
@@ -765,8 +767,6 @@ GST_START_TEST (test_text_pads_across_a_reconnection)
   unref_all (audio);
   unref_all (pieces);
   unref_all (said);
-  gst_harness_teardown (words);
-  gst_harness_teardown (text);
 }
 GST_END_TEST;
 
