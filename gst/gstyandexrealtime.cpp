@@ -175,6 +175,7 @@ struct Output {
   std::function<void (bool)> set_flushing;
   std::function<void ()> reset;
   std::function<GstCaps *()> caps;
+  std::function<void ()> linked;  /* a new peer (text pads: owe it a GAP) */
   /* Its task only (and flush-stop, with the task stopped). */
   bool need_stream_start = true;
   bool need_segment = true;
@@ -212,6 +213,7 @@ struct GstYandexRealtimePrivate : public DialogHost {
     o.set_flushing = [&track] (bool on) { track.set_flushing (on); };
     o.reset = [&track] { track.reset (); };
     o.caps = [] { return gst_caps_from_string (TEXT_CAPS); };
+    o.linked = [&track] { track.owe_gap (); };
   }
   std::array<Output *, 3> outputs () { return {&src, &text, &transcript}; }
   GstCaps *audio_caps ();
@@ -1057,13 +1059,23 @@ static gboolean flush_start (GstYandexRealtime *self, GstEvent *event)
   return ok;
 }
 
-/* FLUSH_STOP: the outputs start again from 0, each with a new segment. */
+static void start_dialog (GstYandexRealtime *self);
+
+/* FLUSH_STOP: a fresh session, so nothing owed to the flushed stream (its
+ * answers, its uncommitted input) comes back; closing the old one tells
+ * the service.  The outputs start again from 0, each with a new segment.
+ * The streaming thread is out of the chain function here, so the dialog
+ * may close (at most the close handshake's 500 ms). */
 static gboolean flush_stop (GstYandexRealtime *self, GstEvent *event)
 {
   GstYandexRealtimePrivate *priv = self->priv;
   auto outputs = priv->active_outputs ();
   for (auto &[o, pad] : outputs)
     gst_pad_stop_task (pad);
+  priv->dialog.close ();
+  start_dialog (self);
+  if (priv->live_checked)
+    priv->dialog.set_live (priv->input_live);
   priv->uplink.reset ();
   for (Output *o : priv->outputs ()) {
     o->reset ();
@@ -1403,7 +1415,8 @@ static gboolean gst_yandex_realtime_src_query (GstPad *pad, GstObject *parent,
 
 /* ---- state ---- */
 
-static void open_dialog (GstYandexRealtime *self)
+/* Connects a new session with the settings as they are now. */
+static void start_dialog (GstYandexRealtime *self)
 {
   GstYandexRealtimePrivate *priv = self->priv;
   Endpoint endpoint;
@@ -1417,11 +1430,25 @@ static void open_dialog (GstYandexRealtime *self)
     endpoint.connection = s.connection;
     config = s.session;
     options = s.dialog;
-    priv->uplink.set_output (config.input_rate, s.chunk_ms);
-    priv->uplink.set_quality (s.resample_quality);
-    priv->playout.configure (config.output_rate, false);
   }
-  priv->input_clock.configure (config.input_rate);
+  log_extra_overrides (self, config);
+  GST_INFO_OBJECT (self, "connecting to %s", endpoint.url.c_str ());
+  priv->dialog.open (endpoint, config, options);
+}
+
+static void open_dialog (GstYandexRealtime *self)
+{
+  GstYandexRealtimePrivate *priv = self->priv;
+  guint input_rate;
+  {
+    std::lock_guard<std::mutex> guard (priv->settings_lock);
+    const Settings &s = priv->settings;
+    input_rate = s.session.input_rate;
+    priv->uplink.set_output (input_rate, s.chunk_ms);
+    priv->uplink.set_quality (s.resample_quality);
+    priv->playout.configure (s.session.output_rate, false);
+  }
+  priv->input_clock.configure (input_rate);
   priv->answer_text.configure (false);
   priv->transcript_text.configure (false);
   for (Output *o : priv->outputs ()) {
@@ -1438,9 +1465,7 @@ static void open_dialog (GstYandexRealtime *self)
   gst_segment_init (&priv->in_segment, GST_FORMAT_TIME);
   priv->live_checked = false;
   priv->input_live = false;
-  log_extra_overrides (self, config);
-  GST_INFO_OBJECT (self, "connecting to %s", endpoint.url.c_str ());
-  priv->dialog.open (endpoint, config, options);
+  start_dialog (self);
 }
 
 static GstStateChangeReturn gst_yandex_realtime_change_state (GstElement *element,
@@ -1589,8 +1614,20 @@ static void gst_yandex_realtime_finalize (GObject *object)
   G_OBJECT_CLASS (gst_yandex_realtime_parent_class)->finalize (object);
 }
 
+/* A text pad requested while running may have pushed its first GAP before
+ * it was linked: its new peer gets one too. */
+static GstPadLinkReturn gst_yandex_realtime_src_link (GstPad *pad, GstObject *parent,
+    GstPad *)
+{
+  Output *o = output_of (GST_YANDEX_REALTIME (parent), pad);
+  if (o && o->linked)
+    o->linked ();
+  return GST_PAD_LINK_OK;
+}
+
 static void setup_output_pad (GstPad *pad)
 {
+  gst_pad_set_link_function (pad, gst_yandex_realtime_src_link);
   gst_pad_set_activatemode_function (pad, gst_yandex_realtime_src_activate_mode);
   gst_pad_set_query_function (pad, gst_yandex_realtime_src_query);
   gst_pad_set_event_function (pad, gst_yandex_realtime_src_event);

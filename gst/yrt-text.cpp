@@ -67,6 +67,13 @@ void TextTrack::hold_gaps (GstClockTime limit)
   wake_.notify_one ();
 }
 
+void TextTrack::owe_gap ()
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  gap_owed_ = live_;
+  wake_.notify_one ();
+}
+
 void TextTrack::finish ()
 {
   std::lock_guard<std::mutex> guard (lock_);
@@ -86,6 +93,12 @@ PlayoutItem TextTrack::pop (const Playout::Clock &now)
   for (;;) {
     if (flushing_)
       return PlayoutItem {PlayoutItem::Kind::Flushing};
+    if (!queue_.empty () && gap_owed_ && GST_BUFFER_PTS (queue_.front ()) > end_) {
+      /* The preroll GAP still goes first, up to the text. */
+      PlayoutItem gap;
+      idle_gap (end_, gap_owed_, GST_BUFFER_PTS (queue_.front ()), gap);
+      return gap;
+    }
     if (!queue_.empty ()) {
       PlayoutItem item {PlayoutItem::Kind::Buffer};
       item.buffer = queue_.front ();

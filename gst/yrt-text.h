@@ -32,6 +32,8 @@ class TextTrack {
   /* GAPs stop at `limit` (NONE: no limit): text for that time may still
    * come (a transcript of speech in progress). */
   void hold_gaps (GstClockTime limit);
+  /* A new peer: live, a GAP goes out at once so it prerolls. */
+  void owe_gap ();
   /* EOS after what is queued. */
   void finish ();
   /* End of what was pushed or covered by GAPs. */
