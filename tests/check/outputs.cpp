@@ -825,6 +825,33 @@ GST_START_TEST (test_live_captions_follow_the_audio)
 }
 GST_END_TEST;
 
+/* Defect: after a flushing seek the answers owed to the turns before it
+ * were still asked for and played.  A flush starts a fresh session: the old
+ * one is closed (the service drops what it owed), and only the turns after
+ * the flush are answered. */
+GST_START_TEST (test_flush_discards_the_owed_answers)
+{
+  Fixture f;
+  f.start ();
+  f.push (turn (24000) + turn (24000) + turn (24000));
+  fail_unless (f.server.wait_for_client_event ("input_audio_buffer.append", 10, 5000));
+  fail_unless (gst_harness_push_event (f.h, gst_event_new_flush_start ()));
+  fail_unless (gst_harness_push_event (f.h, gst_event_new_flush_stop (TRUE)));
+  GstSegment segment;
+  gst_segment_init (&segment, GST_FORMAT_TIME);
+  fail_unless (gst_harness_push_event (f.h, gst_event_new_segment (&segment)));
+  while (GstBuffer *old = gst_harness_try_pull (f.h))  /* pushed before the flush */
+    gst_buffer_unref (old);
+
+  f.push (turn (24000) + turn (24000));
+  std::vector<GstBuffer *> out = f.end_input ();
+  fail_unless_equals_uint64 (samples_in (out), 2 * 44100);  /* two answers, no more */
+  fail_unless_equals_clocktime (GST_BUFFER_PTS (out.front ()), 0);
+  fail_unless_equals_int (f.server.sessions_opened (), 2);
+  unref_all (out);
+}
+GST_END_TEST;
+
 static Suite *outputs_suite (void)
 {
   Suite *s = suite_create ("yandexrealtime-outputs");
@@ -841,6 +868,7 @@ static Suite *outputs_suite (void)
   tcase_add_test (tc, test_text_answers_with_only_text_src);
   tcase_add_test (tc, test_text_pads_across_a_reconnection);
   tcase_add_test (tc, test_live_captions_follow_the_audio);
+  tcase_add_test (tc, test_flush_discards_the_owed_answers);
   tcase_add_test (tc, test_srt_files_line_up);
   tcase_add_test (tc, test_live_captions_play);
   return s;
