@@ -177,9 +177,12 @@ GST_START_TEST (test_pads_are_documented)
     const char *media = gst_structure_get_name (gst_caps_get_structure (caps, 0));
     fail_unless (g_str_has_prefix (documented.c_str (), (std::string (media) + ",").c_str ()),
         "%s: documented %s, the element has %s", t->name_template, documented.c_str (), media);
-    /* A cell naming the template gives the caps in use, not the template. */
-    GstCaps *literal = row[3].find ("template") == std::string::npos ?
-        gst_caps_from_string (documented.c_str ()) : nullptr;
+    /* Compared whole where the cell gives the caps literally: not when it
+     * gives the caps in use (naming the template apart) or words for a
+     * list ("every GStreamer audio format"). */
+    bool literal_caps = row[3].find ("template") == std::string::npos &&
+        documented.find ("every") == std::string::npos;
+    GstCaps *literal = literal_caps ? gst_caps_from_string (documented.c_str ()) : nullptr;
     if (literal) {
       gchar *actual = gst_caps_to_string (caps);
       fail_unless (gst_caps_is_equal (literal, caps), "%s: documented %s, the element has %s",

@@ -515,8 +515,8 @@ GST_START_TEST (test_text_pads_in_a_file)
   std::vector<GstClockTime> stops = speech_times (f, "speech-stopped", "audio-end-ms");
   fail_unless (starts.size () == 2 && stops.size () == 2);
   for (int i = 0; i < 2; i++) {
-    std::string expected = "turn " + std::to_string (i + 1);
-    fail_unless_equals_string (text_of (said[i]).c_str (), expected.c_str ());
+    std::string expected = "turn " + std::to_string (i + 1), got = text_of (said[i]);
+    fail_unless_equals_string (got.c_str (), expected.c_str ());
     fail_unless_equals_clocktime (GST_BUFFER_PTS (said[i]), starts[i]);
     fail_unless_equals_clocktime (end_of (said[i]), stops[i]);
   }
