@@ -1,7 +1,10 @@
-/* Element glue: pads, properties, state changes and the src pad task.
+/* Element glue: pads, properties, state changes and the output pads' tasks.
  * The conversation itself lives in yrt::Dialog, conversion in yrt::Uplink,
- * output timing in yrt::Playout.  Data flows one way:
- *   sink chain → Uplink → Dialog → Connection (worker) → Dialog → Playout → src task */
+ * output timing in yrt::Playout (audio) and yrt-text (text).  Data flows
+ * one way:
+ *   sink chain → Uplink → Dialog → Connection (worker) → Dialog → Playout → src task
+ *                                                        Dialog → output events → bus,
+ *                                                        Captions/Transcripts → text pad tasks */
 #include "gstyandexrealtime.h"
 
 #include "yrt-debug.h"
@@ -288,6 +291,7 @@ struct GstYandexRealtimePrivate : public DialogHost {
    * returns it upstream, so EOS or an error downstream stops the input. */
   std::atomic<GstFlowReturn> src_flow {GST_FLOW_OK};
   std::atomic<bool> input_live {false};
+  guint group_id = 0;  /* of the output streams, set at READY→PAUSED */
 
   /* Streaming thread. */
   GstSegment in_segment;  /* of the input, for its running time */
@@ -332,8 +336,7 @@ GType gst_yandex_realtime_modalities_get_type (void)
 /* ---- DialogHost ---- */
 
 /* Every output event is a bus message; the words also go to the text pads'
- * queues (whether or not the pads exist: a pad requested later starts with
- * what is queued then). */
+ * queues. */
 void GstYandexRealtimePrivate::emit (output::Event event)
 {
   route (event);
@@ -1131,8 +1134,8 @@ static gboolean gst_yandex_realtime_sink_event (GstPad *, GstObject *parent,
       gst_event_unref (event);
       return TRUE;
     default:
-      /* Stream-start, segment, tags and gaps describe the input; the src
-       * pad has its own. */
+      /* Stream-start, tags and gaps describe the input; the output pads
+       * have their own. */
       gst_event_unref (event);
       return TRUE;
   }
@@ -1240,7 +1243,7 @@ static void push_sticky_events (Output &o, GstPad *pad)
   if (o.need_stream_start) {
     gchar *id = gst_pad_create_stream_id (pad, GST_ELEMENT (o.self), o.stream);
     GstEvent *start = gst_event_new_stream_start (id);
-    gst_event_set_group_id (start, gst_util_group_id_next ());
+    gst_event_set_group_id (start, o.self->priv->group_id);  /* one group: the outputs */
     g_free (id);
     gst_pad_push_event (pad, start);
     GstCaps *caps = o.caps ();
@@ -1465,6 +1468,7 @@ static void open_dialog (GstYandexRealtime *self)
   gst_segment_init (&priv->in_segment, GST_FORMAT_TIME);
   priv->live_checked = false;
   priv->input_live = false;
+  priv->group_id = gst_util_group_id_next ();
   start_dialog (self);
 }
 
