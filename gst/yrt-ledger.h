@@ -105,6 +105,10 @@ class InputLedger {
   /* input_audio_buffer.clear: what the service held uncommitted is gone. */
   void input_cleared ();
 
+  /* The absolute position of a session-relative millisecond, as in the
+   * events (never past what the session was sent). */
+  guint64 to_position (gint64 ms) const;
+
   /* Item IDs of user turns still owed an answer (their audio goes again). */
   std::vector<std::string> unanswered_items () const;
 
@@ -132,7 +136,6 @@ class InputLedger {
     bool claimed = false;       /* a response answers it */
   };
 
-  guint64 to_position (gint64 ms) const;
   void release_to (guint64 position);
   void update_release ();
   guint64 natural_release () const;
