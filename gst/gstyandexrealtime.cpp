@@ -15,7 +15,6 @@
 
 #include <gst/audio/audio.h>
 #include <gst/base/gstflowcombiner.h>
-#include <json-glib/json-glib.h>
 
 #include <atomic>
 #include <functional>
@@ -79,6 +78,13 @@ enum {
   PROP_SESSION_EXTRA,
   PROP_EXTRA_HEADERS,
   PROP_USER_AGENT,
+  PROP_SSL_CA_FILE,
+  PROP_SSL_USE_SYSTEM_CA_FILE,
+  PROP_TLS_DATABASE,
+  PROP_SSL_STRICT,
+  PROP_PROXY,
+  PROP_PROXY_ID,
+  PROP_PROXY_PW,
   N_PROPERTIES
 };
 
@@ -530,6 +536,51 @@ static void accept_setting_locked (GstYandexRealtime *self, const char *property
   self->priv->settings.refused.erase (property);
 }
 
+/* NULL→READY: the proxy and the TLS trust are usable. */
+static gboolean check_connection_settings (GstYandexRealtime *self)
+{
+  ConnectionOptions o;
+  {
+    std::lock_guard<std::mutex> guard (self->priv->settings_lock);
+    o = self->priv->settings.connection;
+  }
+  if (!o.proxy.empty ()) {
+    GUri *uri = g_uri_parse (o.proxy.c_str (), G_URI_FLAGS_NONE, nullptr);
+    bool valid = uri && g_ascii_strcasecmp (g_uri_get_scheme (uri), "http") == 0 &&
+        g_uri_get_host (uri) && *g_uri_get_host (uri);
+    if (uri)
+      g_uri_unref (uri);
+    if (!valid) {
+      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+          ("The proxy is not an http:// URL with a host"),
+          ("proxy is \"%s\"; expected e.g. http://proxy.example.com:3128",
+              /* user information may hold a password */
+              o.proxy.find ('@') == std::string::npos ? o.proxy.c_str () : "(not shown)"));
+      return FALSE;
+    }
+  }
+  if (!o.ca_file.empty ()) {
+    GError *error = nullptr;
+    GList *cas = g_tls_certificate_list_new_from_file (o.ca_file.c_str (), &error);
+    std::string why = error ? error->message : cas ? "" : "it holds no PEM certificate";
+    g_clear_error (&error);
+    g_list_free_full (cas, g_object_unref);
+    if (!why.empty ()) {
+      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+          ("Cannot read the CA certificates of ssl-ca-file: %s", why.c_str ()),
+          ("ssl-ca-file is %s", o.ca_file.c_str ()));
+      return FALSE;
+    }
+  }
+  if (!o.use_system_ca && o.ca_file.empty () && !o.tls_database && o.strict) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+        ("ssl-use-system-ca-file=false leaves no trusted certificate"),
+        ("set ssl-ca-file or tls-database as well"));
+    return FALSE;
+  }
+  return TRUE;
+}
+
 /* NULL→READY: a wss:// endpoint needs credentials and a folder up front, so
  * the user learns at once rather than after a refused handshake. */
 static gboolean resolve_credentials (GstYandexRealtime *self)
@@ -584,25 +635,18 @@ static void set_string (GstYandexRealtime *self, std::string &field, const GValu
  * value is refused and the previous one stays. */
 static void set_tools (GstYandexRealtime *self, const char *json)
 {
-  std::string why;
-  if (json && *json) {
-    GError *error = nullptr;
-    JsonNode *node = json_from_string (json, &error);
-    if (!node)
-      why = std::string ("not valid JSON: ") + (error ? error->message : "empty");
-    else if (!JSON_NODE_HOLDS_ARRAY (node))
-      why = "not a JSON array of tool objects";
-    g_clear_error (&error);
-    if (node)
-      json_node_unref (node);
-  }
+  std::string why = json && *json ? check_json (json, true, "a JSON array of tool objects") : "";
   if (!why.empty ()) {
     refuse_setting (self, "tools", why);
     return;
   }
-  std::lock_guard<std::mutex> guard (self->priv->settings_lock);
-  self->priv->settings.session.tools_json = json ? json : "";
-  accept_setting_locked (self, "tools");
+  {
+    std::lock_guard<std::mutex> guard (self->priv->settings_lock);
+    self->priv->settings.session.tools_json = json ? json : "";
+    accept_setting_locked (self, "tools");
+  }
+  /* Notified only when taken: a refused value sends no session.update. */
+  g_object_notify (G_OBJECT (self), "tools");
 }
 
 /* Names only: the values may be secrets. */
@@ -617,7 +661,7 @@ static void log_extra_overrides (GstYandexRealtime *self, const SessionConfig &c
 
 static void set_session_extra (GstYandexRealtime *self, const char *json)
 {
-  std::string why = json && *json ? check_json_object (json) : "";
+  std::string why = json && *json ? check_json (json, false, "a JSON object") : "";
   if (!why.empty ()) {
     refuse_setting (self, "session-extra", why);
     return;
@@ -629,6 +673,7 @@ static void set_session_extra (GstYandexRealtime *self, const char *json)
     accept_setting_locked (self, "session-extra");
     config = self->priv->settings.session;
   }
+  g_object_notify (G_OBJECT (self), "session-extra");
   log_extra_overrides (self, config);
 }
 
@@ -737,6 +782,10 @@ static void gst_yandex_realtime_set_property (GObject *object, guint prop_id,
       set_extra_headers (self, (const GstStructure *) g_value_get_boxed (value));
       return;
     case PROP_USER_AGENT: set_string (self, s.connection.user_agent, value); return;
+    case PROP_SSL_CA_FILE: set_string (self, s.connection.ca_file, value); return;
+    case PROP_PROXY: set_string (self, s.connection.proxy, value); return;
+    case PROP_PROXY_ID: set_string (self, s.connection.proxy_id, value); return;
+    case PROP_PROXY_PW: set_string (self, s.connection.proxy_pw, value); return;
     case PROP_BARGE_IN:
       {
         std::lock_guard<std::mutex> guard (self->priv->settings_lock);
@@ -770,6 +819,11 @@ static void gst_yandex_realtime_set_property (GObject *object, guint prop_id,
     case PROP_ALLOW_INSECURE: s.allow_insecure = g_value_get_boolean (value); break;
     case PROP_CONNECT_TIMEOUT_MS: s.dialog.connect_timeout_ms = g_value_get_uint (value); break;
     case PROP_MUTE: s.mute = g_value_get_boolean (value); break;
+    case PROP_SSL_USE_SYSTEM_CA_FILE: s.connection.use_system_ca = g_value_get_boolean (value); break;
+    case PROP_SSL_STRICT: s.connection.strict = g_value_get_boolean (value); break;
+    case PROP_TLS_DATABASE:
+      s.connection.tls_database = share_object ((GTlsDatabase *) g_value_get_object (value));
+      break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
   }
 }
@@ -840,6 +894,12 @@ static void gst_yandex_realtime_get_property (GObject *object, guint prop_id,
     case PROP_VOICE_ROLE: g_value_set_string (value, c.voice_role.c_str ()); break;
     case PROP_SESSION_EXTRA: g_value_set_string (value, c.extra_json.c_str ()); break;
     case PROP_USER_AGENT: g_value_set_string (value, s.connection.user_agent.c_str ()); break;
+    case PROP_SSL_CA_FILE: g_value_set_string (value, s.connection.ca_file.c_str ()); break;
+    case PROP_SSL_USE_SYSTEM_CA_FILE: g_value_set_boolean (value, s.connection.use_system_ca); break;
+    case PROP_TLS_DATABASE: g_value_set_object (value, s.connection.tls_database.get ()); break;
+    case PROP_SSL_STRICT: g_value_set_boolean (value, s.connection.strict); break;
+    case PROP_PROXY: g_value_set_string (value, s.connection.proxy.c_str ()); break;
+    case PROP_PROXY_ID: g_value_set_string (value, s.connection.proxy_id.c_str ()); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
   }
 }
@@ -1435,6 +1495,14 @@ static void start_dialog (GstYandexRealtime *self)
     options = s.dialog;
   }
   log_extra_overrides (self, config);
+  if (!endpoint.connection.strict && is_secure (endpoint.url)) {
+    GST_WARNING_OBJECT (self, "ssl-strict=false: the server's certificate is NOT checked");
+    GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
+        ("TLS certificates are not checked (ssl-strict=false)"),
+        ("any server can pose as %s, and anyone on the way can read the credentials and the "
+         "conversation; trust a private CA with ssl-ca-file or tls-database instead",
+            endpoint.url.c_str ()));
+  }
   GST_INFO_OBJECT (self, "connecting to %s", endpoint.url.c_str ());
   priv->dialog.open (endpoint, config, options);
 }
@@ -1479,7 +1547,8 @@ static GstStateChangeReturn gst_yandex_realtime_change_state (GstElement *elemen
   GstYandexRealtimePrivate *priv = self->priv;
   switch (transition) {
     case GST_STATE_CHANGE_NULL_TO_READY:
-      if (!check_location (self) || !check_refused (self) || !resolve_credentials (self))
+      if (!check_location (self) || !check_refused (self) ||
+          !check_connection_settings (self) || !resolve_credentials (self))
         return GST_STATE_CHANGE_FAILURE;
       break;
     case GST_STATE_CHANGE_READY_TO_PAUSED:
@@ -1824,7 +1893,7 @@ static void install_properties (GObjectClass *gobject_class)
       g_param_spec_string ("tools", "Tools",
           "JSON array of tools passed to session.tools as given (function tools, "
           "Yandex's web_search and file_search, mcp); invalid JSON is refused",
-          "", live));
+          "", (GParamFlags) (live | G_PARAM_EXPLICIT_NOTIFY)));
   g_object_class_install_property (gobject_class, PROP_TOOL_CHOICE,
       g_param_spec_string ("tool-choice", "Tool choice",
           "auto, none, required, the name of the one function to call, or a JSON "
@@ -1843,7 +1912,7 @@ static void install_properties (GObjectClass *gobject_class)
           "JSON object deep-merged into the session of every session.update, "
           "after the element's own fields (its values win): any session field "
           "the element does not model; anything but a JSON object is refused",
-          "", live));
+          "", (GParamFlags) (live | G_PARAM_EXPLICIT_NOTIFY)));
   g_object_class_install_property (gobject_class, PROP_EXTRA_HEADERS,
       g_param_spec_boxed ("extra-headers", "Extra headers",
           "Extra headers for the WebSocket handshake, one per field (an array "
@@ -1853,6 +1922,32 @@ static void install_properties (GObjectClass *gobject_class)
       g_param_spec_string ("user-agent", "User-Agent",
           "User-Agent header of the WebSocket handshake (empty: none)",
           DEFAULT_USER_AGENT, rw));
+  g_object_class_install_property (gobject_class, PROP_SSL_CA_FILE,
+      g_param_spec_string ("ssl-ca-file", "SSL CA file",
+          "PEM file of certificate authorities to trust for wss://, besides the "
+          "system's (unless ssl-use-system-ca-file is false)", "", rw));
+  g_object_class_install_property (gobject_class, PROP_SSL_USE_SYSTEM_CA_FILE,
+      g_param_spec_boolean ("ssl-use-system-ca-file", "Use system CA file",
+          "Trust the system's certificate authorities", TRUE, rw));
+  g_object_class_install_property (gobject_class, PROP_TLS_DATABASE,
+      g_param_spec_object ("tls-database", "TLS database",
+          "TLS database that verifies the server's certificate; when set, "
+          "ssl-ca-file and ssl-use-system-ca-file are not used",
+          G_TYPE_TLS_DATABASE, rw));
+  g_object_class_install_property (gobject_class, PROP_SSL_STRICT,
+      g_param_spec_boolean ("ssl-strict", "SSL strict",
+          "Refuse servers whose certificate does not verify; false accepts any "
+          "certificate (with a warning): for tests only", TRUE, rw));
+  g_object_class_install_property (gobject_class, PROP_PROXY,
+      g_param_spec_string ("proxy", "Proxy",
+          "HTTP proxy for the connection (http://host:port); empty uses the "
+          "environment's (https_proxy, no_proxy, the desktop's settings)", "", rw));
+  g_object_class_install_property (gobject_class, PROP_PROXY_ID,
+      g_param_spec_string ("proxy-id", "Proxy user",
+          "User name for the proxy's authentication", "", rw));
+  g_object_class_install_property (gobject_class, PROP_PROXY_PW,
+      g_param_spec_string ("proxy-pw", "Proxy password",
+          "Password for the proxy's authentication (write-only)", nullptr, secret));
   g_object_class_install_property (gobject_class, PROP_MUTE,
       g_param_spec_boolean ("mute", "Mute",
           "Send no input audio (push-to-talk); muting mid-speech closes the turn",

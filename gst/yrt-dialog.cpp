@@ -62,7 +62,7 @@ void Dialog::open (const Endpoint &endpoint, const SessionConfig &config,
     live_ = live_known_ = false;
     pending_.clear ();
     ledger_.configure (config.input_rate, options.max_buffer_ms,
-        config.prefix_padding_ms + kVadDetectionMs,
+        config.prefix_padding_ms, kVadDetectionMs,
         config.turn_detection == TurnDetection::None);
     history_.clear ();
     history_in_instructions_ = false;
@@ -102,7 +102,7 @@ void Dialog::open (const Endpoint &endpoint, const SessionConfig &config,
   callbacks.closed = [this] (gushort code, const std::string &reason) {
     on_closed (code, reason);
   };
-  connection_ = std::make_unique<Connection> (std::move (callbacks));
+  connection_ = std::make_unique<Connection> (std::move (callbacks), log_object_);
   post_connection ("connecting");
   connection_->start (endpoint.url, endpoint.authorization, options.connect_timeout_ms,
       endpoint.connection);
@@ -594,12 +594,47 @@ void Dialog::handle (ServerEvent &ev)
     case EventType::ResponseDone:
       on_response_done (ev);
       break;
+    case EventType::TranscriptFailed:
+      on_transcript_failed (ev);
+      break;
+    case EventType::InputTimeout:
+      on_input_timeout (ev);
+      break;
+    case EventType::McpListTools:
+    case EventType::McpCall:
+      on_mcp (ev);
+      break;
+    case EventType::ItemTruncated:
+    case EventType::ItemDeleted:
+    case EventType::OutputAudioBuffer:
+      GST_DEBUG_OBJECT (log_object_, "server event %s (item %s, response %s): nothing to do",
+          ev.type_name.c_str (), ev.item_id.c_str (), ev.response_id.c_str ());
+      break;
     case EventType::Unknown:
       GST_DEBUG_OBJECT (log_object_, "ignoring unknown server event %s", ev.type_name.c_str ());
       break;
     default:
       break;
   }
+}
+
+/* Why a turn has no transcript; the turn itself goes on. */
+void Dialog::on_transcript_failed (const ServerEvent &ev)
+{
+  host_.emit (output::TranscriptFailed {ev.item_id, ev.error.code, ev.error.message});
+}
+
+/* The server's idle timeout (session-extra's idle_timeout_ms) fired. */
+void Dialog::on_input_timeout (const ServerEvent &ev)
+{
+  host_.emit (output::InputTimeout {ev.item_id, (guint64) MAX (ev.audio_ms, 0),
+      (guint64) MAX (ev.audio_end_ms, 0)});
+}
+
+/* Progress and failures of the service's MCP tools. */
+void Dialog::on_mcp (const ServerEvent &ev)
+{
+  host_.emit (output::Mcp {ev.type == EventType::McpCall, ev.item_id, ev.status});
 }
 
 void Dialog::on_session_created (const ServerEvent &ev)
@@ -610,7 +645,6 @@ void Dialog::on_session_created (const ServerEvent &ev)
     start_session_locked ();
     dropped_ms = outage_dropped_ * 1000 / config_.input_rate;
     lost_ms = lost_at_cut_ * 1000 / config_.input_rate;
-    stats_.dropped_input_samples += lost_at_cut_;
     outage_dropped_ = lost_at_cut_ = 0;
   }
   /* Posted once the session takes requests: a handler may act on it. */
@@ -619,12 +653,13 @@ void Dialog::on_session_created (const ServerEvent &ev)
     host_.post_warning ("Live input was lost while reconnecting",
         "dropped " + std::to_string (dropped_ms) +
         " ms of the oldest input beyond max-buffer-ms");
+  /* That input reached the lost session, so it is not dropped-input; but
+   * the turn it belonged to is cut short in the new one. */
   if (lost_ms > 0)
-    host_.post_warning ("Input was lost with the connection",
-        "lost " + std::to_string (lost_ms) + " ms of input the service had not "
-        "finished with: it was more than max-buffer-ms behind (a turn longer "
-        "than max-buffer-ms, or live input far ahead of the service); raise "
-        "max-buffer-ms to keep more");
+    host_.post_warning ("Part of a turn could not be sent again",
+        std::to_string (lost_ms) + " ms of input the lost session had not "
+        "finished with were beyond max-buffer-ms (a turn longer than "
+        "max-buffer-ms); raise max-buffer-ms to keep more");
 }
 
 /* A new session: configure it, give it the conversation so far and the
@@ -816,7 +851,7 @@ void Dialog::on_response_created (const ServerEvent &ev)
   if (!expected_.empty ())
     expected_.pop_front ();
   active_response_ = ev.response_id;
-  ledger_.response_created (ev.response_id);
+  ledger_.response_created (ev.response_id, active_for_turn_);
 }
 
 void Dialog::on_response_text (const ServerEvent &ev, bool from_transcript, bool done)

@@ -143,6 +143,9 @@ class Dialog {
   void on_audio (const ServerEvent &ev);
   void on_response_done (const ServerEvent &ev);
   void on_function_calls (const ServerEvent &ev);
+  void on_transcript_failed (const ServerEvent &ev);
+  void on_input_timeout (const ServerEvent &ev);
+  void on_mcp (const ServerEvent &ev);
   void barge_in ();
 
   /* Callers hold lock_. */

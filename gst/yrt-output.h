@@ -72,6 +72,27 @@ struct FunctionCall {
   std::string response_id;
 };
 
+/* The service could not transcribe a turn. */
+struct TranscriptFailed {
+  std::string item_id;
+  std::string code;
+  std::string message;
+};
+
+/* The service's idle timeout fired. */
+struct InputTimeout {
+  std::string item_id;
+  guint64 audio_start_ms = 0;
+  guint64 audio_end_ms = 0;
+};
+
+/* Progress of the service's MCP tools: a call, or listing the tools. */
+struct Mcp {
+  bool call = false;  /* mcp-call, else mcp-list-tools */
+  std::string item_id;
+  std::string status;
+};
+
 struct ServerError {
   std::string code;
   std::string message;
@@ -85,7 +106,8 @@ struct Interrupted {
 };
 
 using Event = std::variant<Connection, Session, SpeechStarted, SpeechStopped,
-    Transcript, AnswerText, ResponseDone, FunctionCall, ServerError, Interrupted>;
+    Transcript, TranscriptFailed, InputTimeout, Mcp, AnswerText, ResponseDone, FunctionCall,
+    ServerError, Interrupted>;
 
 /* The event's `yandexrealtime/<name>` structure, for an element message. */
 GstStructure *to_message (const Event &event);

@@ -9,6 +9,7 @@ set -euo pipefail
 packages=(meson ninja-build pkg-config g++ libgstreamer1.0-dev
   libgstreamer-plugins-base1.0-dev libsoup-3.0-dev libjson-glib-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  glib-networking openssl
   gstreamer1.0-plugins-bad gstreamer1.0-x  # srtenc and textoverlay (the text pads)
   "$@")
 if ! command -v dpkg-query >/dev/null; then
