@@ -74,24 +74,6 @@ GstStructure *build (const Transcript &e)
       .boolean ("final", e.final).take ();
 }
 
-GstStructure *build (const TranscriptFailed &e)
-{
-  return Message ("transcript-failed").str ("item-id", e.item_id).str ("code", e.code)
-      .str ("message", e.message).take ();
-}
-
-GstStructure *build (const InputTimeout &e)
-{
-  return Message ("input-timeout").str ("item-id", e.item_id)
-      .u64 ("audio-start-ms", e.audio_start_ms).u64 ("audio-end-ms", e.audio_end_ms).take ();
-}
-
-GstStructure *build (const Mcp &e)
-{
-  return Message (e.call ? "mcp-call" : "mcp-list-tools").str ("item-id", e.item_id)
-      .str ("status", e.status).take ();
-}
-
 GstStructure *build (const AnswerText &e)
 {
   return Message ("response-text").str ("response-id", e.response_id).str ("text", e.text)
@@ -126,6 +108,24 @@ GstStructure *build (const Interrupted &e)
 {
   return Message ("interrupted").str ("response-id", e.response_id).str ("item-id", e.item_id)
       .u64 ("played-ms", e.played_ms).take ();
+}
+
+GstStructure *build (const TranscriptFailed &e)
+{
+  return Message ("transcript-failed").str ("item-id", e.item_id).str ("code", e.code)
+      .str ("message", e.message).take ();
+}
+
+GstStructure *build (const InputTimeout &e)
+{
+  return Message ("input-timeout").str ("item-id", e.item_id)
+      .u64 ("audio-start-ms", e.audio_start_ms).u64 ("audio-end-ms", e.audio_end_ms).take ();
+}
+
+GstStructure *build (const Mcp &e)
+{
+  return Message (e.call ? "mcp-call" : "mcp-list-tools").str ("item-id", e.item_id)
+      .str ("status", e.status).take ();
 }
 
 }  // namespace

@@ -72,7 +72,19 @@ struct FunctionCall {
   std::string response_id;
 };
 
-/* The service could not transcribe a turn. */
+struct ServerError {
+  std::string code;
+  std::string message;
+  std::string event_id;
+};
+
+struct Interrupted {
+  std::string response_id;
+  std::string item_id;
+  guint64 played_ms = 0;
+};
+
+/* Why a turn has no transcript. */
 struct TranscriptFailed {
   std::string item_id;
   std::string code;
@@ -86,28 +98,16 @@ struct InputTimeout {
   guint64 audio_end_ms = 0;
 };
 
-/* Progress of the service's MCP tools: a call, or listing the tools. */
+/* Progress of the service's MCP tools: a call or the listing of tools. */
 struct Mcp {
   bool call = false;  /* mcp-call, else mcp-list-tools */
   std::string item_id;
   std::string status;
 };
 
-struct ServerError {
-  std::string code;
-  std::string message;
-  std::string event_id;
-};
-
-struct Interrupted {
-  std::string response_id;
-  std::string item_id;
-  guint64 played_ms = 0;
-};
-
 using Event = std::variant<Connection, Session, SpeechStarted, SpeechStopped,
-    Transcript, TranscriptFailed, InputTimeout, Mcp, AnswerText, ResponseDone, FunctionCall,
-    ServerError, Interrupted>;
+    Transcript, AnswerText, ResponseDone, FunctionCall, ServerError, Interrupted,
+    TranscriptFailed, InputTimeout, Mcp>;
 
 /* The event's `yandexrealtime/<name>` structure, for an element message. */
 GstStructure *to_message (const Event &event);

@@ -12,9 +12,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# clang and its runtime: the fuzzer and the TSan pass.
+# clang and its runtime: the fuzzer and the TSan pass; --webchat: WebRTC,
+# Chromium, espeak-ng and puppeteer-core for the webchat suite.
 # shellcheck disable=SC2086  # a word list
-tests/install-packages.sh clang libclang-rt-14-dev ${EXTRA_PACKAGES:-}
+tests/install-packages.sh --webchat clang libclang-rt-14-dev ${EXTRA_PACKAGES:-}
 
 run_suite() {
   local dir=$1; shift
