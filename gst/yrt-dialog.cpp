@@ -102,7 +102,7 @@ void Dialog::open (const Endpoint &endpoint, const SessionConfig &config,
   callbacks.closed = [this] (gushort code, const std::string &reason) {
     on_closed (code, reason);
   };
-  connection_ = std::make_unique<Connection> (std::move (callbacks));
+  connection_ = std::make_unique<Connection> (std::move (callbacks), log_object_);
   post_connection ("connecting");
   connection_->start (endpoint.url, endpoint.authorization, options.connect_timeout_ms,
       endpoint.connection);
@@ -607,7 +607,7 @@ void Dialog::handle (ServerEvent &ev)
     case EventType::ItemTruncated:
     case EventType::ItemDeleted:
     case EventType::OutputAudioBuffer:
-      GST_DEBUG ("server event %s (item %s, response %s): nothing to do",
+      GST_DEBUG_OBJECT (log_object_, "server event %s (item %s, response %s): nothing to do",
           ev.type_name.c_str (), ev.item_id.c_str (), ev.response_id.c_str ());
       break;
     case EventType::Unknown:
