@@ -210,7 +210,7 @@ void Connection::Worker::begin_connect ()
 {
   message = soup_message_new (SOUP_METHOD_GET, url.c_str ());
   if (!message) {
-    owner->callbacks_.failed (0, "the location is not a valid ws:// or wss:// URL");
+    owner->callbacks_.failed (0, "the location is not a valid ws:// or wss:// URL", true);
     return;
   }
   SoupMessageHeaders *headers = soup_message_get_request_headers (message);
@@ -274,13 +274,14 @@ void Connection::Worker::connect_done (GObject *source, GAsyncResult *result,
   if (!w->socket) {
     guint status = soup_message_get_status (w->message);
     std::string cause = w->failure_cause (error);
+    bool refused_certificate = error && error->domain == G_TLS_ERROR;
     g_clear_error (&error);
     if (status >= 300) {
       const char *reason = soup_message_get_reason_phrase (w->message);
       cause = "HTTP " + std::to_string (status) + (reason ? std::string (" ") + reason : "");
     }
     w->release_socket ();
-    w->owner->callbacks_.failed (status >= 300 ? status : 0, cause);
+    w->owner->callbacks_.failed (status >= 300 ? status : 0, cause, refused_certificate);
     return;
   }
   soup_websocket_connection_set_max_incoming_payload_size (w->socket,

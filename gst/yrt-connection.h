@@ -49,9 +49,10 @@ struct ConnectionCallbacks {
   std::function<void ()> opened;
   std::function<void (const char *data, gsize size)> text;
   std::function<void (gsize size)> binary;  /* not part of the protocol */
-  /* The handshake failed: HTTP status (0 when none, e.g. DNS or TLS) and a
-   * human-readable cause. */
-  std::function<void (guint http_status, const std::string &cause)> failed;
+  /* The handshake failed: HTTP status (0 when none, e.g. DNS or TLS), a
+   * human-readable cause, and whether trying again cannot help (a refused
+   * certificate, an invalid location). */
+  std::function<void (guint http_status, const std::string &cause, bool permanent)> failed;
   /* An open socket closed without us asking. */
   std::function<void (gushort code, const std::string &reason)> closed;
 };

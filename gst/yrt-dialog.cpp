@@ -89,8 +89,8 @@ void Dialog::open (const Endpoint &endpoint, const SessionConfig &config,
     std::lock_guard<std::mutex> guard (lock_);
     stats_.bad_events++;
   };
-  callbacks.failed = [this] (guint status, const std::string &cause) {
-    on_failed (status, cause);
+  callbacks.failed = [this] (guint status, const std::string &cause, bool permanent) {
+    on_failed (status, cause, permanent);
   };
   callbacks.closed = [this] (gushort code, const std::string &reason) {
     on_closed (code, reason);
@@ -323,10 +323,11 @@ void Dialog::on_opened ()
   post_connection ("connected");
 }
 
-void Dialog::on_failed (guint status, const std::string &cause)
+void Dialog::on_failed (guint status, const std::string &cause, bool permanent)
 {
-  /* Refused credentials or endpoint will be refused again: no retry storm. */
-  bool permanent = status == 401 || status == 403 || status == 404;
+  /* Refused credentials, endpoint or certificate will be refused again: no
+   * retry storm. */
+  permanent = permanent || status == 401 || status == 403 || status == 404;
   if (reconnect (cause, !permanent))
     return;
   std::string url;

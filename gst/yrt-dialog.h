@@ -122,7 +122,7 @@ class Dialog {
  private:
   void on_opened ();
   void on_text (const char *data, gsize size);
-  void on_failed (guint status, const std::string &cause);
+  void on_failed (guint status, const std::string &cause, bool permanent);
   void on_closed (gushort code, const std::string &reason);
   /* The session ended under us: reconnect if allowed, else fail.  False when
    * it gave up (the caller reports why). */

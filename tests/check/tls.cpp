@@ -324,6 +324,52 @@ GST_START_TEST (test_untrusted_certificate_fails_at_once)
 }
 GST_END_TEST;
 
+/* The server is replaced by one whose certificate is not trusted: the
+ * reconnection is refused like a first connection, at once and for good,
+ * not retried max-reconnects times. */
+GST_START_TEST (test_untrusted_certificate_at_reconnection_is_final)
+{
+  TestCa ca, other;
+  Fixture f (tls_config (ca));
+  f.make ("folder-id=b1gfolder max-reconnects=5 reconnect-backoff-ms=100 ssl-ca-file=" +
+      ca.path ("ca.pem"));
+  f.start ();
+  fail_unless (f.server.wait_for_server_event ("session.created", 1, 20000));
+  const std::string url = f.server.url ();
+  guint16 port = (guint16) g_ascii_strtoull (url.c_str () + url.rfind (':') + 1, nullptr, 10);
+  f.server.stop ();
+  emu::Config cfg = tls_config (other);
+  cfg.port = port;
+  emu::Server impostor (cfg);
+  fail_unless_equals_int (impostor.start (), port);
+
+  GstMessage *error = nullptr;
+  guint attempts = 0;
+  for (bool closed = false; !closed;) {
+    GstMessage *m = gst_bus_timed_pop (f.bus, 20 * GST_SECOND);
+    fail_unless (m != nullptr, "the connection never closed");
+    const GstStructure *s = gst_message_get_structure (m);
+    if (GST_MESSAGE_TYPE (m) == GST_MESSAGE_ERROR) {
+      fail_unless (error == nullptr, "two errors");
+      error = m;
+      continue;
+    }
+    if (s && gst_structure_has_name (s, "yandexrealtime/connection")) {
+      std::string state = gst_structure_get_string (s, "state");
+      attempts += state == "reconnecting";
+      closed = state == "closed";
+    }
+    gst_message_unref (m);
+  }
+  fail_unless_equals_int (attempts, 1);
+  expect_gerror (error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_OPEN_READ_WRITE,
+      "TLS certificate was refused");
+  gst_message_unref (error);
+  fail_unless_equals_int (impostor.sessions_opened (), 0);
+  impostor.stop ();
+}
+GST_END_TEST;
+
 /* ssl-strict=false accepts the certificate, with a warning saying so. */
 GST_START_TEST (test_not_strict_warns)
 {
@@ -436,6 +482,7 @@ static Suite *tls_suite (void)
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_turn_over_tls);
   tcase_add_test (tc, test_untrusted_certificate_fails_at_once);
+  tcase_add_test (tc, test_untrusted_certificate_at_reconnection_is_final);
   tcase_add_test (tc, test_not_strict_warns);
   tcase_add_test (tc, test_bad_settings_fail_ready);
   tcase_add_test (tc, test_turn_through_proxy);
