@@ -405,7 +405,8 @@ GST_START_TEST (test_refused_replay_travels_in_instructions)
     JsonObject *s = json_object_get_object_member (json_node_get_object (updates[i]), "session");
     return std::string (json_object_get_string_member (s, "instructions"));
   };
-  fail_unless_equals_string (instructions (0).c_str (), "Be brief.");
+  std::string first_instructions = instructions (0);
+  fail_unless_equals_string (first_instructions.c_str (), "Be brief.");
   std::string carried = instructions (2);
   fail_unless (carried.find ("Be brief.") == 0);
   fail_unless (carried.find ("User: turn 1") != std::string::npos, "%s", carried.c_str ());
