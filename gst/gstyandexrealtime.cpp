@@ -1201,21 +1201,27 @@ static gboolean gst_yandex_realtime_sink_event (GstPad *, GstObject *parent,
   }
 }
 
+/* A CAPS query's answer: `caps` (taken) within the query's filter. */
+static gboolean answer_caps_query (GstQuery *query, GstCaps *caps)
+{
+  GstCaps *filter;
+  gst_query_parse_caps (query, &filter);
+  if (filter) {
+    GstCaps *both = gst_caps_intersect_full (filter, caps, GST_CAPS_INTERSECT_FIRST);
+    gst_caps_unref (caps);
+    caps = both;
+  }
+  gst_query_set_caps_result (query, caps);
+  gst_caps_unref (caps);
+  return TRUE;
+}
+
 static gboolean gst_yandex_realtime_sink_query (GstPad *pad, GstObject *parent,
     GstQuery *query)
 {
   switch (GST_QUERY_TYPE (query)) {
     case GST_QUERY_CAPS: {
-      GstCaps *filter, *caps = gst_pad_get_pad_template_caps (pad);
-      gst_query_parse_caps (query, &filter);
-      if (filter) {
-        GstCaps *both = gst_caps_intersect_full (filter, caps, GST_CAPS_INTERSECT_FIRST);
-        gst_caps_unref (caps);
-        caps = both;
-      }
-      gst_query_set_caps_result (query, caps);
-      gst_caps_unref (caps);
-      return TRUE;
+      return answer_caps_query (query, gst_pad_get_pad_template_caps (pad));
     }
     case GST_QUERY_ALLOCATION:
       return FALSE;  /* we consume the buffers; downstream's pool is not upstream's */
@@ -1456,16 +1462,7 @@ static gboolean gst_yandex_realtime_src_query (GstPad *pad, GstObject *parent,
     case GST_QUERY_CAPS: {
       if (pad != self->srcpad)
         return gst_pad_query_default (pad, parent, query);  /* fixed text caps */
-      GstCaps *filter, *caps = src_caps (self);
-      gst_query_parse_caps (query, &filter);
-      if (filter) {
-        GstCaps *both = gst_caps_intersect_full (filter, caps, GST_CAPS_INTERSECT_FIRST);
-        gst_caps_unref (caps);
-        caps = both;
-      }
-      gst_query_set_caps_result (query, caps);
-      gst_caps_unref (caps);
-      return TRUE;
+      return answer_caps_query (query, src_caps (self));
     }
     case GST_QUERY_POSITION:
     case GST_QUERY_DURATION:

@@ -257,6 +257,27 @@ bool contains (const std::string &text, const char *part)
   return text.find (part) != std::string::npos;
 }
 
+/* The connection states posted up to `closed`; the one error on the way
+ * goes to `error` (two fail). */
+std::vector<std::string> states_until_closed (Fixture &f, GstMessage *&error)
+{
+  std::vector<std::string> states;
+  while (states.empty () || states.back () != "closed") {
+    GstMessage *m = gst_bus_timed_pop (f.bus, 20 * GST_SECOND);
+    fail_unless (m != nullptr, "the connection never closed");
+    const GstStructure *s = gst_message_get_structure (m);
+    if (GST_MESSAGE_TYPE (m) == GST_MESSAGE_ERROR) {
+      fail_unless (error == nullptr, "two errors");
+      error = m;
+      continue;
+    }
+    if (s && gst_structure_has_name (s, "yandexrealtime/connection"))
+      states.push_back (gst_structure_get_string (s, "state"));
+    gst_message_unref (m);
+  }
+  return states;
+}
+
 }  // namespace
 
 /* The server's certificate is trusted through ssl-ca-file (besides the
@@ -298,20 +319,7 @@ GST_START_TEST (test_untrusted_certificate_fails_at_once)
   f.start ();
   /* Everything up to the connection's end: one error, no reconnection. */
   GstMessage *error = nullptr;
-  std::vector<std::string> states;
-  while (states.empty () || states.back () != "closed") {
-    GstMessage *m = gst_bus_timed_pop (f.bus, 20 * GST_SECOND);
-    fail_unless (m != nullptr, "the connection never closed");
-    const GstStructure *s = gst_message_get_structure (m);
-    if (GST_MESSAGE_TYPE (m) == GST_MESSAGE_ERROR) {
-      fail_unless (error == nullptr, "two errors");
-      error = m;
-      continue;
-    }
-    if (s && gst_structure_has_name (s, "yandexrealtime/connection"))
-      states.push_back (gst_structure_get_string (s, "state"));
-    gst_message_unref (m);
-  }
+  std::vector<std::string> states = states_until_closed (f, error);
   fail_unless (states == std::vector<std::string> ({"connecting", "closed"}),
       "%zu connection states", states.size ());
   std::string debug = expect_gerror (error, GST_RESOURCE_ERROR,
@@ -344,23 +352,8 @@ GST_START_TEST (test_untrusted_certificate_at_reconnection_is_final)
   fail_unless_equals_int (impostor.start (), port);
 
   GstMessage *error = nullptr;
-  guint attempts = 0;
-  for (bool closed = false; !closed;) {
-    GstMessage *m = gst_bus_timed_pop (f.bus, 20 * GST_SECOND);
-    fail_unless (m != nullptr, "the connection never closed");
-    const GstStructure *s = gst_message_get_structure (m);
-    if (GST_MESSAGE_TYPE (m) == GST_MESSAGE_ERROR) {
-      fail_unless (error == nullptr, "two errors");
-      error = m;
-      continue;
-    }
-    if (s && gst_structure_has_name (s, "yandexrealtime/connection")) {
-      std::string state = gst_structure_get_string (s, "state");
-      attempts += state == "reconnecting";
-      closed = state == "closed";
-    }
-    gst_message_unref (m);
-  }
+  std::vector<std::string> states = states_until_closed (f, error);
+  guint attempts = std::count (states.begin (), states.end (), "reconnecting");
   fail_unless_equals_int (attempts, 1);
   expect_gerror (error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_OPEN_READ_WRITE,
       "TLS certificate was refused");
