@@ -130,7 +130,8 @@ GST_START_TEST (test_session_lost)
   b.add_calls ("r1", {call ("a")});
   b.update_sent ();
   b.barrier_sent ();
-  fail_unless_equals_string (b.session_lost (true).c_str (), "r1");
+  std::string cut = b.session_lost (true);
+  fail_unless_equals_string (cut.c_str (), "r1");
   fail_unless (b.barrier_owed ());
   fail_unless (b.set_output ("a", "A") == ResponseBooks::OutputResult::Unknown);
   /* r1 again (it answered no turn), then "later"; not the turn's. */
