@@ -157,6 +157,14 @@ guint64 Playout::received_samples (const std::string &response_id) const
   return a ? a->received : 0;
 }
 
+bool Playout::pushed_span (GstClockTime &start, GstClockTime &end) const
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  start = span_start_;
+  end = audio_end_;
+  return GST_CLOCK_TIME_IS_VALID (span_start_);
+}
+
 PlayoutItem Playout::pop (const Clock &now)
 {
   std::unique_lock<std::mutex> lock (lock_);
@@ -217,6 +225,8 @@ PlayoutItem Playout::stamp (Chunk chunk)
   GST_BUFFER_OFFSET_END (buffer) = offset_ + samples;
   if (offset_ == 0 || pts != next_ts_)
     GST_BUFFER_FLAG_SET (buffer, GST_BUFFER_FLAG_DISCONT);
+  if (!GST_CLOCK_TIME_IS_VALID (span_start_) || pts != audio_end_)
+    span_start_ = pts;
   offset_ += samples;
   next_ts_ = audio_end_ = end;
   playing_ = chunk.response_id;
@@ -254,6 +264,7 @@ void Playout::reset ()
   eos_ = flush_ = false;
   offset_ = 0;
   next_ts_ = audio_end_ = 0;
+  span_start_ = GST_CLOCK_TIME_NONE;
   answer_start_ = GST_CLOCK_TIME_NONE;
   answer_offset_ = 0;
 }

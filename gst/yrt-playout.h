@@ -64,6 +64,10 @@ class Playout {
   /* EOS goes out after everything queued so far. */
   void finish ();
   guint64 received_samples (const std::string &response_id) const;
+  /* Half-duplex: the stretch of the timeline the audio pushed last covers,
+   * from the first sample pushed after the output was idle to the end of the
+   * last one.  False before any audio since the last reset. */
+  bool pushed_span (GstClockTime &start, GstClockTime &end) const;
 
   /* Src pad task: blocks until there is something to do. */
   PlayoutItem pop (const Clock &now);
@@ -107,6 +111,7 @@ class Playout {
   guint64 offset_ = 0;                     /* samples pushed since the timeline start */
   GstClockTime next_ts_ = 0;               /* end of the output so far */
   GstClockTime audio_end_ = 0;             /* end of the last audio pushed */
+  GstClockTime span_start_ = GST_CLOCK_TIME_NONE;  /* first pts of audio pushed since idle */
   GstClockTime answer_start_ = GST_CLOCK_TIME_NONE;  /* live: first pts of the answer */
   guint64 answer_offset_ = 0;              /* live: samples pushed of the answer */
 };
