@@ -223,8 +223,8 @@ class Room {
       std::vector<guint8> sent = fx_.server.received_audio ();
       g_file_set_contents ((base + "mic.raw").c_str (), (const gchar *) mic_pcm_.data (),
           mic_pcm_.size () * 2, nullptr);
-      g_file_set_contents ((base + "user.raw").c_str (), (const gchar *) echo_pcm_.data (),
-          echo_pcm_.size () * 2, nullptr);
+      g_file_set_contents ((base + "user.raw").c_str (), (const gchar *) user_pcm_.data (),
+          user_pcm_.size () * 2, nullptr);
       g_file_set_contents ((base + "sent.raw").c_str (), (const gchar *) sent.data (),
           sent.size (), nullptr);
     }
@@ -336,7 +336,7 @@ class Room {
             if (first + i >= s.first && first + i - s.first < s.pcm.size ())
               acc[i] += s.pcm[first + i - s.first];
         for (gsize i = 0; i < kBlock; i++)
-          echo_pcm_.push_back ((gint16) std::lround (acc[i]));
+          user_pcm_.push_back ((gint16) std::lround (acc[i]));
         for (const Tap &t : taps_)
           for (gsize i = 0; i < kBlock; i++)
             if (first + i >= t.delay && first + i - t.delay < speaker_pcm_.size ())
@@ -375,7 +375,7 @@ class Room {
   guint64 played_ = 0;
   GstClockTime latency_ = 0;
   std::vector<gint16> mic_pcm_;
-  std::vector<gint16> echo_pcm_;  /* debugging: the user's part alone */
+  std::vector<gint16> user_pcm_;  /* debugging: the user's part alone */
   std::vector<GstClockTime> flushes_;
   std::vector<RoomMessage> messages_;
 };
