@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <string>
 
@@ -21,11 +22,17 @@ using namespace yrt;
 
 #define DEFAULT_LOCATION "wss://ai.api.cloud.yandex.net/v1/realtime"
 #define DEFAULT_MODEL "speech-realtime-250923"
+#define DEFAULT_VOICE "marina"
+#define DEFAULT_USER_AGENT "gst-yandexrealtime/" PACKAGE_VERSION
 #define DEFAULT_CHUNK_MS 40
 /* Flat to 10 kHz with aliases at the S16 floor, like 4, for a fifth less
  * resampling CPU (docs/performance.md). */
 #define DEFAULT_RESAMPLE_QUALITY 3
 #define DEFAULT_EOS_TIMEOUT_MS 60000
+/* The rate of the service's examples; preferred when downstream takes it. */
+#define DEFAULT_OUTPUT_RATE 44100
+#define MIN_OUTPUT_RATE 8000
+#define MAX_OUTPUT_RATE 48000
 #define ENV_API_KEY "YANDEX_CLOUD_API_KEY"
 #define ENV_IAM_TOKEN "YANDEX_CLOUD_IAM_TOKEN"
 #define ENV_FOLDER_ID "YANDEX_CLOUD_FOLDER_ID"
@@ -63,6 +70,11 @@ enum {
   PROP_ALLOW_INSECURE,
   PROP_CONNECT_TIMEOUT_MS,
   PROP_STATS,
+  PROP_LANGUAGES,
+  PROP_VOICE_ROLE,
+  PROP_SESSION_EXTRA,
+  PROP_EXTRA_HEADERS,
+  PROP_USER_AGENT,
   N_PROPERTIES
 };
 
@@ -72,6 +84,7 @@ static const guint session_properties[] = {
   PROP_VOICE, PROP_INSTRUCTIONS, PROP_TURN_DETECTION, PROP_VAD_THRESHOLD,
   PROP_SILENCE_DURATION_MS, PROP_PREFIX_PADDING_MS, PROP_CREATE_RESPONSE,
   PROP_INTERRUPT_RESPONSE, PROP_OUTPUT_MODALITIES, PROP_TOOLS, PROP_TOOL_CHOICE,
+  PROP_LANGUAGES, PROP_VOICE_ROLE, PROP_SESSION_EXTRA,
 };
 
 enum {
@@ -91,12 +104,21 @@ static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
         "rate = (int) [ 1, MAX ], channels = (int) [ 1, MAX ], "
         "layout = (string) interleaved"));
 
+#define SRC_CAPS(rate) "audio/x-raw, format = (string) S16LE, channels = (int) 1, " \
+    "rate = (int) " rate ", layout = (string) interleaved"
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
     GST_PAD_SRC, GST_PAD_ALWAYS,
-    GST_STATIC_CAPS ("audio/x-raw, format = (string) S16LE, channels = (int) 1, "
-        "rate = (int) [ 8000, 48000 ], layout = (string) interleaved"));
+    GST_STATIC_CAPS (SRC_CAPS ("[ " G_STRINGIFY (MIN_OUTPUT_RATE) ", "
+            G_STRINGIFY (MAX_OUTPUT_RATE) " ]")));
 
 namespace {
+
+ConnectionOptions default_connection ()
+{
+  ConnectionOptions options;
+  options.user_agent = DEFAULT_USER_AGENT;
+  return options;
+}
 
 /* What the user set; read under settings_lock when a session opens. */
 struct Settings {
@@ -109,10 +131,17 @@ struct Settings {
   guint chunk_ms = DEFAULT_CHUNK_MS;
   guint resample_quality = DEFAULT_RESAMPLE_QUALITY;
   DialogOptions dialog;
+  ConnectionOptions connection = default_connection ();
   bool allow_insecure = false;
+  /* output-rate given by the user: the src pad offers only it; otherwise
+   * the rate is negotiated at READY→PAUSED and stored in session. */
+  bool output_rate_set = false;
   bool mute = false;
   bool barge_in = true;
   bool half_duplex = false;
+  /* Values refused while the element was in NULL, by property name: with no
+   * bus to carry the warning yet, NULL→READY fails with the reason. */
+  std::map<std::string, std::string> refused;
 };
 
 /* Half-duplex, on the streaming thread: the input stretches (running time)
@@ -186,6 +215,9 @@ struct GstYandexRealtimePrivate : public DialogHost {
   Dialog dialog;
 
   std::atomic<GstClockTime> downstream_latency_ns {0};
+  /* What downstream last returned to the src task; the chain function
+   * returns it upstream, so EOS or an error downstream stops the input. */
+  std::atomic<GstFlowReturn> src_flow {GST_FLOW_OK};
 
   /* Streaming thread. */
   bool live_checked = false;
@@ -316,6 +348,71 @@ static gboolean check_plain_ws (GstYandexRealtime *self, const Settings &s,
   return FALSE;
 }
 
+/* NULL→READY, before any credential is looked at: libsoup must never see a
+ * location it would choke on. */
+static gboolean check_location (GstYandexRealtime *self)
+{
+  std::string location;
+  {
+    std::lock_guard<std::mutex> guard (self->priv->settings_lock);
+    location = self->priv->settings.location;
+  }
+  GUri *uri = g_uri_parse (location.c_str (), G_URI_FLAGS_NONE, nullptr);
+  const char *scheme = uri ? g_uri_get_scheme (uri) : nullptr;
+  const char *host = uri ? g_uri_get_host (uri) : nullptr;
+  bool valid = scheme && (g_ascii_strcasecmp (scheme, "ws") == 0 ||
+      g_ascii_strcasecmp (scheme, "wss") == 0) && host && *host;
+  if (uri)
+    g_uri_unref (uri);
+  if (valid)
+    return TRUE;
+  GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+      ("The location is not a ws:// or wss:// URL with a host"),
+      ("location is \"%s\"; expected e.g. " DEFAULT_LOCATION, location.c_str ()));
+  return FALSE;
+}
+
+/* NULL→READY: a value refused in NULL (gst-launch sets properties before
+ * the element has a bus) fails here, where the user sees it. */
+static gboolean check_refused (GstYandexRealtime *self)
+{
+  std::map<std::string, std::string> refused;
+  {
+    std::lock_guard<std::mutex> guard (self->priv->settings_lock);
+    refused = self->priv->settings.refused;
+  }
+  if (refused.empty ())
+    return TRUE;
+  const auto &first = *refused.begin ();
+  GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+      ("Invalid value of the %s property: %s", first.first.c_str (), first.second.c_str ()),
+      ("%u property value(s) refused while the element was in NULL; set a valid "
+       "value or leave the property unset", (guint) refused.size ()));
+  return FALSE;
+}
+
+/* A value that cannot be used: a warning, the previous value stays, and in
+ * NULL NULL→READY fails too (see check_refused()). */
+static void refuse_setting (GstYandexRealtime *self, const char *property,
+    const std::string &why)
+{
+  GST_ELEMENT_WARNING (self, LIBRARY, SETTINGS, ("Ignoring the %s property", property),
+      ("%s is %s; keeping the previous value", property, why.c_str ()));
+  GST_OBJECT_LOCK (self);
+  bool in_null = GST_STATE (self) == GST_STATE_NULL;
+  GST_OBJECT_UNLOCK (self);
+  if (!in_null)
+    return;
+  std::lock_guard<std::mutex> guard (self->priv->settings_lock);
+  self->priv->settings.refused[property] = why;
+}
+
+/* Called with settings_lock held when `property` took a valid value. */
+static void accept_setting_locked (GstYandexRealtime *self, const char *property)
+{
+  self->priv->settings.refused.erase (property);
+}
+
 /* NULL→READY: a wss:// endpoint needs credentials and a folder up front, so
  * the user learns at once rather than after a refused handshake. */
 static gboolean resolve_credentials (GstYandexRealtime *self)
@@ -356,11 +453,14 @@ static gboolean resolve_credentials (GstYandexRealtime *self)
   return TRUE;
 }
 
-static void set_string (GstYandexRealtime *self, std::string &field, const GValue *value)
+static void set_string (GstYandexRealtime *self, std::string &field, const GValue *value,
+    const char *fallback = "")
 {
   std::lock_guard<std::mutex> guard (self->priv->settings_lock);
   const char *s = g_value_get_string (value);
-  field = s ? s : "";
+  /* Empty means the default: never sent as "" (voice) or built into the
+   * model URI (model). */
+  field = s && *s ? s : fallback;
 }
 
 /* Tools reach session.tools as given, so they must be a JSON array; a bad
@@ -380,12 +480,121 @@ static void set_tools (GstYandexRealtime *self, const char *json)
       json_node_unref (node);
   }
   if (!why.empty ()) {
-    GST_ELEMENT_WARNING (self, LIBRARY, SETTINGS, ("Ignoring the tools property"),
-        ("tools is %s; keeping the previous value", why.c_str ()));
+    refuse_setting (self, "tools", why);
     return;
   }
   std::lock_guard<std::mutex> guard (self->priv->settings_lock);
   self->priv->settings.session.tools_json = json ? json : "";
+  accept_setting_locked (self, "tools");
+}
+
+/* Names only: the values may be secrets. */
+static void log_extra_overrides (GstYandexRealtime *self, const SessionConfig &config)
+{
+  if (config.extra_json.empty ())
+    return;
+  for (const std::string &path : client::session_extra_overrides (config))
+    GST_DEBUG_OBJECT (self, "session-extra sets session.%s, which the element sets too: "
+        "the session-extra value wins", path.c_str ());
+}
+
+static void set_session_extra (GstYandexRealtime *self, const char *json)
+{
+  std::string why = json && *json ? check_json_object (json) : "";
+  if (!why.empty ()) {
+    refuse_setting (self, "session-extra", why);
+    return;
+  }
+  SessionConfig config;
+  {
+    std::lock_guard<std::mutex> guard (self->priv->settings_lock);
+    self->priv->settings.session.extra_json = json ? json : "";
+    accept_setting_locked (self, "session-extra");
+    config = self->priv->settings.session;
+  }
+  log_extra_overrides (self, config);
+}
+
+/* Header values as they go on the wire: booleans as JSON/HTTP spell them. */
+static bool header_value (const GValue *value, std::string &out)
+{
+  if (G_VALUE_HOLDS_BOOLEAN (value)) {
+    out = g_value_get_boolean (value) ? "true" : "false";
+    return true;
+  }
+  GValue text = G_VALUE_INIT;
+  g_value_init (&text, G_TYPE_STRING);
+  bool ok = g_value_transform (value, &text);
+  if (ok)
+    out = g_value_get_string (&text) ? g_value_get_string (&text) : "";
+  g_value_unset (&text);
+  return ok;
+}
+
+/* Headers the handshake itself sets, or the credentials do. */
+static const char *reserved_header (const char *name)
+{
+  if (g_ascii_strcasecmp (name, "Authorization") == 0)
+    return "it carries the credential: use api-key or iam-token";
+  for (const char *own : {"Host", "Connection", "Upgrade", "Content-Length", "User-Agent"})
+    if (g_ascii_strcasecmp (name, own) == 0)
+      return g_ascii_strcasecmp (name, "User-Agent") == 0 ? "use the user-agent property" :
+          "the WebSocket handshake sets it";
+  if (g_ascii_strncasecmp (name, "Sec-WebSocket-", 14) == 0)
+    return "the WebSocket handshake sets it";
+  return nullptr;
+}
+
+/* One header per field; an array or list field gives one header per value.
+ * Returns why not when a field cannot be sent (naming the field, never its
+ * value). */
+static std::string headers_from_structure (const GstStructure *structure,
+    std::vector<std::pair<std::string, std::string>> &headers)
+{
+  for (gint i = 0; structure && i < gst_structure_n_fields (structure); i++) {
+    const char *name = gst_structure_nth_field_name (structure, i);
+    if (const char *why = reserved_header (name))
+      return std::string ("header ") + name + " is not allowed: " + why;
+    const GValue *value = gst_structure_get_value (structure, name);
+    bool many = GST_VALUE_HOLDS_ARRAY (value) || GST_VALUE_HOLDS_LIST (value);
+    guint n = !many ? 1 : GST_VALUE_HOLDS_ARRAY (value) ? gst_value_array_get_size (value) :
+        gst_value_list_get_size (value);
+    for (guint k = 0; k < n; k++) {
+      const GValue *one = !many ? value : GST_VALUE_HOLDS_ARRAY (value) ?
+          gst_value_array_get_value (value, k) : gst_value_list_get_value (value, k);
+      std::string text;
+      if (!header_value (one, text))
+        return std::string ("header ") + name + " has a value of type " +
+            G_VALUE_TYPE_NAME (one) + ", which is not text";
+      for (char c : text)
+        if ((guchar) c < 0x20 && c != '\t')
+          return std::string ("header ") + name + " has a control character (a line break?) "
+              "in its value";
+      headers.emplace_back (name, text);
+    }
+  }
+  return "";
+}
+
+static void set_extra_headers (GstYandexRealtime *self, const GstStructure *structure)
+{
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string why = headers_from_structure (structure, headers);
+  if (!why.empty ()) {
+    refuse_setting (self, "extra-headers", why);
+    return;
+  }
+  for (const auto &header : headers)
+    GST_DEBUG_OBJECT (self, "extra header %s (value not logged)", header.first.c_str ());
+  std::lock_guard<std::mutex> guard (self->priv->settings_lock);
+  self->priv->settings.connection.headers = std::move (headers);
+  accept_setting_locked (self, "extra-headers");
+}
+
+static void set_languages (GstYandexRealtime *self, const char *list)
+{
+  std::lock_guard<std::mutex> guard (self->priv->settings_lock);
+  self->priv->settings.session.languages = split_languages (list ? list : "");
 }
 
 static void gst_yandex_realtime_set_property (GObject *object, guint prop_id,
@@ -399,11 +608,18 @@ static void gst_yandex_realtime_set_property (GObject *object, guint prop_id,
     case PROP_API_KEY: set_string (self, s.api_key, value); return;
     case PROP_IAM_TOKEN: set_string (self, s.iam_token, value); return;
     case PROP_FOLDER_ID: set_string (self, s.folder_id, value); return;
-    case PROP_MODEL: set_string (self, s.model, value); return;
-    case PROP_VOICE: set_string (self, c.voice, value); return;
+    case PROP_MODEL: set_string (self, s.model, value, DEFAULT_MODEL); return;
+    case PROP_VOICE: set_string (self, c.voice, value, DEFAULT_VOICE); return;
     case PROP_INSTRUCTIONS: set_string (self, c.instructions, value); return;
     case PROP_TOOL_CHOICE: set_string (self, c.tool_choice, value); return;
     case PROP_TOOLS: set_tools (self, g_value_get_string (value)); return;
+    case PROP_LANGUAGES: set_languages (self, g_value_get_string (value)); return;
+    case PROP_VOICE_ROLE: set_string (self, c.voice_role, value); return;
+    case PROP_SESSION_EXTRA: set_session_extra (self, g_value_get_string (value)); return;
+    case PROP_EXTRA_HEADERS:
+      set_extra_headers (self, (const GstStructure *) g_value_get_boxed (value));
+      return;
+    case PROP_USER_AGENT: set_string (self, s.connection.user_agent, value); return;
     case PROP_BARGE_IN:
       {
         std::lock_guard<std::mutex> guard (self->priv->settings_lock);
@@ -423,7 +639,10 @@ static void gst_yandex_realtime_set_property (GObject *object, guint prop_id,
     case PROP_INTERRUPT_RESPONSE: c.interrupt_response = g_value_get_boolean (value); break;
     case PROP_OUTPUT_MODALITIES: c.modalities = (Modalities) g_value_get_enum (value); break;
     case PROP_INPUT_RATE: c.input_rate = g_value_get_uint (value); break;
-    case PROP_OUTPUT_RATE: c.output_rate = g_value_get_uint (value); break;
+    case PROP_OUTPUT_RATE:
+      c.output_rate = g_value_get_uint (value);
+      s.output_rate_set = true;
+      break;
     case PROP_CHUNK_MS: s.chunk_ms = g_value_get_uint (value); break;
     case PROP_RESAMPLE_QUALITY: s.resample_quality = g_value_get_uint (value); break;
     case PROP_EOS_TIMEOUT_MS: s.dialog.eos_timeout_ms = g_value_get_uint (value); break;
@@ -496,6 +715,16 @@ static void gst_yandex_realtime_get_property (GObject *object, guint prop_id,
     case PROP_MUTE: g_value_set_boolean (value, s.mute); break;
     case PROP_BARGE_IN: g_value_set_boolean (value, s.barge_in); break;
     case PROP_HALF_DUPLEX: g_value_set_boolean (value, s.half_duplex); break;
+    case PROP_LANGUAGES: {
+      std::string list;
+      for (const std::string &language : c.languages)
+        list += (list.empty () ? "" : ",") + language;
+      g_value_set_string (value, list.c_str ());
+      break;
+    }
+    case PROP_VOICE_ROLE: g_value_set_string (value, c.voice_role.c_str ()); break;
+    case PROP_SESSION_EXTRA: g_value_set_string (value, c.extra_json.c_str ()); break;
+    case PROP_USER_AGENT: g_value_set_string (value, s.connection.user_agent.c_str ()); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
   }
 }
@@ -674,6 +903,13 @@ static GstFlowReturn gst_yandex_realtime_chain (GstPad *, GstObject *parent,
         ("upstream must send a CAPS event before the first buffer"));
     return GST_FLOW_NOT_NEGOTIATED;
   }
+  GstFlowReturn downstream = priv->src_flow.load ();
+  if (downstream != GST_FLOW_OK) {
+    GST_DEBUG_OBJECT (self, "refusing input: downstream returned %s",
+        gst_flow_get_name (downstream));
+    gst_buffer_unref (buffer);
+    return downstream;
+  }
   ToDialog send (priv->dialog);
   commit_if_asked (priv, send);
   bool was_muted = priv->muted;
@@ -692,6 +928,24 @@ static GstFlowReturn gst_yandex_realtime_chain (GstPad *, GstObject *parent,
   return send.flow ();
 }
 
+/* More than two channels without a channel-mask are taken as unpositioned
+ * (channel-mask=0), as audioconvert takes them, and mixed down equally. */
+static gboolean audio_info_from_caps (GstAudioInfo *info, GstCaps *caps)
+{
+  if (gst_audio_info_from_caps (info, caps))
+    return TRUE;
+  const GstStructure *s = gst_caps_get_structure (caps, 0);
+  gint channels = 0;
+  if (!s || !gst_structure_get_int (s, "channels", &channels) || channels <= 2 ||
+      gst_structure_has_field (s, "channel-mask"))
+    return FALSE;
+  GstCaps *unpositioned = gst_caps_copy (caps);
+  gst_caps_set_simple (unpositioned, "channel-mask", GST_TYPE_BITMASK, (guint64) 0, nullptr);
+  gboolean ok = gst_audio_info_from_caps (info, unpositioned);
+  gst_caps_unref (unpositioned);
+  return ok;
+}
+
 static gboolean set_input_caps (GstYandexRealtime *self, GstCaps *caps)
 {
   GstAudioInfo info;
@@ -699,7 +953,7 @@ static gboolean set_input_caps (GstYandexRealtime *self, GstCaps *caps)
   /* What the old converter still holds belongs to the old caps. */
   ToDialog send (self->priv->dialog);
   self->priv->uplink.drain_converter (std::ref (send));
-  if (!gst_audio_info_from_caps (&info, caps)) {
+  if (!audio_info_from_caps (&info, caps)) {
     GST_ELEMENT_ERROR (self, STREAM, FORMAT, ("Unusable input caps"),
         ("%" GST_PTR_FORMAT " is not raw interleaved audio", caps));
     return FALSE;
@@ -744,6 +998,7 @@ static void flush_stop (GstYandexRealtime *self)
   priv->echo_gate = EchoGate ();
   priv->playout.set_flushing (false);
   priv->dialog.set_flushing (false);
+  priv->src_flow = GST_FLOW_OK;
   priv->need_segment = true;
 }
 
@@ -812,6 +1067,73 @@ static gboolean gst_yandex_realtime_sink_query (GstPad *pad, GstObject *parent,
 
 /* ---- src pad ---- */
 
+static GstCaps *caps_at_rate (guint rate)
+{
+  return gst_caps_new_simple ("audio/x-raw", "format", G_TYPE_STRING, "S16LE",
+      "channels", G_TYPE_INT, 1, "rate", G_TYPE_INT, (gint) rate,
+      "layout", G_TYPE_STRING, "interleaved", nullptr);
+}
+
+/* What src can produce: the caps in use, else only output-rate when the user
+ * set it, else every rate we may ask the service for. */
+static GstCaps *src_caps (GstYandexRealtime *self)
+{
+  if (GstCaps *current = gst_pad_get_current_caps (self->srcpad))
+    return current;
+  std::lock_guard<std::mutex> guard (self->priv->settings_lock);
+  const Settings &s = self->priv->settings;
+  if (s.output_rate_set)
+    return caps_at_rate (s.session.output_rate);
+  return gst_pad_get_pad_template_caps (self->srcpad);
+}
+
+/* READY→PAUSED: the rate the service is asked for.  The user's output-rate
+ * must suit downstream; otherwise downstream's preferred rate among ours,
+ * DEFAULT_OUTPUT_RATE when it takes that. */
+static gboolean negotiate_output_rate (GstYandexRealtime *self)
+{
+  GstYandexRealtimePrivate *priv = self->priv;
+  GstCaps *ours = src_caps (self);
+  GstCaps *allowed = gst_pad_peer_query_caps (self->srcpad, ours);
+  bool linked = gst_pad_is_linked (self->srcpad);
+  std::lock_guard<std::mutex> guard (priv->settings_lock);
+  Settings &s = priv->settings;
+  gboolean ok = TRUE;
+  if (linked && gst_caps_is_empty (allowed)) {
+    if (s.output_rate_set)
+      GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
+          ("Downstream does not take the output-rate of %u Hz", s.session.output_rate),
+          ("set output-rate to a rate downstream accepts, leave it unset to "
+           "negotiate, or put audioresample after the element; downstream "
+           "rejected %" GST_PTR_FORMAT, ours));
+    else
+      GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
+          ("Downstream takes no rate the element can produce"),
+          ("the src pad produces %" GST_PTR_FORMAT "; put audioresample after "
+           "the element", ours));
+    ok = FALSE;
+  } else if (!s.output_rate_set) {
+    GstCaps *preferred = caps_at_rate (DEFAULT_OUTPUT_RATE);
+    guint rate = DEFAULT_OUTPUT_RATE;
+    if (linked && !gst_caps_can_intersect (allowed, preferred)) {
+      allowed = gst_caps_make_writable (allowed);
+      allowed = gst_caps_truncate (allowed);
+      GstStructure *st = gst_caps_get_structure (allowed, 0);
+      gst_structure_fixate_field_nearest_int (st, "rate", DEFAULT_OUTPUT_RATE);
+      gint r = DEFAULT_OUTPUT_RATE;
+      gst_structure_get_int (st, "rate", &r);
+      rate = (guint) r;
+    }
+    gst_caps_unref (preferred);
+    s.session.output_rate = rate;
+  }
+  GST_INFO_OBJECT (self, "output rate %u Hz (%s)", s.session.output_rate,
+      s.output_rate_set ? "output-rate" : "negotiated");
+  gst_caps_unref (allowed);
+  gst_caps_unref (ours);
+  return ok;
+}
+
 static void push_sticky_events (GstYandexRealtime *self)
 {
   GstYandexRealtimePrivate *priv = self->priv;
@@ -821,10 +1143,7 @@ static void push_sticky_events (GstYandexRealtime *self)
     gst_event_set_group_id (start, gst_util_group_id_next ());
     g_free (id);
     gst_pad_push_event (self->srcpad, start);
-    GstCaps *caps = gst_caps_new_simple ("audio/x-raw",
-        "format", G_TYPE_STRING, "S16LE", "channels", G_TYPE_INT, 1,
-        "rate", G_TYPE_INT, (gint) priv->playout.rate (),
-        "layout", G_TYPE_STRING, "interleaved", nullptr);
+    GstCaps *caps = caps_at_rate (priv->playout.rate ());
     gst_pad_push_event (self->srcpad, gst_event_new_caps (caps));
     gst_caps_unref (caps);
     priv->need_stream_start = false;
@@ -835,6 +1154,21 @@ static void push_sticky_events (GstYandexRealtime *self)
     gst_pad_push_event (self->srcpad, gst_event_new_segment (&segment));
     priv->need_segment = false;
   }
+}
+
+/* Downstream refused a buffer: as a source would, end the stream on EOS
+ * or an error, and let the chain function hand the flow upstream. */
+static void stop_on_flow (GstYandexRealtime *self, GstPad *pad, GstFlowReturn ret)
+{
+  GST_DEBUG_OBJECT (self, "pausing task: %s", gst_flow_get_name (ret));
+  self->priv->src_flow = ret;
+  if (ret == GST_FLOW_EOS) {
+    gst_pad_push_event (pad, gst_event_new_eos ());
+  } else if (ret == GST_FLOW_NOT_LINKED || ret < GST_FLOW_EOS) {
+    GST_ELEMENT_FLOW_ERROR (self, ret);
+    gst_pad_push_event (pad, gst_event_new_eos ());
+  }
+  gst_pad_pause_task (pad);
 }
 
 static void src_loop (GstPad *pad)
@@ -849,14 +1183,8 @@ static void src_loop (GstPad *pad)
     case PlayoutItem::Kind::Buffer: {
       YRT_TRACE ("downlink-out", priv->trace_out++, g_get_monotonic_time ());
       GstFlowReturn ret = gst_pad_push (pad, item.buffer);
-      if (ret != GST_FLOW_OK) {
-        GST_DEBUG_OBJECT (self, "pausing task: %s", gst_flow_get_name (ret));
-        if (ret == GST_FLOW_NOT_LINKED || ret < GST_FLOW_EOS) {
-          GST_ELEMENT_FLOW_ERROR (self, ret);
-          gst_pad_push_event (pad, gst_event_new_eos ());
-        }
-        gst_pad_pause_task (pad);
-      }
+      if (ret != GST_FLOW_OK)
+        stop_on_flow (self, pad, ret);
       break;
     }
     case PlayoutItem::Kind::Flush:
@@ -887,6 +1215,7 @@ static gboolean gst_yandex_realtime_src_activate_mode (GstPad *pad, GstObject *p
   if (mode != GST_PAD_MODE_PUSH)
     return FALSE;
   if (active) {
+    self->priv->src_flow = GST_FLOW_OK;
     self->priv->playout.set_flushing (false);
     return gst_pad_start_task (pad, (GstTaskFunction) src_loop, pad, nullptr);
   }
@@ -930,6 +1259,18 @@ static gboolean gst_yandex_realtime_src_query (GstPad *pad, GstObject *parent,
       gst_query_set_latency (query, live, min, max);
       return TRUE;
     }
+    case GST_QUERY_CAPS: {
+      GstCaps *filter, *caps = src_caps (self);
+      gst_query_parse_caps (query, &filter);
+      if (filter) {
+        GstCaps *both = gst_caps_intersect_full (filter, caps, GST_CAPS_INTERSECT_FIRST);
+        gst_caps_unref (caps);
+        caps = both;
+      }
+      gst_query_set_caps_result (query, caps);
+      gst_caps_unref (caps);
+      return TRUE;
+    }
     case GST_QUERY_POSITION:
     case GST_QUERY_DURATION:
     case GST_QUERY_SEEKING:
@@ -952,6 +1293,7 @@ static void open_dialog (GstYandexRealtime *self)
     const Settings &s = priv->settings;
     endpoint.url = endpoint_url (s.location, priv->credentials.folder_id, s.model);
     endpoint.authorization = priv->credentials.authorization;
+    endpoint.connection = s.connection;
     config = s.session;
     options = s.dialog;
     priv->uplink.set_output (config.input_rate, s.chunk_ms);
@@ -962,6 +1304,7 @@ static void open_dialog (GstYandexRealtime *self)
   priv->live_checked = false;
   priv->echo_gate = EchoGate ();
   priv->need_stream_start = priv->need_segment = true;
+  log_extra_overrides (self, config);
   GST_INFO_OBJECT (self, "connecting to %s", endpoint.url.c_str ());
   priv->dialog.open (endpoint, config, options);
 }
@@ -973,10 +1316,12 @@ static GstStateChangeReturn gst_yandex_realtime_change_state (GstElement *elemen
   GstYandexRealtimePrivate *priv = self->priv;
   switch (transition) {
     case GST_STATE_CHANGE_NULL_TO_READY:
-      if (!resolve_credentials (self))
+      if (!check_location (self) || !check_refused (self) || !resolve_credentials (self))
         return GST_STATE_CHANGE_FAILURE;
       break;
     case GST_STATE_CHANGE_READY_TO_PAUSED:
+      if (!negotiate_output_rate (self))
+        return GST_STATE_CHANGE_FAILURE;
       open_dialog (self);
       break;
     case GST_STATE_CHANGE_PAUSED_TO_READY:
@@ -1154,10 +1499,11 @@ static void install_properties (GObjectClass *gobject_class)
           "Yandex Cloud folder of the model; default from $" ENV_FOLDER_ID,
           nullptr, rw));
   g_object_class_install_property (gobject_class, PROP_MODEL,
-      g_param_spec_string ("model", "Model", "Realtime model name", DEFAULT_MODEL, rw));
+      g_param_spec_string ("model", "Model", "Realtime model name; empty means the default",
+          DEFAULT_MODEL, rw));
   g_object_class_install_property (gobject_class, PROP_VOICE,
-      g_param_spec_string ("voice", "Voice", "Voice of the answers (marina, dasha, ...)",
-          "marina", live));
+      g_param_spec_string ("voice", "Voice", "Voice of the answers (marina, dasha, ...); "
+          "empty means the default", DEFAULT_VOICE, live));
   g_object_class_install_property (gobject_class, PROP_INSTRUCTIONS,
       g_param_spec_string ("instructions", "Instructions",
           "System instructions for the model", "", live));
@@ -1190,8 +1536,9 @@ static void install_properties (GObjectClass *gobject_class)
           "Sample rate of the audio sent to the service, in Hz", 8000, 48000, 24000, rw));
   g_object_class_install_property (gobject_class, PROP_OUTPUT_RATE,
       g_param_spec_uint ("output-rate", "Output rate",
-          "Sample rate requested for the answers and produced on src, in Hz",
-          8000, 48000, 44100, rw));
+          "Sample rate requested for the answers and produced on src, in Hz; "
+          "unset, the rate downstream prefers (44100 when it takes it)",
+          MIN_OUTPUT_RATE, MAX_OUTPUT_RATE, DEFAULT_OUTPUT_RATE, rw));
   g_object_class_install_property (gobject_class, PROP_CHUNK_MS,
       g_param_spec_uint ("chunk-ms", "Chunk duration",
           "Duration of audio in each input_audio_buffer.append, in ms", 10, 1000,
@@ -1244,6 +1591,30 @@ static void install_properties (GObjectClass *gobject_class)
       g_param_spec_string ("tool-choice", "Tool choice",
           "auto, none, required, the name of the one function to call, or a JSON "
           "tool_choice object", "auto", live));
+  g_object_class_install_property (gobject_class, PROP_LANGUAGES,
+      g_param_spec_string ("languages", "Languages",
+          "Comma-separated recognition languages (e.g. ru-RU,en-US), sent as "
+          "session.audio.input.languages; empty leaves it to the service", "", live));
+  g_object_class_install_property (gobject_class, PROP_VOICE_ROLE,
+      g_param_spec_string ("voice-role", "Voice role",
+          "Manner of the voice (good, friendly, neutral, strict, whisper, ... "
+          "depending on the voice), sent as session.audio.output.role; empty "
+          "means the voice's default", "", live));
+  g_object_class_install_property (gobject_class, PROP_SESSION_EXTRA,
+      g_param_spec_string ("session-extra", "Session extra",
+          "JSON object deep-merged into the session of every session.update, "
+          "after the element's own fields (its values win): any session field "
+          "the element does not model; anything but a JSON object is refused",
+          "", live));
+  g_object_class_install_property (gobject_class, PROP_EXTRA_HEADERS,
+      g_param_spec_boxed ("extra-headers", "Extra headers",
+          "Extra headers for the WebSocket handshake, one per field (an array "
+          "or list field gives one per value); the values are never logged "
+          "(write-only)", GST_TYPE_STRUCTURE, secret));
+  g_object_class_install_property (gobject_class, PROP_USER_AGENT,
+      g_param_spec_string ("user-agent", "User-Agent",
+          "User-Agent header of the WebSocket handshake (empty: none)",
+          DEFAULT_USER_AGENT, rw));
   g_object_class_install_property (gobject_class, PROP_MUTE,
       g_param_spec_boolean ("mute", "Mute",
           "Send no input audio (push-to-talk); muting mid-speech closes the turn",
@@ -1279,7 +1650,7 @@ static void gst_yandex_realtime_class_init (GstYandexRealtimeClass *klass)
       "Yandex Cloud Realtime voice agent", "Filter/Audio/Network",
       "Holds a spoken conversation with the Yandex Cloud Realtime API: user "
       "speech in, synthesized answers out",
-      "gst-yandexrealtime developers");
+      "gst-yandexrealtime developers <" PACKAGE_ORIGIN "/issues>");
 
   gst_type_mark_as_plugin_api (GST_TYPE_YANDEX_REALTIME_TURN_DETECTION, (GstPluginAPIFlags) 0);
   gst_type_mark_as_plugin_api (GST_TYPE_YANDEX_REALTIME_MODALITIES, (GstPluginAPIFlags) 0);

@@ -74,6 +74,7 @@ struct Connection::Worker {
   GMainContext *context = nullptr;
   std::string url;
   std::string authorization;
+  ConnectionOptions options;
   GMainLoop *loop = nullptr;
   SoupSession *session = nullptr;
   SoupMessage *message = nullptr;
@@ -117,7 +118,7 @@ Connection::~Connection ()
 }
 
 void Connection::start (const std::string &url, const std::string &authorization,
-    guint handshake_timeout_ms)
+    guint handshake_timeout_ms, const ConnectionOptions &options)
 {
   g_return_if_fail (thread_ == nullptr);
   context_ = g_main_context_new ();
@@ -126,6 +127,7 @@ void Connection::start (const std::string &url, const std::string &authorization
   worker_->context = context_;
   worker_->url = url;
   worker_->authorization = authorization;
+  worker_->options = options;
   worker_->handshake_timeout_ms = handshake_timeout_ms;
   thread_ = g_thread_new ("yrt-network", thread_main, this);
 }
@@ -137,6 +139,8 @@ gpointer Connection::thread_main (gpointer data)
   g_main_context_push_thread_default (self->context_);
   w->loop = g_main_loop_new (self->context_, FALSE);
   w->session = soup_session_new ();
+  if (!w->options.user_agent.empty ())
+    soup_session_set_user_agent (w->session, w->options.user_agent.c_str ());
   w->begin_connect ();
   g_main_loop_run (w->loop);
   w->release ();
@@ -155,9 +159,11 @@ void Connection::Worker::begin_connect ()
     owner->callbacks_.failed (0, "the location is not a valid ws:// or wss:// URL");
     return;
   }
+  SoupMessageHeaders *headers = soup_message_get_request_headers (message);
+  for (const auto &header : options.headers)
+    soup_message_headers_append (headers, header.first.c_str (), header.second.c_str ());
   if (!authorization.empty ())
-    soup_message_headers_replace (soup_message_get_request_headers (message),
-        "Authorization", authorization.c_str ());
+    soup_message_headers_replace (headers, "Authorization", authorization.c_str ());
   cancellable = g_cancellable_new ();
   connecting = true;
   timed_out = false;
@@ -515,7 +521,15 @@ void Connection::flush_outbox ()
     sent_bytes_ += outbox_bytes_;
     outbox_bytes_ = 0;
   }
+  /* A write can fail inside send_message and close the socket at once (the
+   * peer is gone): the rest of the batch is then dropped, not written into a
+   * closed socket.  Nothing is lost by that: the dialog's ledger sends the
+   * input again to the next session.  The reference keeps the socket alive
+   * through a "closed" handler that releases it. */
+  g_object_ref (socket);
   for (const Queued &frame : batch) {
+    if (soup_websocket_connection_get_state (socket) != SOUP_WEBSOCKET_STATE_OPEN)
+      break;
     GBytes *bytes = g_bytes_new_static (frame.text.data (), frame.text.size ());
     /* send_message copies into the socket's output queue. */
     soup_websocket_connection_send_message (socket, SOUP_WEBSOCKET_DATA_TEXT, bytes);
@@ -524,9 +538,7 @@ void Connection::flush_outbox ()
             "{\"type\":\"input_audio_buffer.append\""))
       YRT_TRACE ("uplink-out", w->trace_appends++, g_get_monotonic_time ());
   }
-  bool wrote = !batch.empty ();
-  if (wrote && callbacks_.drained)
-    callbacks_.drained ();
+  g_object_unref (socket);
 }
 
 void Connection::call_later (guint ms, std::function<void ()> fn)

@@ -10,8 +10,18 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace yrt {
+
+/* How the handshake is made, beyond the URL and the credential. */
+struct ConnectionOptions {
+  /* Sent with the handshake; values may be secrets, so only names are
+   * ever logged. */
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string user_agent;  /* empty: no User-Agent header */
+};
 
 struct ConnectionCallbacks {
   /* All run on the worker thread. */
@@ -23,8 +33,6 @@ struct ConnectionCallbacks {
   std::function<void (guint http_status, const std::string &cause)> failed;
   /* An open socket closed without us asking. */
   std::function<void (gushort code, const std::string &reason)> closed;
-  /* Frames left the outbox: a writer waiting for room may go on. */
-  std::function<void ()> drained;
 };
 
 class Connection {
@@ -38,12 +46,13 @@ class Connection {
    * `authorization` is the whole header value and never logged.  A handshake
    * unanswered after `handshake_timeout_ms` fails (0 = wait forever). */
   void start (const std::string &url, const std::string &authorization,
-      guint handshake_timeout_ms);
+      guint handshake_timeout_ms, const ConnectionOptions &options = {});
   /* Closes the socket (bounded wait for the close handshake) and joins the
    * worker.  Safe to call twice and from any thread but the worker. */
   void stop ();
   /* Closes the current socket, if any, and opens a new one after `delay_ms`.
-   * Frames not yet written are dropped: they belonged to the old session. */
+   * Frames not yet written are dropped: they belonged to the old session
+   * (the dialog's InputLedger sends the input the new session needs). */
   void restart (guint delay_ms);
 
   /* How a frame may be treated on its way out. */

@@ -14,6 +14,11 @@ constexpr guint kMinCommitMs = 100;
 constexpr gushort kCloseNormal = 1000;
 /* How long a `commit` waits for the streaming thread before going alone. */
 constexpr guint kCommitFallbackMs = 200;
+/* Kept before an utterance's reported start, beyond the prefix padding: a
+ * VAD reports speech some way into it. */
+constexpr guint kVadDetectionMs = 500;
+/* event_id of replayed conversation items, to recognise their refusal. */
+constexpr const char *kReplayEventId = "yrt-replay";
 
 const char *const kMessagePrefix = "yandexrealtime/";
 
@@ -64,16 +69,22 @@ void Dialog::open (const Endpoint &endpoint, const SessionConfig &config,
     ready_ = finished_ = flushing_ = draining_ = commit_requested_ = false;
     live_ = live_known_ = false;
     pending_.clear ();
-    turn_audio_.configure (config.input_rate, options.max_buffer_ms);
+    ledger_.configure (config.input_rate, options.max_buffer_ms,
+        config.prefix_padding_ms + kVadDetectionMs,
+        config.turn_detection == TurnDetection::None);
     history_.clear ();
+    history_in_instructions_ = false;
+    carried_history_.clear ();
+    lost_at_cut_ = 0;
     sessions_ = generation_ = failures_in_a_row_ = 0;
     rollover_due_ = false;
     outage_dropped_ = 0;
     stats_ = DialogStats ();
     uncommitted_samples_ = 0;
     sent_audio_ = speech_open_ = false;
-    commits_in_flight_ = expected_responses_ = 0;
+    expected_.clear ();
     queued_creates_.clear ();
+    active_for_turn_ = drain_barrier_owed_ = false;
     call_batches_.clear ();
     known_items_.clear ();
     turn_end_us_ = 0;
@@ -98,14 +109,10 @@ void Dialog::open (const Endpoint &endpoint, const SessionConfig &config,
   callbacks.closed = [this] (gushort code, const std::string &reason) {
     on_closed (code, reason);
   };
-  callbacks.drained = [this] {
-    std::lock_guard<std::mutex> guard (lock_);
-    if (outbox_full_ && connection_->queued_bytes () <= outbox_limit_locked () / 2)
-      ready_cond_.notify_all ();
-  };
   connection_ = std::make_unique<Connection> (std::move (callbacks));
   post_connection ("connecting");
-  connection_->start (endpoint.url, endpoint.authorization, options.connect_timeout_ms);
+  connection_->start (endpoint.url, endpoint.authorization, options.connect_timeout_ms,
+      endpoint.connection);
 }
 
 void Dialog::close ()
@@ -166,6 +173,8 @@ SessionConfig Dialog::effective_config_locked () const
   SessionConfig c = config_;
   if (live_known_ && !live_)
     c.interrupt_response = c.create_response = false;
+  if (history_in_instructions_ && !carried_history_.empty ())
+    c.instructions += (c.instructions.empty () ? "" : "\n\n") + carried_history_;
   return c;
 }
 
@@ -175,8 +184,8 @@ void Dialog::set_flushing (bool flushing)
   flushing_ = flushing;
   if (flushing) {
     /* Audio not yet sent belongs to the flushed stream, and so does a
-     * commit of it. */
-    turn_audio_.clear ();
+     * commit of it; nothing of it is owed to a later session. */
+    ledger_.clear ();
     commit_requested_ = false;
     draining_ = false;
   }
@@ -195,21 +204,10 @@ gsize Dialog::outbox_limit_locked () const
 Dialog::SendResult Dialog::send_audio (const guint8 *pcm, gsize size)
 {
   std::unique_lock<std::mutex> lock (lock_);
-  /* Non-live input waits (bounded by max-buffer-ms) for a session, or for a
-   * peer that stopped reading; live input never waits: the oldest goes. */
+  /* Non-live input waits (bounded by max-buffer-ms) until the service has
+   * confirmed enough of what it was sent; live input never waits. */
   ready_cond_.wait (lock, [&] {
-    if (flushing_ || finished_ || live_)
-      return true;
-    if (!ready_)
-      return !turn_audio_.unsent_full ();
-    /* Once full, wait for half of it to go: one wake-up per half outbox,
-     * not one per frame. */
-    gsize queued = connection_->queued_bytes ();
-    if (queued >= outbox_limit_locked ())
-      outbox_full_ = true;
-    else if (queued <= outbox_limit_locked () / 2)
-      outbox_full_ = false;
-    return !outbox_full_;
+    return flushing_ || finished_ || live_ || room_for_input_locked ();
   });
   if (flushing_)
     return SendResult::Flushing;
@@ -217,18 +215,55 @@ Dialog::SendResult Dialog::send_audio (const guint8 *pcm, gsize size)
     return SendResult::Failed;
   uncommitted_samples_ += size / 2;
   sent_audio_ = true;
+  ledger_.add (pcm, size);
   if (ready_) {
-    connection_->send (client::audio_append (pcm, size),
-        live_ ? Connection::Frame::LiveAudio : Connection::Frame::FileAudio);
-    turn_audio_.add_sent (pcm, size);
-    stats_.audio_samples_sent += size / 2;
-  } else {
-    turn_audio_.add_unsent (pcm, size);
-    guint64 dropped = turn_audio_.drop_oldest_unsent ();
+    send_unsent_locked ();
+  } else if (live_) {
+    guint64 dropped = ledger_.drop_oldest_unsent ();
     outage_dropped_ += dropped;
     stats_.dropped_input_samples += dropped;
   }
+  if (live_ && ledger_.full ())
+    ledger_.force_release ();
   return SendResult::Ok;
+}
+
+/* Whether non-live input may add to the ledger; else what will make room is
+ * on its way: a session, a barrier's answer, an answer to a committed turn.
+ * A turn longer than the bound would wait for ever for input that cannot
+ * come, so its oldest audio loses its protection instead. */
+bool Dialog::room_for_input_locked ()
+{
+  if (!ledger_.full ())
+    return true;
+  if (!ready_ || ledger_.barrier_in_flight ())
+    return false;
+  if (!ledger_.all_heard ()) {
+    send_session_update_locked ();
+    return false;
+  }
+  if (ledger_.waits_for_answer ())
+    return false;
+  ledger_.force_release ();
+  return !ledger_.full ();
+}
+
+/* Audio and our commits the session has not been given yet, in order.  A
+ * barrier (any session.update) goes once half the bound is unconfirmed, so
+ * the release point moves in long silences too. */
+void Dialog::send_unsent_locked ()
+{
+  auto kind = live_ ? Connection::Frame::LiveAudio : Connection::Frame::FileAudio;
+  for (const InputLedger::Item &item : ledger_.take_unsent ()) {
+    if (item.commit ()) {
+      connection_->send (client::audio_commit ());
+      continue;
+    }
+    connection_->send (client::audio_append (item.pcm.data (), item.pcm.size ()), kind);
+    stats_.audio_samples_sent += item.samples ();
+  }
+  if (ledger_.wants_barrier ())
+    send_session_update_locked ();
 }
 
 void Dialog::drain ()
@@ -241,14 +276,13 @@ void Dialog::drain ()
   draining_ = true;
   bool manual = config_.turn_detection == TurnDetection::None;
   if (manual && uncommitted_samples_ * 1000 >= (guint64) kMinCommitMs * config_.input_rate) {
-    send_locked (client::audio_commit ());
-    commits_in_flight_++;
+    ledger_.add_commit ();
     uncommitted_samples_ = 0;
+    if (ready_)
+      send_unsent_locked ();
   } else if (!manual && sent_audio_) {
-    /* The service answers session.update only after it has read everything
-     * sent before it, so its reply tells us the VAD has seen our last audio. */
-    send_session_update_locked ();
-    barrier_ = session_updates_sent_;
+    drain_barrier_owed_ = true;
+    send_drain_barrier_locked ();
   }
   if (options_.eos_timeout_ms > 0 && connection_) {
     connection_->call_later (options_.eos_timeout_ms, [this] {
@@ -268,10 +302,26 @@ void Dialog::drain ()
   check_drain_locked ();
 }
 
+/* Only to a ready session: the next session's initial update carries the
+ * config anyway.  Every update is also a barrier for the ledger. */
 void Dialog::send_session_update_locked ()
 {
-  send_locked (client::session_update (effective_config_locked ()));
+  if (!ready_)
+    return;
+  connection_->send (client::session_update (effective_config_locked ()));
   session_updates_sent_++;
+  ledger_.update_sent ();
+}
+
+/* The service answers session.update only after it has read everything
+ * sent before it, so its reply tells us the VAD has seen our last audio. */
+void Dialog::send_drain_barrier_locked ()
+{
+  if (!ready_ || !drain_barrier_owed_)
+    return;
+  send_session_update_locked ();
+  barrier_ = session_updates_sent_;
+  drain_barrier_owed_ = false;
 }
 
 void Dialog::send_locked (std::string frame)
@@ -349,9 +399,10 @@ void Dialog::on_closed (gushort code, const std::string &reason)
 }
 
 /* Worker thread.  The books of the lost session are settled so the new one
- * starts clean: an answer in progress failed (its audio is not repeated), the
- * uncommitted turn goes up again, commits and answers still owed are asked
- * for again. */
+ * starts clean: an answer in progress failed (what arrived of it is dropped:
+ * its turn goes up again and is answered again), the input the service had
+ * not finished with goes up again (the ledger), requests that answered no
+ * turn are asked for again. */
 bool Dialog::reconnect (const std::string &reason, bool retryable)
 {
   std::string cut;
@@ -370,20 +421,28 @@ bool Dialog::reconnect (const std::string &reason, bool retryable)
     delay_ms = MIN ((guint64) options_.reconnect_backoff_ms << MIN (attempt - 1, 16u),
         (guint64) kMaxBackoffMs);
     cut = active_response_;
+    if (!cut.empty () && !active_for_turn_)
+      queued_creates_.push_front (ResponseRequest {});
     active_response_.clear ();
     speech_open_ = false;
     call_batches_.clear ();
     known_items_.clear ();  /* the new session has none of them */
-    for (guint i = 0; i < expected_responses_; i++)
-      queued_creates_.push_back (std::nullopt);
-    expected_responses_ = 0;
-    for (guint i = 0; i < commits_in_flight_; i++)
-      pending_.push_back (client::audio_commit ());
+    for (bool for_turn : expected_)
+      if (!for_turn)
+        queued_creates_.push_back (ResponseRequest {});
+    expected_.clear ();
+    queued_creates_.erase (std::remove_if (queued_creates_.begin (), queued_creates_.end (),
+        [] (const ResponseRequest &r) { return r.for_turn; }), queued_creates_.end ());
+    /* Turns the new session is sent again are not in the history twice. */
+    history_.forget (ledger_.unanswered_items ());
+    lost_at_cut_ += ledger_.rewind ();
+    if (history_in_instructions_)
+      carried_history_ = history_.as_text ();
     session_updates_sent_ = 1;
     session_updates_acked_ = 0;
     if (draining_ && barrier_ > 0) {
-      send_session_update_locked ();
-      barrier_ = session_updates_sent_;
+      barrier_ = 0;
+      drain_barrier_owed_ = true;
     }
   }
   if (!cut.empty ())
@@ -397,8 +456,9 @@ bool Dialog::reconnect (const std::string &reason, bool retryable)
 
 void Dialog::fail_response (const std::string &response_id)
 {
-  /* What arrived of it still plays; nothing of it comes twice. */
-  playout_.ignore_response (response_id, false);
+  /* Its turn is answered again by the new session: nothing of it comes
+   * twice, and what is still queued of it goes. */
+  playout_.ignore_response (response_id);
   GstStructure *s = message ("response-done");
   gst_structure_set (s, "response-id", G_TYPE_STRING, response_id.c_str (),
       "status", G_TYPE_STRING, "failed",
@@ -447,6 +507,7 @@ bool Dialog::rollover_locked ()
   GST_INFO ("session lifetime reached between turns: rolling over");
   rollover_due_ = false;
   ready_ = false;
+  lost_at_cut_ += ledger_.rewind ();
   session_updates_sent_ = 1;
   session_updates_acked_ = 0;
   connection_->restart (0);
@@ -478,6 +539,8 @@ void Dialog::handle (ServerEvent &ev)
       {
         std::lock_guard<std::mutex> guard (lock_);
         session_updates_acked_++;
+        ledger_.update_acked ();
+        ready_cond_.notify_all ();
         check_drain_locked ();
       }
       maybe_rollover ();
@@ -493,6 +556,8 @@ void Dialog::handle (ServerEvent &ev)
       {
         std::lock_guard<std::mutex> guard (lock_);
         turn_end_us_ = g_get_monotonic_time ();
+        ledger_.speech_stopped (ev.audio_ms);
+        ready_cond_.notify_all ();
       }
       GstStructure *s = message ("speech-stopped");
       gst_structure_set (s, "item-id", G_TYPE_STRING, ev.item_id.c_str (),
@@ -518,7 +583,7 @@ void Dialog::handle (ServerEvent &ev)
     case EventType::TranscriptCompleted: {
       if (ev.type == EventType::TranscriptCompleted) {
         std::lock_guard<std::mutex> guard (lock_);
-        history_.add (History::Role::User, ev.text);
+        history_.add (History::Role::User, ev.text, ev.item_id);
       }
       GstStructure *s = message ("transcript");
       gst_structure_set (s, "item-id", G_TYPE_STRING, ev.item_id.c_str (),
@@ -558,12 +623,14 @@ void Dialog::handle (ServerEvent &ev)
 
 void Dialog::on_session_created (const ServerEvent &ev)
 {
-  guint64 dropped_ms;
+  guint64 dropped_ms, lost_ms;
   {
     std::lock_guard<std::mutex> guard (lock_);
     start_session_locked ();
     dropped_ms = outage_dropped_ * 1000 / config_.input_rate;
-    outage_dropped_ = 0;
+    lost_ms = lost_at_cut_ * 1000 / config_.input_rate;
+    stats_.dropped_input_samples += lost_at_cut_;
+    outage_dropped_ = lost_at_cut_ = 0;
   }
   /* Posted once the session takes requests: a handler may act on it. */
   GstStructure *s = message ("session");
@@ -574,41 +641,55 @@ void Dialog::on_session_created (const ServerEvent &ev)
     host_.post_warning ("Live input was lost while reconnecting",
         "dropped " + std::to_string (dropped_ms) +
         " ms of the oldest input beyond max-buffer-ms");
+  if (lost_ms > 0)
+    host_.post_warning ("Input was lost with the connection",
+        "lost " + std::to_string (lost_ms) + " ms of input the service had not "
+        "finished with: it was more than max-buffer-ms behind (a turn longer "
+        "than max-buffer-ms, or live input far ahead of the service); raise "
+        "max-buffer-ms to keep more");
 }
 
 /* A new session: configure it, give it the conversation so far and the
- * user's uncommitted turn, then whatever was held for it. */
+ * input the old one had not finished with, then whatever was held for it. */
 void Dialog::start_session_locked ()
 {
   bool resumed = sessions_++ > 0;
+  if (resumed)
+    playout_.new_session ();
   failures_in_a_row_ = 0;
   generation_++;
   ready_ = true;
   connection_->set_outbox_limit (outbox_limit_locked ());
-  send_locked (client::session_update (effective_config_locked ()));
-  if (resumed) {
-    for (const History::Entry &e : history_.entries ())
-      send_locked (e.role == History::Role::User ? client::user_text (e.text) :
-          client::assistant_text (e.text));
-  }
-  for (const std::vector<guint8> &chunk : turn_audio_.take_for_new_session ()) {
-    send_locked (client::audio_append (chunk.data (), chunk.size ()));
-    stats_.audio_samples_sent += chunk.size () / 2;
-  }
+  lost_at_cut_ += ledger_.rewind ();
+  ledger_.set_manual_turns (config_.turn_detection == TurnDetection::None);
+  connection_->send (client::session_update (effective_config_locked ()));
+  ledger_.update_sent ();
+  if (resumed && !history_in_instructions_)
+    replay_history_locked ();
+  send_unsent_locked ();
   for (std::string &frame : pending_)
-    send_locked (std::move (frame));
+    connection_->send (std::move (frame));
   pending_.clear ();
-  if (!queued_creates_.empty () && active_response_.empty () && expected_responses_ == 0) {
-    std::optional<std::string> how = queued_creates_.front ();
-    queued_creates_.pop_front ();
-    send_response_create_locked (how);
-  }
+  send_drain_barrier_locked ();
+  release_queued_create_locked ();
   if (options_.session_lifetime_ms > 0) {
     guint generation = generation_;
     connection_->call_later (options_.session_lifetime_ms,
         [this, generation] { on_lifetime_over (generation); });
   }
   ready_cond_.notify_all ();
+}
+
+/* The conversation so far as text items.  Their event IDs let on_error
+ * recognise a service that refuses them. */
+void Dialog::replay_history_locked ()
+{
+  guint n = 0;
+  for (const History::Entry &e : history_.entries ()) {
+    std::string id = std::string (kReplayEventId) + "-" + std::to_string (++n);
+    connection_->send (e.role == History::Role::User ? client::user_text (e.text, id) :
+        client::assistant_text (e.text, id));
+  }
 }
 
 void Dialog::on_error (const ServerEvent &ev)
@@ -618,6 +699,10 @@ void Dialog::on_error (const ServerEvent &ev)
       "message", G_TYPE_STRING, ev.error.message.c_str (),
       "event-id", G_TYPE_STRING, ev.error.event_id.c_str (), nullptr);
   host_.post_message (s);
+  if (g_str_has_prefix (ev.error.event_id.c_str (), kReplayEventId)) {
+    refused_replay ();
+    return;
+  }
   /* Races every client has with server VAD; nothing is wrong (PROTOCOL.md). */
   bool expected_race = ev.error.code == "conversation_already_has_active_response" ||
       ev.error.code == "response_cancel_not_active";
@@ -626,12 +711,27 @@ void Dialog::on_error (const ServerEvent &ev)
         "code " + ev.error.code + ", type " + ev.error.type);
 
   std::lock_guard<std::mutex> guard (lock_);
-  if (ev.error.code == "input_audio_buffer_commit_empty" && commits_in_flight_ > 0)
-    commits_in_flight_--;
+  if (ev.error.code == "input_audio_buffer_commit_empty")
+    ledger_.commit_refused ();
   else if (ev.error.code == "conversation_already_has_active_response" &&
-      expected_responses_ > 0)
-    expected_responses_--;
+      !expected_.empty ())
+    expected_.pop_front ();
   check_drain_locked ();
+}
+
+/* The service would not take the conversation as items (Yandex answers
+ * assistant items with "not supported yet"): it goes into the instructions
+ * instead, now and for every later session. */
+void Dialog::refused_replay ()
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  if (history_in_instructions_)
+    return;
+  GST_INFO ("the service refused a replayed conversation item: carrying the "
+      "conversation in the instructions");
+  history_in_instructions_ = true;
+  carried_history_ = history_.as_text ();
+  send_session_update_locked ();
 }
 
 void Dialog::on_speech_started (const ServerEvent &ev)
@@ -644,6 +744,8 @@ void Dialog::on_speech_started (const ServerEvent &ev)
   {
     std::lock_guard<std::mutex> guard (lock_);
     speech_open_ = true;
+    ledger_.speech_started (ev.audio_ms, ev.item_id);
+    ready_cond_.notify_all ();
   }
   barge_in ();
 }
@@ -691,49 +793,62 @@ void Dialog::barge_in ()
   host_.post_message (m);
 }
 
-void Dialog::on_committed (const ServerEvent &)
+void Dialog::on_committed (const ServerEvent &ev)
 {
   std::lock_guard<std::mutex> guard (lock_);
   speech_open_ = false;
-  turn_audio_.committed ();
-  bool ours = commits_in_flight_ > 0;
-  if (ours)
-    commits_in_flight_--;
+  bool ours = ledger_.commit_awaited ();
+  ledger_.committed (ev.item_id, ours);
+  ready_cond_.notify_all ();
   /* The server answers a VAD turn by itself only when create_response is on;
    * a turn we committed by hand always needs our response.create. */
   if (!ours && effective_config_locked ().create_response)
-    expected_responses_++;  /* the server answers by itself */
+    expected_.push_back (true);  /* the server answers by itself */
   else
-    request_response_locked ();
+    request_response_locked (nullptr, true);
   check_drain_locked ();
 }
 
-void Dialog::request_response_locked (const char *instructions)
+void Dialog::request_response_locked (const char *instructions, bool for_turn)
 {
-  std::optional<std::string> how;
+  ResponseRequest request;
   if (instructions)
-    how = instructions;
+    request.instructions = instructions;
+  request.for_turn = for_turn;
   /* Never while another response is active or about to start: the server
    * would refuse it (conversation_already_has_active_response). */
-  if (!active_response_.empty () || expected_responses_ > 0) {
-    queued_creates_.push_back (how);
+  if (!ready_ || !active_response_.empty () || !expected_.empty ()) {
+    queued_creates_.push_back (request);
     return;
   }
-  send_response_create_locked (how);
+  send_response_create_locked (request);
 }
 
-void Dialog::send_response_create_locked (const std::optional<std::string> &how)
+void Dialog::send_response_create_locked (const ResponseRequest &request)
 {
-  send_locked (client::response_create (how ? how->c_str () : nullptr));
-  expected_responses_++;
+  const auto &how = request.instructions;
+  connection_->send (client::response_create (how ? how->c_str () : nullptr));
+  expected_.push_back (request.for_turn);
+}
+
+/* The next queued response.create, once nothing else is under way. */
+void Dialog::release_queued_create_locked ()
+{
+  if (!ready_ || queued_creates_.empty () || !active_response_.empty () || !expected_.empty ())
+    return;
+  ResponseRequest request = queued_creates_.front ();
+  queued_creates_.pop_front ();
+  send_response_create_locked (request);
 }
 
 void Dialog::on_response_created (const ServerEvent &ev)
 {
   std::lock_guard<std::mutex> guard (lock_);
-  if (expected_responses_ > 0)
-    expected_responses_--;
+  active_for_turn_ = !expected_.empty () && expected_.front ();
+  if (!expected_.empty ())
+    expected_.pop_front ();
   active_response_ = ev.response_id;
+  ledger_.response_created (ev.response_id);
 }
 
 void Dialog::on_response_text (const ServerEvent &ev, bool from_transcript, bool done)
@@ -754,8 +869,6 @@ void Dialog::on_response_text (const ServerEvent &ev, bool from_transcript, bool
         a.text = ev.text;
     }
     final_text = done ? a.text : ev.text;
-    if (done)
-      history_.add (History::Role::Assistant, a.text);
   }
   GstStructure *s = message ("response-text");
   gst_structure_set (s, "response-id", G_TYPE_STRING, ev.response_id.c_str (),
@@ -814,6 +927,8 @@ void Dialog::on_response_done (const ServerEvent &ev)
 
   if (ev.status == "cancelled" || ev.status == "failed")
     playout_.ignore_response (ev.response_id);
+  else
+    playout_.complete_response (ev.response_id);
 
   {
     std::lock_guard<std::mutex> guard (lock_);
@@ -822,23 +937,25 @@ void Dialog::on_response_done (const ServerEvent &ev)
   maybe_rollover ();
 }
 
+/* The books of a finished response: the ledger lets go of the turns it
+ * answered, its words join the history, the next request may go. */
 void Dialog::settle_response_locked (const ServerEvent &ev)
 {
   if (ev.status == "completed")
     stats_.answers++;
   if (active_response_ == ev.response_id || active_response_.empty ())
     active_response_.clear ();
-  else if (expected_responses_ > 0)
-    expected_responses_--;  /* done without a created we saw */
+  else if (!expected_.empty ())
+    expected_.pop_front ();  /* done without a created we saw */
+  ledger_.response_done (ev.response_id, !ev.calls.empty ());
+  ready_cond_.notify_all ();
+  if (answer_text_.response_id == ev.response_id && answer_text_.done)
+    history_.add (History::Role::Assistant, answer_text_.text);
   for (FunctionCallBatch &batch : call_batches_)
     if (batch.response_id == ev.response_id)
       batch.response_done = true;
   send_call_outputs_locked ();
-  if (!queued_creates_.empty () && active_response_.empty () && expected_responses_ == 0) {
-    std::optional<std::string> how = queued_creates_.front ();
-    queued_creates_.pop_front ();
-    send_response_create_locked (how);
-  }
+  release_queued_create_locked ();
   check_drain_locked ();
 }
 
@@ -904,6 +1021,7 @@ void Dialog::update_session (const SessionConfig &config)
 {
   std::lock_guard<std::mutex> guard (lock_);
   config_ = config;
+  ledger_.set_manual_turns (config.turn_detection == TurnDetection::None);
   if (ready_ && !finished_)
     send_session_update_locked ();
 }
@@ -984,8 +1102,9 @@ void Dialog::commit_now ()
 void Dialog::commit_now_locked ()
 {
   commit_requested_ = false;
-  send_locked (client::audio_commit ());
-  commits_in_flight_++;
+  ledger_.add_commit ();
+  if (ready_)
+    send_unsent_locked ();
   uncommitted_samples_ = 0;
   turn_end_us_ = g_get_monotonic_time ();
 }
@@ -1023,6 +1142,7 @@ bool Dialog::clear_input ()
   if (!session_open_locked ("clear-input"))
     return false;
   send_locked (client::audio_clear ());
+  ledger_.input_cleared ();
   uncommitted_samples_ = 0;
   return true;
 }
@@ -1043,9 +1163,9 @@ bool Dialog::clear_conversation ()
 
 bool Dialog::outstanding_locked () const
 {
-  return speech_open_ || commits_in_flight_ > 0 || expected_responses_ > 0 ||
+  return speech_open_ || ledger_.commits_owed () > 0 || !expected_.empty () ||
       !queued_creates_.empty () || !active_response_.empty () || !call_batches_.empty () ||
-      session_updates_acked_ < barrier_;
+      drain_barrier_owed_ || session_updates_acked_ < barrier_;
 }
 
 void Dialog::check_drain_locked ()

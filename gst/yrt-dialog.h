@@ -8,6 +8,7 @@
 #pragma once
 
 #include "yrt-connection.h"
+#include "yrt-ledger.h"
 #include "yrt-playout.h"
 #include "yrt-protocol.h"
 #include "yrt-recovery.h"
@@ -45,6 +46,7 @@ class DialogHost {
 struct Endpoint {
   std::string url;            /* with the model parameter, no secrets */
   std::string authorization;  /* whole header value, or empty */
+  ConnectionOptions connection;  /* headers, user agent */
 };
 
 struct DialogOptions {
@@ -129,6 +131,7 @@ class Dialog {
   void handle (ServerEvent &ev);
   void on_session_created (const ServerEvent &ev);
   void on_error (const ServerEvent &ev);
+  void refused_replay ();
   void on_speech_started (const ServerEvent &ev);
   void on_committed (const ServerEvent &ev);
   void on_response_created (const ServerEvent &ev);
@@ -141,10 +144,21 @@ class Dialog {
   /* Callers hold lock_. */
   void send_locked (std::string frame);
   void send_session_update_locked ();
+  void send_unsent_locked ();
+  void send_drain_barrier_locked ();
+  bool room_for_input_locked ();
+  void replay_history_locked ();
   SessionConfig effective_config_locked () const;
   bool session_open_locked (const char *action) const;
-  void request_response_locked (const char *instructions = nullptr);
-  void send_response_create_locked (const std::optional<std::string> &instructions);
+  /* `for_turn`: it answers committed audio, which a new session is sent
+   * again (and answers again), so a reconnection forgets the request. */
+  void request_response_locked (const char *instructions = nullptr, bool for_turn = false);
+  struct ResponseRequest {
+    std::optional<std::string> instructions;  /* nullopt: the session's */
+    bool for_turn = false;
+  };
+  void send_response_create_locked (const ResponseRequest &request);
+  void release_queued_create_locked ();
   void send_call_outputs_locked ();
   void commit_now_locked ();
   bool outstanding_locked () const;
@@ -170,14 +184,18 @@ class Dialog {
   bool finished_ = false;   /* failed or closed: nothing more will flow */
   bool flushing_ = false;
   std::deque<std::string> pending_;  /* control frames held until the session is ready */
-  TurnAudio turn_audio_;             /* the uncommitted turn, and input held meanwhile */
+  InputLedger ledger_;               /* what the service has of the input, what goes again */
   History history_;                  /* replayed into a new session */
+  /* The service refused a replayed assistant item: from then on the
+   * conversation so far travels in the instructions. */
+  bool history_in_instructions_ = false;
+  std::string carried_history_;      /* that text, fixed at the reconnection */
+  guint64 lost_at_cut_ = 0;          /* input that could not go again (samples) */
   guint sessions_ = 0;               /* session.created seen */
   guint generation_ = 0;             /* of the current session, for its timers */
   guint failures_in_a_row_ = 0;
   bool rollover_due_ = false;
   guint64 outage_dropped_ = 0;       /* live input dropped during this outage */
-  bool outbox_full_ = false;         /* non-live input waits for room */
   bool commit_requested_ = false;    /* `commit` waiting for the streaming thread */
   DialogStats stats_;
 
@@ -185,18 +203,20 @@ class Dialog {
   guint64 uncommitted_samples_ = 0;  /* appended since our last commit */
   bool sent_audio_ = false;
   bool speech_open_ = false;         /* server VAD: started, not yet committed */
-  guint commits_in_flight_ = 0;
-  guint expected_responses_ = 0;     /* to be created by the server or asked for */
-  /* response.create held until the active response ends (instructions or
-   * nullopt for the session's). */
-  std::deque<std::optional<std::string>> queued_creates_;
+  /* Responses to be created by the server or asked for, oldest first: each
+   * says whether it answers a turn. */
+  std::deque<bool> expected_;
+  /* response.create held until the active response ends. */
+  std::deque<ResponseRequest> queued_creates_;
   std::string active_response_;
+  bool active_for_turn_ = false;
   /* The drain's barrier: the session.updated answering the session.update
    * sent after the last audio.  Counting them all keeps replies to earlier
    * updates from passing for it. */
   guint session_updates_sent_ = 0;
   guint session_updates_acked_ = 0;
   guint barrier_ = 0;
+  bool drain_barrier_owed_ = false;  /* to go once a session takes it */
   bool draining_ = false;
 
   /* The answer's words: from output_text, or the audio transcript when the

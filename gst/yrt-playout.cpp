@@ -27,6 +27,9 @@ void Playout::configure (guint rate, bool live)
   std::lock_guard<std::mutex> guard (lock_);
   rate_ = rate;
   live_ = live;
+  /* Live sinks wait for preroll: a GAP at once lets them reach PLAYING. */
+  gap_owed_ = live && offset_ == 0 && next_ts_ == 0;
+  wake_.notify_all ();
 }
 
 Playout::Answer *Playout::find_answer (const std::string &response_id)
@@ -49,13 +52,7 @@ gsize Playout::push_audio (const std::string &response_id,
   std::lock_guard<std::mutex> guard (lock_);
   if (std::find (ignored_.begin (), ignored_.end (), response_id) != ignored_.end ())
     return 0;
-  Answer *answer = find_answer (response_id);
-  if (!answer) {
-    if (answers_.size () == kRemembered)
-      answers_.pop_front ();
-    answers_.push_back (Answer {response_id, item_id});
-    answer = &answers_.back ();
-  }
+  Answer *answer = &remember (response_id, item_id);
 
   /* A sample split across two deltas is joined, never lost or padded. */
   gsize total = size + (answer->has_odd_byte ? 1 : 0);
@@ -77,6 +74,45 @@ gsize Playout::push_audio (const std::string &response_id,
     answer->odd_byte = data[size - 1];
   answer->received += even / 2;
   return even / 2;
+}
+
+Playout::Answer &Playout::remember (const std::string &response_id,
+    const std::string &item_id)
+{
+  if (Answer *answer = find_answer (response_id))
+    return *answer;
+  if (answers_.size () == kRemembered)
+    answers_.pop_front ();
+  answers_.push_back (Answer {response_id, item_id});
+  return answers_.back ();
+}
+
+void Playout::complete_response (const std::string &response_id)
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  remember (response_id, {}).complete = true;
+  wake_.notify_one ();
+}
+
+void Playout::new_session ()
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  ignored_.clear ();
+  auto queued = [this] (const Answer &a) {
+    return std::any_of (queue_.begin (), queue_.end (),
+        [&a] (const Chunk &c) { return c.response_id == a.response_id; });
+  };
+  answers_.erase (std::remove_if (answers_.begin (), answers_.end (),
+      [&] (const Answer &a) { return !queued (a); }), answers_.end ());
+  playing_.clear ();
+}
+
+bool Playout::may_go_out (const Chunk &chunk) const
+{
+  if (live_ || eos_)
+    return true;
+  const Answer *answer = find_answer (chunk.response_id);
+  return answer && answer->complete;
 }
 
 void Playout::ignore_response (const std::string &response_id, bool drop_queued)
@@ -175,19 +211,22 @@ PlayoutItem Playout::pop (const Clock &now)
       flush_ = false;
       return PlayoutItem {PlayoutItem::Kind::Flush};
     }
-    if (!queue_.empty ()) {
+    if (!queue_.empty () && may_go_out (queue_.front ())) {
       Chunk chunk = std::move (queue_.front ());
       queue_.pop_front ();
       return stamp (std::move (chunk));
     }
-    if (eos_)
+    if (eos_ && queue_.empty ())
       return PlayoutItem {PlayoutItem::Kind::Eos};
     if (!live_) {
       wake_.wait (lock);
       continue;
     }
     GstClockTime t = now ();
-    if (GST_CLOCK_TIME_IS_VALID (t) && t >= next_ts_ + kMinGap) {
+    if (gap_owed_ || (GST_CLOCK_TIME_IS_VALID (t) && t >= next_ts_ + kMinGap)) {
+      gap_owed_ = false;
+      if (!GST_CLOCK_TIME_IS_VALID (t) || t < next_ts_)
+        t = next_ts_;
       PlayoutItem gap {PlayoutItem::Kind::Gap};
       gap.gap_start = next_ts_;
       gap.gap_duration = t - next_ts_;
@@ -262,6 +301,7 @@ void Playout::reset ()
   ignored_.clear ();
   playing_.clear ();
   eos_ = flush_ = false;
+  gap_owed_ = live_;
   offset_ = 0;
   next_ts_ = audio_end_ = 0;
   span_start_ = GST_CLOCK_TIME_NONE;

@@ -59,6 +59,13 @@ class Playout {
    * queued, and the last audio pushed ended (plus downstream `latency`)
    * before running time `now` (when known). */
   bool interrupt (Interruption &out, GstClockTime now, GstClockTime latency);
+  /* Non-live output is a file being written: an answer goes out only once
+   * the service finished it, so one cut short by a lost connection (and
+   * asked for again) never leaves half of itself in the output. */
+  void complete_response (const std::string &response_id);
+  /* A new session: response IDs may repeat, so forget every answer that has
+   * nothing queued, and the ignored ones. */
+  void new_session ();
   /* Has the src task push a flush before anything else. */
   void flush_downstream ();
   /* EOS goes out after everything queued so far. */
@@ -90,11 +97,14 @@ class Playout {
     GstClockTime first_pts = GST_CLOCK_TIME_NONE;
     bool has_odd_byte = false;
     guint8 odd_byte = 0;
+    bool complete = false;     /* non-live: may go out */
   };
 
   Answer *find_answer (const std::string &response_id);
   const Answer *find_answer (const std::string &response_id) const;
   PlayoutItem stamp (Chunk chunk);
+  bool may_go_out (const Chunk &chunk) const;
+  Answer &remember (const std::string &response_id, const std::string &item_id);
   void clear_queue ();
 
   mutable std::mutex lock_;
@@ -104,6 +114,7 @@ class Playout {
   bool flushing_ = false;
   bool eos_ = false;
   bool flush_ = false;
+  bool gap_owed_ = false;  /* live: a GAP goes out before waiting for audio */
   std::deque<Chunk> queue_;
   std::deque<Answer> answers_;             /* recent answers, newest last */
   std::deque<std::string> ignored_;        /* recent ignored response ids */

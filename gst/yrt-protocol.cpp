@@ -102,11 +102,21 @@ void add_audio (JsonBuilder *b, const SessionConfig &c)
   json_builder_begin_object (b);
   add_pcm_format (b, c.input_rate);
   add_turn_detection (b, c);
+  if (!c.languages.empty ()) {
+    json_builder_set_member_name (b, "languages");
+    json_builder_begin_array (b);
+    for (const std::string &language : c.languages)
+      json_builder_add_string_value (b, language.c_str ());
+    json_builder_end_array (b);
+  }
   json_builder_end_object (b);
   json_builder_set_member_name (b, "output");
   json_builder_begin_object (b);
   add_pcm_format (b, c.output_rate);
-  add_string (b, "voice", c.voice);
+  if (!c.voice.empty ())
+    add_string (b, "voice", c.voice);
+  if (!c.voice_role.empty ())
+    add_string (b, "role", c.voice_role);
   json_builder_end_object (b);
   json_builder_end_object (b);
 }
@@ -150,6 +160,52 @@ void add_tool_choice (JsonBuilder *b, const std::string &choice)
   json_builder_end_object (b);
 }
 
+/* Merges `extra` into `into`: objects member by member, anything else
+ * replaced; `path` and `overridden` record what the element had set. */
+void deep_merge (JsonObject *into, JsonObject *extra, const std::string &path,
+    std::vector<std::string> *overridden)
+{
+  JsonObjectIter iter;
+  const char *name;
+  JsonNode *value;
+  json_object_iter_init (&iter, extra);
+  while (json_object_iter_next (&iter, &name, &value)) {
+    std::string here = path.empty () ? name : path + "." + name;
+    JsonNode *ours = json_object_get_member (into, name);
+    if (ours && JSON_NODE_HOLDS_OBJECT (ours) && JSON_NODE_HOLDS_OBJECT (value)) {
+      deep_merge (json_node_get_object (ours), json_node_get_object (value), here, overridden);
+      continue;
+    }
+    if (ours && overridden)
+      overridden->push_back (here);
+    json_object_set_member (into, name, json_node_copy (value));
+  }
+}
+
+/* The session object session.update carries, extra merged in. */
+JsonNode *session_object (const SessionConfig &c, std::vector<std::string> *overridden)
+{
+  GObjectPtr<JsonBuilder> builder (json_builder_new ());
+  JsonBuilder *b = builder.get ();
+  json_builder_begin_object (b);
+  add_string (b, "type", "realtime");
+  add_modalities (b, c.modalities);
+  add_string (b, "instructions", c.instructions);
+  add_audio (b, c);
+  add_tools (b, c.tools_json);
+  add_tool_choice (b, c.tool_choice);
+  json_builder_end_object (b);
+  JsonNode *session = json_builder_get_root (b);
+  /* Validated when it was set; unparsable here means "none". */
+  JsonNode *extra = c.extra_json.empty () ? nullptr :
+      json_from_string (c.extra_json.c_str (), nullptr);
+  if (extra && JSON_NODE_HOLDS_OBJECT (extra))
+    deep_merge (json_node_get_object (session), json_node_get_object (extra), "", overridden);
+  if (extra)
+    json_node_unref (extra);
+  return session;
+}
+
 }  // namespace
 
 namespace client {
@@ -158,15 +214,15 @@ std::string session_update (const SessionConfig &c)
 {
   return build_event ("session.update", [&c] (JsonBuilder *b) {
     json_builder_set_member_name (b, "session");
-    json_builder_begin_object (b);
-    add_string (b, "type", "realtime");
-    add_modalities (b, c.modalities);
-    add_string (b, "instructions", c.instructions);
-    add_audio (b, c);
-    add_tools (b, c.tools_json);
-    add_tool_choice (b, c.tool_choice);
-    json_builder_end_object (b);
+    json_builder_add_value (b, session_object (c, nullptr));
   });
+}
+
+std::vector<std::string> session_extra_overrides (const SessionConfig &c)
+{
+  std::vector<std::string> overridden;
+  json_node_unref (session_object (c, &overridden));
+  return overridden;
 }
 
 std::string audio_append (const guint8 *pcm, gsize size)
@@ -230,9 +286,11 @@ std::string item_delete (const std::string &item_id)
 
 namespace {
 std::string message_item (const char *role, const char *content_type,
-    const std::string &text)
+    const std::string &text, const std::string &event_id)
 {
   return build_event ("conversation.item.create", [&] (JsonBuilder *b) {
+    if (!event_id.empty ())
+      add_string (b, "event_id", event_id);
     json_builder_set_member_name (b, "item");
     json_builder_begin_object (b);
     add_string (b, "type", "message");
@@ -249,14 +307,14 @@ std::string message_item (const char *role, const char *content_type,
 }
 }  // namespace
 
-std::string user_text (const std::string &text)
+std::string user_text (const std::string &text, const std::string &event_id)
 {
-  return message_item ("user", "input_text", text);
+  return message_item ("user", "input_text", text, event_id);
 }
 
-std::string assistant_text (const std::string &text)
+std::string assistant_text (const std::string &text, const std::string &event_id)
 {
-  return message_item ("assistant", "output_text", text);
+  return message_item ("assistant", "output_text", text, event_id);
 }
 
 std::string function_call_output (const std::string &call_id,
@@ -273,6 +331,34 @@ std::string function_call_output (const std::string &call_id,
 }
 
 }  // namespace client
+
+std::vector<std::string> split_languages (const std::string &list)
+{
+  std::vector<std::string> out;
+  gchar **parts = g_strsplit (list.c_str (), ",", -1);
+  for (gchar **p = parts; *p; p++) {
+    g_strstrip (*p);
+    if (**p)
+      out.emplace_back (*p);
+  }
+  g_strfreev (parts);
+  return out;
+}
+
+std::string check_json_object (const std::string &json)
+{
+  GError *error = nullptr;
+  JsonNode *node = json_from_string (json.c_str (), &error);
+  std::string why;
+  if (!node)
+    why = std::string ("not valid JSON: ") + (error ? error->message : "empty");
+  else if (!JSON_NODE_HOLDS_OBJECT (node))
+    why = "not a JSON object";
+  g_clear_error (&error);
+  if (node)
+    json_node_unref (node);
+  return why;
+}
 
 /* ---- base64 ---- */
 

@@ -28,10 +28,18 @@ struct SessionConfig {
   guint output_rate = 44100;
   std::string tools_json;  /* JSON array as given by the user; empty = none */
   std::string tool_choice = "auto";
+  std::vector<std::string> languages;  /* audio.input.languages; empty = the service's */
+  std::string voice_role;              /* audio.output.role; empty = the voice's default */
+  /* A JSON object deep-merged into `session` after the fields above (the
+   * user's value wins); empty = none. */
+  std::string extra_json;
 };
 
 namespace client {
 std::string session_update (const SessionConfig &config);
+/* The members of `session` (dotted paths, e.g. "audio.output.voice") that
+ * config.extra_json sets where the element sets a value of its own. */
+std::vector<std::string> session_extra_overrides (const SessionConfig &config);
 /* Built by hand, not through a JSON tree: this is the hot path. */
 std::string audio_append (const guint8 *pcm, gsize size);
 std::string audio_commit ();
@@ -41,9 +49,10 @@ std::string response_cancel (const std::string &response_id = {});
 std::string item_truncate (const std::string &item_id, guint content_index,
     guint64 audio_end_ms);
 std::string item_delete (const std::string &item_id);
-std::string user_text (const std::string &text);
+/* `event_id`, when given, comes back in an error about this event. */
+std::string user_text (const std::string &text, const std::string &event_id = {});
 /* What the assistant said, as text: replayed into a new session. */
-std::string assistant_text (const std::string &text);
+std::string assistant_text (const std::string &text, const std::string &event_id = {});
 std::string function_call_output (const std::string &call_id,
     const std::string &output);
 }  // namespace client
@@ -125,5 +134,10 @@ bool parse_server_event (const char *data, gsize size, ServerEvent &event,
  * length. */
 bool base64_decode (const char *text, gsize size, std::vector<guint8> &out);
 void base64_encode_append (const guint8 *data, gsize size, std::string &out);
+
+/* "ru-RU, en-US" → {"ru-RU", "en-US"}: trimmed, empty entries dropped. */
+std::vector<std::string> split_languages (const std::string &list);
+/* Empty when `json` is a JSON object, else why not. */
+std::string check_json_object (const std::string &json);
 
 }  // namespace yrt

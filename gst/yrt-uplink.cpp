@@ -26,6 +26,26 @@ void mix_down (const gint16 *stereo, gsize frames, gint16 *mono)
     mono[i] = (gint16) ((stereo[2 * i] + stereo[2 * i + 1] + 1) >> 1);
 }
 
+/* Channels without positions (channel-mask=0: multichannel recorders,
+ * microphone arrays) have no mix to mono in GstAudioChannelMixer, which
+ * also takes at most 63 channels: they are averaged here, in the format's
+ * unpack format (S32 or F64), and the converter does the rest. */
+bool averages (const GstAudioInfo &info)
+{
+  return GST_AUDIO_INFO_IS_UNPOSITIONED (&info) && GST_AUDIO_INFO_CHANNELS (&info) > 1;
+}
+
+template <typename T, typename Acc>
+void average (const T *in, gsize frames, guint channels, T *mono)
+{
+  for (gsize i = 0; i < frames; i++, in += channels) {
+    Acc sum = 0;
+    for (guint c = 0; c < channels; c++)
+      sum += in[c];
+    mono[i] = (T) (sum / (Acc) channels);
+  }
+}
+
 }  // namespace
 
 Uplink::~Uplink ()
@@ -51,9 +71,10 @@ bool Uplink::set_input (const GstAudioInfo &info, std::string &why)
       GST_AUDIO_INFO_CHANNELS (&info) == 1 && GST_AUDIO_INFO_RATE (&info) == (gint) rate_;
   GstAudioInfo mono;
   const GstAudioInfo *from = &info;
-  if (mixes_down (info)) {
-    gst_audio_info_set_format (&mono, GST_AUDIO_FORMAT_S16, GST_AUDIO_INFO_RATE (&info), 1,
-        nullptr);
+  if (mixes_down (info) || averages (info)) {
+    GstAudioFormat format = mixes_down (info) ? GST_AUDIO_FORMAT_S16 :
+        info.finfo->unpack_format;
+    gst_audio_info_set_format (&mono, format, GST_AUDIO_INFO_RATE (&info), 1, nullptr);
     from = &mono;
   }
   if (!same) {
@@ -99,6 +120,9 @@ bool Uplink::push (GstBuffer *buffer, const Emit &emit)
     gint16 *mono = converted_.data () + out_frames;
     mix_down (reinterpret_cast<const gint16 *> (map.data), frames, mono);
     in[0] = mono;
+  } else if (averages (in_info_)) {
+    converted_.resize (out_frames);
+    in[0] = average_channels (map.data, frames);
   } else {
     converted_.resize (out_frames);
   }
@@ -110,6 +134,25 @@ bool Uplink::push (GstBuffer *buffer, const Emit &emit)
   if (ok)
     append (converted_.data (), out_frames, emit);
   return ok;
+}
+
+/* Unpacks interleaved unpositioned input and averages it into mono in the
+ * unpack format; returns where the mono samples are. */
+gpointer Uplink::average_channels (gconstpointer data, gsize frames)
+{
+  const GstAudioFormatInfo *finfo = in_info_.finfo;
+  guint channels = GST_AUDIO_INFO_CHANNELS (&in_info_);
+  bool is_float = finfo->unpack_format == GST_AUDIO_FORMAT_F64;
+  gsize width = is_float ? sizeof (gdouble) : sizeof (gint32);
+  unpacked_.resize ((frames * channels + frames) * width);
+  guint8 *all = unpacked_.data ();
+  guint8 *mono = all + frames * channels * width;
+  finfo->unpack_func (finfo, GST_AUDIO_PACK_FLAG_NONE, all, data, (gint) (frames * channels));
+  if (is_float)
+    average<gdouble, gdouble> ((const gdouble *) all, frames, channels, (gdouble *) mono);
+  else
+    average<gint32, gint64> ((const gint32 *) all, frames, channels, (gint32 *) mono);
+  return mono;
 }
 
 void Uplink::push_silence (guint ms, const Emit &emit)

@@ -47,6 +47,7 @@ class Uplink {
  private:
   void append (const gint16 *samples, gsize count, const Emit &emit);
   void emit_chunk (const gint16 *samples, gsize count, const Emit &emit);
+  gpointer average_channels (gconstpointer data, gsize frames);
 
   guint rate_ = 24000;
   gsize chunk_samples_ = 960;
@@ -56,6 +57,7 @@ class Uplink {
   GstAudioConverter *converter_ = nullptr;
   bool converter_fed_ = false;  /* holds history worth draining */
   std::vector<gint16> converted_;
+  std::vector<guint8> unpacked_;  /* unpositioned input, unpacked and averaged */
   std::vector<gint16> chunk_;
   guint64 emitted_ = 0;
 };

@@ -42,7 +42,9 @@ GST_START_TEST (test_function_call_round_trip)
   emu::TurnScript calls;
   calls.calls = {{"get_weather", R"({"city":"Moscow"})"}, {"get_weather", R"({"city":"Paris"})"}};
   f.server.push_turn (calls);
-  f.make ("tools='[{\"type\":\"function\",\"name\":\"get_weather\",\"parameters\":{}}]'");
+  /* Double quotes, the inner ones escaped: gst_parse_launch() strips
+   * unescaped quotes inside single ones (the value was silently refused). */
+  f.make (R"(tools="[{\"type\":\"function\",\"name\":\"get_weather\",\"parameters\":{}}]")");
   f.start ();
   f.push (turn (24000));
   /* EOS right away: the drain must wait for the calls and the answer. */

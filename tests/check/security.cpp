@@ -442,6 +442,37 @@ GST_START_TEST (test_api_key_stays_secret)
 }
 GST_END_TEST;
 
+/* A secret in extra-headers reaches the server and nothing else; a refused
+ * header names the field, never its value. */
+GST_START_TEST (test_extra_header_stays_secret)
+{
+  const char *const secret = "xhdr-secretValue-90b1c2";
+  emu::Server server (short_answers ());
+  fail_unless (server.start () != 0);
+  Capture capture ({secret});
+  Outcome out = play ([&] (GstElement *rt) {
+        /* Refused (a line break would inject a header): the warning names
+         * the header only.  The valid value set next lifts the refusal. */
+        std::string bad = std::string (secret) + "\r\nX-Injected: 1";
+        GstStructure *headers = gst_structure_new ("headers", "X-Other", G_TYPE_STRING,
+            bad.c_str (), nullptr);
+        g_object_set (rt, "location", server.url ().c_str (), "api-key", "k",
+            "extra-headers", headers, nullptr);
+        gst_structure_free (headers);
+        headers = gst_structure_new ("headers", "X-Proxy-Token", G_TYPE_STRING, secret, nullptr);
+        g_object_set (rt, "extra-headers", headers, nullptr);
+        gst_structure_free (headers);
+      }, true);
+  fail_unless_equals_int (out.end, GST_MESSAGE_EOS);
+  std::vector<std::string> sent = server.last_request_header ("X-Proxy-Token");
+  fail_unless (sent.size () == 1 && sent[0] == secret);
+  fail_unless (server.last_request_header ("X-Injected").empty ());
+  expect_notifications ("extra-headers");
+  capture.check ();
+  server.stop ();
+}
+GST_END_TEST;
+
 GST_START_TEST (test_iam_token_stays_secret)
 {
   emu::Config cfg = short_answers ();
@@ -559,6 +590,7 @@ static Suite *security_suite (void)
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_api_key_stays_secret);
   tcase_add_test (tc, test_iam_token_stays_secret);
+  tcase_add_test (tc, test_extra_header_stays_secret);
   tcase_add_test (tc, test_api_key_from_environment_stays_secret);
   tcase_add_test (tc, test_refused_handshake_keeps_the_secret);
   tcase_add_test (tc, test_missing_folder_keeps_the_secret);

@@ -332,10 +332,19 @@ struct Server::Impl {
   std::vector<std::string> session_updates;
   std::vector<guint8> sent_audio;
   std::vector<guint8> received_audio;
+  struct SessionRecord {
+    std::vector<guint8> audio;  // every append it handled
+    guint64 bytes_read = 0;     // at the gate, until a cut
+  };
+  std::vector<SessionRecord> per_session;  // index: session number - 1
+  std::vector<CommittedTurn> commits;
+  std::vector<AnswerRecord> answer_records;
+  guint response_serial = 0;  // server-wide, for AnswerRecord::signature
   guint opened = 0;
   guint active = 0;
   std::string auth_scheme;
   std::string path_query;
+  std::vector<std::pair<std::string, std::string>> request_headers;  // of the last handshake
   guint16 port = 0;
   bool ready = false;    // the thread finished setting up (successfully or not)
   bool running = false;  // the loop runs and accepts posted work
@@ -354,7 +363,12 @@ struct Server::Impl {
   void count_client(const std::string &type);  // once handled: what waits see
   void record_server(const std::string &type);
   void record_sent_audio(const guint8 *data, gsize len);
-  void record_received_audio(const std::vector<guint8> &pcm);
+  void record_received_audio(guint session, const std::vector<guint8> &pcm);
+  void record_bytes_read(guint session, guint64 bytes);
+  void record_commit(CommittedTurn turn);
+  guint record_answer_start(guint session, const std::string &response_id,
+                            const std::string &user_item_id);
+  void record_answer_end(guint session, const std::string &response_id, const char *status);
   void record_session_update(std::string json);
   Faults current_faults() const;
   Faults faults_for_new_session();
@@ -381,6 +395,54 @@ struct Server::Impl {
 // Response: the remaining steps of one answer plus what was already sent
 // (needed to close it properly when cancelled).
 // ---------------------------------------------------------------------------
+// A one-shot GSource owned by its user, destroyed with it, so its callback
+// never outlives the owner. Its deadline is absolute: a g_timeout_source
+// counts from the loop's cached time, which lags behind during a long
+// dispatch (a burst of client frames) and would fire early.
+class Timer {
+ public:
+  Timer() = default;
+  Timer(const Timer &) = delete;
+  Timer &operator=(const Timer &) = delete;
+  ~Timer() { cancel(); }
+
+  // Runs `fn` once after `ms` (0: as soon as the loop is free), replacing
+  // any pending run.
+  void start(guint ms, std::function<void()> fn) {
+    cancel();
+    fn_ = std::move(fn);
+    static GSourceFuncs funcs = {
+        nullptr, nullptr,
+        [](GSource *, GSourceFunc callback, gpointer data) -> gboolean { return callback(data); },
+        nullptr, nullptr, nullptr};
+    source_ = g_source_new(&funcs, sizeof(GSource));
+    g_source_set_ready_time(source_, ms ? g_get_monotonic_time() + gint64(ms) * 1000 : 0);
+    g_source_set_priority(source_, G_PRIORITY_DEFAULT);
+    g_source_set_callback(source_, &Timer::fire, this, nullptr);
+    g_source_attach(source_, g_main_context_get_thread_default());
+  }
+  void cancel() {
+    if (!source_)
+      return;
+    g_source_destroy(source_);
+    g_source_unref(source_);
+    source_ = nullptr;
+  }
+
+ private:
+  static gboolean fire(gpointer self) {
+    auto *t = static_cast<Timer *>(self);
+    g_source_unref(t->source_);
+    t->source_ = nullptr;
+    std::function<void()> fn = std::move(t->fn_);
+    fn();  // may restart the timer or destroy its owner
+    return G_SOURCE_REMOVE;
+  }
+
+  GSource *source_ = nullptr;
+  std::function<void()> fn_;
+};
+
 struct Step {
   guint delay_ms = 0;  // wait this long before running
   bool yield = false;  // let other sources (client frames) run first
@@ -398,6 +460,7 @@ struct Response {
   }
 
   std::string id;
+  guint serial = 0;  // server-wide k (AnswerRecord::signature)
   std::deque<Step> steps;
   GSource *timer = nullptr;
   bool waited = false;  // the front step's wait is over
@@ -443,9 +506,19 @@ class Session {
   static const std::map<std::string, Handler> &handlers();
 
   static void on_message_cb(SoupWebsocketConnection *, gint type, GBytes *message, gpointer self);
+  static void on_read_limit_cb(gpointer self);
   static void on_closed_cb(SoupWebsocketConnection *, gpointer self);
   static gboolean on_step_timer(gpointer self);
   static gboolean on_lifetime_timer(gpointer self);
+
+  // Reading: the inbox, lazy reading and cuts.
+  guint index() const { return number_ - 1; }
+  void handle_inbox();
+  void pace_input(gsize samples);
+  void update_gate();
+  void on_read_limit();
+  void record_bytes_read();
+  void abandon_response();
 
   // Client events.
   void on_frame(gint type, GBytes *message);
@@ -506,6 +579,7 @@ class Session {
   void arm_step_timer(guint delay_ms);
   void finish_response();
   void cancel_response(const char *reason);
+  void end_response(const char *status);
   void close_open_parts(bool complete);
   void expire();
 
@@ -523,9 +597,20 @@ class Session {
   GSource *lifetime_timer_ = nullptr;
   std::map<std::string, guint> counters_;
 
+  // Frames read but not yet handled: handled strictly in order.
+  std::deque<std::pair<gint, std::shared_ptr<GBytes>>> inbox_;
+  bool throttled_ = false;      // Faults::read_speed: ahead of the clock, wait
+  gint64 first_append_us_ = 0;  // when the first append was handled
+  double received_ms_ = 0;      // audio handled, at the input rate of its time
+  bool limit_reached_ = false;  // Faults::drop_after_bytes: read them all
+  Timer pace_timer_;            // ends throttled_
+  Timer cut_timer_;             // drop once the read frames are handled
+  Timer drop_timer_;            // Faults::drop_after_ms
+
   Vad vad_;
   std::vector<gint16> buffer_;  // uncommitted input audio
   std::string speech_item_;     // item id announced by speech_started
+  std::string last_user_item_;  // latest user item committed or created
   guint user_turns_ = 0;
   bool has_pending_script_ = false;
   TurnScript pending_script_;
@@ -553,7 +638,8 @@ Session::Session(Server::Impl &srv, guint number, SoupWebsocketConnection *ws, G
 }
 
 Session::~Session() {
-  active_.reset();
+  abandon_response();
+  yrt_pausable_stream_set_read_limit(gate_, 0, nullptr, nullptr);
   if (lifetime_timer_) {
     g_source_destroy(lifetime_timer_);
     g_source_unref(lifetime_timer_);
@@ -575,7 +661,26 @@ void Session::apply_faults(const Faults &f) {
   faults_ = f;
   if (dead_)
     return;
-  yrt_pausable_stream_set_paused(gate_, f.stop_reading);
+  if (f.read_speed <= 0 && throttled_) {
+    throttled_ = false;
+    pace_timer_.cancel();
+    handle_inbox();
+  }
+  update_gate();
+  yrt_pausable_stream_set_read_limit(gate_, f.drop_after_bytes,
+                                     f.drop_after_bytes ? on_read_limit_cb : nullptr, this);
+  if (!f.drop_after_bytes) {
+    limit_reached_ = false;
+    cut_timer_.cancel();
+  } else if (yrt_pausable_stream_get_bytes_read(gate_) >= f.drop_after_bytes) {
+    on_read_limit();
+  }
+  const gint64 elapsed_ms = (g_get_monotonic_time() - started_us_) / 1000;
+  if (f.drop_after_ms)
+    drop_timer_.start(static_cast<guint>(std::max<gint64>(0, f.drop_after_ms - elapsed_ms)),
+                      [this] { drop(); });
+  else
+    drop_timer_.cancel();
   if (lifetime_timer_) {
     g_source_destroy(lifetime_timer_);
     g_source_unref(lifetime_timer_);
@@ -583,7 +688,6 @@ void Session::apply_faults(const Faults &f) {
   }
   if (f.session_lifetime_ms == 0 || closing_)
     return;
-  const gint64 elapsed_ms = (g_get_monotonic_time() - started_us_) / 1000;
   const gint64 left = std::max<gint64>(0, f.session_lifetime_ms - elapsed_ms);
   lifetime_timer_ = g_timeout_source_new(static_cast<guint>(left));
   g_source_set_callback(lifetime_timer_, on_lifetime_timer, this, nullptr);
@@ -606,7 +710,7 @@ void Session::expire() {
              "Your session hit the maximum duration of " +
                  std::to_string(faults_.session_lifetime_ms) + " ms.",
              nullptr, "");
-  active_.reset();
+  abandon_response();
   closing_ = true;
   soup_websocket_connection_close(ws_, SOUP_WEBSOCKET_CLOSE_NORMAL, "session expired");
 }
@@ -614,9 +718,15 @@ void Session::expire() {
 void Session::drop() {
   if (dead_)
     return;
+  record_bytes_read();
   dead_ = true;
-  active_.reset();
+  abandon_response();
+  inbox_.clear();
+  pace_timer_.cancel();
+  cut_timer_.cancel();
+  drop_timer_.cancel();
   // Reading must go on so the WebSocket notices the shutdown and emits "closed".
+  yrt_pausable_stream_set_read_limit(gate_, 0, nullptr, nullptr);
   yrt_pausable_stream_set_paused(gate_, FALSE);
   if (sock_)
     g_socket_shutdown(sock_, TRUE, TRUE, nullptr);
@@ -636,7 +746,75 @@ void Session::on_closed_cb(SoupWebsocketConnection *, gpointer self) {
 }
 
 void Session::on_message_cb(SoupWebsocketConnection *, gint type, GBytes *message, gpointer self) {
-  static_cast<Session *>(self)->on_frame(type, message);
+  auto *s = static_cast<Session *>(self);
+  if (s->dead_ || s->closing_)
+    return;
+  s->inbox_.emplace_back(type, std::shared_ptr<GBytes>(g_bytes_ref(message), g_bytes_unref));
+  s->handle_inbox();
+}
+
+// ----- Session: reading ---------------------------------------------------------
+
+// Client events are handled strictly in order, so an event queued behind
+// audio (a session.update barrier) is answered only after that audio was
+// fed to the VAD.
+void Session::handle_inbox() {
+  while (!inbox_.empty() && !throttled_ && !dead_ && !closing_) {
+    auto frame = std::move(inbox_.front());
+    inbox_.pop_front();
+    on_frame(frame.first, frame.second.get());
+  }
+  if (dead_)
+    return;
+  record_bytes_read();
+  update_gate();
+  if (limit_reached_ && inbox_.empty())
+    on_read_limit();
+}
+
+// Faults::read_speed: once the audio handled runs ahead of the session's
+// clock (time since its first append x speed), stop reading until the
+// clock catches up.
+void Session::pace_input(gsize samples) {
+  const gint64 now = g_get_monotonic_time();
+  if (!first_append_us_)
+    first_append_us_ = now;
+  received_ms_ += static_cast<double>(samples) * 1000.0 / in_rate();
+  const double speed = faults_.read_speed;
+  if (speed <= 0)
+    return;
+  const double ahead_ms = received_ms_ - static_cast<double>(now - first_append_us_) / 1000.0 * speed;
+  if (ahead_ms <= 0)
+    return;
+  throttled_ = true;
+  pace_timer_.start(static_cast<guint>(std::ceil(ahead_ms / speed)), [this] {
+    throttled_ = false;
+    handle_inbox();
+  });
+}
+
+void Session::update_gate() {
+  if (!dead_)
+    yrt_pausable_stream_set_paused(gate_, faults_.stop_reading || throttled_);
+}
+
+// Called from inside the gate's read: drop later, once libsoup has delivered
+// the frames completed by that read and they were handled.
+void Session::on_read_limit_cb(gpointer self) {
+  static_cast<Session *>(self)->on_read_limit();
+}
+
+void Session::on_read_limit() {
+  limit_reached_ = true;
+  cut_timer_.start(0, [this] {
+    if (inbox_.empty())
+      drop();
+  });
+}
+
+void Session::record_bytes_read() {
+  if (!dead_)
+    srv_.record_bytes_read(index(), yrt_pausable_stream_get_bytes_read(gate_));
 }
 
 // ----- Session: client events -----------------------------------------------
@@ -767,8 +945,9 @@ void Session::on_append(JsonObject *ev, const std::string &eid) {
                "audio must be whole 16-bit samples, got " + std::to_string(pcm.size()) + " bytes",
                "audio", eid);
   } else {
-    srv_.record_received_audio(pcm);
+    srv_.record_received_audio(index(), pcm);
     feed_audio(pcm);
+    pace_input(pcm.size() / 2);
   }
 }
 
@@ -807,6 +986,10 @@ void Session::on_item_create(JsonObject *ev, const std::string &eid) {
                  "item", eid);
       return;
     }
+    if (role == "assistant" && faults_.refuse_assistant_items) {
+      send_error("invalid_value", "Assistant messages are not supported yet", "item.role", eid);
+      return;
+    }
   } else if (type == "function_call_output" || type == "function_call") {
     if (!get_str(item, "call_id", &call_id)) {
       send_error("invalid_value", "call_id must be a string", "item.call_id", eid);
@@ -835,8 +1018,10 @@ void Session::on_item_create(JsonObject *ev, const std::string &eid) {
   json_object_set_string_member(obj, "status", "completed");
   add_item(id, Item{type, role, "", 0, 0}, obj);
   json_node_unref(copy);
-  if (type == "message" && role == "user")
+  if (type == "message" && role == "user") {
+    last_user_item_ = id;
     begin_user_turn();
+  }
 }
 
 void Session::on_item_truncate(JsonObject *ev, const std::string &eid) {
@@ -1053,6 +1238,9 @@ void Session::on_speech_stopped(gint64 at_ms) {
 void Session::commit_buffer(bool respond) {
   const std::string id = speech_item_.empty() ? next_id("item") : speech_item_;
   speech_item_.clear();
+  srv_.record_commit({index(), id, srv_.cfg.record_audio ? to_le_bytes(buffer_) : std::vector<guint8>{},
+                      in_rate()});
+  last_user_item_ = id;
   buffer_.clear();
   const std::string previous = order_.empty() ? "" : order_.back();
   begin_user_turn();
@@ -1182,6 +1370,7 @@ void Session::start_response(JsonObject *params) {
   active_ = std::make_unique<Response>();
   Response &r = *active_;
   r.id = next_id("resp");
+  r.serial = srv_.record_answer_start(index(), r.id, last_user_item_);
   JsonArray *mods = get_arr(params, "output_modalities");
   if (!mods)
     mods = get_arr(json_node_get_object(session_), "output_modalities");
@@ -1284,7 +1473,10 @@ void Session::plan_answer(const TurnScript &script) {
   std::vector<guint8> pcm;
   if (r.audio) {
     std::vector<gint16> voice;
-    if (srv_.cfg.speak)
+    if (srv_.cfg.answer_signature)
+      voice.assign(static_cast<gsize>(std::llround(script.answer_ms * double(rate) / 1000.0)),
+                   static_cast<gint16>(1000 + r.serial));
+    else if (srv_.cfg.speak)
       voice = speak(script.answer_text, rate);
     if (voice.empty())
       voice = make_tone(static_cast<gsize>(std::llround(script.answer_ms * double(rate) / 1000.0)),
@@ -1408,7 +1600,18 @@ void Session::close_open_parts(bool complete) {
 
 void Session::finish_response() {
   send(event("response.done").obj("response", response_object("completed").obj("usage", usage())));
+  end_response("completed");
+}
+
+void Session::end_response(const char *status) {
+  srv_.record_answer_end(index(), active_->id, status);
   active_.reset();
+}
+
+// The connection ends before response.done.
+void Session::abandon_response() {
+  if (active_)
+    end_response("dropped");
 }
 
 void Session::cancel_response(const char *reason) {
@@ -1421,7 +1624,7 @@ void Session::cancel_response(const char *reason) {
   resp.obj("status_details", JObj().str("type", "cancelled").str("reason", reason))
       .obj("usage", usage());
   send(event("response.done").obj("response", resp));
-  active_.reset();
+  end_response("cancelled");
 }
 
 void Session::pump() {
@@ -1486,11 +1689,42 @@ void Server::Impl::record_sent_audio(const guint8 *data, gsize len) {
   sent_audio.insert(sent_audio.end(), data, data + len);
 }
 
-void Server::Impl::record_received_audio(const std::vector<guint8> &pcm) {
+void Server::Impl::record_received_audio(guint session, const std::vector<guint8> &pcm) {
   if (!cfg.record_audio)
     return;
   std::lock_guard<std::mutex> lock(mu);
   received_audio.insert(received_audio.end(), pcm.begin(), pcm.end());
+  std::vector<guint8> &mine = per_session.at(session).audio;
+  mine.insert(mine.end(), pcm.begin(), pcm.end());
+}
+
+void Server::Impl::record_bytes_read(guint session, guint64 bytes) {
+  std::lock_guard<std::mutex> lock(mu);
+  per_session.at(session).bytes_read = bytes;
+}
+
+void Server::Impl::record_commit(CommittedTurn turn) {
+  std::lock_guard<std::mutex> lock(mu);
+  commits.push_back(std::move(turn));
+}
+
+guint Server::Impl::record_answer_start(guint session, const std::string &response_id,
+                                        const std::string &user_item_id) {
+  std::lock_guard<std::mutex> lock(mu);
+  const guint k = ++response_serial;
+  answer_records.push_back({session, response_id, "in_progress", user_item_id, k});
+  return k;
+}
+
+void Server::Impl::record_answer_end(guint session, const std::string &response_id,
+                                     const char *status) {
+  std::lock_guard<std::mutex> lock(mu);
+  for (auto it = answer_records.rbegin(); it != answer_records.rend(); ++it) {
+    if (it->session == session && it->response_id == response_id) {
+      it->status = status;
+      return;
+    }
+  }
 }
 
 void Server::Impl::record_session_update(std::string json) {
@@ -1661,6 +1895,12 @@ void Server::Impl::handle_request(SoupServerMessage *msg, const char *path, GHas
   {
     std::lock_guard<std::mutex> lock(mu);
     path_query = path_and_query;
+    request_headers.clear();
+    SoupMessageHeadersIter iter;
+    soup_message_headers_iter_init(&iter, soup_server_message_get_request_headers(msg));
+    const char *name, *value;
+    while (soup_message_headers_iter_next(&iter, &name, &value))
+      request_headers.emplace_back(name, value);
     auth_scheme = lower == "api-key" ? "Api-Key" : lower == "bearer" ? "Bearer" : scheme;
     f = faults;
   }
@@ -1745,6 +1985,7 @@ void Server::Impl::accept_websocket(SoupServerMessage *msg) {
       std::lock_guard<std::mutex> lock(mu);
       number = ++opened;
       active = static_cast<guint>(sessions.size() + 1);
+      per_session.resize(number);
     }
     sessions.push_back(std::make_unique<Session>(*this, number, ws, gate, sock, model));
     sessions.back()->start();
@@ -1875,6 +2116,27 @@ std::vector<guint8> Server::received_audio() const {
   return impl_->received_audio;
 }
 
+std::vector<guint8> Server::received_audio(guint session) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return session < impl_->per_session.size() ? impl_->per_session[session].audio
+                                              : std::vector<guint8>{};
+}
+
+guint64 Server::bytes_read(guint session) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return session < impl_->per_session.size() ? impl_->per_session[session].bytes_read : 0;
+}
+
+std::vector<CommittedTurn> Server::committed_turns() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->commits;
+}
+
+std::vector<AnswerRecord> Server::answers() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->answer_records;
+}
+
 guint Server::sessions_opened() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->opened;
@@ -1895,6 +2157,15 @@ std::string Server::last_request_path_and_query() const {
   return impl_->path_query;
 }
 
+std::vector<std::string> Server::last_request_header(const std::string &name) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::vector<std::string> values;
+  for (const auto &header : impl_->request_headers)
+    if (g_ascii_strcasecmp(header.first.c_str(), name.c_str()) == 0)
+      values.push_back(header.second);
+  return values;
+}
+
 void Server::clear_records() {
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->client_events.clear();
@@ -1904,6 +2175,10 @@ void Server::clear_records() {
   impl_->session_updates.clear();
   impl_->sent_audio.clear();
   impl_->received_audio.clear();
+  for (auto &record : impl_->per_session)
+    record.audio.clear();
+  impl_->commits.clear();
+  impl_->answer_records.clear();
 }
 
 }  // namespace yrt::emu

@@ -54,6 +54,37 @@
 //   item). A response that follows no new user turn (e.g. after a function
 //   call) uses the next queued TurnScript's answer, else "answer <n>" with the
 //   latest n.
+// - Lazy reading (Faults::read_speed S > 0): like a real service behind
+//   proxies, a session consumes input audio at S x real time. After each
+//   input_audio_buffer.append, if the audio handled so far (in ms at the
+//   input rate) is ahead of (time since the session's first append) x S, the
+//   session stops reading the socket (the pausable gate, as stop_reading;
+//   paused while either says so) and resumes when the clock catches up. So
+//   the server VAD runs at S x real time, and a file sent at 50x waits in
+//   socket buffers (megabytes of it). Client events are always handled
+//   strictly in order: a session.update sent after audio is answered only
+//   once that audio was read and fed to the VAD (a barrier).
+// - Cuts (abrupt, see above): Faults::drop_after_bytes = N: the session
+//   reads at most N bytes of client data (WebSocket frames, counted from the
+//   first byte after the handshake; the cut may fall inside a frame, and a
+//   partly read frame is never handled), handles every frame completed within
+//   them, then drops. Faults::drop_after_ms = T: drops T ms after the session
+//   started. Both honour Faults::sessions.
+// - Records per session (numbered from 0 in the order sessions opened):
+//   received_audio(s) is the PCM of every append session s handled, in
+//   order; bytes_read(s) the client bytes it read before any cut;
+//   committed_turns() the exact PCM of each commit (manual or VAD) with its
+//   item id; answers() one AnswerRecord per response: status "completed",
+//   "cancelled" or "dropped" (connection ended before response.done), the
+//   user item it answered (the latest committed or created user item when it
+//   started) and its server-wide serial k.
+// - Config::answer_signature: the answer audio of response k is the constant
+//   sample value 1000 + k for answer_ms, so a client's output tells which
+//   response each stretch came from and whether it is whole.
+// - Faults::refuse_assistant_items: conversation.item.create of a message
+//   with role "assistant" gets error invalid_value, message "Assistant
+//   messages are not supported yet", param "item.role" (as Yandex reportedly
+//   does); the item is not added. Other items still work.
 #pragma once
 
 #include <glib.h>
@@ -97,12 +128,37 @@ struct Faults {
                                        // clearing it resumes reading
   guint sessions = 0;                  // 0: every session; N: only the first N sessions that
                                        // start after these faults are set (open ones keep theirs)
+  double read_speed = 0;               // 0: read as fast as the client sends; S > 0: consume
+                                       // input audio at S x real time (see "Lazy reading")
+  guint64 drop_after_bytes = 0;        // abrupt close once N bytes of client data were read
+                                       // (counted from the first byte after the handshake)
+  guint drop_after_ms = 0;             // abrupt close T ms after the session started
+  bool refuse_assistant_items = false; // conversation.item.create of an assistant message
+                                       // gets error invalid_value, param "item.role"
 };
 
 struct ClientEvent {
   std::string type;  // "(invalid json)" / "(binary)" for frames without a type
   std::string json;  // raw text (audio elided when Config::record_audio is false)
   gint64 monotonic_us;
+};
+
+// A user turn as committed (manually or by server VAD).
+struct CommittedTurn {
+  guint session = 0;          // 0-based, in the order sessions opened
+  std::string item_id;
+  std::vector<guint8> pcm;    // S16LE, exactly the buffer committed
+  guint rate = 0;             // the session's input rate at commit time
+};
+
+// One response, from response.created on.
+struct AnswerRecord {
+  guint session = 0;          // 0-based, in the order sessions opened
+  std::string response_id;
+  std::string status;         // "in_progress", then "completed", "cancelled" or "dropped"
+                              // (the connection ended before response.done)
+  std::string user_item_id;   // latest user item committed or created when it started; "" if none
+  guint signature = 0;        // k: server-wide serial of the response, from 1
 };
 
 struct Config {
@@ -114,6 +170,8 @@ struct Config {
   bool speak = false;          // espeak-ng synthesis of the answer if built with it, else tone
   Faults faults;
   TurnScript default_turn;     // used when the queue is empty ("" fields keep "<n>" defaults)
+  bool answer_signature = false;  // answer audio of response k is the constant sample
+                                  // 1000 + k for answer_ms (see AnswerRecord::signature)
   bool record_audio = true;    // keep sent/received PCM and append payloads (tests); the
                                // long-running CLI turns it off to bound memory
   // Called on the server thread for every client event (e.g. --verbose).
@@ -144,11 +202,18 @@ class Server {
   std::string session_update_json(guint index = 0) const;  // client's `session` object
   std::vector<guint8> sent_audio() const;      // PCM of every audio delta sent
   std::vector<guint8> received_audio() const; // decoded PCM of every append
+  // Per session, 0-based in the order sessions opened ({} for unknown ones).
+  std::vector<guint8> received_audio(guint session) const;  // PCM of every append it handled
+  guint64 bytes_read(guint session) const;  // client bytes it read off the socket (before a cut)
+  std::vector<CommittedTurn> committed_turns() const;  // all sessions, in order
+  std::vector<AnswerRecord> answers() const;           // all sessions, in order of start
   guint sessions_opened() const;
   guint sessions_active() const;
   std::string last_authorization_scheme() const;  // "Api-Key" / "Bearer" / raw scheme
   std::string last_request_path_and_query() const;
-  void clear_records();  // forget recorded events/audio (not sessions or scripts)
+  // Values of a header of the last handshake (case-insensitive name), in order.
+  std::vector<std::string> last_request_header(const std::string &name) const;
+  void clear_records();  // forget recorded events/audio/turns/answers (not sessions or scripts)
 
   struct Impl;
 

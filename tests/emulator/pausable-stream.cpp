@@ -2,8 +2,9 @@
 
 // ---------------------------------------------------------------------------
 // YrtGateInput: a pollable input stream that forwards to a base stream unless
-// paused. Its poll sources are parents of the base stream's poll source;
-// pausing detaches that child so the source simply never fires.
+// paused or at its byte limit ("blocked"). Its poll sources are parents of
+// the base stream's poll source; blocking detaches that child so the source
+// simply never fires.
 // ---------------------------------------------------------------------------
 
 struct YrtGateInput {
@@ -11,7 +12,15 @@ struct YrtGateInput {
   GInputStream *base;
   gboolean paused;
   GPtrArray *sources;  // live GateSources (borrowed; they remove themselves)
+  guint64 bytes_read;
+  guint64 limit;  // 0 = none
+  YrtReadLimitFunc limit_reached;
+  gpointer limit_data;
 };
+
+static gboolean yrt_gate_input_blocked(const YrtGateInput *self) {
+  return self->paused || (self->limit && self->bytes_read >= self->limit);
+}
 
 struct YrtGateInputClass {
   GInputStreamClass parent_class;
@@ -84,7 +93,7 @@ static GSource *yrt_gate_input_create_source(GPollableInputStream *pollable,
     g_source_unref(cancel);
   }
   g_ptr_array_add(self->sources, gate);
-  if (!self->paused)
+  if (!yrt_gate_input_blocked(self))
     gate_attach_child(gate);
   return source;
 }
@@ -95,19 +104,32 @@ static gboolean yrt_gate_input_can_poll(GPollableInputStream *) {
 
 static gboolean yrt_gate_input_is_readable(GPollableInputStream *pollable) {
   YrtGateInput *self = YRT_GATE_INPUT(pollable);
-  return !self->paused &&
+  return !yrt_gate_input_blocked(self) &&
          g_pollable_input_stream_is_readable(G_POLLABLE_INPUT_STREAM(self->base));
 }
+
+static void yrt_gate_input_update_sources(YrtGateInput *self);
 
 static gssize yrt_gate_input_read_nonblocking(GPollableInputStream *pollable, void *buffer,
                                               gsize count, GError **error) {
   YrtGateInput *self = YRT_GATE_INPUT(pollable);
-  if (self->paused) {
+  if (yrt_gate_input_blocked(self)) {
     g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK, "Reading is paused");
     return -1;
   }
-  return g_pollable_input_stream_read_nonblocking(G_POLLABLE_INPUT_STREAM(self->base), buffer,
-                                                  count, nullptr, error);
+  if (self->limit)
+    count = MIN(count, self->limit - self->bytes_read);
+  const gssize n = g_pollable_input_stream_read_nonblocking(G_POLLABLE_INPUT_STREAM(self->base),
+                                                            buffer, count, nullptr, error);
+  if (n <= 0)
+    return n;
+  self->bytes_read += static_cast<guint64>(n);
+  if (yrt_gate_input_blocked(self)) {
+    yrt_gate_input_update_sources(self);
+    if (self->limit_reached)
+      self->limit_reached(self->limit_data);
+  }
+  return n;
 }
 
 static gssize yrt_gate_input_read(GInputStream *stream, void *buffer, gsize count,
@@ -144,13 +166,11 @@ static void yrt_gate_input_pollable_init(GPollableInputStreamInterface *iface) {
   iface->read_nonblocking = yrt_gate_input_read_nonblocking;
 }
 
-static void yrt_gate_input_set_paused(YrtGateInput *self, gboolean paused) {
-  if (self->paused == paused)
-    return;
-  self->paused = paused;
+static void yrt_gate_input_update_sources(YrtGateInput *self) {
+  const gboolean blocked = yrt_gate_input_blocked(self);
   for (guint i = 0; i < self->sources->len; i++) {
     auto *gate = static_cast<GateSource *>(g_ptr_array_index(self->sources, i));
-    if (paused)
+    if (blocked)
       gate_detach_child(gate);
     else
       gate_attach_child(gate);
@@ -247,5 +267,22 @@ GIOStream *yrt_pausable_stream_new(GIOStream *base) {
 
 void yrt_pausable_stream_set_paused(GIOStream *stream, gboolean paused) {
   g_return_if_fail(YRT_IS_PAUSABLE_STREAM(stream));
-  yrt_gate_input_set_paused(YRT_PAUSABLE_STREAM(stream)->input, paused);
+  YrtGateInput *input = YRT_PAUSABLE_STREAM(stream)->input;
+  input->paused = paused;
+  yrt_gate_input_update_sources(input);
+}
+
+guint64 yrt_pausable_stream_get_bytes_read(GIOStream *stream) {
+  g_return_val_if_fail(YRT_IS_PAUSABLE_STREAM(stream), 0);
+  return YRT_PAUSABLE_STREAM(stream)->input->bytes_read;
+}
+
+void yrt_pausable_stream_set_read_limit(GIOStream *stream, guint64 limit,
+                                        YrtReadLimitFunc reached, gpointer user_data) {
+  g_return_if_fail(YRT_IS_PAUSABLE_STREAM(stream));
+  YrtGateInput *input = YRT_PAUSABLE_STREAM(stream)->input;
+  input->limit = limit;
+  input->limit_reached = reached;
+  input->limit_data = user_data;
+  yrt_gate_input_update_sources(input);
 }

@@ -1,8 +1,12 @@
 // Self-test of the Realtime API emulator through a real libsoup 3 WebSocket
 // client on the test thread's default GMainContext.
 #include <libsoup/soup.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <deque>
 #include <memory>
 #include <string>
@@ -53,6 +57,7 @@ void sleep_ms(guint ms) {
 // One received server event.
 struct Event {
   std::shared_ptr<JsonNode> node;
+  gint64 at_us = 0;  // monotonic time it arrived
 
   JsonNode *at(const std::string &path) const {
     JsonNode *n = node.get();
@@ -189,6 +194,18 @@ class Client {
   }
 
   SoupWebsocketConnection *ws() const { return ws_; }
+  // Bytes this client wrote that its kernel still holds (the server's side
+  // has not taken them): what sits in socket buffers.
+  gsize unsent_bytes() const {
+    GIOStream *base = nullptr;
+    g_object_get(soup_websocket_connection_get_io_stream(ws_), "base-iostream", &base, nullptr);
+    g_assert_true(G_IS_SOCKET_CONNECTION(base));
+    int queued = 0;
+    const int fd = g_socket_get_fd(g_socket_connection_get_socket(G_SOCKET_CONNECTION(base)));
+    g_assert_cmpint(ioctl(fd, SIOCOUTQ, &queued), ==, 0);
+    g_object_unref(base);
+    return gsize(queued);
+  }
   const std::vector<std::string> &types() const { return types_; }
   const std::string &connect_error() const { return connect_error_; }
   guint garbage() const { return garbage_; }
@@ -211,7 +228,8 @@ class Client {
         json_node_unref(node);
       return;
     }
-    self->events_.push_back(Event{std::shared_ptr<JsonNode>(node, json_node_unref)});
+    self->events_.push_back(
+        Event{std::shared_ptr<JsonNode>(node, json_node_unref), g_get_monotonic_time()});
   }
   static void on_closed(SoupWebsocketConnection *, gpointer data) {
     static_cast<Client *>(data)->closed_ = true;
@@ -778,6 +796,373 @@ void test_stop_reading() {
   server.stop();
 }
 
+gint64 ms_of(gsize pcm_bytes, guint rate = kInRate) {
+  return gint64(pcm_bytes / 2) * 1000 / rate;
+}
+
+// Faults::read_speed: a file sent far faster than real time is read at the
+// set pace; the rest waits in socket buffers. Stopping stays prompt.
+void test_lazy_reading() {
+  Config cfg;
+  cfg.faults.read_speed = 1.0;
+  auto server = std::make_unique<Server>(cfg);
+  server->start();
+  Client c;
+  open(c, *server);
+  const gint64 t0 = g_get_monotonic_time();
+  append_chunked(c, tone(60000));  // a minute of audio at once: far beyond 50x
+  g_assert_true(server->wait_for_client_event("input_audio_buffer.append", 1, kTimeoutMs));
+  sleep_ms(1000);
+  const gint64 read_ms = ms_of(server->received_audio(0).size());
+  const gint64 elapsed_ms = (g_get_monotonic_time() - t0) / 1000;
+  // Never ahead of the clock by more than the one chunk that starts it.
+  g_assert_cmpint(read_ms, <=, elapsed_ms + 40);
+  g_assert_cmpint(read_ms, >=, 40);
+  const gsize unsent = c.unsent_bytes();
+  g_test_message("read %" G_GINT64_FORMAT " ms (%" G_GUINT64_FORMAT " bytes) in %" G_GINT64_FORMAT
+                 " ms; %zu bytes in the client's socket",
+                 read_ms, server->bytes_read(0), elapsed_ms, unsent);
+  g_assert_cmpuint(unsent, >, 1024 * 1024);
+  g_assert_cmpuint(unsent, >, 10 * server->bytes_read(0));
+  const gint64 stop_t0 = g_get_monotonic_time();
+  server.reset();  // with a paused gate, a pending pace timer and megabytes unread
+  g_assert_cmpint(g_get_monotonic_time() - stop_t0, <, 1000 * 1000);
+  g_assert_true(c.wait_closed());
+}
+
+// With Faults::read_speed, client events are still handled strictly in
+// order: a session.update behind audio is answered only after that audio
+// was read at the set pace and fed to the VAD.
+void test_lazy_reading_barrier() {
+  const double speed = 2.0;
+  Config cfg;
+  cfg.faults.read_speed = speed;
+  Server server(cfg);
+  server.start();
+  Client c;
+  open(c, server);
+  const std::vector<gint16> tone_part = tone(520), quiet = silence(680);  // whole 40 ms chunks
+  append_chunked(c, tone_part);
+  append_chunked(c, quiet);
+  c.send(JObj().str("type", "session.update").obj("session", JObj().str("instructions", "x")));
+  std::vector<std::string> before;
+  Event stopped, updated;
+  for (;;) {
+    Event ev = c.next();
+    if (ev.type() == "input_audio_buffer.speech_stopped")
+      stopped = ev;
+    if (ev.type() == "session.updated") {
+      updated = ev;
+      break;
+    }
+    before.push_back(ev.type());
+  }
+  // Everything was read and fed to the VAD before the answer.
+  const gsize total = (tone_part.size() + quiet.size()) * 2;
+  g_assert_cmpuint(server.received_audio(0).size(), ==, total);
+  g_assert_nonnull(stopped.node);
+  g_assert_true(std::find(before.begin(), before.end(), "input_audio_buffer.committed") !=
+                before.end());
+  // Appends were handled at the pace: the i-th 40 ms chunk not before
+  // i * 40 ms / speed after the first; the update after the last one.
+  gint64 first_us = 0, last_append_us = 0, update_us = 0;
+  guint appends = 0;
+  for (const ClientEvent &ev : server.client_events()) {
+    if (ev.type == "input_audio_buffer.append") {
+      if (!appends)
+        first_us = ev.monotonic_us;
+      const gint64 due_us = gint64(appends * 40 * 1000 / speed);
+      g_assert_cmpint(ev.monotonic_us - first_us, >=, due_us - 2000);
+      last_append_us = ev.monotonic_us;
+      appends++;
+    } else if (ev.type == "session.update") {
+      g_assert_cmpuint(appends, ==, total / 2 / (kInRate / 25));
+      update_us = ev.monotonic_us;
+    }
+  }
+  g_assert_cmpint(update_us, >=, last_append_us);
+  const gint64 audio_ms = ms_of(total);
+  g_assert_cmpint(update_us - first_us, >=, gint64((audio_ms - 40) * 1000 / speed) - 2000);
+  // The VAD ran at the pace too: speech stopped (at 920 ms of audio) no
+  // sooner than 880 ms / speed after the first chunk was read.
+  g_assert_cmpint(stopped.num("audio_end_ms"), ==, 920);
+  g_assert_cmpint(stopped.at_us - first_us, >=, gint64((920 - 40) * 1000 / speed) - 2000);
+  g_assert_cmpint(updated.at_us, >=, stopped.at_us);
+  server.stop();
+}
+
+std::vector<guint8> bytes_of(const std::vector<gint16> &pcm) {
+  const auto *p = reinterpret_cast<const guint8 *>(pcm.data());
+  return std::vector<guint8>(p, p + pcm.size() * 2);  // S16LE on this host, as Client::append
+}
+
+template <typename T>
+std::vector<T> concat(std::vector<T> a, const std::vector<T> &b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+// Per-session records: the audio each session handled, the exact PCM of
+// each commit, and one AnswerRecord per response with its fate and the
+// user item it answered.
+void test_records() {
+  Config cfg;
+  cfg.pace_ms = 20;  // answers last long enough to cancel one
+  Server server(cfg);
+  server.start();
+  const std::vector<gint16> speech = tone(520), quiet = silence(680);
+  const std::vector<guint8> audio0 = bytes_of(concat(speech, quiet));
+  std::string vad_item, text_item, text_item2;
+  {
+    Client c;
+    open(c, server);
+    append_chunked(c, speech);
+    append_chunked(c, quiet);
+    vad_item = c.until("input_audio_buffer.committed").str("item_id");
+    ASSERT_STR(read_response(c, nullptr).back().str("response.status"), ==, "completed");
+    send_user_text(c, "?");
+    text_item = c.until("conversation.item.added").str("item.id");
+    c.send(JObj().str("type", "response.create"));
+    c.until("response.output_audio.delta");
+    c.send(JObj().str("type", "response.cancel"));
+    ASSERT_STR(c.until("response.done").str("response.status"), ==, "cancelled");
+    Faults f;
+    f.drop_mid_answer = true;
+    server.set_faults(f);
+    send_user_text(c, "again?");
+    text_item2 = c.until("conversation.item.added").str("item.id");
+    c.send(JObj().str("type", "response.create"));
+    g_assert_true(c.wait_closed());
+  }
+  const std::vector<gint16> manual = tone(300, kInRate, 5000);
+  std::string manual_item;
+  {
+    Client c;
+    open(c, server);
+    manual_turns(c);
+    append_chunked(c, manual);
+    c.send(JObj().str("type", "input_audio_buffer.commit"));
+    manual_item = c.until("input_audio_buffer.committed").str("item_id");
+    c.send(JObj().str("type", "response.create"));
+    ASSERT_STR(read_response(c, nullptr).back().str("response.status"), ==, "completed");
+  }
+  g_assert_true(server.received_audio(0) == audio0);
+  g_assert_true(server.received_audio(1) == bytes_of(manual));
+  g_assert_true(server.received_audio(2).empty());
+  g_assert_true(server.received_audio() == concat(audio0, bytes_of(manual)));
+  g_assert_cmpuint(server.bytes_read(0), >, audio0.size());
+  g_assert_cmpuint(server.bytes_read(1), >, manual.size() * 2);
+
+  const auto turns = server.committed_turns();
+  g_assert_cmpuint(turns.size(), ==, 2);
+  // Server VAD: from the start to the end of the 400 ms of silence that
+  // ended the speech.
+  g_assert_cmpuint(turns[0].session, ==, 0);
+  ASSERT_STR(turns[0].item_id, ==, vad_item);
+  g_assert_cmpuint(turns[0].rate, ==, kInRate);
+  const gsize end = gsize(520 + 400) * kInRate / 1000 * 2;
+  g_assert_true(turns[0].pcm == std::vector<guint8>(audio0.begin(), audio0.begin() + end));
+  g_assert_cmpuint(turns[1].session, ==, 1);
+  ASSERT_STR(turns[1].item_id, ==, manual_item);
+  g_assert_true(turns[1].pcm == bytes_of(manual));
+
+  const auto answers = server.answers();
+  g_assert_cmpuint(answers.size(), ==, 4);
+  const struct {
+    guint session;
+    const char *status;
+    std::string item;
+  } want[] = {{0, "completed", vad_item},
+              {0, "cancelled", text_item},
+              {0, "dropped", text_item2},
+              {1, "completed", manual_item}};
+  for (guint k = 0; k < answers.size(); k++) {
+    g_assert_cmpuint(answers[k].session, ==, want[k].session);
+    ASSERT_STR(answers[k].status, ==, want[k].status);
+    ASSERT_STR(answers[k].user_item_id, ==, want[k].item);
+    g_assert_cmpuint(answers[k].signature, ==, k + 1);
+    g_assert_false(answers[k].response_id.empty());
+  }
+  server.clear_records();
+  g_assert_true(server.received_audio(0).empty());
+  g_assert_true(server.committed_turns().empty());
+  g_assert_true(server.answers().empty());
+  server.stop();
+}
+
+// Config::answer_signature: response k's audio is the constant 1000 + k,
+// whole, whatever session it is in.
+void test_answer_signature() {
+  Config cfg;
+  cfg.answer_signature = true;
+  cfg.faults.odd_deltas = true;  // samples straddle deltas
+  Server server(cfg);
+  server.start();
+  TurnScript short_turn;
+  short_turn.answer_ms = 300;
+  server.push_turn(short_turn);
+  auto expect_signature = [](const std::vector<guint8> &audio, gint16 value, guint ms) {
+    g_assert_cmpuint(audio.size(), ==, gsize(std::lround(ms * kOutRate / 1000.0)) * 2);
+    std::vector<gint16> pcm(audio.size() / 2);
+    memcpy(pcm.data(), audio.data(), audio.size());
+    for (gint16 v : pcm)
+      g_assert_cmpint(v, ==, value);
+  };
+  for (guint session = 0; session < 2; session++) {
+    Client c;
+    open(c, server);
+    manual_turns(c);
+    std::vector<guint8> audio;
+    ask(c, &audio);
+    const guint k = server.answers().back().signature;
+    g_assert_cmpuint(k, ==, 2 * session + 1);
+    expect_signature(audio, gint16(1000 + k), session == 0 ? 300 : 1000);
+    audio.clear();
+    ask(c, &audio);
+    expect_signature(audio, gint16(1000 + k + 1), 1000);
+  }
+  server.stop();
+}
+
+// Bytes a client's masked text frame of `payload` bytes takes on the wire.
+gsize client_frame_size(gsize payload) {
+  return 2 + (payload <= 125 ? 0 : payload <= 65535 ? 2 : 8) + 4 + payload;
+}
+
+std::string append_text(const std::vector<gint16> &pcm) {
+  const std::vector<guint8> bytes = bytes_of(pcm);
+  gchar *b64 = g_base64_encode(bytes.data(), bytes.size());
+  std::string text = JObj().str("type", "input_audio_buffer.append").str("audio", b64).text();
+  g_free(b64);
+  return text;
+}
+
+// Faults::drop_after_bytes cuts at any byte: at a frame boundary, inside a
+// header, inside a payload. Exactly the frames completed within the bytes
+// are handled; only the first session (Faults::sessions) is cut.
+void test_drop_after_bytes() {
+  Server server;
+  server.start();
+  std::vector<std::vector<gint16>> chunks;
+  std::vector<std::string> texts;
+  std::vector<guint64> starts{0};  // wire offset of each frame, then the end
+  for (guint i = 0; i < 8; i++) {
+    chunks.push_back(tone(20 + 10 * i, kInRate, 1000 + 500 * i));
+    texts.push_back(append_text(chunks.back()));
+    starts.push_back(starts.back() + client_frame_size(texts.back().size()));
+  }
+  auto audio_of_first = [&](guint n) {
+    std::vector<guint8> out;
+    for (guint i = 0; i < n; i++)
+      out = concat(out, bytes_of(chunks[i]));
+    return out;
+  };
+  const struct {
+    guint64 cut;
+    guint frames;  // completed within the cut
+  } cases[] = {{starts[3], 3}, {starts[5] + 1, 5}, {starts[5] + 300, 5}, {starts[8] - 1, 7}};
+  guint session = 0;
+  for (const auto &cs : cases) {
+    Faults f;
+    f.drop_after_bytes = cs.cut;
+    f.sessions = 1;
+    server.set_faults(f);
+    Client c;
+    open(c, server);
+    // The cut may land while we are still writing.
+    for (gsize i = 0; i < texts.size() && !c.closed() &&
+                      soup_websocket_connection_get_state(c.ws()) == SOUP_WEBSOCKET_STATE_OPEN;
+         i++)
+      c.send_text(texts[i]);
+    g_assert_true(c.wait_closed());
+    g_assert_cmpuint(soup_websocket_connection_get_close_code(c.ws()), !=,
+                     SOUP_WEBSOCKET_CLOSE_NORMAL);
+    g_assert_cmpuint(server.bytes_read(session), ==, cs.cut);
+    g_assert_true(server.received_audio(session) == audio_of_first(cs.frames));
+    session++;
+  }
+  // Sessions after the first N are not cut.
+  Client c;
+  open(c, server);
+  for (const std::string &text : texts)
+    c.send_text(text);
+  c.send(JObj().str("type", "input_audio_buffer.clear"));
+  c.until("input_audio_buffer.cleared");
+  g_assert_false(c.closed());
+  g_assert_true(server.received_audio(session) == audio_of_first(8));
+  g_assert_cmpuint(server.bytes_read(session), >, starts[8]);
+  server.stop();
+}
+
+// Faults::drop_after_ms: an abrupt cut that long after the session started,
+// for the first Faults::sessions sessions only.
+void test_drop_after_ms() {
+  Server server;
+  server.start();
+  Faults f;
+  f.drop_after_ms = 300;
+  f.sessions = 1;
+  server.set_faults(f);
+  const gint64 t0 = g_get_monotonic_time();
+  Client c;
+  open(c, server);
+  g_assert_true(c.wait_closed());
+  g_assert_cmpint(g_get_monotonic_time() - t0, >=, 300 * 1000);
+  g_assert_cmpuint(soup_websocket_connection_get_close_code(c.ws()), !=,
+                   SOUP_WEBSOCKET_CLOSE_NORMAL);
+  Client later;
+  open(later, server);
+  sleep_ms(500);
+  later.send(JObj().str("type", "input_audio_buffer.clear"));
+  later.until("input_audio_buffer.cleared");
+  g_assert_false(later.closed());
+  server.stop();
+}
+
+// Faults::refuse_assistant_items: the error Yandex reportedly sends for a
+// replayed assistant message; user items still work.
+void test_refuse_assistant_items() {
+  Server server;
+  server.start();
+  auto assistant_item = [](Client &c) {
+    c.send(JObj().str("type", "conversation.item.create").str("event_id", "asst1").obj(
+        "item", JObj()
+                    .str("id", "item_asst")
+                    .str("type", "message")
+                    .str("role", "assistant")
+                    .arr("content", JArr().add(JObj().str("type", "output_text").str("text", "Hi")))));
+  };
+  Faults f;
+  f.refuse_assistant_items = true;
+  server.set_faults(f);
+  {
+    Client c;
+    open(c, server);
+    assistant_item(c);
+    Event err = c.next();
+    ASSERT_STR(err.type(), ==, "error");
+    ASSERT_STR(err.str("error.type"), ==, "invalid_request_error");
+    ASSERT_STR(err.str("error.code"), ==, "invalid_value");
+    ASSERT_STR(err.str("error.message"), ==, "Assistant messages are not supported yet");
+    ASSERT_STR(err.str("error.param"), ==, "item.role");
+    ASSERT_STR(err.str("error.event_id"), ==, "asst1");
+    c.send(JObj().str("type", "conversation.item.retrieve").str("item_id", "item_asst"));
+    ASSERT_STR(c.next().str("error.code"), ==, "item_not_found");
+    send_user_text(c, "?");
+    Event added = c.next();
+    ASSERT_STR(added.type(), ==, "conversation.item.added");
+    ASSERT_STR(added.str("item.role"), ==, "user");
+  }
+  server.set_faults(Faults{});
+  Client c;
+  open(c, server);
+  assistant_item(c);
+  Event added = c.next();
+  ASSERT_STR(added.type(), ==, "conversation.item.added");
+  ASSERT_STR(added.str("item.role"), ==, "assistant");
+  server.stop();
+}
+
 void test_stop_is_prompt() {
   Config cfg;
   cfg.pace_ms = 100;
@@ -815,6 +1200,13 @@ int main(int argc, char **argv) {
   g_test_add_func("/emulator/faults/deltas", test_fault_deltas);
   g_test_add_func("/emulator/faults/drops", test_fault_drops);
   g_test_add_func("/emulator/faults/stop-reading", test_stop_reading);
+  g_test_add_func("/emulator/faults/lazy-reading", test_lazy_reading);
+  g_test_add_func("/emulator/faults/drop-after-bytes", test_drop_after_bytes);
+  g_test_add_func("/emulator/faults/drop-after-ms", test_drop_after_ms);
+  g_test_add_func("/emulator/faults/refuse-assistant-items", test_refuse_assistant_items);
+  g_test_add_func("/emulator/faults/lazy-reading-barrier", test_lazy_reading_barrier);
+  g_test_add_func("/emulator/records", test_records);
+  g_test_add_func("/emulator/answer-signature", test_answer_signature);
   g_test_add_func("/emulator/stop", test_stop_is_prompt);
   return g_test_run();
 }

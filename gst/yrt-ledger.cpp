@@ -1,0 +1,253 @@
+#include "yrt-ledger.h"
+
+#include <algorithm>
+
+namespace yrt {
+
+void InputLedger::configure (guint rate, guint max_ms, guint keep_ms, bool manual_turns)
+{
+  rate_ = MAX (rate, 1u);
+  max_samples_ = MAX ((guint64) rate_ * max_ms / 1000, 1);
+  keep_samples_ = (guint64) rate_ * keep_ms / 1000;
+  manual_ = manual_turns;
+  end_ = 0;
+  clear ();
+}
+
+void InputLedger::clear ()
+{
+  items_.clear ();
+  unsent_index_ = 0;
+  released_ = sent_end_ = natural_ = end_;
+  rewind ();
+}
+
+void InputLedger::add (const guint8 *pcm, gsize size)
+{
+  if (size < 2)
+    return;
+  Item item;
+  item.position = end_;
+  item.pcm.assign (pcm, pcm + size);
+  end_ += item.samples ();
+  items_.push_back (std::move (item));
+}
+
+void InputLedger::add_commit ()
+{
+  Item mark;
+  mark.position = end_;
+  items_.push_back (std::move (mark));
+}
+
+std::vector<InputLedger::Item> InputLedger::take_unsent ()
+{
+  std::vector<Item> out;
+  for (; unsent_index_ < items_.size (); unsent_index_++) {
+    const Item &item = items_[unsent_index_];
+    if (item.commit ()) {
+      commits_.push_back (last_commit_);
+      last_commit_ = item.position;
+    }
+    sent_end_ = item.position + item.samples ();
+    out.push_back (item);
+  }
+  return out;
+}
+
+guint64 InputLedger::rewind ()
+{
+  guint64 lost = released_ > natural_ ? released_ - natural_ : 0;
+  natural_ = released_;
+  unsent_index_ = 0;
+  sent_end_ = base_ = heard_ = last_stop_ = last_commit_ = released_;
+  barriers_.clear ();
+  speech_open_ = false;
+  speech_ = Turn ();
+  commits_.clear ();
+  owed_.clear ();
+  responses_.clear ();
+  next_serial_ = 0;
+  return lost;
+}
+
+guint64 InputLedger::to_position (gint64 ms) const
+{
+  guint64 position = base_ + (guint64) MAX (ms, 0) * rate_ / 1000;
+  return MIN (position, sent_end_);
+}
+
+void InputLedger::update_sent ()
+{
+  barriers_.push_back (sent_end_);
+}
+
+void InputLedger::update_acked ()
+{
+  if (barriers_.empty ())
+    return;  /* an answer to an update of an older session, or a repeat */
+  heard_ = MAX (heard_, barriers_.front ());
+  barriers_.pop_front ();
+  update_release ();
+}
+
+void InputLedger::speech_started (gint64 audio_start_ms, const std::string &item_id)
+{
+  guint64 at = to_position (audio_start_ms);
+  heard_ = MAX (heard_, at);
+  speech_open_ = true;
+  speech_.start = at > base_ + keep_samples_ ? at - keep_samples_ : base_;
+  speech_.item_id = item_id;
+  update_release ();
+}
+
+void InputLedger::speech_stopped (gint64 audio_end_ms)
+{
+  last_stop_ = MAX (last_stop_, to_position (audio_end_ms));
+  heard_ = MAX (heard_, last_stop_);
+  update_release ();
+}
+
+void InputLedger::committed (const std::string &item_id, bool ours)
+{
+  Turn turn;
+  bool owed = false;
+  if (ours && !commits_.empty ()) {
+    turn.start = commits_.front ();
+    commits_.pop_front ();
+    owed = manual_;
+  }
+  if (speech_open_) {
+    turn.start = speech_.start;
+    speech_open_ = false;
+    owed = true;
+  }
+  turn.serial = next_serial_++;
+  turn.item_id = item_id;
+  if (owed)
+    owed_.push_back (turn);
+  update_release ();
+}
+
+void InputLedger::commit_refused ()
+{
+  if (!commits_.empty ())
+    commits_.pop_front ();
+}
+
+gsize InputLedger::commits_owed () const
+{
+  gsize owed = commits_.size ();
+  for (gsize i = unsent_index_; i < items_.size (); i++)
+    owed += items_[i].commit () ? 1 : 0;
+  return owed;
+}
+
+void InputLedger::response_created (const std::string &response_id)
+{
+  responses_.push_back (Pending {response_id, next_serial_});
+}
+
+void InputLedger::response_done (const std::string &response_id, bool has_calls)
+{
+  auto it = std::find_if (responses_.begin (), responses_.end (),
+      [&] (const Pending &p) { return p.response_id == response_id; });
+  guint64 covers = it != responses_.end () ? it->covers : next_serial_;
+  if (it != responses_.end ())
+    responses_.erase (it);
+  if (has_calls)
+    return;
+  while (!owed_.empty () && owed_.front ().serial < covers)
+    owed_.pop_front ();
+  update_release ();
+}
+
+void InputLedger::input_cleared ()
+{
+  /* The service forgot its uncommitted audio; a new session must not get it
+   * either.  Committed turns still owed an answer keep theirs. */
+  last_commit_ = sent_end_;
+  commits_.clear ();
+  speech_open_ = false;
+  heard_ = MAX (heard_, sent_end_);
+  update_release ();
+}
+
+std::vector<std::string> InputLedger::unanswered_items () const
+{
+  std::vector<std::string> ids;
+  for (const Turn &t : owed_)
+    ids.push_back (t.item_id);
+  if (speech_open_)
+    ids.push_back (speech_.item_id);
+  return ids;
+}
+
+guint64 InputLedger::natural_release () const
+{
+  guint64 r = sent_end_;
+  if (manual_) {
+    r = MIN (r, last_commit_);
+    if (!commits_.empty ())
+      r = MIN (r, commits_.front ());
+  } else {
+    /* A turn may start unreported shortly before what was heard, never
+     * before the end of the last utterance. */
+    guint64 unsure = heard_ > base_ + keep_samples_ ? heard_ - keep_samples_ : base_;
+    r = MIN (r, MAX (unsure, last_stop_));
+  }
+  if (speech_open_)
+    r = MIN (r, speech_.start);
+  if (!owed_.empty ())
+    r = MIN (r, owed_.front ().start);
+  return r;
+}
+
+bool InputLedger::waits_for_answer () const
+{
+  return !owed_.empty () && owed_.front ().start <= natural_release ();
+}
+
+void InputLedger::update_release ()
+{
+  natural_ = MAX (natural_, natural_release ());
+  release_to (natural_);
+}
+
+/* Whole items only, and only what this session was given. */
+void InputLedger::release_to (guint64 position)
+{
+  while (unsent_index_ > 0 && !items_.empty ()) {
+    const Item &front = items_.front ();
+    if (front.position + front.samples () > position)
+      break;
+    if (front.commit () && front.position == position && front.position == sent_end_)
+      break;  /* a commit at the very end may still be wanted */
+    items_.pop_front ();
+    unsent_index_--;
+  }
+  released_ = items_.empty () ? end_ : items_.front ().position;
+}
+
+guint64 InputLedger::drop_oldest_unsent ()
+{
+  guint64 dropped = 0;
+  while (retained () > max_samples_ && unsent_index_ == 0 && !items_.empty ()) {
+    dropped += items_.front ().samples ();
+    items_.pop_front ();
+    released_ = items_.empty () ? end_ : items_.front ().position;
+  }
+  natural_ = MAX (natural_, released_);
+  sent_end_ = base_ = heard_ = last_stop_ = last_commit_ = released_;
+  return dropped;
+}
+
+guint64 InputLedger::force_release ()
+{
+  guint64 before = released_;
+  guint64 target = end_ > max_samples_ * 3 / 4 ? end_ - max_samples_ * 3 / 4 : 0;
+  release_to (MIN (target, MIN (heard_, sent_end_)));
+  return released_ - before;
+}
+
+}  // namespace yrt

@@ -1,0 +1,160 @@
+/* InputLedger: the one owner of "what the service has of the user's input,
+ * and what a new session must be sent again".
+ *
+ * Every accepted sample gets an absolute position (samples at input-rate
+ * since the stream started).  The ledger keeps every sample from the
+ * release point on, together with our commit marks, and hands out what the
+ * current session has not been given yet.  The release point only moves
+ * past audio the service has provably finished with:
+ *  - it has processed it: a session.update sent after it was answered
+ *    (the service answers in order, after reading everything before it), or
+ *    its VAD reported a position at or beyond it;
+ *  - and it is not part of a turn still owed an answer: an open utterance,
+ *    a committed turn no response has finished yet, or (manual turns) audio
+ *    after our last commit, which sits in the service's uncommitted buffer.
+ * When a session is lost, everything from the release point on goes to the
+ * next session again, in order, commits included; positions the new
+ * session reports (audio_start_ms...) are relative to what it was sent, so
+ * they map back through the position it started at.
+ *
+ * Memory is bounded by `max_ms` of input: non-live input waits at the bound
+ * (the dialog asks `full()`); live input, and non-live input whose release
+ * waits for more input (a turn longer than the bound), lose protection of
+ * the oldest audio instead (`force_release`); a later cut then counts it as
+ * lost.
+ *
+ * Plain data, no locking, no I/O: the dialog guards and drives it. */
+#pragma once
+
+#include <glib.h>
+
+#include <deque>
+#include <string>
+#include <vector>
+
+namespace yrt {
+
+class InputLedger {
+ public:
+  /* What to send: a stretch of audio, or our commit after the audio before it. */
+  struct Item {
+    guint64 position = 0;        /* of the first sample */
+    std::vector<guint8> pcm;     /* S16LE mono; empty for a commit */
+    bool commit () const { return pcm.empty (); }
+    guint64 samples () const { return pcm.size () / 2; }
+  };
+
+  /* `keep_ms`: audio kept before an utterance's start (prefix padding plus
+   * the VAD's detection delay), so a replayed turn is whole. */
+  void configure (guint rate, guint max_ms, guint keep_ms, bool manual_turns);
+  void set_manual_turns (bool manual) { manual_ = manual; }
+  /* A flush: nothing of the old stream is owed any more. */
+  void clear ();
+
+  /* ---- input (streaming thread) ---- */
+  void add (const guint8 *pcm, gsize size);
+  /* Our input_audio_buffer.commit, after everything added so far. */
+  void add_commit ();
+  /* What the current session has not been given yet, in order; from now on
+   * it counts as given. */
+  std::vector<Item> take_unsent ();
+  bool has_unsent () const { return unsent_index_ < items_.size (); }
+
+  guint64 end () const { return end_; }
+  guint64 sent_end () const { return sent_end_; }
+  guint64 released () const { return released_; }
+  guint64 retained () const { return end_ - released_; }
+  bool full () const { return retained () >= max_samples_; }
+  /* Half full: time to ask the service where it is (send a barrier). */
+  bool wants_barrier () const { return retained () >= max_samples_ / 2 && barriers_.empty (); }
+  bool barrier_in_flight () const { return !barriers_.empty (); }
+
+  /* ---- sessions ---- */
+  /* The session is lost, or a new one starts: everything retained is to be
+   * sent (again), and positions count from the release point.  Returns the
+   * samples lost: audio whose protection was given up at the bound before
+   * the service was done with it. */
+  guint64 rewind ();
+
+  /* ---- what the service reports (worker thread) ---- */
+  /* A session.update went out after everything sent so far / its answer. */
+  void update_sent ();
+  void update_acked ();
+  /* Session-relative milliseconds, as in the events. */
+  void speech_started (gint64 audio_start_ms, const std::string &item_id);
+  void speech_stopped (gint64 audio_end_ms);
+  /* `ours`: the answer to our input_audio_buffer.commit. */
+  void committed (const std::string &item_id, bool ours);
+  /* Our commit was refused (nothing to commit). */
+  void commit_refused ();
+  /* One of our commits was sent and not yet answered. */
+  bool commit_awaited () const { return !commits_.empty (); }
+  /* Our commits not yet answered, sent or not. */
+  gsize commits_owed () const;
+  void response_created (const std::string &response_id);
+  /* A response ended on the service.  One with function calls answers
+   * nothing yet: the follow-up response does. */
+  void response_done (const std::string &response_id, bool has_calls);
+  /* input_audio_buffer.clear: what the service held uncommitted is gone. */
+  void input_cleared ();
+
+  /* Item IDs of user turns still owed an answer (their audio goes again). */
+  std::vector<std::string> unanswered_items () const;
+
+  /* ---- the bound ---- */
+  /* Live input during an outage: drop the oldest unsent audio beyond the
+   * bound; returns the samples dropped. */
+  guint64 drop_oldest_unsent ();
+  /* Past the bound: give up protecting the oldest audio the service has
+   * already processed (never unsent audio), down to three quarters of the
+   * bound; returns the samples released. */
+  guint64 force_release ();
+  /* Everything sent has been processed (a barrier's answer covers it). */
+  bool all_heard () const { return heard_ >= sent_end_; }
+  /* The release point waits for an answer to a committed turn: that comes
+   * without more input, so a writer may wait for it. */
+  bool waits_for_answer () const;
+
+ private:
+  struct Turn {
+    guint64 start = 0;          /* first sample to keep for it */
+    guint64 serial = 0;         /* commit order in the session */
+    std::string item_id;
+  };
+
+  guint64 to_position (gint64 ms) const;
+  void release_to (guint64 position);
+  void update_release ();
+  guint64 natural_release () const;
+
+  guint rate_ = 24000;
+  guint64 max_samples_ = 240000;
+  guint64 keep_samples_ = 0;
+  bool manual_ = false;
+
+  std::deque<Item> items_;       /* from released_ on, in order */
+  gsize unsent_index_ = 0;       /* first item not given to this session */
+  guint64 released_ = 0;
+  guint64 sent_end_ = 0;
+  guint64 end_ = 0;
+  guint64 natural_ = 0;          /* where the release point would be unforced */
+
+  /* The current session. */
+  guint64 base_ = 0;             /* position of its first sample */
+  guint64 heard_ = 0;            /* it has processed everything before */
+  guint64 last_stop_ = 0;        /* end of its last utterance: no turn starts before */
+  std::deque<guint64> barriers_; /* sent_end_ of each session.update not answered */
+  bool speech_open_ = false;     /* an utterance started, not yet committed */
+  Turn speech_;                  /* that utterance */
+  guint64 last_commit_ = 0;      /* position of our last commit given out */
+  std::deque<guint64> commits_;  /* start of each of our commits not yet acknowledged */
+  guint64 next_serial_ = 0;
+  std::deque<Turn> owed_;        /* committed turns no response finished yet */
+  struct Pending {
+    std::string response_id;
+    guint64 covers = 0;          /* turns with a serial below this */
+  };
+  std::deque<Pending> responses_;
+};
+
+}  // namespace yrt

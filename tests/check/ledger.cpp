@@ -1,0 +1,275 @@
+/* Unit tests of InputLedger: what the service has of the input and what a
+ * new session must be sent again.  No network: the tests play the service's
+ * reports by hand.  Rate 1000 Hz, so one sample is one millisecond. */
+#include "yrt-ledger.h"
+
+#include <gst/check/gstcheck.h>
+
+using namespace yrt;
+
+namespace {
+
+constexpr guint kRate = 1000;
+
+/* `ms` samples in 50 ms chunks (as the uplink cuts them), each sample its
+ * own position (mod 32768): content tells where a stretch came from. */
+void add_ms (InputLedger &l, guint ms)
+{
+  for (guint done = 0; done < ms; done += 50) {
+    std::vector<gint16> pcm (MIN (50u, ms - done));
+    for (gsize i = 0; i < pcm.size (); i++)
+      pcm[i] = (gint16) ((l.end () + i) & 0x7fff);
+    l.add ((const guint8 *) pcm.data (), pcm.size () * 2);
+  }
+}
+
+/* What take_unsent() hands out, as [first sample, end) and commits. */
+struct Given {
+  guint64 first = G_MAXUINT64;
+  guint64 end = 0;
+  guint commits = 0;
+  std::vector<guint64> commit_at;
+};
+
+Given give (InputLedger &l)
+{
+  Given g;
+  guint64 expected = G_MAXUINT64;
+  for (const InputLedger::Item &item : l.take_unsent ()) {
+    if (item.commit ()) {
+      g.commits++;
+      g.commit_at.push_back (item.position);
+      continue;
+    }
+    const gint16 *s = (const gint16 *) item.pcm.data ();
+    fail_unless_equals_int (s[0], (gint) (item.position & 0x7fff));
+    if (expected != G_MAXUINT64)
+      fail_unless_equals_uint64 (item.position, expected);
+    expected = item.position + item.samples ();
+    g.first = MIN (g.first, item.position);
+    g.end = expected;
+  }
+  return g;
+}
+
+InputLedger make (bool manual = false, guint max_ms = 10000, guint keep_ms = 300)
+{
+  InputLedger l;
+  l.configure (kRate, max_ms, keep_ms, manual);
+  return l;
+}
+
+}  // namespace
+
+/* Nothing is let go that the service has not answered for. */
+GST_START_TEST (test_unconfirmed_audio_goes_again)
+{
+  InputLedger l = make ();
+  for (int i = 0; i < 10; i++)
+    add_ms (l, 100);
+  Given g = give (l);
+  fail_unless_equals_uint64 (g.first, 0);
+  fail_unless_equals_uint64 (g.end, 1000);
+  fail_unless_equals_uint64 (l.released (), 0);
+  /* The connection is cut: all of it goes to the next session. */
+  fail_unless_equals_uint64 (l.rewind (), 0);
+  g = give (l);
+  fail_unless_equals_uint64 (g.first, 0);
+  fail_unless_equals_uint64 (g.end, 1000);
+}
+GST_END_TEST;
+
+/* A barrier's answer confirms what went before it, less what a turn that is
+ * just starting may still claim. */
+GST_START_TEST (test_barrier_releases_silence)
+{
+  InputLedger l = make ();
+  for (int i = 0; i < 20; i++)
+    add_ms (l, 100);
+  give (l);
+  l.update_sent ();
+  fail_unless (l.barrier_in_flight ());
+  add_ms (l, 100);
+  give (l);
+  l.update_acked ();
+  fail_unless_equals_uint64 (l.released (), 2000 - 300);
+  l.rewind ();
+  Given g = give (l);
+  fail_unless_equals_uint64 (g.first, 1700);
+  fail_unless_equals_uint64 (g.end, 2100);
+}
+GST_END_TEST;
+
+/* A VAD turn is kept from before its start until a response to it is done;
+ * positions reported by a later session map through where it started. */
+GST_START_TEST (test_turn_kept_until_answered)
+{
+  InputLedger l = make (false, 60000, 300);
+  for (int i = 0; i < 50; i++)
+    add_ms (l, 100);
+  give (l);
+  l.speech_started (1000, "item_1");
+  l.speech_stopped (2000);
+  l.update_sent ();
+  l.update_acked ();
+  fail_unless_equals_uint64 (l.released (), 700);  /* 1000 - keep */
+  l.committed ("item_1", false);
+  l.response_created ("resp_1");
+  fail_unless_equals_uint64 (l.released (), 700);
+  std::vector<std::string> owed = l.unanswered_items ();
+  fail_unless_equals_int (owed.size (), 1);
+  fail_unless_equals_string (owed[0].c_str (), "item_1");
+
+  /* Cut before the answer: the turn goes again, and the new session's
+   * positions count from 700. */
+  l.rewind ();
+  Given g = give (l);
+  fail_unless_equals_uint64 (g.first, 700);
+  l.speech_started (300, "item_9");  /* 700 + 300 = 1000 */
+  l.speech_stopped (1300);
+  l.committed ("item_9", false);
+  l.response_created ("resp_9");
+  l.response_done ("resp_9", false);
+  /* Answered: released up to the end of the utterance (never into it, or a
+   * later cut would send its tail as a turn of its own). */
+  fail_unless_equals_uint64 (l.released (), 700 + 1300);
+  fail_unless (l.unanswered_items ().empty ());
+}
+GST_END_TEST;
+
+/* A response with function calls answers nothing yet; its follow-up does. */
+GST_START_TEST (test_function_calls_keep_the_turn)
+{
+  InputLedger l = make (false, 60000, 0);
+  add_ms (l, 3000);
+  give (l);
+  l.speech_started (500, "item_1");
+  l.speech_stopped (1500);
+  l.committed ("item_1", false);
+  l.response_created ("calls");
+  l.response_done ("calls", true);
+  fail_unless_equals_uint64 (l.released (), 500);  /* the turn's start */
+  l.response_created ("follow-up");
+  l.response_done ("follow-up", false);
+  fail_unless_equals_uint64 (l.released (), 1500);
+}
+GST_END_TEST;
+
+/* Manual turns: everything after our last commit sits in the service's
+ * buffer; a committed turn stays until answered; commits go again in order. */
+GST_START_TEST (test_manual_commits_replay_in_order)
+{
+  InputLedger l = make (true, 60000, 0);
+  add_ms (l, 1000);
+  l.add_commit ();
+  add_ms (l, 500);
+  Given g = give (l);
+  fail_unless_equals_int (g.commits, 1);
+  fail_unless_equals_uint64 (g.commit_at[0], 1000);
+  fail_unless_equals_int (l.commits_owed (), 1);
+  fail_unless (l.commit_awaited ());
+  l.update_sent ();
+  l.update_acked ();
+  fail_unless_equals_uint64 (l.released (), 0);
+  l.committed ("item_1", true);
+  fail_unless_equals_int (l.commits_owed (), 0);
+  l.response_created ("r1");
+  /* Cut while it is answered: the turn, its commit, and what came after. */
+  l.rewind ();
+  g = give (l);
+  fail_unless_equals_uint64 (g.first, 0);
+  fail_unless_equals_uint64 (g.end, 1500);
+  fail_unless_equals_int (g.commits, 1);
+  fail_unless_equals_uint64 (g.commit_at[0], 1000);
+  l.committed ("item_2", true);
+  l.response_created ("r2");
+  l.response_done ("r2", false);
+  /* Answered: the turn and its commit go; the uncommitted rest stays. */
+  fail_unless_equals_uint64 (l.released (), 1000);
+  l.rewind ();
+  g = give (l);
+  fail_unless_equals_uint64 (g.first, 1000);
+  fail_unless_equals_int (g.commits, 0);
+}
+GST_END_TEST;
+
+/* The bound: non-live input asks for room; a turn longer than the bound
+ * gives up the protection of its oldest audio once the service has heard it,
+ * and a later cut counts that as lost. */
+GST_START_TEST (test_bound_and_forced_release)
+{
+  InputLedger l = make (false, 1000, 0);
+  add_ms (l, 400);
+  give (l);
+  fail_if (l.wants_barrier ());
+  add_ms (l, 200);
+  give (l);
+  fail_unless (l.wants_barrier ());
+  l.speech_started (100, "long");
+  fail_unless_equals_uint64 (l.released (), 100);
+  add_ms (l, 500);
+  give (l);
+  fail_unless (l.full ());
+  l.update_sent ();
+  l.update_acked ();
+  fail_unless (l.full ());
+  fail_unless (l.all_heard ());
+  fail_if (l.waits_for_answer ());  /* only more input ends this turn */
+  fail_unless (l.force_release () > 0);
+  fail_if (l.full ());
+  fail_unless_equals_uint64 (l.released (), 350);
+  /* 100..350 was the turn's: lost if the connection goes now. */
+  fail_unless_equals_uint64 (l.rewind (), 250);
+  fail_unless_equals_uint64 (l.rewind (), 0);
+}
+GST_END_TEST;
+
+/* Live input during an outage: the oldest beyond the bound goes, counted. */
+GST_START_TEST (test_outage_drops_oldest_unsent)
+{
+  InputLedger l = make (false, 1000, 0);
+  add_ms (l, 500);
+  give (l);
+  l.rewind ();  /* cut */
+  for (int i = 0; i < 15; i++)
+    add_ms (l, 100);
+  fail_unless_equals_uint64 (l.drop_oldest_unsent (), 1000);
+  Given g = give (l);
+  fail_unless_equals_uint64 (g.first, 1000);
+  fail_unless_equals_uint64 (g.end, 2000);
+}
+GST_END_TEST;
+
+/* A flush forgets the stream: nothing of it goes again. */
+GST_START_TEST (test_clear_forgets)
+{
+  InputLedger l = make ();
+  add_ms (l, 500);
+  l.add_commit ();
+  give (l);
+  l.clear ();
+  fail_unless_equals_uint64 (l.retained (), 0);
+  fail_unless_equals_int (l.commits_owed (), 0);
+  fail_if (l.has_unsent ());
+  l.rewind ();
+  fail_if (l.has_unsent ());
+}
+GST_END_TEST;
+
+static Suite *ledger_suite (void)
+{
+  Suite *s = suite_create ("ledger");
+  TCase *tc = tcase_create ("general");
+  suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_unconfirmed_audio_goes_again);
+  tcase_add_test (tc, test_barrier_releases_silence);
+  tcase_add_test (tc, test_turn_kept_until_answered);
+  tcase_add_test (tc, test_function_calls_keep_the_turn);
+  tcase_add_test (tc, test_manual_commits_replay_in_order);
+  tcase_add_test (tc, test_bound_and_forced_release);
+  tcase_add_test (tc, test_outage_drops_oldest_unsent);
+  tcase_add_test (tc, test_clear_forgets);
+  return s;
+}
+
+GST_CHECK_MAIN (ledger);
