@@ -4,7 +4,11 @@
  * what the user says.  All of it in real time on the pipeline clock:
  *
  *   appsrc "mic" (live, 10 ms blocks) ! <front> yandexrealtime name=rt ...
- *     ! audioresample ! 48 kHz ! <back> appsink "speaker" (sync=true)
+ *     ! <back, or audioresample> ! queue (200 ms) ! appsink "speaker" (48 kHz, sync=true)
+ *
+ * The queue and the synchronised appsink are a sound card: a ring buffer
+ * that takes audio up to 200 ms ahead, played on the clock, with 20 ms of
+ * its own latency (render-delay), as audio sinks report.
  *
  * The answer's samples are placed on the room's timeline at the running
  * time they left src (their PTS, or later when they came too late for the
@@ -79,14 +83,18 @@ struct RoomMessage {
 class Room {
  public:
   /* `front`: elements between the microphone and the agent (each ending in
-   * " ! "), `back`: between the 48 kHz answer and the speaker. */
+   * " ! "), `back`: between the agent and the 48 kHz speaker (an
+   * audioresample when empty). */
   Room (Fixture &fx, const std::string &front, const std::string &props,
       const std::string &back, Acoustics acoustics)
       : fx_ (fx)
   {
     std::string desc = "appsrc name=mic ! " + front +
         "yandexrealtime name=rt api-key=test-key location=" + fx.server.url () + " " + props +
-        " ! audioresample ! audio/x-raw,rate=48000 ! " + back + "appsink name=speaker sync=true";
+        " ! " + (back.empty () ? "audioresample ! " : back) +
+        "queue max-size-time=200000000 max-size-buffers=0 max-size-bytes=0 ! "
+        "appsink name=speaker sync=true "
+        "caps=audio/x-raw,format=S16LE,rate=48000,channels=1";
     GError *error = nullptr;
     pipeline_ = gst_parse_launch (desc.c_str (), &error);
     fail_unless (pipeline_ != nullptr, "%s: %s", desc.c_str (), error ? error->message : "?");
