@@ -1241,8 +1241,9 @@ static gboolean gst_yandex_realtime_src_query (GstPad *pad, GstObject *parent,
   auto *self = GST_YANDEX_REALTIME (parent);
   switch (GST_QUERY_TYPE (query)) {
     case GST_QUERY_LATENCY: {
-      /* Our output is stamped when it arrives, so what we add is the uplink's
-       * chunk accumulation, which also absorbs downlink jitter. */
+      /* Our output is stamped when it arrives; we add the uplink's chunk
+       * accumulation, and how late the playout may push what it stamped
+       * (an echo canceller's probe lines far and near end up by it). */
       if (!gst_pad_peer_query (self->sinkpad, query))
         return FALSE;
       gboolean live;
@@ -1253,6 +1254,7 @@ static gboolean gst_yandex_realtime_src_query (GstPad *pad, GstObject *parent,
         std::lock_guard<std::mutex> guard (self->priv->settings_lock);
         ours = self->priv->settings.chunk_ms * GST_MSECOND;
       }
+      ours += Playout::max_lateness ();
       min += ours;
       if (GST_CLOCK_TIME_IS_VALID (max))
         max += ours;

@@ -17,6 +17,11 @@ constexpr auto kIdlePoll = std::chrono::milliseconds (50);
 constexpr gsize kRemembered = 32;
 }  // namespace
 
+GstClockTime Playout::max_lateness ()
+{
+  return kMinGap + std::chrono::duration_cast<std::chrono::nanoseconds> (kIdlePoll).count ();
+}
+
 Playout::~Playout ()
 {
   clear_queue ();

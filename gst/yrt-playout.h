@@ -44,6 +44,12 @@ class Playout {
   ~Playout ();
 
   void configure (guint rate, bool live);
+  /* Live: how much later than its timestamp the src task may push audio (a
+   * delta of a playing answer that comes just before a GAP would be due is
+   * stamped on after the previous one).  Part of the element's LATENCY
+   * answer, so that sinks, and echo probes going by the timestamps, play it
+   * when it says. */
+  static GstClockTime max_lateness ();
   guint rate () const { return rate_; }
 
   /* Network thread. */

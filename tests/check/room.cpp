@@ -17,7 +17,7 @@ namespace {
 /* The documented hands-free settings (docs/yandexrealtime.md, "Hands-free on
  * speakers"), with the microphone and the speaker at 48 kHz already. */
 const char *kCanceller () { return
-    "webrtcdsp probe=echo delay-agnostic=false noise-suppression=true gain-control=true ! "; }
+    "webrtcdsp probe=echo delay-agnostic=false echo-suppression-level=high noise-suppression=true gain-control=true ! "; }
 /* Half-duplex until the canceller has heard the first answer. */
 const char *kHandsFree = "half-duplex=true";
 const char *kProbe = "webrtcechoprobe name=echo ! ";
