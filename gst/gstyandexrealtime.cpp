@@ -1,16 +1,20 @@
-/* Element glue: pads, properties, state changes and the src pad task.
+/* Element glue: pads, properties, state changes and the output pads' tasks.
  * The conversation itself lives in yrt::Dialog, conversion in yrt::Uplink,
- * output timing in yrt::Playout.  Data flows one way:
- *   sink chain → Uplink → Dialog → Connection (worker) → Dialog → Playout → src task */
+ * output timing in yrt::Playout (audio) and yrt-text (text).  Data flows
+ * one way:
+ *   sink chain → Uplink → Dialog → Connection (worker) → Dialog → Playout → src task
+ *                                                        Dialog → output events → bus,
+ *                                                        Captions/Transcripts → text pad tasks */
 #include "gstyandexrealtime.h"
 
 #include "yrt-debug.h"
 #include "yrt-dialog.h"
 #include "yrt-playout.h"
+#include "yrt-text.h"
 #include "yrt-uplink.h"
 
 #include <gst/audio/audio.h>
-#include <json-glib/json-glib.h>
+#include <gst/base/gstflowcombiner.h>
 
 #include <atomic>
 #include <functional>
@@ -75,6 +79,13 @@ enum {
   PROP_SESSION_EXTRA,
   PROP_EXTRA_HEADERS,
   PROP_USER_AGENT,
+  PROP_SSL_CA_FILE,
+  PROP_SSL_USE_SYSTEM_CA_FILE,
+  PROP_TLS_DATABASE,
+  PROP_SSL_STRICT,
+  PROP_PROXY,
+  PROP_PROXY_ID,
+  PROP_PROXY_PW,
   N_PROPERTIES
 };
 
@@ -110,6 +121,13 @@ static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
     GST_PAD_SRC, GST_PAD_ALWAYS,
     GST_STATIC_CAPS (SRC_CAPS ("[ " G_STRINGIFY (MIN_OUTPUT_RATE) ", "
             G_STRINGIFY (MAX_OUTPUT_RATE) " ]")));
+
+/* The text pads: request pads, so pipelines without them are unchanged. */
+#define TEXT_CAPS "text/x-raw, format = (string) utf8"
+static GstStaticPadTemplate text_src_template = GST_STATIC_PAD_TEMPLATE ("text_src",
+    GST_PAD_SRC, GST_PAD_REQUEST, GST_STATIC_CAPS (TEXT_CAPS));
+static GstStaticPadTemplate transcript_src_template = GST_STATIC_PAD_TEMPLATE (
+    "transcript_src", GST_PAD_SRC, GST_PAD_REQUEST, GST_STATIC_CAPS (TEXT_CAPS));
 
 namespace {
 
@@ -164,6 +182,25 @@ struct Credentials {
 
 struct GstYandexRealtimePrivate;
 
+/* One output pad: where its items come from and what its task keeps.  src
+ * always has its pad; a text pad exists once requested.  Adding an output is
+ * one of these, its template and its queue. */
+struct Output {
+  Output (const char *pad_name, const char *stream_name) : name (pad_name), stream (stream_name) {}
+  const char *name;     /* of the pad (template) */
+  const char *stream;   /* of its stream-id */
+  GstYandexRealtime *self = nullptr;
+  std::atomic<GstPad *> pad {nullptr};
+  std::function<PlayoutItem (const Playout::Clock &)> pop;
+  std::function<void (bool)> set_flushing;
+  std::function<void ()> reset;
+  std::function<GstCaps *()> caps;
+  std::function<void ()> linked;  /* a new peer (text pads: owe it a GAP) */
+  /* Its task only (and flush-stop, with the task stopped). */
+  bool need_stream_start = true;
+  bool need_segment = true;
+};
+
 struct _GstYandexRealtime {
   GstElement parent;
   GstPad *sinkpad;
@@ -175,15 +212,50 @@ struct _GstYandexRealtime {
  * flags below it; `playout` and `dialog` lock for themselves. */
 struct GstYandexRealtimePrivate : public DialogHost {
   explicit GstYandexRealtimePrivate (GstYandexRealtime *element)
-      : self (element), dialog (*this, playout)
+      : self (element), dialog (*this, playout, GST_OBJECT (element))
   {
+    src.pop = [this] (const Playout::Clock &now) { return playout.pop (now); };
+    src.set_flushing = [this] (bool on) { playout.set_flushing (on); };
+    src.reset = [this] { playout.reset (); };
+    src.caps = [this] { return audio_caps (); };
+    wire (text, answer_text);
+    wire (transcript, transcript_text);
+    for (Output *o : outputs ())
+      o->self = element;
+    flows = gst_flow_combiner_new ();
+    gst_segment_init (&in_segment, GST_FORMAT_TIME);
   }
+  ~GstYandexRealtimePrivate () override { gst_flow_combiner_free (flows); }
 
-  void post_message (GstStructure *structure) override
+  static void wire (Output &o, TextTrack &track)
   {
-    gst_element_post_message (GST_ELEMENT (self),
-        gst_message_new_element (GST_OBJECT (self), structure));
+    o.pop = [&track] (const Playout::Clock &now) { return track.pop (now); };
+    o.set_flushing = [&track] (bool on) { track.set_flushing (on); };
+    o.reset = [&track] { track.reset (); };
+    o.caps = [] { return gst_caps_from_string (TEXT_CAPS); };
+    o.linked = [&track] { track.owe_gap (); };
   }
+  std::array<Output *, 3> outputs () { return {&src, &text, &transcript}; }
+  GstCaps *audio_caps ();
+  /* The output pads that exist, each with a reference. */
+  std::vector<std::pair<Output *, GstPad *>> active_outputs ()
+  {
+    std::vector<std::pair<Output *, GstPad *>> out;
+    std::lock_guard<std::mutex> guard (outputs_lock);
+    for (Output *o : outputs ())
+      if (GstPad *pad = o->pad.load ())
+        out.emplace_back (o, GST_PAD (gst_object_ref (pad)));
+    return out;
+  }
+  void route (const output::Event &event);
+  /* Input running time of a position of the audio sent (samples at
+   * input-rate, as in the ledger): where transcripts go.  The one mapping
+   * to swap for a better one. */
+  GstClockTime input_time (guint64 position) { return input_clock.time_of (position); }
+  /* Where text without audio goes: live, now; a file, after the question. */
+  GstClockTime text_without_audio_pts (const TextTrack &track);
+
+  void emit (output::Event event) override;
   void post_error (DialogError kind, const std::string &text,
       const std::string &debug) override;
   void post_warning (const std::string &text, const std::string &debug) override
@@ -214,23 +286,39 @@ struct GstYandexRealtimePrivate : public DialogHost {
   Playout playout;
   Dialog dialog;
 
+  /* The outputs.  `outputs_lock` guards which pads exist (request and
+   * release against flushes); `flow_lock` the combined flow of the pads. */
+  Output src {"src", "answer"};
+  Output text {"text_src", "text"};
+  Output transcript {"transcript_src", "transcript"};
+  std::mutex outputs_lock;
+  std::mutex flow_lock;
+  GstFlowCombiner *flows = nullptr;
+  TextTrack answer_text;
+  TextTrack transcript_text;
+  /* Network thread, and flushes: turning events into stamped text. */
+  std::mutex text_lock;
+  Captions captions {answer_text};
+  Transcripts transcripts {transcript_text};
+  GstClockTime last_speech_end = GST_CLOCK_TIME_NONE;  /* input running time */
+  InputClock input_clock;
+
   std::atomic<GstClockTime> downstream_latency_ns {0};
   /* What downstream last returned to the src task; the chain function
    * returns it upstream, so EOS or an error downstream stops the input. */
   std::atomic<GstFlowReturn> src_flow {GST_FLOW_OK};
+  std::atomic<bool> input_live {false};
+  guint group_id = 0;  /* of the output streams, set at READY→PAUSED */
 
   /* Streaming thread. */
+  GstSegment in_segment;  /* of the input, for its running time */
   bool live_checked = false;
   bool muted = false;  /* mute as last seen by the chain function */
-  bool input_live = false;
   GstAudioInfo in_info {};
-  GstSegment in_segment {};
   EchoGate echo_gate;
   guint64 trace_in = 0;   /* uplink-in trace points (streaming thread) */
   /* Src task. */
   guint64 trace_out = 0;  /* downlink-out trace points */
-  bool need_stream_start = true;
-  bool need_segment = true;
 };
 
 G_DEFINE_TYPE (GstYandexRealtime, gst_yandex_realtime, GST_TYPE_ELEMENT);
@@ -265,6 +353,54 @@ GType gst_yandex_realtime_modalities_get_type (void)
 }
 
 /* ---- DialogHost ---- */
+
+/* Every output event is a bus message; the words also go to the text pads'
+ * queues. */
+void GstYandexRealtimePrivate::emit (output::Event event)
+{
+  route (event);
+  gst_element_post_message (GST_ELEMENT (self),
+      gst_message_new_element (GST_OBJECT (self), output::to_message (event)));
+}
+
+GstClockTime GstYandexRealtimePrivate::text_without_audio_pts (const TextTrack &track)
+{
+  if (input_live.load ())
+    return running_time ();
+  GstClockTime at = track.end ();
+  return GST_CLOCK_TIME_IS_VALID (last_speech_end) ? MAX (at, last_speech_end) : at;
+}
+
+/* Text goes into a text pad's queue only while the pad exists. */
+void GstYandexRealtimePrivate::route (const output::Event &event)
+{
+  std::lock_guard<std::mutex> guard (text_lock);
+  if (text.pad.load ()) {
+    if (auto *e = std::get_if<output::AnswerText> (&event)) {
+      if (e->final)
+        captions.whole (e->response_id, e->text);
+      else
+        captions.piece (e->response_id, e->text, playout.answer_span (e->response_id));
+    } else if (auto *e = std::get_if<output::ResponseDone> (&event)) {
+      captions.done (e->response_id, e->status, playout.answer_span (e->response_id),
+          text_without_audio_pts (answer_text));
+    }
+  }
+  if (auto *e = std::get_if<output::SpeechStopped> (&event))
+    last_speech_end = input_time (e->input_position);
+  if (!transcript.pad.load ())
+    return;
+  if (auto *e = std::get_if<output::SpeechStarted> (&event)) {
+    transcripts.speech_started (e->item_id, input_time (e->input_position));
+  } else if (auto *e = std::get_if<output::SpeechStopped> (&event)) {
+    transcripts.speech_stopped (e->item_id, last_speech_end);
+  } else if (auto *e = std::get_if<output::Transcript> (&event)) {
+    if (e->final)
+      transcripts.transcript (e->item_id, e->text, text_without_audio_pts (transcript_text));
+  } else if (std::holds_alternative<output::ResponseDone> (event)) {
+    transcripts.release ();
+  }
+}
 
 void GstYandexRealtimePrivate::post_error (DialogError kind,
     const std::string &text, const std::string &debug)
@@ -413,6 +549,51 @@ static void accept_setting_locked (GstYandexRealtime *self, const char *property
   self->priv->settings.refused.erase (property);
 }
 
+/* NULL→READY: the proxy and the TLS trust are usable. */
+static gboolean check_connection_settings (GstYandexRealtime *self)
+{
+  ConnectionOptions o;
+  {
+    std::lock_guard<std::mutex> guard (self->priv->settings_lock);
+    o = self->priv->settings.connection;
+  }
+  if (!o.proxy.empty ()) {
+    GUri *uri = g_uri_parse (o.proxy.c_str (), G_URI_FLAGS_NONE, nullptr);
+    bool valid = uri && g_ascii_strcasecmp (g_uri_get_scheme (uri), "http") == 0 &&
+        g_uri_get_host (uri) && *g_uri_get_host (uri);
+    if (uri)
+      g_uri_unref (uri);
+    if (!valid) {
+      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+          ("The proxy is not an http:// URL with a host"),
+          ("proxy is \"%s\"; expected e.g. http://proxy.example.com:3128",
+              /* user information may hold a password */
+              o.proxy.find ('@') == std::string::npos ? o.proxy.c_str () : "(not shown)"));
+      return FALSE;
+    }
+  }
+  if (!o.ca_file.empty ()) {
+    GError *error = nullptr;
+    GList *cas = g_tls_certificate_list_new_from_file (o.ca_file.c_str (), &error);
+    std::string why = error ? error->message : cas ? "" : "it holds no PEM certificate";
+    g_clear_error (&error);
+    g_list_free_full (cas, g_object_unref);
+    if (!why.empty ()) {
+      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+          ("Cannot read the CA certificates of ssl-ca-file: %s", why.c_str ()),
+          ("ssl-ca-file is %s", o.ca_file.c_str ()));
+      return FALSE;
+    }
+  }
+  if (!o.use_system_ca && o.ca_file.empty () && !o.tls_database && o.strict) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+        ("ssl-use-system-ca-file=false leaves no trusted certificate"),
+        ("set ssl-ca-file or tls-database as well"));
+    return FALSE;
+  }
+  return TRUE;
+}
+
 /* NULL→READY: a wss:// endpoint needs credentials and a folder up front, so
  * the user learns at once rather than after a refused handshake. */
 static gboolean resolve_credentials (GstYandexRealtime *self)
@@ -467,25 +648,18 @@ static void set_string (GstYandexRealtime *self, std::string &field, const GValu
  * value is refused and the previous one stays. */
 static void set_tools (GstYandexRealtime *self, const char *json)
 {
-  std::string why;
-  if (json && *json) {
-    GError *error = nullptr;
-    JsonNode *node = json_from_string (json, &error);
-    if (!node)
-      why = std::string ("not valid JSON: ") + (error ? error->message : "empty");
-    else if (!JSON_NODE_HOLDS_ARRAY (node))
-      why = "not a JSON array of tool objects";
-    g_clear_error (&error);
-    if (node)
-      json_node_unref (node);
-  }
+  std::string why = json && *json ? check_json (json, true, "a JSON array of tool objects") : "";
   if (!why.empty ()) {
     refuse_setting (self, "tools", why);
     return;
   }
-  std::lock_guard<std::mutex> guard (self->priv->settings_lock);
-  self->priv->settings.session.tools_json = json ? json : "";
-  accept_setting_locked (self, "tools");
+  {
+    std::lock_guard<std::mutex> guard (self->priv->settings_lock);
+    self->priv->settings.session.tools_json = json ? json : "";
+    accept_setting_locked (self, "tools");
+  }
+  /* Notified only when taken: a refused value sends no session.update. */
+  g_object_notify (G_OBJECT (self), "tools");
 }
 
 /* Names only: the values may be secrets. */
@@ -500,7 +674,7 @@ static void log_extra_overrides (GstYandexRealtime *self, const SessionConfig &c
 
 static void set_session_extra (GstYandexRealtime *self, const char *json)
 {
-  std::string why = json && *json ? check_json_object (json) : "";
+  std::string why = json && *json ? check_json (json, false, "a JSON object") : "";
   if (!why.empty ()) {
     refuse_setting (self, "session-extra", why);
     return;
@@ -512,6 +686,7 @@ static void set_session_extra (GstYandexRealtime *self, const char *json)
     accept_setting_locked (self, "session-extra");
     config = self->priv->settings.session;
   }
+  g_object_notify (G_OBJECT (self), "session-extra");
   log_extra_overrides (self, config);
 }
 
@@ -620,6 +795,10 @@ static void gst_yandex_realtime_set_property (GObject *object, guint prop_id,
       set_extra_headers (self, (const GstStructure *) g_value_get_boxed (value));
       return;
     case PROP_USER_AGENT: set_string (self, s.connection.user_agent, value); return;
+    case PROP_SSL_CA_FILE: set_string (self, s.connection.ca_file, value); return;
+    case PROP_PROXY: set_string (self, s.connection.proxy, value); return;
+    case PROP_PROXY_ID: set_string (self, s.connection.proxy_id, value); return;
+    case PROP_PROXY_PW: set_string (self, s.connection.proxy_pw, value); return;
     case PROP_BARGE_IN:
       {
         std::lock_guard<std::mutex> guard (self->priv->settings_lock);
@@ -654,6 +833,11 @@ static void gst_yandex_realtime_set_property (GObject *object, guint prop_id,
     case PROP_CONNECT_TIMEOUT_MS: s.dialog.connect_timeout_ms = g_value_get_uint (value); break;
     case PROP_MUTE: s.mute = g_value_get_boolean (value); break;
     case PROP_HALF_DUPLEX: s.half_duplex = g_value_get_boolean (value); break;
+    case PROP_SSL_USE_SYSTEM_CA_FILE: s.connection.use_system_ca = g_value_get_boolean (value); break;
+    case PROP_SSL_STRICT: s.connection.strict = g_value_get_boolean (value); break;
+    case PROP_TLS_DATABASE:
+      s.connection.tls_database = share_object ((GTlsDatabase *) g_value_get_object (value));
+      break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
   }
 }
@@ -725,6 +909,12 @@ static void gst_yandex_realtime_get_property (GObject *object, guint prop_id,
     case PROP_VOICE_ROLE: g_value_set_string (value, c.voice_role.c_str ()); break;
     case PROP_SESSION_EXTRA: g_value_set_string (value, c.extra_json.c_str ()); break;
     case PROP_USER_AGENT: g_value_set_string (value, s.connection.user_agent.c_str ()); break;
+    case PROP_SSL_CA_FILE: g_value_set_string (value, s.connection.ca_file.c_str ()); break;
+    case PROP_SSL_USE_SYSTEM_CA_FILE: g_value_set_boolean (value, s.connection.use_system_ca); break;
+    case PROP_TLS_DATABASE: g_value_set_object (value, s.connection.tls_database.get ()); break;
+    case PROP_SSL_STRICT: g_value_set_boolean (value, s.connection.strict); break;
+    case PROP_PROXY: g_value_set_string (value, s.connection.proxy.c_str ()); break;
+    case PROP_PROXY_ID: g_value_set_string (value, s.connection.proxy_id.c_str ()); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
   }
 }
@@ -746,6 +936,12 @@ static void check_live (GstYandexRealtime *self)
   gst_query_unref (query);
   GST_INFO_OBJECT (self, "input is %s", live ? "live" : "not live");
   priv->input_live = live;
+  {
+    std::lock_guard<std::mutex> guard (priv->text_lock);
+    priv->captions.configure (live);
+  }
+  priv->answer_text.configure (live);
+  priv->transcript_text.configure (live);
   std::lock_guard<std::mutex> guard (priv->settings_lock);
   priv->playout.configure (priv->settings.session.output_rate, live);
   priv->dialog.set_live (live);
@@ -891,6 +1087,24 @@ static GstBuffer *gate_echo (GstYandexRealtime *self, GstBuffer *buffer, bool un
   return silence_between (priv, buffer, t0, g.prev_start, g.prev_until);
 }
 
+/* Ties the position this buffer's audio gets among the samples sent (what
+ * the ledger counts) to its running time, when the two drift apart: at the
+ * first buffer and after a discontinuity or mute. */
+static void anchor_input (GstYandexRealtimePrivate *priv, GstBuffer *buffer)
+{
+  if (!GST_BUFFER_PTS_IS_VALID (buffer))
+    return;
+  GstClockTime at = gst_segment_to_running_time (&priv->in_segment, GST_FORMAT_TIME,
+      GST_BUFFER_PTS (buffer));
+  guint64 position = priv->uplink.samples_emitted () + priv->uplink.samples_held ();
+  GstClockTime predicted = priv->input_clock.time_of (position);
+  if (!GST_CLOCK_TIME_IS_VALID (at))
+    return;
+  if (!GST_CLOCK_TIME_IS_VALID (predicted) ||
+      (at > predicted ? at - predicted : predicted - at) > 10 * GST_MSECOND)
+    priv->input_clock.anchor (position, at);
+}
+
 static GstFlowReturn gst_yandex_realtime_chain (GstPad *, GstObject *parent,
     GstBuffer *buffer)
 {
@@ -917,6 +1131,7 @@ static GstFlowReturn gst_yandex_realtime_chain (GstPad *, GstObject *parent,
     gst_buffer_unref (buffer);  /* push-to-talk: nothing goes up while muted */
     return send.flow ();
   }
+  anchor_input (priv, buffer);
   buffer = gate_echo (self, buffer, was_muted);
   bool converted = priv->uplink.push (buffer, std::ref (send));
   gst_buffer_unref (buffer);
@@ -983,26 +1198,69 @@ static void drain (GstYandexRealtime *self)
   priv->dialog.drain ();
 }
 
-static void flush_start (GstYandexRealtime *self)
-{
-  self->priv->dialog.set_flushing (true);
-  self->priv->playout.set_flushing (true);
-}
+static void output_loop (gpointer data);
 
-static void flush_stop (GstYandexRealtime *self)
+/* FLUSH_START from upstream: every output pad flushes too. */
+static gboolean flush_start (GstYandexRealtime *self, GstEvent *event)
 {
   GstYandexRealtimePrivate *priv = self->priv;
-  gst_pad_stop_task (self->srcpad);
-  priv->uplink.reset ();
-  priv->playout.reset ();
-  priv->echo_gate = EchoGate ();
-  priv->playout.set_flushing (false);
-  priv->dialog.set_flushing (false);
-  priv->src_flow = GST_FLOW_OK;
-  priv->need_segment = true;
+  priv->dialog.set_flushing (true);
+  gboolean ok = TRUE;
+  for (auto &[o, pad] : priv->active_outputs ()) {
+    o->set_flushing (true);
+    ok &= gst_pad_push_event (pad, gst_event_ref (event));
+    gst_object_unref (pad);
+  }
+  gst_event_unref (event);
+  return ok;
 }
 
-static void src_loop (GstPad *pad);
+static void start_dialog (GstYandexRealtime *self);
+
+/* FLUSH_STOP: a fresh session, so nothing owed to the flushed stream (its
+ * answers, its uncommitted input) comes back; closing the old one tells
+ * the service.  The outputs start again from 0, each with a new segment.
+ * The streaming thread is out of the chain function here, so the dialog
+ * may close (at most the close handshake's 500 ms). */
+static gboolean flush_stop (GstYandexRealtime *self, GstEvent *event)
+{
+  GstYandexRealtimePrivate *priv = self->priv;
+  auto outputs = priv->active_outputs ();
+  for (auto &[o, pad] : outputs)
+    gst_pad_stop_task (pad);
+  priv->dialog.close ();
+  start_dialog (self);
+  if (priv->live_checked)
+    priv->dialog.set_live (priv->input_live);
+  priv->uplink.reset ();
+  priv->echo_gate = EchoGate ();
+  for (Output *o : priv->outputs ()) {
+    o->reset ();
+    o->need_segment = true;
+  }
+  {
+    std::lock_guard<std::mutex> guard (priv->text_lock);
+    priv->captions.reset ();
+    priv->transcripts.reset ();
+    priv->last_speech_end = GST_CLOCK_TIME_NONE;
+  }
+  priv->input_clock.reset ();
+  {
+    std::lock_guard<std::mutex> guard (priv->flow_lock);
+    gst_flow_combiner_reset (priv->flows);
+  }
+  priv->src_flow = GST_FLOW_OK;
+  priv->dialog.set_flushing (false);
+  gboolean ok = TRUE;
+  for (auto &[o, pad] : outputs) {
+    o->set_flushing (false);
+    ok &= gst_pad_push_event (pad, gst_event_ref (event));
+    gst_pad_start_task (pad, output_loop, o, nullptr);
+    gst_object_unref (pad);
+  }
+  gst_event_unref (event);
+  return ok;
+}
 
 static gboolean gst_yandex_realtime_sink_event (GstPad *, GstObject *parent,
     GstEvent *event)
@@ -1020,23 +1278,19 @@ static gboolean gst_yandex_realtime_sink_event (GstPad *, GstObject *parent,
       drain (self);
       gst_event_unref (event);
       return TRUE;
+    case GST_EVENT_FLUSH_START:
+      return flush_start (self, event);
+    case GST_EVENT_FLUSH_STOP:
+      return flush_stop (self, event);
     case GST_EVENT_SEGMENT:
-      /* Kept for the input's running time (half-duplex); not forwarded. */
+      /* Kept for the input's running time (transcripts, half-duplex), not
+       * forwarded. */
       gst_event_copy_segment (event, &self->priv->in_segment);
       gst_event_unref (event);
       return TRUE;
-    case GST_EVENT_FLUSH_START:
-      flush_start (self);
-      return gst_pad_push_event (self->srcpad, event);
-    case GST_EVENT_FLUSH_STOP: {
-      flush_stop (self);
-      gboolean ok = gst_pad_push_event (self->srcpad, event);
-      gst_pad_start_task (self->srcpad, (GstTaskFunction) src_loop, self->srcpad, nullptr);
-      return ok;
-    }
     default:
-      /* Stream-start, segment, tags and gaps describe the input; the src
-       * pad has its own. */
+      /* Stream-start, tags and gaps describe the input; the output pads
+       * have their own. */
       gst_event_unref (event);
       return TRUE;
   }
@@ -1134,70 +1388,92 @@ static gboolean negotiate_output_rate (GstYandexRealtime *self)
   return ok;
 }
 
-static void push_sticky_events (GstYandexRealtime *self)
+GstCaps *GstYandexRealtimePrivate::audio_caps ()
 {
-  GstYandexRealtimePrivate *priv = self->priv;
-  if (priv->need_stream_start) {
-    gchar *id = gst_pad_create_stream_id (self->srcpad, GST_ELEMENT (self), "answer");
+  return caps_at_rate (playout.rate ());
+}
+
+static void push_sticky_events (Output &o, GstPad *pad)
+{
+  if (o.need_stream_start) {
+    gchar *id = gst_pad_create_stream_id (pad, GST_ELEMENT (o.self), o.stream);
     GstEvent *start = gst_event_new_stream_start (id);
-    gst_event_set_group_id (start, gst_util_group_id_next ());
+    gst_event_set_group_id (start, o.self->priv->group_id);  /* one group: the outputs */
     g_free (id);
-    gst_pad_push_event (self->srcpad, start);
-    GstCaps *caps = caps_at_rate (priv->playout.rate ());
-    gst_pad_push_event (self->srcpad, gst_event_new_caps (caps));
+    gst_pad_push_event (pad, start);
+    GstCaps *caps = o.caps ();
+    gst_pad_push_event (pad, gst_event_new_caps (caps));
     gst_caps_unref (caps);
-    priv->need_stream_start = false;
+    o.need_stream_start = false;
   }
-  if (priv->need_segment) {
+  if (o.need_segment) {
     GstSegment segment;
     gst_segment_init (&segment, GST_FORMAT_TIME);
-    gst_pad_push_event (self->srcpad, gst_event_new_segment (&segment));
-    priv->need_segment = false;
+    gst_pad_push_event (pad, gst_event_new_segment (&segment));
+    o.need_segment = false;
   }
 }
 
-/* Downstream refused a buffer: as a source would, end the stream on EOS
- * or an error, and let the chain function hand the flow upstream. */
-static void stop_on_flow (GstYandexRealtime *self, GstPad *pad, GstFlowReturn ret)
+/* What a pad's push returned, combined over the output pads: the chain
+ * function returns that upstream.  An unlinked pad goes on (its output is
+ * dropped) while another takes data; anything else stops it as a source
+ * would: EOS pushed, after an error message for anything but EOS. */
+static void handle_flow (Output &o, GstPad *pad, GstFlowReturn ret)
 {
-  GST_DEBUG_OBJECT (self, "pausing task: %s", gst_flow_get_name (ret));
-  self->priv->src_flow = ret;
-  if (ret == GST_FLOW_EOS) {
-    gst_pad_push_event (pad, gst_event_new_eos ());
-  } else if (ret == GST_FLOW_NOT_LINKED || ret < GST_FLOW_EOS) {
-    GST_ELEMENT_FLOW_ERROR (self, ret);
-    gst_pad_push_event (pad, gst_event_new_eos ());
+  GstYandexRealtimePrivate *priv = o.self->priv;
+  GstFlowReturn combined;
+  {
+    std::lock_guard<std::mutex> guard (priv->flow_lock);
+    combined = gst_flow_combiner_update_pad_flow (priv->flows, pad, ret);
   }
+  priv->src_flow = combined;
+  if (ret == GST_FLOW_OK || (ret == GST_FLOW_NOT_LINKED && combined != GST_FLOW_NOT_LINKED))
+    return;
+  GST_DEBUG_OBJECT (pad, "pausing task: %s", gst_flow_get_name (ret));
+  if (ret == GST_FLOW_NOT_LINKED || ret < GST_FLOW_EOS)
+    GST_ELEMENT_FLOW_ERROR (o.self, ret);
+  gst_pad_push_event (pad, gst_event_new_eos ());
   gst_pad_pause_task (pad);
 }
 
-static void src_loop (GstPad *pad)
+/* The end of the answers is the end of their text too. */
+static void on_eos (Output &o)
 {
-  auto *self = GST_YANDEX_REALTIME (gst_pad_get_parent (pad));
-  GstYandexRealtimePrivate *priv = self->priv;
-  PlayoutItem item = priv->playout.pop ([priv] { return priv->running_time (); });
+  GstYandexRealtimePrivate *priv = o.self->priv;
+  if (&o != &priv->src)
+    return;
+  GST_INFO_OBJECT (o.self, "all answers pushed, EOS");
+  priv->answer_text.finish ();
+  priv->transcript_text.finish ();
+}
+
+/* The task of every output pad. */
+static void output_loop (gpointer data)
+{
+  Output &o = *static_cast<Output *> (data);
+  GstYandexRealtimePrivate *priv = o.self->priv;
+  GstPad *pad = o.pad.load ();
+  PlayoutItem item = o.pop ([priv] { return priv->running_time (); });
   if (item.kind != PlayoutItem::Kind::Flushing)
-    push_sticky_events (self);
+    push_sticky_events (o, pad);
 
   switch (item.kind) {
-    case PlayoutItem::Kind::Buffer: {
-      YRT_TRACE ("downlink-out", priv->trace_out++, g_get_monotonic_time ());
-      GstFlowReturn ret = gst_pad_push (pad, item.buffer);
-      if (ret != GST_FLOW_OK)
-        stop_on_flow (self, pad, ret);
+    case PlayoutItem::Kind::Buffer:
+      if (&o == &priv->src)
+        YRT_TRACE ("downlink-out", priv->trace_out++, g_get_monotonic_time ());
+      handle_flow (o, pad, gst_pad_push (pad, item.buffer));
       break;
-    }
     case PlayoutItem::Kind::Flush:
       /* Barge-in: downstream drops what it still holds of the answer. */
       gst_pad_push_event (pad, gst_event_new_flush_start ());
       gst_pad_push_event (pad, gst_event_new_flush_stop (FALSE));
-      self->priv->need_segment = true;
+      o.need_segment = true;
       break;
     case PlayoutItem::Kind::Gap:
       gst_pad_push_event (pad, gst_event_new_gap (item.gap_start, item.gap_duration));
       break;
     case PlayoutItem::Kind::Eos:
-      GST_INFO_OBJECT (self, "all answers pushed, EOS");
+      on_eos (o);
       gst_pad_push_event (pad, gst_event_new_eos ());
       gst_pad_pause_task (pad);
       break;
@@ -1205,28 +1481,41 @@ static void src_loop (GstPad *pad)
       gst_pad_pause_task (pad);
       break;
   }
-  gst_object_unref (self);
+}
+
+static Output *output_of (GstYandexRealtime *self, GstPad *pad)
+{
+  for (Output *o : self->priv->outputs ())
+    if (o->pad.load () == pad)
+      return o;
+  return nullptr;
 }
 
 static gboolean gst_yandex_realtime_src_activate_mode (GstPad *pad, GstObject *parent,
     GstPadMode mode, gboolean active)
 {
   auto *self = GST_YANDEX_REALTIME (parent);
-  if (mode != GST_PAD_MODE_PUSH)
+  Output *o = output_of (self, pad);
+  if (mode != GST_PAD_MODE_PUSH || !o)
     return FALSE;
   if (active) {
+    {
+      std::lock_guard<std::mutex> guard (self->priv->flow_lock);
+      gst_flow_combiner_reset (self->priv->flows);
+    }
     self->priv->src_flow = GST_FLOW_OK;
-    self->priv->playout.set_flushing (false);
-    return gst_pad_start_task (pad, (GstTaskFunction) src_loop, pad, nullptr);
+    o->set_flushing (false);
+    return gst_pad_start_task (pad, output_loop, o, nullptr);
   }
-  self->priv->playout.set_flushing (true);
+  o->set_flushing (true);
   return gst_pad_stop_task (pad);
 }
 
 static gboolean gst_yandex_realtime_src_event (GstPad *pad, GstObject *parent,
     GstEvent *event)
 {
-  if (GST_EVENT_TYPE (event) == GST_EVENT_LATENCY) {
+  if (GST_EVENT_TYPE (event) == GST_EVENT_LATENCY &&
+      pad == GST_YANDEX_REALTIME (parent)->srcpad) {
     GstClockTime latency;
     gst_event_parse_latency (event, &latency);
     /* Barge-in's estimate of what is still unheard when the sink cannot tell. */
@@ -1262,6 +1551,8 @@ static gboolean gst_yandex_realtime_src_query (GstPad *pad, GstObject *parent,
       return TRUE;
     }
     case GST_QUERY_CAPS: {
+      if (pad != self->srcpad)
+        return gst_pad_query_default (pad, parent, query);  /* fixed text caps */
       GstCaps *filter, *caps = src_caps (self);
       gst_query_parse_caps (query, &filter);
       if (filter) {
@@ -1284,7 +1575,8 @@ static gboolean gst_yandex_realtime_src_query (GstPad *pad, GstObject *parent,
 
 /* ---- state ---- */
 
-static void open_dialog (GstYandexRealtime *self)
+/* Connects a new session with the settings as they are now. */
+static void start_dialog (GstYandexRealtime *self)
 {
   GstYandexRealtimePrivate *priv = self->priv;
   Endpoint endpoint;
@@ -1298,17 +1590,51 @@ static void open_dialog (GstYandexRealtime *self)
     endpoint.connection = s.connection;
     config = s.session;
     options = s.dialog;
-    priv->uplink.set_output (config.input_rate, s.chunk_ms);
-    priv->uplink.set_quality (s.resample_quality);
-    priv->playout.configure (config.output_rate, false);
   }
-  priv->playout.reset ();
-  priv->live_checked = false;
-  priv->echo_gate = EchoGate ();
-  priv->need_stream_start = priv->need_segment = true;
   log_extra_overrides (self, config);
+  if (!endpoint.connection.strict && is_secure (endpoint.url)) {
+    GST_WARNING_OBJECT (self, "ssl-strict=false: the server's certificate is NOT checked");
+    GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
+        ("TLS certificates are not checked (ssl-strict=false)"),
+        ("any server can pose as %s, and anyone on the way can read the credentials and the "
+         "conversation; trust a private CA with ssl-ca-file or tls-database instead",
+            endpoint.url.c_str ()));
+  }
   GST_INFO_OBJECT (self, "connecting to %s", endpoint.url.c_str ());
   priv->dialog.open (endpoint, config, options);
+}
+
+static void open_dialog (GstYandexRealtime *self)
+{
+  GstYandexRealtimePrivate *priv = self->priv;
+  guint input_rate;
+  {
+    std::lock_guard<std::mutex> guard (priv->settings_lock);
+    const Settings &s = priv->settings;
+    input_rate = s.session.input_rate;
+    priv->uplink.set_output (input_rate, s.chunk_ms);
+    priv->uplink.set_quality (s.resample_quality);
+    priv->playout.configure (s.session.output_rate, false);
+  }
+  priv->input_clock.configure (input_rate);
+  priv->answer_text.configure (false);
+  priv->transcript_text.configure (false);
+  for (Output *o : priv->outputs ()) {
+    o->reset ();
+    o->need_stream_start = o->need_segment = true;
+  }
+  {
+    std::lock_guard<std::mutex> guard (priv->text_lock);
+    priv->captions.configure (false);
+    priv->captions.reset ();
+    priv->transcripts.reset ();
+    priv->last_speech_end = GST_CLOCK_TIME_NONE;
+  }
+  gst_segment_init (&priv->in_segment, GST_FORMAT_TIME);
+  priv->live_checked = false;
+  priv->input_live = false;
+  priv->group_id = gst_util_group_id_next ();
+  start_dialog (self);
 }
 
 static GstStateChangeReturn gst_yandex_realtime_change_state (GstElement *element,
@@ -1318,7 +1644,8 @@ static GstStateChangeReturn gst_yandex_realtime_change_state (GstElement *elemen
   GstYandexRealtimePrivate *priv = self->priv;
   switch (transition) {
     case GST_STATE_CHANGE_NULL_TO_READY:
-      if (!check_location (self) || !check_refused (self) || !resolve_credentials (self))
+      if (!check_location (self) || !check_refused (self) ||
+          !check_connection_settings (self) || !resolve_credentials (self))
         return GST_STATE_CHANGE_FAILURE;
       break;
     case GST_STATE_CHANGE_READY_TO_PAUSED:
@@ -1330,7 +1657,8 @@ static GstStateChangeReturn gst_yandex_realtime_change_state (GstElement *elemen
       /* Wake a chain function waiting for the session before the pads
        * deactivate (they take the stream lock it holds). */
       priv->dialog.set_flushing (true);
-      priv->playout.set_flushing (true);
+      for (Output *o : priv->outputs ())
+        o->set_flushing (true);
       break;
     default:
       break;
@@ -1341,7 +1669,8 @@ static GstStateChangeReturn gst_yandex_realtime_change_state (GstElement *elemen
     case GST_STATE_CHANGE_PAUSED_TO_READY:
       priv->dialog.close ();
       priv->uplink.reset ();
-      priv->playout.reset ();
+      for (Output *o : priv->outputs ())
+        o->reset ();
       break;
     default:
       break;
@@ -1455,6 +1784,77 @@ static void gst_yandex_realtime_finalize (GObject *object)
   G_OBJECT_CLASS (gst_yandex_realtime_parent_class)->finalize (object);
 }
 
+/* A text pad requested while running may have pushed its first GAP before
+ * it was linked: its new peer gets one too. */
+static GstPadLinkReturn gst_yandex_realtime_src_link (GstPad *pad, GstObject *parent,
+    GstPad *)
+{
+  Output *o = output_of (GST_YANDEX_REALTIME (parent), pad);
+  if (o && o->linked)
+    o->linked ();
+  return GST_PAD_LINK_OK;
+}
+
+static void setup_output_pad (GstPad *pad)
+{
+  gst_pad_set_link_function (pad, gst_yandex_realtime_src_link);
+  gst_pad_set_activatemode_function (pad, gst_yandex_realtime_src_activate_mode);
+  gst_pad_set_query_function (pad, gst_yandex_realtime_src_query);
+  gst_pad_set_event_function (pad, gst_yandex_realtime_src_event);
+  gst_pad_use_fixed_caps (pad);
+}
+
+/* text_src and transcript_src: one of each.  A pad requested while the
+ * element runs is activated by gst_element_add_pad, which starts its task. */
+static GstPad *gst_yandex_realtime_request_new_pad (GstElement *element,
+    GstPadTemplate *templ, const gchar *, const GstCaps *)
+{
+  auto *self = GST_YANDEX_REALTIME (element);
+  GstYandexRealtimePrivate *priv = self->priv;
+  GstPad *pad = nullptr;
+  {
+    std::lock_guard<std::mutex> guard (priv->outputs_lock);
+    for (Output *o : priv->outputs ()) {
+      if (g_strcmp0 (o->name, GST_PAD_TEMPLATE_NAME_TEMPLATE (templ)) != 0 || o->pad.load ())
+        continue;
+      pad = gst_pad_new_from_template (templ, o->name);
+      setup_output_pad (pad);
+      o->need_stream_start = o->need_segment = true;
+      o->pad = pad;
+    }
+  }
+  if (!pad) {
+    GST_WARNING_OBJECT (self, "%s is already requested", GST_PAD_TEMPLATE_NAME_TEMPLATE (templ));
+    return nullptr;
+  }
+  {
+    std::lock_guard<std::mutex> guard (priv->flow_lock);
+    gst_flow_combiner_add_pad (priv->flows, pad);
+  }
+  gst_element_add_pad (element, pad);
+  return pad;
+}
+
+static void gst_yandex_realtime_release_pad (GstElement *element, GstPad *pad)
+{
+  auto *self = GST_YANDEX_REALTIME (element);
+  GstYandexRealtimePrivate *priv = self->priv;
+  Output *o = output_of (self, pad);
+  if (!o || pad == self->srcpad)
+    return;
+  gst_pad_set_active (pad, FALSE);
+  {
+    std::lock_guard<std::mutex> guard (priv->outputs_lock);
+    o->pad = nullptr;
+  }
+  {
+    std::lock_guard<std::mutex> guard (priv->flow_lock);
+    gst_flow_combiner_remove_pad (priv->flows, pad);
+  }
+  o->reset ();
+  gst_element_remove_pad (element, pad);
+}
+
 static void gst_yandex_realtime_init (GstYandexRealtime *self)
 {
   self->priv = new GstYandexRealtimePrivate (self);
@@ -1466,10 +1866,12 @@ static void gst_yandex_realtime_init (GstYandexRealtime *self)
   gst_element_add_pad (GST_ELEMENT (self), self->sinkpad);
 
   self->srcpad = gst_pad_new_from_static_template (&src_template, "src");
-  gst_pad_set_activatemode_function (self->srcpad, gst_yandex_realtime_src_activate_mode);
-  gst_pad_set_query_function (self->srcpad, gst_yandex_realtime_src_query);
-  gst_pad_set_event_function (self->srcpad, gst_yandex_realtime_src_event);
-  gst_pad_use_fixed_caps (self->srcpad);
+  setup_output_pad (self->srcpad);
+  self->priv->src.pad = self->srcpad;
+  {
+    std::lock_guard<std::mutex> guard (self->priv->flow_lock);
+    gst_flow_combiner_add_pad (self->priv->flows, self->srcpad);
+  }
   gst_element_add_pad (GST_ELEMENT (self), self->srcpad);
 }
 
@@ -1588,7 +1990,7 @@ static void install_properties (GObjectClass *gobject_class)
       g_param_spec_string ("tools", "Tools",
           "JSON array of tools passed to session.tools as given (function tools, "
           "Yandex's web_search and file_search, mcp); invalid JSON is refused",
-          "", live));
+          "", (GParamFlags) (live | G_PARAM_EXPLICIT_NOTIFY)));
   g_object_class_install_property (gobject_class, PROP_TOOL_CHOICE,
       g_param_spec_string ("tool-choice", "Tool choice",
           "auto, none, required, the name of the one function to call, or a JSON "
@@ -1607,7 +2009,7 @@ static void install_properties (GObjectClass *gobject_class)
           "JSON object deep-merged into the session of every session.update, "
           "after the element's own fields (its values win): any session field "
           "the element does not model; anything but a JSON object is refused",
-          "", live));
+          "", (GParamFlags) (live | G_PARAM_EXPLICIT_NOTIFY)));
   g_object_class_install_property (gobject_class, PROP_EXTRA_HEADERS,
       g_param_spec_boxed ("extra-headers", "Extra headers",
           "Extra headers for the WebSocket handshake, one per field (an array "
@@ -1617,6 +2019,32 @@ static void install_properties (GObjectClass *gobject_class)
       g_param_spec_string ("user-agent", "User-Agent",
           "User-Agent header of the WebSocket handshake (empty: none)",
           DEFAULT_USER_AGENT, rw));
+  g_object_class_install_property (gobject_class, PROP_SSL_CA_FILE,
+      g_param_spec_string ("ssl-ca-file", "SSL CA file",
+          "PEM file of certificate authorities to trust for wss://, besides the "
+          "system's (unless ssl-use-system-ca-file is false)", "", rw));
+  g_object_class_install_property (gobject_class, PROP_SSL_USE_SYSTEM_CA_FILE,
+      g_param_spec_boolean ("ssl-use-system-ca-file", "Use system CA file",
+          "Trust the system's certificate authorities", TRUE, rw));
+  g_object_class_install_property (gobject_class, PROP_TLS_DATABASE,
+      g_param_spec_object ("tls-database", "TLS database",
+          "TLS database that verifies the server's certificate; when set, "
+          "ssl-ca-file and ssl-use-system-ca-file are not used",
+          G_TYPE_TLS_DATABASE, rw));
+  g_object_class_install_property (gobject_class, PROP_SSL_STRICT,
+      g_param_spec_boolean ("ssl-strict", "SSL strict",
+          "Refuse servers whose certificate does not verify; false accepts any "
+          "certificate (with a warning): for tests only", TRUE, rw));
+  g_object_class_install_property (gobject_class, PROP_PROXY,
+      g_param_spec_string ("proxy", "Proxy",
+          "HTTP proxy for the connection (http://host:port); empty uses the "
+          "environment's (https_proxy, no_proxy, the desktop's settings)", "", rw));
+  g_object_class_install_property (gobject_class, PROP_PROXY_ID,
+      g_param_spec_string ("proxy-id", "Proxy user",
+          "User name for the proxy's authentication", "", rw));
+  g_object_class_install_property (gobject_class, PROP_PROXY_PW,
+      g_param_spec_string ("proxy-pw", "Proxy password",
+          "Password for the proxy's authentication (write-only)", nullptr, secret));
   g_object_class_install_property (gobject_class, PROP_MUTE,
       g_param_spec_boolean ("mute", "Mute",
           "Send no input audio (push-to-talk); muting mid-speech closes the turn",
@@ -1646,8 +2074,12 @@ static void gst_yandex_realtime_class_init (GstYandexRealtimeClass *klass)
   install_signals (gobject_class);
 
   element_class->change_state = gst_yandex_realtime_change_state;
+  element_class->request_new_pad = gst_yandex_realtime_request_new_pad;
+  element_class->release_pad = gst_yandex_realtime_release_pad;
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);
+  gst_element_class_add_static_pad_template (element_class, &text_src_template);
+  gst_element_class_add_static_pad_template (element_class, &transcript_src_template);
   gst_element_class_set_static_metadata (element_class,
       "Yandex Cloud Realtime voice agent", "Filter/Audio/Network",
       "Holds a spoken conversation with the Yandex Cloud Realtime API: user "

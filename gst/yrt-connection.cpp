@@ -66,6 +66,54 @@ GSocket *find_socket (GIOStream *stream)
   }
   return nullptr;
 }
+
+/* Why the certificate was refused, in words. */
+std::string describe_certificate_errors (GTlsCertificateFlags flags)
+{
+  static const std::pair<GTlsCertificateFlags, const char *> words[] = {
+    {G_TLS_CERTIFICATE_UNKNOWN_CA, "it is not signed by a trusted certificate authority"},
+    {G_TLS_CERTIFICATE_BAD_IDENTITY, "it is not for this host"},
+    {G_TLS_CERTIFICATE_NOT_ACTIVATED, "it is not valid yet"},
+    {G_TLS_CERTIFICATE_EXPIRED, "it has expired"},
+    {G_TLS_CERTIFICATE_REVOKED, "it was revoked"},
+    {G_TLS_CERTIFICATE_INSECURE, "it uses an insecure algorithm"},
+    {G_TLS_CERTIFICATE_GENERIC_ERROR, "it could not be verified"},
+  };
+  std::string out;
+  for (const auto &w : words)
+    if (flags & w.first)
+      out += (out.empty () ? "" : ", ") + std::string (w.second);
+  return out.empty () ? "it could not be verified" : out;
+}
+
+/* The TLS database, user agent and proxy of every handshake. */
+SoupSession *new_session (const ConnectionOptions &o)
+{
+  SoupSession *session = soup_session_new ();
+  if (!o.user_agent.empty ())
+    soup_session_set_user_agent (session, o.user_agent.c_str ());
+  GTlsDatabase *database = o.tls_database.get ();
+  GTlsDatabase *from_file = nullptr;
+  if (!database && !o.use_system_ca && !o.ca_file.empty ()) {
+    GError *error = nullptr;
+    from_file = g_tls_file_database_new (o.ca_file.c_str (), &error);
+    if (!from_file) {
+      GST_WARNING ("ssl-ca-file %s: %s", o.ca_file.c_str (), error->message);
+      g_error_free (error);
+    }
+    database = from_file;
+  }
+  if (database)
+    soup_session_set_tls_database (session, database);
+  if (from_file)
+    g_object_unref (from_file);
+  if (!o.proxy.empty ()) {
+    GProxyResolver *resolver = g_simple_proxy_resolver_new (o.proxy.c_str (), nullptr);
+    soup_session_set_proxy_resolver (session, resolver);
+    g_object_unref (resolver);
+  }
+  return session;
+}
 }  // namespace
 
 /* State owned by the worker thread alone. */
@@ -86,6 +134,7 @@ struct Connection::Worker {
   GSource *handshake_timer = nullptr;
   guint handshake_timeout_ms = 0;
   bool timed_out = false;
+  GList *extra_cas = nullptr;        /* of options.ca_file, beside the system's */
   bool connecting = false;
   bool stopping = false;
   guint64 trace_appends = 0;  /* uplink-out trace points */
@@ -102,6 +151,11 @@ struct Connection::Worker {
   void release ();
   void wait_writable ();
   static void connect_done (GObject *source, GAsyncResult *result, gpointer data);
+  static gboolean accept_certificate (SoupMessage *message, GTlsCertificate *peer,
+      GTlsCertificateFlags errors, gpointer data);
+  static gboolean authenticate (SoupMessage *message, SoupAuth *auth, gboolean retrying,
+      gpointer data);
+  std::string failure_cause (GError *error) const;
   static void on_message (SoupWebsocketConnection *, gint type, GBytes *bytes,
       gpointer data);
   static void on_closed (SoupWebsocketConnection *socket, gpointer data);
@@ -138,9 +192,9 @@ gpointer Connection::thread_main (gpointer data)
   Worker *w = self->worker_;
   g_main_context_push_thread_default (self->context_);
   w->loop = g_main_loop_new (self->context_, FALSE);
-  w->session = soup_session_new ();
-  if (!w->options.user_agent.empty ())
-    soup_session_set_user_agent (w->session, w->options.user_agent.c_str ());
+  w->session = new_session (w->options);
+  if (w->options.use_system_ca && !w->options.tls_database && !w->options.ca_file.empty ())
+    w->extra_cas = g_tls_certificate_list_new_from_file (w->options.ca_file.c_str (), nullptr);
   w->begin_connect ();
   g_main_loop_run (w->loop);
   w->release ();
@@ -164,6 +218,8 @@ void Connection::Worker::begin_connect ()
     soup_message_headers_append (headers, header.first.c_str (), header.second.c_str ());
   if (!authorization.empty ())
     soup_message_headers_replace (headers, "Authorization", authorization.c_str ());
+  g_signal_connect (message, "accept-certificate", G_CALLBACK (accept_certificate), this);
+  g_signal_connect (message, "authenticate", G_CALLBACK (authenticate), this);
   cancellable = g_cancellable_new ();
   connecting = true;
   timed_out = false;
@@ -217,10 +273,7 @@ void Connection::Worker::connect_done (GObject *source, GAsyncResult *result,
   }
   if (!w->socket) {
     guint status = soup_message_get_status (w->message);
-    std::string cause = w->timed_out ?
-        "no answer to the WebSocket handshake within " +
-        std::to_string (w->handshake_timeout_ms) + " ms" :
-        error ? error->message : "unknown error";
+    std::string cause = w->failure_cause (error);
     g_clear_error (&error);
     if (status >= 300) {
       const char *reason = soup_message_get_reason_phrase (w->message);
@@ -242,6 +295,49 @@ void Connection::Worker::connect_done (GObject *source, GAsyncResult *result,
   }
   w->owner->callbacks_.opened ();
   w->owner->flush_outbox ();
+}
+
+std::string Connection::Worker::failure_cause (GError *error) const
+{
+  if (timed_out)
+    return "no answer to the WebSocket handshake within " +
+        std::to_string (handshake_timeout_ms) + " ms";
+  if (error && error->domain == G_TLS_ERROR)
+    return "the server's TLS certificate was refused: " +
+        describe_certificate_errors (soup_message_get_tls_peer_certificate_errors (message)) +
+        " (" + error->message + "); set ssl-ca-file or tls-database to trust its CA";
+  return error ? error->message : "unknown error";
+}
+
+/* The system refused the certificate: accept it when it is signed by a CA
+ * of ssl-ca-file, or when ssl-strict is off. */
+gboolean Connection::Worker::accept_certificate (SoupMessage *message, GTlsCertificate *peer,
+    GTlsCertificateFlags errors, gpointer data)
+{
+  auto *w = static_cast<Worker *> (data);
+  if (!w->options.strict)
+    return TRUE;  /* warned about loudly when the session opened */
+  if (errors != G_TLS_CERTIFICATE_UNKNOWN_CA || !w->extra_cas)
+    return FALSE;
+  GUri *uri = soup_message_get_uri (message);
+  GSocketConnectable *identity = g_network_address_new (g_uri_get_host (uri),
+      (guint16) MAX (g_uri_get_port (uri), 0));
+  bool trusted = false;
+  for (GList *ca = w->extra_cas; ca && !trusted; ca = ca->next)
+    trusted = g_tls_certificate_verify (peer, identity, G_TLS_CERTIFICATE (ca->data)) == 0;
+  g_object_unref (identity);
+  return trusted;
+}
+
+/* The proxy asks for credentials: proxy-id and proxy-pw, once. */
+gboolean Connection::Worker::authenticate (SoupMessage *, SoupAuth *auth, gboolean retrying,
+    gpointer data)
+{
+  auto *w = static_cast<Worker *> (data);
+  if (!soup_auth_is_for_proxy (auth) || retrying || w->options.proxy_id.empty ())
+    return FALSE;
+  soup_auth_authenticate (auth, w->options.proxy_id.c_str (), w->options.proxy_pw.c_str ());
+  return TRUE;
 }
 
 void Connection::Worker::on_message (SoupWebsocketConnection *, gint type,
@@ -349,6 +445,8 @@ void Connection::Worker::release_socket ()
     g_clear_object (&socket);
   }
   tcp = nullptr;
+  if (message)
+    g_signal_handlers_disconnect_by_data (message, this);
   g_clear_object (&message);
   g_clear_object (&cancellable);
 }
@@ -357,6 +455,8 @@ void Connection::Worker::release ()
 {
   release_socket ();
   g_clear_object (&session);
+  g_list_free_full (extra_cas, g_object_unref);
+  extra_cas = nullptr;
 }
 
 /* The peer stopped reading: hand libsoup nothing more until the kernel can

@@ -4,10 +4,11 @@
  * call_later(). */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
 
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -21,7 +22,26 @@ struct ConnectionOptions {
    * ever logged. */
   std::vector<std::pair<std::string, std::string>> headers;
   std::string user_agent;  /* empty: no User-Agent header */
+  /* TLS, with souphttpsrc's meanings: a database given wins; else the
+   * system's CAs (unless use_system_ca is false) plus those of ca_file. */
+  std::shared_ptr<GTlsDatabase> tls_database;
+  std::string ca_file;
+  bool use_system_ca = true;
+  bool strict = true;      /* false: any certificate is accepted */
+  std::string proxy;       /* http:// URI; empty: the environment's */
+  std::string proxy_id;
+  std::string proxy_pw;    /* a secret: never logged */
 };
+
+/* Shares a GObject reference (nullptr stays nullptr). */
+template <typename T>
+std::shared_ptr<T> share_object (T *object)
+{
+  if (!object)
+    return nullptr;
+  return std::shared_ptr<T> (static_cast<T *> (g_object_ref (object)),
+      [] (T *o) { g_object_unref (o); });
+}
 
 struct ConnectionCallbacks {
   /* All run on the worker thread. */

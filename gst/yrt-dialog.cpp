@@ -20,14 +20,6 @@ constexpr guint kVadDetectionMs = 500;
 /* event_id of replayed conversation items, to recognise their refusal. */
 constexpr const char *kReplayEventId = "yrt-replay";
 
-const char *const kMessagePrefix = "yandexrealtime/";
-
-GstStructure *message (const char *name)
-{
-  std::string full = std::string (kMessagePrefix) + name;
-  return gst_structure_new_empty (full.c_str ());
-}
-
 GstClockTime samples_to_time (guint64 samples, guint rate)
 {
   return gst_util_uint64_scale (samples, GST_SECOND, rate);
@@ -47,8 +39,8 @@ std::string endpoint_url (const std::string &location, const std::string &folder
   return location + (query == std::string::npos ? "?" : "&") + "model=" + uri;
 }
 
-Dialog::Dialog (DialogHost &host, Playout &playout)
-    : host_ (host), playout_ (playout)
+Dialog::Dialog (DialogHost &host, Playout &playout, GstObject *log_object)
+    : host_ (host), playout_ (playout), log_object_ (log_object)
 {
 }
 
@@ -70,7 +62,7 @@ void Dialog::open (const Endpoint &endpoint, const SessionConfig &config,
     live_ = live_known_ = false;
     pending_.clear ();
     ledger_.configure (config.input_rate, options.max_buffer_ms,
-        config.prefix_padding_ms + kVadDetectionMs,
+        config.prefix_padding_ms, kVadDetectionMs,
         config.turn_detection == TurnDetection::None);
     history_.clear ();
     history_in_instructions_ = false;
@@ -99,7 +91,8 @@ void Dialog::open (const Endpoint &endpoint, const SessionConfig &config,
   callbacks.opened = [this] { on_opened (); };
   callbacks.text = [this] (const char *data, gsize size) { on_text (data, size); };
   callbacks.binary = [this] (gsize size) {
-    GST_WARNING ("ignoring a binary frame of %" G_GSIZE_FORMAT " bytes", size);
+    GST_WARNING_OBJECT (log_object_, "ignoring a binary frame of %" G_GSIZE_FORMAT " bytes",
+        size);
     std::lock_guard<std::mutex> guard (lock_);
     stats_.bad_events++;
   };
@@ -131,10 +124,7 @@ void Dialog::close ()
 
 void Dialog::post_connection (const char *state)
 {
-  GstStructure *s = message ("connection");
-  gst_structure_set (s, "state", G_TYPE_STRING, state,
-      "url", G_TYPE_STRING, endpoint_.url.c_str (), nullptr);
-  host_.post_message (s);
+  host_.emit (output::Connection {state, endpoint_.url, 0, 0, {}});
 }
 
 DialogStats Dialog::stats () const
@@ -337,7 +327,7 @@ void Dialog::send_locked (std::string frame)
 
 void Dialog::on_opened ()
 {
-  GST_INFO ("WebSocket open, waiting for session.created");
+  GST_INFO_OBJECT (log_object_, "WebSocket open, waiting for session.created");
   post_connection ("connected");
 }
 
@@ -447,8 +437,8 @@ bool Dialog::reconnect (const std::string &reason, bool retryable)
   }
   if (!cut.empty ())
     fail_response (cut);
-  GST_WARNING ("session lost (%s); reconnecting in %u ms, attempt %u", reason.c_str (),
-      delay_ms, attempt);
+  GST_WARNING_OBJECT (log_object_, "session lost (%s); reconnecting in %u ms, attempt %u",
+      reason.c_str (), delay_ms, attempt);
   post_reconnecting (attempt, delay_ms, reason);
   connection_->restart (delay_ms);
   return true;
@@ -459,22 +449,17 @@ void Dialog::fail_response (const std::string &response_id)
   /* Its turn is answered again by the new session: nothing of it comes
    * twice, and what is still queued of it goes. */
   playout_.ignore_response (response_id);
-  GstStructure *s = message ("response-done");
-  gst_structure_set (s, "response-id", G_TYPE_STRING, response_id.c_str (),
-      "status", G_TYPE_STRING, "failed",
-      "audio-duration", G_TYPE_UINT64,
-      samples_to_time (playout_.received_samples (response_id), playout_.rate ()), nullptr);
-  host_.post_message (s);
+  output::ResponseDone done;
+  done.response_id = response_id;
+  done.status = "failed";
+  done.audio_duration =
+      samples_to_time (playout_.received_samples (response_id), playout_.rate ());
+  host_.emit (done);
 }
 
 void Dialog::post_reconnecting (guint attempt, guint delay_ms, const std::string &reason)
 {
-  GstStructure *s = message ("connection");
-  gst_structure_set (s, "state", G_TYPE_STRING, "reconnecting",
-      "url", G_TYPE_STRING, endpoint_.url.c_str (),
-      "attempt", G_TYPE_UINT, attempt, "delay-ms", G_TYPE_UINT, delay_ms,
-      "reason", G_TYPE_STRING, reason.c_str (), nullptr);
-  host_.post_message (s);
+  host_.emit (output::Connection {"reconnecting", endpoint_.url, attempt, delay_ms, reason});
 }
 
 /* Proactive rollover, between turns only: an answer is never cut. */
@@ -504,7 +489,7 @@ bool Dialog::rollover_locked ()
 {
   if (!rollover_due_ || !ready_ || outstanding_locked () || draining_)
     return false;
-  GST_INFO ("session lifetime reached between turns: rolling over");
+  GST_INFO_OBJECT (log_object_, "session lifetime reached between turns: rolling over");
   rollover_due_ = false;
   ready_ = false;
   lost_at_cut_ += ledger_.rewind ();
@@ -520,12 +505,12 @@ void Dialog::on_text (const char *data, gsize size)
   ServerEvent ev;
   std::string why;
   if (!parse_server_event (data, size, ev, why)) {
-    GST_WARNING ("ignoring a malformed server event: %s", why.c_str ());
+    GST_WARNING_OBJECT (log_object_, "ignoring a malformed server event: %s", why.c_str ());
     std::lock_guard<std::mutex> guard (lock_);
     stats_.bad_events++;
     return;
   }
-  GST_LOG ("server event %s", ev.type_name.c_str ());
+  GST_LOG_OBJECT (log_object_, "server event %s", ev.type_name.c_str ());
   handle (ev);
 }
 
@@ -553,16 +538,15 @@ void Dialog::handle (ServerEvent &ev)
       on_speech_started (ev);
       break;
     case EventType::SpeechStopped: {
+      guint64 position;
       {
         std::lock_guard<std::mutex> guard (lock_);
         turn_end_us_ = g_get_monotonic_time ();
         ledger_.speech_stopped (ev.audio_ms);
+        position = ledger_.to_position (ev.audio_ms);
         ready_cond_.notify_all ();
       }
-      GstStructure *s = message ("speech-stopped");
-      gst_structure_set (s, "item-id", G_TYPE_STRING, ev.item_id.c_str (),
-          "audio-end-ms", G_TYPE_UINT64, (guint64) MAX (ev.audio_ms, 0), nullptr);
-      host_.post_message (s);
+      host_.emit (output::SpeechStopped {ev.item_id, (guint64) MAX (ev.audio_ms, 0), position});
       break;
     }
     case EventType::Committed:
@@ -585,11 +569,8 @@ void Dialog::handle (ServerEvent &ev)
         std::lock_guard<std::mutex> guard (lock_);
         history_.add (History::Role::User, ev.text, ev.item_id);
       }
-      GstStructure *s = message ("transcript");
-      gst_structure_set (s, "item-id", G_TYPE_STRING, ev.item_id.c_str (),
-          "text", G_TYPE_STRING, ev.text.c_str (),
-          "final", G_TYPE_BOOLEAN, ev.type == EventType::TranscriptCompleted, nullptr);
-      host_.post_message (s);
+      host_.emit (output::Transcript {ev.item_id, ev.text,
+          ev.type == EventType::TranscriptCompleted});
       break;
     }
     case EventType::ResponseCreated:
@@ -613,12 +594,47 @@ void Dialog::handle (ServerEvent &ev)
     case EventType::ResponseDone:
       on_response_done (ev);
       break;
+    case EventType::TranscriptFailed:
+      on_transcript_failed (ev);
+      break;
+    case EventType::InputTimeout:
+      on_input_timeout (ev);
+      break;
+    case EventType::McpListTools:
+    case EventType::McpCall:
+      on_mcp (ev);
+      break;
+    case EventType::ItemTruncated:
+    case EventType::ItemDeleted:
+    case EventType::OutputAudioBuffer:
+      GST_DEBUG ("server event %s (item %s, response %s): nothing to do",
+          ev.type_name.c_str (), ev.item_id.c_str (), ev.response_id.c_str ());
+      break;
     case EventType::Unknown:
-      GST_DEBUG ("ignoring unknown server event %s", ev.type_name.c_str ());
+      GST_DEBUG_OBJECT (log_object_, "ignoring unknown server event %s", ev.type_name.c_str ());
       break;
     default:
       break;
   }
+}
+
+/* Why a turn has no transcript; the turn itself goes on. */
+void Dialog::on_transcript_failed (const ServerEvent &ev)
+{
+  host_.emit (output::TranscriptFailed {ev.item_id, ev.error.code, ev.error.message});
+}
+
+/* The server's idle timeout (session-extra's idle_timeout_ms) fired. */
+void Dialog::on_input_timeout (const ServerEvent &ev)
+{
+  host_.emit (output::InputTimeout {ev.item_id, (guint64) MAX (ev.audio_ms, 0),
+      (guint64) MAX (ev.audio_end_ms, 0)});
+}
+
+/* Progress and failures of the service's MCP tools. */
+void Dialog::on_mcp (const ServerEvent &ev)
+{
+  host_.emit (output::Mcp {ev.type == EventType::McpCall, ev.item_id, ev.status});
 }
 
 void Dialog::on_session_created (const ServerEvent &ev)
@@ -629,24 +645,21 @@ void Dialog::on_session_created (const ServerEvent &ev)
     start_session_locked ();
     dropped_ms = outage_dropped_ * 1000 / config_.input_rate;
     lost_ms = lost_at_cut_ * 1000 / config_.input_rate;
-    stats_.dropped_input_samples += lost_at_cut_;
     outage_dropped_ = lost_at_cut_ = 0;
   }
   /* Posted once the session takes requests: a handler may act on it. */
-  GstStructure *s = message ("session");
-  gst_structure_set (s, "session-id", G_TYPE_STRING, ev.session_id.c_str (),
-      "model", G_TYPE_STRING, ev.model.c_str (), nullptr);
-  host_.post_message (s);
+  host_.emit (output::Session {ev.session_id, ev.model});
   if (dropped_ms > 0)
     host_.post_warning ("Live input was lost while reconnecting",
         "dropped " + std::to_string (dropped_ms) +
         " ms of the oldest input beyond max-buffer-ms");
+  /* That input reached the lost session, so it is not dropped-input; but
+   * the turn it belonged to is cut short in the new one. */
   if (lost_ms > 0)
-    host_.post_warning ("Input was lost with the connection",
-        "lost " + std::to_string (lost_ms) + " ms of input the service had not "
-        "finished with: it was more than max-buffer-ms behind (a turn longer "
-        "than max-buffer-ms, or live input far ahead of the service); raise "
-        "max-buffer-ms to keep more");
+    host_.post_warning ("Part of a turn could not be sent again",
+        std::to_string (lost_ms) + " ms of input the lost session had not "
+        "finished with were beyond max-buffer-ms (a turn longer than "
+        "max-buffer-ms); raise max-buffer-ms to keep more");
 }
 
 /* A new session: configure it, give it the conversation so far and the
@@ -694,11 +707,7 @@ void Dialog::replay_history_locked ()
 
 void Dialog::on_error (const ServerEvent &ev)
 {
-  GstStructure *s = message ("server-error");
-  gst_structure_set (s, "code", G_TYPE_STRING, ev.error.code.c_str (),
-      "message", G_TYPE_STRING, ev.error.message.c_str (),
-      "event-id", G_TYPE_STRING, ev.error.event_id.c_str (), nullptr);
-  host_.post_message (s);
+  host_.emit (output::ServerError {ev.error.code, ev.error.message, ev.error.event_id});
   if (g_str_has_prefix (ev.error.event_id.c_str (), kReplayEventId)) {
     refused_replay ();
     return;
@@ -727,8 +736,8 @@ void Dialog::refused_replay ()
   std::lock_guard<std::mutex> guard (lock_);
   if (history_in_instructions_)
     return;
-  GST_INFO ("the service refused a replayed conversation item: carrying the "
-      "conversation in the instructions");
+  GST_INFO_OBJECT (log_object_, "the service refused a replayed conversation item: "
+      "carrying the conversation in the instructions");
   history_in_instructions_ = true;
   carried_history_ = history_.as_text ();
   send_session_update_locked ();
@@ -736,17 +745,15 @@ void Dialog::refused_replay ()
 
 void Dialog::on_speech_started (const ServerEvent &ev)
 {
-  GstStructure *s = message ("speech-started");
-  gst_structure_set (s, "item-id", G_TYPE_STRING, ev.item_id.c_str (),
-      "audio-start-ms", G_TYPE_UINT64, (guint64) MAX (ev.audio_ms, 0), nullptr);
-  host_.post_message (s);
-
+  guint64 position;
   {
     std::lock_guard<std::mutex> guard (lock_);
     speech_open_ = true;
     ledger_.speech_started (ev.audio_ms, ev.item_id);
+    position = ledger_.to_position (ev.audio_ms);
     ready_cond_.notify_all ();
   }
+  host_.emit (output::SpeechStarted {ev.item_id, (guint64) MAX (ev.audio_ms, 0), position});
   barge_in ();
 }
 
@@ -784,13 +791,9 @@ void Dialog::barge_in ()
     std::lock_guard<std::mutex> guard (lock_);
     send_locked (client::item_truncate (cut.item_id, 0, played_ms));
   }
-  GST_INFO ("barge-in: %s heard for %" G_GUINT64_FORMAT " ms", cut.response_id.c_str (),
-      played_ms);
-  GstStructure *m = message ("interrupted");
-  gst_structure_set (m, "response-id", G_TYPE_STRING, cut.response_id.c_str (),
-      "item-id", G_TYPE_STRING, cut.item_id.c_str (),
-      "played-ms", G_TYPE_UINT64, played_ms, nullptr);
-  host_.post_message (m);
+  GST_INFO_OBJECT (log_object_, "barge-in: %s heard for %" G_GUINT64_FORMAT " ms",
+      cut.response_id.c_str (), played_ms);
+  host_.emit (output::Interrupted {cut.response_id, cut.item_id, played_ms});
 }
 
 void Dialog::on_committed (const ServerEvent &ev)
@@ -848,7 +851,7 @@ void Dialog::on_response_created (const ServerEvent &ev)
   if (!expected_.empty ())
     expected_.pop_front ();
   active_response_ = ev.response_id;
-  ledger_.response_created (ev.response_id);
+  ledger_.response_created (ev.response_id, active_for_turn_);
 }
 
 void Dialog::on_response_text (const ServerEvent &ev, bool from_transcript, bool done)
@@ -870,11 +873,7 @@ void Dialog::on_response_text (const ServerEvent &ev, bool from_transcript, bool
     }
     final_text = done ? a.text : ev.text;
   }
-  GstStructure *s = message ("response-text");
-  gst_structure_set (s, "response-id", G_TYPE_STRING, ev.response_id.c_str (),
-      "text", G_TYPE_STRING, final_text.c_str (),
-      "final", G_TYPE_BOOLEAN, done, nullptr);
-  host_.post_message (s);
+  host_.emit (output::AnswerText {ev.response_id, final_text, done});
 }
 
 void Dialog::on_audio (const ServerEvent &ev)
@@ -896,33 +895,29 @@ void Dialog::on_audio (const ServerEvent &ev)
   if (queued > 0)
     YRT_TRACE ("downlink-in", trace_deltas_++, trace_arrived_us_);
   if (queued == 0 && ev.audio.size () > 1)
-    GST_LOG ("dropped %" G_GSIZE_FORMAT " bytes of interrupted or cancelled %s",
+    GST_LOG_OBJECT (log_object_, "dropped %" G_GSIZE_FORMAT " bytes of interrupted or cancelled %s",
         ev.audio.size (), ev.response_id.c_str ());
 }
 
 void Dialog::on_response_done (const ServerEvent &ev)
 {
   guint64 samples = playout_.received_samples (ev.response_id);
-  GstStructure *s = message ("response-done");
-  gst_structure_set (s, "response-id", G_TYPE_STRING, ev.response_id.c_str (),
-      "status", G_TYPE_STRING, ev.status.c_str (),
-      "audio-duration", G_TYPE_UINT64, samples_to_time (samples, playout_.rate ()),
-      nullptr);
-  if (ev.usage.input_tokens >= 0)
-    gst_structure_set (s, "input-tokens", G_TYPE_UINT64, (guint64) ev.usage.input_tokens, nullptr);
-  if (ev.usage.output_tokens >= 0)
-    gst_structure_set (s, "output-tokens", G_TYPE_UINT64, (guint64) ev.usage.output_tokens, nullptr);
-  if (ev.usage.total_tokens >= 0)
-    gst_structure_set (s, "total-tokens", G_TYPE_UINT64, (guint64) ev.usage.total_tokens, nullptr);
+  output::ResponseDone done;
+  done.response_id = ev.response_id;
+  done.status = ev.status;
+  done.audio_duration = samples_to_time (samples, playout_.rate ());
+  done.input_tokens = ev.usage.input_tokens;
+  done.output_tokens = ev.usage.output_tokens;
+  done.total_tokens = ev.usage.total_tokens;
   {
     std::lock_guard<std::mutex> guard (lock_);
     auto latency = first_audio_latency_.find (ev.response_id);
     if (latency != first_audio_latency_.end ()) {
-      gst_structure_set (s, "first-audio-latency", G_TYPE_UINT64, latency->second, nullptr);
+      done.first_audio_latency = latency->second;
       first_audio_latency_.erase (latency);
     }
   }
-  host_.post_message (s);
+  host_.emit (done);
   on_function_calls (ev);
 
   if (ev.status == "cancelled" || ev.status == "failed")
@@ -982,12 +977,7 @@ void Dialog::on_function_calls (const ServerEvent &ev)
     }
   }
   for (const FunctionCall &call : fresh) {
-    GstStructure *s = message ("function-call");
-    gst_structure_set (s, "call-id", G_TYPE_STRING, call.call_id.c_str (),
-        "name", G_TYPE_STRING, call.name.c_str (),
-        "arguments", G_TYPE_STRING, call.arguments.c_str (),
-        "response-id", G_TYPE_STRING, ev.response_id.c_str (), nullptr);
-    host_.post_message (s);
+    host_.emit (output::FunctionCall {call.call_id, call.name, call.arguments, ev.response_id});
   }
 }
 
@@ -1013,7 +1003,7 @@ bool Dialog::session_open_locked (const char *action) const
 {
   if (ready_ && !finished_)
     return true;
-  GST_WARNING ("%s: no open session", action);
+  GST_WARNING_OBJECT (log_object_, "%s: no open session", action);
   return false;
 }
 
@@ -1042,14 +1032,15 @@ bool Dialog::send_function_output (const std::string &call_id, const std::string
         batch.call_ids.end ())
       continue;
     if (batch.outputs.count (call_id)) {
-      GST_WARNING ("send-function-output: %s already answered", call_id.c_str ());
+      GST_WARNING_OBJECT (log_object_, "send-function-output: %s already answered",
+          call_id.c_str ());
       return false;
     }
     batch.outputs[call_id] = output;
     send_call_outputs_locked ();
     return true;
   }
-  GST_WARNING ("send-function-output: unknown call-id %s", call_id.c_str ());
+  GST_WARNING_OBJECT (log_object_, "send-function-output: unknown call-id %s", call_id.c_str ());
   return false;
 }
 
@@ -1126,7 +1117,7 @@ bool Dialog::cancel_response ()
     if (!session_open_locked ("cancel-response"))
       return false;
     if (active_response_.empty ()) {
-      GST_WARNING ("cancel-response: no active response");
+      GST_WARNING_OBJECT (log_object_, "cancel-response: no active response");
       return false;
     }
     id = active_response_;

@@ -1,14 +1,16 @@
 /* Dialog: one conversation with the service.  Owns the connection, turns
- * server events into playout audio and bus messages, and keeps the books the
+ * server events into playout audio and output events, and keeps the books the
  * EOS drain needs (speech in progress, commits and answers outstanding).
  *
  * Threads: send_audio(), drain() and set_flushing() come from the streaming
  * thread; server events arrive on the connection's worker thread; both meet
- * under `lock_`.  Nothing here touches pads. */
+ * under `lock_`.  Nothing here touches pads or builds messages: what the
+ * application hears goes out as output events (yrt-output.h). */
 #pragma once
 
 #include "yrt-connection.h"
 #include "yrt-ledger.h"
+#include "yrt-output.h"
 #include "yrt-playout.h"
 #include "yrt-protocol.h"
 #include "yrt-recovery.h"
@@ -32,7 +34,8 @@ enum class DialogError { NotAuthorized, NotFound, OpenFailed, Closed };
 class DialogHost {
  public:
   virtual ~DialogHost () = default;
-  virtual void post_message (GstStructure *structure) = 0;
+  /* What the conversation says; the host routes it (bus, pads). */
+  virtual void emit (output::Event event) = 0;
   virtual void post_error (DialogError kind, const std::string &text,
       const std::string &debug) = 0;
   virtual void post_warning (const std::string &text, const std::string &debug) = 0;
@@ -79,7 +82,8 @@ class Dialog {
  public:
   enum class SendResult { Ok, Flushing, Failed };
 
-  Dialog (DialogHost &host, Playout &playout);
+  /* `log_object` (the element) names every log line of this dialog. */
+  Dialog (DialogHost &host, Playout &playout, GstObject *log_object);
   ~Dialog ();
 
   /* READY→PAUSED: starts connecting; returns at once. */
@@ -139,6 +143,9 @@ class Dialog {
   void on_audio (const ServerEvent &ev);
   void on_response_done (const ServerEvent &ev);
   void on_function_calls (const ServerEvent &ev);
+  void on_transcript_failed (const ServerEvent &ev);
+  void on_input_timeout (const ServerEvent &ev);
+  void on_mcp (const ServerEvent &ev);
   void barge_in ();
 
   /* Callers hold lock_. */
@@ -171,6 +178,7 @@ class Dialog {
 
   DialogHost &host_;
   Playout &playout_;
+  GstObject *log_object_;
   std::unique_ptr<Connection> connection_;
 
   mutable std::mutex lock_;

@@ -4,11 +4,13 @@
 
 namespace yrt {
 
-void InputLedger::configure (guint rate, guint max_ms, guint keep_ms, bool manual_turns)
+void InputLedger::configure (guint rate, guint max_ms, guint padding_ms, guint detect_ms,
+    bool manual_turns)
 {
   rate_ = MAX (rate, 1u);
   max_samples_ = MAX ((guint64) rate_ * max_ms / 1000, 1);
-  keep_samples_ = (guint64) rate_ * keep_ms / 1000;
+  padding_samples_ = (guint64) rate_ * padding_ms / 1000;
+  detect_samples_ = (guint64) rate_ * detect_ms / 1000;
   manual_ = manual_turns;
   end_ = 0;
   clear ();
@@ -18,7 +20,7 @@ void InputLedger::clear ()
 {
   items_.clear ();
   unsent_index_ = 0;
-  released_ = sent_end_ = natural_ = end_;
+  released_ = sent_end_ = given_end_ = natural_ = end_;
   rewind ();
 }
 
@@ -50,6 +52,7 @@ std::vector<InputLedger::Item> InputLedger::take_unsent ()
       last_commit_ = item.position;
     }
     sent_end_ = item.position + item.samples ();
+    given_end_ = MAX (given_end_, sent_end_);
     out.push_back (item);
   }
   return out;
@@ -67,6 +70,7 @@ guint64 InputLedger::rewind ()
   commits_.clear ();
   owed_.clear ();
   responses_.clear ();
+  followup_ = -1;
   next_serial_ = 0;
   return lost;
 }
@@ -96,7 +100,8 @@ void InputLedger::speech_started (gint64 audio_start_ms, const std::string &item
   guint64 at = to_position (audio_start_ms);
   heard_ = MAX (heard_, at);
   speech_open_ = true;
-  speech_.start = at > base_ + keep_samples_ ? at - keep_samples_ : base_;
+  /* Its padding, but nothing of the utterance before it. */
+  speech_.start = MAX (at > padding_samples_ ? at - padding_samples_ : 0, last_stop_);
   speech_.item_id = item_id;
   update_release ();
 }
@@ -143,22 +148,40 @@ gsize InputLedger::commits_owed () const
   return owed;
 }
 
-void InputLedger::response_created (const std::string &response_id)
+void InputLedger::response_created (const std::string &response_id, bool for_turn)
 {
-  responses_.push_back (Pending {response_id, next_serial_});
+  Pending pending {response_id, -1};
+  if (followup_ >= 0) {
+    pending.turn = followup_;
+    followup_ = -1;
+  } else if (for_turn) {
+    for (Turn &t : owed_) {
+      if (!t.claimed) {
+        t.claimed = true;
+        pending.turn = (gint64) t.serial;
+        break;
+      }
+    }
+  }
+  responses_.push_back (pending);
 }
 
 void InputLedger::response_done (const std::string &response_id, bool has_calls)
 {
   auto it = std::find_if (responses_.begin (), responses_.end (),
       [&] (const Pending &p) { return p.response_id == response_id; });
-  guint64 covers = it != responses_.end () ? it->covers : next_serial_;
-  if (it != responses_.end ())
-    responses_.erase (it);
-  if (has_calls)
+  if (it == responses_.end ())
     return;
-  while (!owed_.empty () && owed_.front ().serial < covers)
-    owed_.pop_front ();
+  gint64 turn = it->turn;
+  responses_.erase (it);
+  if (turn < 0)
+    return;
+  if (has_calls) {
+    followup_ = turn;
+    return;
+  }
+  owed_.erase (std::remove_if (owed_.begin (), owed_.end (),
+      [turn] (const Turn &t) { return (gint64) t.serial == turn; }), owed_.end ());
   update_release ();
 }
 
@@ -193,7 +216,8 @@ guint64 InputLedger::natural_release () const
   } else {
     /* A turn may start unreported shortly before what was heard, never
      * before the end of the last utterance. */
-    guint64 unsure = heard_ > base_ + keep_samples_ ? heard_ - keep_samples_ : base_;
+    guint64 keep = padding_samples_ + detect_samples_;
+    guint64 unsure = heard_ > base_ + keep ? heard_ - keep : base_;
     r = MIN (r, MAX (unsure, last_stop_));
   }
   if (speech_open_)
@@ -214,15 +238,20 @@ void InputLedger::update_release ()
   release_to (natural_);
 }
 
-/* Whole items only, and only what this session was given. */
+/* Only what this session was given.  Exact to the sample: the tail of an
+ * answered utterance sent again would be a turn of its own. */
 void InputLedger::release_to (guint64 position)
 {
   while (unsent_index_ > 0 && !items_.empty ()) {
-    const Item &front = items_.front ();
-    if (front.position + front.samples () > position)
+    Item &front = items_.front ();
+    guint64 end = front.position + front.samples ();
+    if (end > position) {
+      if (!front.commit () && front.position < position) {
+        front.pcm.erase (front.pcm.begin (), front.pcm.begin () + (position - front.position) * 2);
+        front.position = position;
+      }
       break;
-    if (front.commit () && front.position == position && front.position == sent_end_)
-      break;  /* a commit at the very end may still be wanted */
+    }
     items_.pop_front ();
     unsent_index_--;
   }
@@ -233,7 +262,10 @@ guint64 InputLedger::drop_oldest_unsent ()
 {
   guint64 dropped = 0;
   while (retained () > max_samples_ && unsent_index_ == 0 && !items_.empty ()) {
-    dropped += items_.front ().samples ();
+    const Item &front = items_.front ();
+    guint64 end = front.position + front.samples ();
+    if (end > given_end_)
+      dropped += end - MAX (front.position, given_end_);
     items_.pop_front ();
     released_ = items_.empty () ? end_ : items_.front ().position;
   }

@@ -44,9 +44,12 @@ class InputLedger {
     guint64 samples () const { return pcm.size () / 2; }
   };
 
-  /* `keep_ms`: audio kept before an utterance's start (prefix padding plus
-   * the VAD's detection delay), so a replayed turn is whole. */
-  void configure (guint rate, guint max_ms, guint keep_ms, bool manual_turns);
+  /* `padding_ms`: audio kept before an utterance's reported start (the
+   * VAD's prefix padding), so a turn sent again is whole.  `detect_ms`: how
+   * far behind what the service has heard an utterance may have started
+   * without being reported yet. */
+  void configure (guint rate, guint max_ms, guint padding_ms, guint detect_ms,
+      bool manual_turns);
   void set_manual_turns (bool manual) { manual_ = manual; }
   /* A flush: nothing of the old stream is owed any more. */
   void clear ();
@@ -91,19 +94,29 @@ class InputLedger {
   bool commit_awaited () const { return !commits_.empty (); }
   /* Our commits not yet answered, sent or not. */
   gsize commits_owed () const;
-  void response_created (const std::string &response_id);
-  /* A response ended on the service.  One with function calls answers
-   * nothing yet: the follow-up response does. */
+  /* A response started.  One asked for a turn (by us, or by the server's
+   * VAD) answers the oldest committed turn no other response answers; the
+   * first one after a response that called functions is that turn's
+   * follow-up. */
+  void response_created (const std::string &response_id, bool for_turn);
+  /* A response ended on the service: its turn is answered, unless it called
+   * functions (then its follow-up answers it). */
   void response_done (const std::string &response_id, bool has_calls);
   /* input_audio_buffer.clear: what the service held uncommitted is gone. */
   void input_cleared ();
+
+  /* The absolute position of a session-relative millisecond, as in the
+   * events (never past what the session was sent). */
+  guint64 to_position (gint64 ms) const;
 
   /* Item IDs of user turns still owed an answer (their audio goes again). */
   std::vector<std::string> unanswered_items () const;
 
   /* ---- the bound ---- */
   /* Live input during an outage: drop the oldest unsent audio beyond the
-   * bound; returns the samples dropped. */
+   * bound; returns the samples dropped that no session was ever given
+   * (what an earlier session was given reached it, short of what was on
+   * the wire at the cut). */
   guint64 drop_oldest_unsent ();
   /* Past the bound: give up protecting the oldest audio the service has
    * already processed (never unsent audio), down to three quarters of the
@@ -120,16 +133,17 @@ class InputLedger {
     guint64 start = 0;          /* first sample to keep for it */
     guint64 serial = 0;         /* commit order in the session */
     std::string item_id;
+    bool claimed = false;       /* a response answers it */
   };
 
-  guint64 to_position (gint64 ms) const;
   void release_to (guint64 position);
   void update_release ();
   guint64 natural_release () const;
 
   guint rate_ = 24000;
   guint64 max_samples_ = 240000;
-  guint64 keep_samples_ = 0;
+  guint64 padding_samples_ = 0;
+  guint64 detect_samples_ = 0;
   bool manual_ = false;
 
   std::deque<Item> items_;       /* from released_ on, in order */
@@ -137,6 +151,7 @@ class InputLedger {
   guint64 released_ = 0;
   guint64 sent_end_ = 0;
   guint64 end_ = 0;
+  guint64 given_end_ = 0;        /* the most any session was given */
   guint64 natural_ = 0;          /* where the release point would be unforced */
 
   /* The current session. */
@@ -152,9 +167,10 @@ class InputLedger {
   std::deque<Turn> owed_;        /* committed turns no response finished yet */
   struct Pending {
     std::string response_id;
-    guint64 covers = 0;          /* turns with a serial below this */
+    gint64 turn = -1;            /* serial of the turn it answers, or -1 */
   };
   std::deque<Pending> responses_;
+  gint64 followup_ = -1;         /* turn whose response called functions */
 };
 
 }  // namespace yrt

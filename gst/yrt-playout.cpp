@@ -9,10 +9,10 @@ namespace yrt {
 namespace {
 /* Live idle time shorter than this is not worth a GAP event. */
 constexpr GstClockTime kMinGap = 20 * GST_MSECOND;
-/* How often an idle live task looks at the clock for a GAP.  Arriving audio
- * wakes it at once; this only paces GAPs, and each wake-up costs CPU for
- * every session of a process (docs/performance.md, scale). */
-constexpr auto kIdlePoll = std::chrono::milliseconds (50);
+/* Arriving audio wakes the task at once; the poll only paces GAPs, and each
+ * wake-up costs CPU for every session of a process (docs/performance.md,
+ * scale). */
+constexpr auto kIdlePoll = std::chrono::milliseconds (kIdlePollMs);
 /* Enough to recognise late deltas and answer duration queries. */
 constexpr gsize kRemembered = 32;
 }  // namespace
@@ -20,6 +20,24 @@ constexpr gsize kRemembered = 32;
 GstClockTime Playout::max_lateness ()
 {
   return kMinGap + std::chrono::duration_cast<std::chrono::nanoseconds> (kIdlePoll).count ();
+}
+
+bool idle_gap (GstClockTime &end, bool &owed, GstClockTime now, PlayoutItem &gap,
+    GstClockTime limit)
+{
+  if (GST_CLOCK_TIME_IS_VALID (limit) && GST_CLOCK_TIME_IS_VALID (now))
+    now = std::min (now, limit);
+  bool due = GST_CLOCK_TIME_IS_VALID (now) && now >= end + kMinGap;
+  if (!owed && !due)
+    return false;
+  owed = false;
+  if (!GST_CLOCK_TIME_IS_VALID (now) || now < end)
+    now = end;
+  gap = PlayoutItem {PlayoutItem::Kind::Gap};
+  gap.gap_start = end;
+  gap.gap_duration = now - end;
+  end = now;
+  return true;
 }
 
 Playout::~Playout ()
@@ -58,6 +76,11 @@ gsize Playout::push_audio (const std::string &response_id,
   if (std::find (ignored_.begin (), ignored_.end (), response_id) != ignored_.end ())
     return 0;
   Answer *answer = &remember (response_id, item_id);
+  if (!GST_CLOCK_TIME_IS_VALID (answer->planned_start)) {
+    answer->planned_start = planned_end_locked ();
+    if (live_ && GST_CLOCK_TIME_IS_VALID (arrival))
+      answer->planned_start = std::max (answer->planned_start, arrival);
+  }
 
   /* A sample split across two deltas is joined, never lost or padded. */
   gsize total = size + (answer->has_odd_byte ? 1 : 0);
@@ -206,6 +229,33 @@ bool Playout::pushed_span (GstClockTime &start, GstClockTime &end) const
   return GST_CLOCK_TIME_IS_VALID (span_start_);
 }
 
+GstClockTime Playout::planned_end_locked () const
+{
+  guint64 queued = 0;
+  for (const Chunk &c : queue_)
+    queued += gst_buffer_get_size (c.buffer) / 2;
+  if (live_)
+    return next_ts_ + gst_util_uint64_scale (queued, GST_SECOND, rate_);
+  return gst_util_uint64_scale (offset_ + queued, GST_SECOND, rate_);
+}
+
+GstClockTime Playout::planned_end () const
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  return planned_end_locked ();
+}
+
+Span Playout::answer_span (const std::string &response_id) const
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  const Answer *a = find_answer (response_id);
+  if (!a || a->received == 0)
+    return Span ();
+  /* Stamped audio is where it went; the rest follows it contiguously. */
+  GstClockTime start = GST_CLOCK_TIME_IS_VALID (a->first_pts) ? a->first_pts : a->planned_start;
+  return Span {start, start + gst_util_uint64_scale (a->received, GST_SECOND, rate_)};
+}
+
 PlayoutItem Playout::pop (const Clock &now)
 {
   std::unique_lock<std::mutex> lock (lock_);
@@ -227,15 +277,8 @@ PlayoutItem Playout::pop (const Clock &now)
       wake_.wait (lock);
       continue;
     }
-    GstClockTime t = now ();
-    if (gap_owed_ || (GST_CLOCK_TIME_IS_VALID (t) && t >= next_ts_ + kMinGap)) {
-      gap_owed_ = false;
-      if (!GST_CLOCK_TIME_IS_VALID (t) || t < next_ts_)
-        t = next_ts_;
-      PlayoutItem gap {PlayoutItem::Kind::Gap};
-      gap.gap_start = next_ts_;
-      gap.gap_duration = t - next_ts_;
-      next_ts_ = t;
+    PlayoutItem gap;
+    if (idle_gap (next_ts_, gap_owed_, now (), gap)) {
       answer_start_ = GST_CLOCK_TIME_NONE;  /* what follows restarts on arrival */
       return gap;
     }

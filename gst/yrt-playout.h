@@ -27,6 +27,20 @@ struct PlayoutItem {
   GstClockTime gap_duration = GST_CLOCK_TIME_NONE;
 };
 
+/* Live idle time: the GAP from `end` (the end of the output so far) to
+ * `now`, when `owed` (a sink waits to preroll) or at least kMinGap long, but
+ * never past `limit`.  Advances `end` and clears `owed` when it returns true. */
+bool idle_gap (GstClockTime &end, bool &owed, GstClockTime now, PlayoutItem &gap,
+    GstClockTime limit = GST_CLOCK_TIME_NONE);
+/* How often an idle live task looks at the clock for a GAP. */
+constexpr guint kIdlePollMs = 50;
+
+/* Where an answer's audio lies on the src timeline. */
+struct Span {
+  GstClockTime start = GST_CLOCK_TIME_NONE;  /* NONE: no audio yet */
+  GstClockTime end = GST_CLOCK_TIME_NONE;    /* of the audio received so far */
+};
+
 /* What barge-in took away. */
 struct Interruption {
   std::string response_id;
@@ -81,6 +95,11 @@ class Playout {
    * from the first sample pushed after the output was idle to the end of the
    * last one.  False before any audio since the last reset. */
   bool pushed_span (GstClockTime &start, GstClockTime &end) const;
+  /* The audio of `response_id` received so far, where it goes (or went) on
+   * the src timeline; the captions of text_src are stamped with it. */
+  Span answer_span (const std::string &response_id) const;
+  /* End of the src timeline as planned: pushed and queued audio. */
+  GstClockTime planned_end () const;
 
   /* Src pad task: blocks until there is something to do. */
   PlayoutItem pop (const Clock &now);
@@ -101,6 +120,7 @@ class Playout {
     guint64 received = 0;
     guint64 pushed = 0;
     GstClockTime first_pts = GST_CLOCK_TIME_NONE;
+    GstClockTime planned_start = GST_CLOCK_TIME_NONE;  /* of its first sample */
     bool has_odd_byte = false;
     guint8 odd_byte = 0;
     bool complete = false;     /* non-live: may go out */
@@ -109,6 +129,7 @@ class Playout {
   Answer *find_answer (const std::string &response_id);
   const Answer *find_answer (const std::string &response_id) const;
   PlayoutItem stamp (Chunk chunk);
+  GstClockTime planned_end_locked () const;
   bool may_go_out (const Chunk &chunk) const;
   Answer &remember (const std::string &response_id, const std::string &item_id);
   void clear_queue ();

@@ -345,15 +345,15 @@ std::vector<std::string> split_languages (const std::string &list)
   return out;
 }
 
-std::string check_json_object (const std::string &json)
+std::string check_json (const std::string &json, bool array, const char *expected)
 {
   GError *error = nullptr;
   JsonNode *node = json_from_string (json.c_str (), &error);
   std::string why;
   if (!node)
     why = std::string ("not valid JSON: ") + (error ? error->message : "empty");
-  else if (!JSON_NODE_HOLDS_OBJECT (node))
-    why = "not a JSON object";
+  else if (array ? !JSON_NODE_HOLDS_ARRAY (node) : !JSON_NODE_HOLDS_OBJECT (node))
+    why = std::string ("not ") + expected;
   g_clear_error (&error);
   if (node)
     json_node_unref (node);
@@ -504,6 +504,18 @@ const std::unordered_map<std::string, EventType> &event_types ()
     {"response.function_call_arguments.done", EventType::FunctionArgumentsDone},
     {"response.done", EventType::ResponseDone},
     {"rate_limits.updated", EventType::Ignored},
+    {"input_audio_buffer.timeout_triggered", EventType::InputTimeout},
+    {"output_audio_buffer.started", EventType::OutputAudioBuffer},
+    {"output_audio_buffer.stopped", EventType::OutputAudioBuffer},
+    {"output_audio_buffer.cleared", EventType::OutputAudioBuffer},
+    {"mcp_list_tools.in_progress", EventType::McpListTools},
+    {"mcp_list_tools.completed", EventType::McpListTools},
+    {"mcp_list_tools.failed", EventType::McpListTools},
+    {"response.mcp_call.in_progress", EventType::McpCall},
+    {"response.mcp_call.completed", EventType::McpCall},
+    {"response.mcp_call.failed", EventType::McpCall},
+    {"response.mcp_call_arguments.delta", EventType::Ignored},
+    {"response.mcp_call_arguments.done", EventType::Ignored},
   };
   return map;
 }
@@ -596,7 +608,8 @@ bool read_fields (JsonObject *root, ServerEvent &ev, std::string &why)
   get_string (root, "response_id", ev.response_id);
 
   switch (ev.type) {
-    case EventType::Error: {
+    case EventType::Error:
+    case EventType::TranscriptFailed: {
       JsonObject *error = get_object (root, "error");
       get_string (error, "type", ev.error.type);
       get_string (error, "code", ev.error.code);
@@ -617,6 +630,14 @@ bool read_fields (JsonObject *root, ServerEvent &ev, std::string &why)
     case EventType::SpeechStopped:
     case EventType::ItemTruncated:
       ev.audio_ms = get_int (root, "audio_end_ms");
+      break;
+    case EventType::InputTimeout:
+      ev.audio_ms = get_int (root, "audio_start_ms");
+      ev.audio_end_ms = get_int (root, "audio_end_ms");
+      break;
+    case EventType::McpListTools:
+    case EventType::McpCall:
+      ev.status = ev.type_name.substr (ev.type_name.rfind ('.') + 1);
       break;
     case EventType::ItemAdded:
     case EventType::OutputItemAdded:

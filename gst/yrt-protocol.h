@@ -83,6 +83,10 @@ enum class EventType {
   AudioDone,
   FunctionArgumentsDone,
   ResponseDone,
+  InputTimeout,       /* input_audio_buffer.timeout_triggered */
+  OutputAudioBuffer,  /* output_audio_buffer.* (WebRTC in OpenAI's service) */
+  McpListTools,       /* mcp_list_tools.*: status from the name */
+  McpCall,            /* response.mcp_call.*: status from the name */
   Ignored,  /* known, carries nothing we use (content_part.*, rate_limits...) */
 };
 
@@ -115,13 +119,14 @@ struct ServerEvent {
   std::string item_id;
   std::string previous_item_id;
   std::string response_id;
-  std::string status;         /* response.done */
+  std::string status;         /* response.done; in_progress/completed/failed of mcp_* */
   std::string text;           /* delta, transcript or full text */
   std::vector<guint8> audio;  /* decoded response.output_audio.delta */
   gint64 audio_ms = -1;       /* audio_start_ms / audio_end_ms */
+  gint64 audio_end_ms = -1;   /* input_audio_buffer.timeout_triggered */
   std::vector<FunctionCall> calls; /* function_call items of an output item or response.done */
   Usage usage;
-  ServerError error;
+  ServerError error;          /* also of a failed transcription */
 };
 
 /* Parses one text frame.  Returns false and fills `why` when the frame is not
@@ -137,7 +142,8 @@ void base64_encode_append (const guint8 *data, gsize size, std::string &out);
 
 /* "ru-RU, en-US" → {"ru-RU", "en-US"}: trimmed, empty entries dropped. */
 std::vector<std::string> split_languages (const std::string &list);
-/* Empty when `json` is a JSON object, else why not. */
-std::string check_json_object (const std::string &json);
+/* Empty when `json` is a JSON array (or object), else why not: "not valid
+ * JSON: …" or "not <expected>". */
+std::string check_json (const std::string &json, bool array, const char *expected);
 
 }  // namespace yrt

@@ -43,6 +43,8 @@ class Uplink {
   guint rate () const { return rate_; }
   /* Output samples emitted so far. */
   guint64 samples_emitted () const { return emitted_; }
+  /* Output samples of the partial chunk, not yet emitted. */
+  guint64 samples_held () const { return chunk_.size (); }
 
  private:
   void append (const gint16 *samples, gsize count, const Emit &emit);

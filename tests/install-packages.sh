@@ -3,12 +3,28 @@
 # line, when some are missing: apt-get update once, then apt-get install -y,
 # as root or through sudo.  tests/run.sh and examples/demo.sh call it.
 #
-#   tests/install-packages.sh [package ...]
+#   tests/install-packages.sh [--webchat] [package ...]
+#
+# --webchat: also what examples/webchat and its browser test need: WebRTC
+# (gst-plugins-bad, libnice's plugin), Debian's Chromium, espeak-ng (and
+# libespeak-ng-dev, so that the emulator speaks its answers), Node.js and npm
+# (unless node and npm are there already), then puppeteer-core into
+# tests/webchat/node_modules (npm ci, from tests/webchat/package-lock.json).
 set -euo pipefail
 
+webchat=0
+if [ "${1:-}" = --webchat ]; then
+  webchat=1
+  shift
+  set -- libgstreamer-plugins-bad1.0-dev gstreamer1.0-plugins-bad gstreamer1.0-nice \
+    chromium espeak-ng libespeak-ng-dev "$@"
+  command -v node >/dev/null && command -v npm >/dev/null || set -- nodejs npm "$@"
+fi
 packages=(meson ninja-build pkg-config g++ libgstreamer1.0-dev
   libgstreamer-plugins-base1.0-dev libsoup-3.0-dev libjson-glib-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  glib-networking openssl  # wss:// and the TLS suite's test CA
+  gstreamer1.0-plugins-bad gstreamer1.0-x  # srtenc and textoverlay (the text pads)
   "$@")
 if ! command -v dpkg-query >/dev/null; then
   echo "== not Debian: install by hand: ${packages[*]}"
@@ -23,4 +39,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y "${missing[@]}"
+fi
+
+if [ "$webchat" = 1 ] && [ ! -f "$(dirname "$0")/webchat/node_modules/puppeteer-core/package.json" ]; then
+  echo "== installing puppeteer-core into tests/webchat/node_modules"
+  # puppeteer-core never downloads a browser: the test uses /usr/bin/chromium.
+  npm ci --prefix "$(dirname "$0")/webchat" --no-audit --no-fund
 fi

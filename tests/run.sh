@@ -6,11 +6,16 @@
 #   tests/run.sh            everything
 #   SKIP_SANITIZERS=1 tests/run.sh   the plain build only
 #   SKIP_FUZZ=1 / SKIP_TSAN=1        leave out the fuzzer / the TSan pass
+#   EXTRA_PACKAGES="a b"             Debian packages to install as well
+# Each test program loads only the GStreamer plugins tests/check/meson.build
+# names for it, whatever else is installed (the plugins suite checks it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# clang and its runtime: the fuzzer and the TSan pass.
-tests/install-packages.sh clang libclang-rt-14-dev
+# clang and its runtime: the fuzzer and the TSan pass; --webchat: WebRTC,
+# Chromium, espeak-ng and puppeteer-core for the webchat suite.
+# shellcheck disable=SC2086  # a word list
+tests/install-packages.sh --webchat clang libclang-rt-14-dev ${EXTRA_PACKAGES:-}
 
 run_suite() {
   local dir=$1; shift
@@ -45,7 +50,8 @@ if [ "${SKIP_SANITIZERS:-0}" != 1 ]; then
     TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp" \
       meson test -C build-tsan --print-errorlogs --num-processes 2 \
         --wrapper "env LD_PRELOAD=$PWD/build-tsan/tests/libtsan-glib-shim.so" \
-        element control torture
+        element control torture \
+        plugins-element plugins-control plugins-torture
   fi
 fi
 echo "== all tests passed"

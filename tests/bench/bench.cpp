@@ -402,7 +402,7 @@ std::unique_ptr<Session> make_session (const Options &o, bool live, SinkKind sin
   const char *sink_factory = sink_kind == SinkKind::AppSink ? "appsink" : "fakesink";
   s->sink = gst_element_factory_make (sink_factory, nullptr);
   if (!s->src || !s->element || !s->sink)
-    die ("missing element (is GST_PLUGIN_PATH set to <build>/gst?)");
+    die ("missing element (run it through tests/bench/run.sh, or with GST_PLUGIN_PATH=<build>/gst)");
   GstCaps *caps = gst_caps_new_simple ("audio/x-raw", "format", G_TYPE_STRING, "S16LE",
       "rate", G_TYPE_INT, (gint) kInRate, "channels", G_TYPE_INT, 1,
       "layout", G_TYPE_STRING, "interleaved", nullptr);

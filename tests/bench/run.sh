@@ -62,10 +62,13 @@ emulator=$BENCH_BUILD/tests/emulator/yandexrealtime-emulator
 
 work=$BENCH_BUILD/bench-work
 mkdir -p "$work"
-export GST_PLUGIN_PATH=$BENCH_BUILD/gst
-export GST_REGISTRY=$work/registry.bin
+# Only the plugins tests/bench/meson.build names, with a registry of our own.
+export GST_PLUGIN_SYSTEM_PATH_1_0=$BENCH_BUILD/tests/bench/gst-plugins
+export GST_PLUGIN_PATH_1_0=""
+export GST_REGISTRY_1_0=$work/registry.bin
 unset YANDEX_CLOUD_API_KEY YANDEX_CLOUD_IAM_TOKEN YANDEX_CLOUD_FOLDER_ID
-gst-inspect-1.0 yandexrealtime >/dev/null 2>&1 || die "GStreamer cannot load the plugin from $GST_PLUGIN_PATH"
+gst-inspect-1.0 yandexrealtime >/dev/null 2>&1 ||
+  die "GStreamer cannot load the plugin from $GST_PLUGIN_SYSTEM_PATH_1_0"
 
 # ---- the emulator, in its own process ----
 emu_pid=""

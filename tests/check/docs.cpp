@@ -1,6 +1,7 @@
 /* docs/yandexrealtime.md against the element itself: every property (with
  * its type's default, range and the states it can change in), every stats
- * field and every action signal (with its arity) is documented, and nothing
+ * field, every action signal (with its arity) and every pad (direction,
+ * presence, caps) is documented, and nothing
  * documented is missing from the element.  Bus messages are checked as they
  * are posted, by every Fixture of the element suites (harness.h). */
 #include "docs-table.h"
@@ -154,6 +155,48 @@ GST_START_TEST (test_action_signals_are_documented)
 }
 GST_END_TEST;
 
+/* Every pad template is in the pads table with its direction, presence and
+ * media type (and its whole caps where the table gives them literally), and
+ * the table has no other pad. */
+GST_START_TEST (test_pads_are_documented)
+{
+  Rows rows = table_after ("| pad | direction | presence | caps |");
+  GstElementFactory *factory = gst_element_factory_find ("yandexrealtime");
+  fail_unless (factory != nullptr, "the plugin did not load");
+  const GList *templates = gst_element_factory_get_static_pad_templates (factory);
+  static const char *const presence[] = {"always", "sometimes", "request"};
+  for (const GList *l = templates; l; l = l->next) {
+    auto *t = static_cast<GstStaticPadTemplate *> (l->data);
+    auto it = rows.find (t->name_template);
+    fail_unless (it != rows.end (), "pad %s is not in the docs' table", t->name_template);
+    const DocRow &row = it->second;
+    fail_unless_equals_string (row[1].c_str (), t->direction == GST_PAD_SRC ? "src" : "sink");
+    fail_unless_equals_string (row[2].c_str (), presence[t->presence]);
+    std::string documented = yrt::test::quoted (row[3]).at (0);
+    GstCaps *caps = gst_static_caps_get (&t->static_caps);
+    const char *media = gst_structure_get_name (gst_caps_get_structure (caps, 0));
+    fail_unless (g_str_has_prefix (documented.c_str (), (std::string (media) + ",").c_str ()),
+        "%s: documented %s, the element has %s", t->name_template, documented.c_str (), media);
+    /* Compared whole where the cell gives the caps literally: not when it
+     * gives the caps in use (naming the template apart) or words for a
+     * list ("every GStreamer audio format"). */
+    bool literal_caps = row[3].find ("template") == std::string::npos &&
+        documented.find ("every") == std::string::npos;
+    GstCaps *literal = literal_caps ? gst_caps_from_string (documented.c_str ()) : nullptr;
+    if (literal) {
+      gchar *actual = gst_caps_to_string (caps);
+      fail_unless (gst_caps_is_equal (literal, caps), "%s: documented %s, the element has %s",
+          t->name_template, documented.c_str (), actual);
+      g_free (actual);
+      gst_caps_unref (literal);
+    }
+    gst_caps_unref (caps);
+  }
+  fail_unless_equals_int (rows.size (), g_list_length ((GList *) templates));
+  gst_object_unref (factory);
+}
+GST_END_TEST;
+
 static Suite *docs_suite ()
 {
   Suite *s = suite_create ("docs");
@@ -162,6 +205,7 @@ static Suite *docs_suite ()
   tcase_add_test (tc, test_properties_are_documented);
   tcase_add_test (tc, test_stats_fields_are_documented);
   tcase_add_test (tc, test_action_signals_are_documented);
+  tcase_add_test (tc, test_pads_are_documented);
   return s;
 }
 

@@ -51,6 +51,18 @@ inline std::vector<gint16> turn (guint rate, guint speech_ms = 800, guint silenc
   return tone (rate, speech_ms) + silence (rate, silence_ms);
 }
 
+/* Every buffer up to EOS from a harness, in order. */
+inline std::vector<GstBuffer *> pull_all (GstHarness *h)
+{
+  std::vector<GstBuffer *> out;
+  GstBuffer *buf = nullptr;
+  while (gst_harness_pull_until_eos (h, &buf) && buf) {
+    out.push_back (buf);
+    buf = nullptr;
+  }
+  return out;
+}
+
 struct Fixture {
   explicit Fixture (emu::Config config = {}) : server (std::move (config))
   {
@@ -159,16 +171,7 @@ struct Fixture {
   }
 
   /* Every buffer up to EOS, in order. */
-  std::vector<GstBuffer *> pull_until_eos ()
-  {
-    std::vector<GstBuffer *> out;
-    GstBuffer *buf = nullptr;
-    while (gst_harness_pull_until_eos (h, &buf) && buf) {
-      out.push_back (buf);
-      buf = nullptr;
-    }
-    return out;
-  }
+  std::vector<GstBuffer *> pull_until_eos () { return pull_all (h); }
 
   /* Skips events up to the EOS (buffers stay queued). */
   void wait_for_eos_event ()

@@ -52,10 +52,11 @@ Given give (InputLedger &l)
   return g;
 }
 
-InputLedger make (bool manual = false, guint max_ms = 10000, guint keep_ms = 300)
+/* Prefix padding `padding_ms`, detection delay 200 ms. */
+InputLedger make (bool manual = false, guint max_ms = 10000, guint padding_ms = 300)
 {
   InputLedger l;
-  l.configure (kRate, max_ms, keep_ms, manual);
+  l.configure (kRate, max_ms, padding_ms, 200, manual);
   return l;
 }
 
@@ -92,10 +93,10 @@ GST_START_TEST (test_barrier_releases_silence)
   add_ms (l, 100);
   give (l);
   l.update_acked ();
-  fail_unless_equals_uint64 (l.released (), 2000 - 300);
+  fail_unless_equals_uint64 (l.released (), 2000 - 300 - 200);
   l.rewind ();
   Given g = give (l);
-  fail_unless_equals_uint64 (g.first, 1700);
+  fail_unless_equals_uint64 (g.first, 1500);
   fail_unless_equals_uint64 (g.end, 2100);
 }
 GST_END_TEST;
@@ -112,9 +113,9 @@ GST_START_TEST (test_turn_kept_until_answered)
   l.speech_stopped (2000);
   l.update_sent ();
   l.update_acked ();
-  fail_unless_equals_uint64 (l.released (), 700);  /* 1000 - keep */
+  fail_unless_equals_uint64 (l.released (), 700);  /* 1000 - padding */
   l.committed ("item_1", false);
-  l.response_created ("resp_1");
+  l.response_created ("resp_1", true);
   fail_unless_equals_uint64 (l.released (), 700);
   std::vector<std::string> owed = l.unanswered_items ();
   fail_unless_equals_int (owed.size (), 1);
@@ -128,7 +129,7 @@ GST_START_TEST (test_turn_kept_until_answered)
   l.speech_started (300, "item_9");  /* 700 + 300 = 1000 */
   l.speech_stopped (1300);
   l.committed ("item_9", false);
-  l.response_created ("resp_9");
+  l.response_created ("resp_9", true);
   l.response_done ("resp_9", false);
   /* Answered: released up to the end of the utterance (never into it, or a
    * later cut would send its tail as a turn of its own). */
@@ -146,10 +147,10 @@ GST_START_TEST (test_function_calls_keep_the_turn)
   l.speech_started (500, "item_1");
   l.speech_stopped (1500);
   l.committed ("item_1", false);
-  l.response_created ("calls");
+  l.response_created ("calls", true);
   l.response_done ("calls", true);
   fail_unless_equals_uint64 (l.released (), 500);  /* the turn's start */
-  l.response_created ("follow-up");
+  l.response_created ("follow-up", false);
   l.response_done ("follow-up", false);
   fail_unless_equals_uint64 (l.released (), 1500);
 }
@@ -173,7 +174,7 @@ GST_START_TEST (test_manual_commits_replay_in_order)
   fail_unless_equals_uint64 (l.released (), 0);
   l.committed ("item_1", true);
   fail_unless_equals_int (l.commits_owed (), 0);
-  l.response_created ("r1");
+  l.response_created ("r1", true);
   /* Cut while it is answered: the turn, its commit, and what came after. */
   l.rewind ();
   g = give (l);
@@ -182,7 +183,7 @@ GST_START_TEST (test_manual_commits_replay_in_order)
   fail_unless_equals_int (g.commits, 1);
   fail_unless_equals_uint64 (g.commit_at[0], 1000);
   l.committed ("item_2", true);
-  l.response_created ("r2");
+  l.response_created ("r2", true);
   l.response_done ("r2", false);
   /* Answered: the turn and its commit go; the uncommitted rest stays. */
   fail_unless_equals_uint64 (l.released (), 1000);
@@ -206,12 +207,12 @@ GST_START_TEST (test_bound_and_forced_release)
   give (l);
   fail_unless (l.wants_barrier ());
   l.speech_started (100, "long");
-  fail_unless_equals_uint64 (l.released (), 100);
   add_ms (l, 500);
   give (l);
   fail_unless (l.full ());
   l.update_sent ();
   l.update_acked ();
+  fail_unless_equals_uint64 (l.released (), 100);  /* the turn holds the rest */
   fail_unless (l.full ());
   fail_unless (l.all_heard ());
   fail_if (l.waits_for_answer ());  /* only more input ends this turn */
@@ -233,7 +234,8 @@ GST_START_TEST (test_outage_drops_oldest_unsent)
   l.rewind ();  /* cut */
   for (int i = 0; i < 15; i++)
     add_ms (l, 100);
-  fail_unless_equals_uint64 (l.drop_oldest_unsent (), 1000);
+  /* 1000 go; the first 500 of them had reached the lost session. */
+  fail_unless_equals_uint64 (l.drop_oldest_unsent (), 500);
   Given g = give (l);
   fail_unless_equals_uint64 (g.first, 1000);
   fail_unless_equals_uint64 (g.end, 2000);
@@ -256,6 +258,75 @@ GST_START_TEST (test_clear_forgets)
 }
 GST_END_TEST;
 
+/* One response per turn: a response that starts when two turns are
+ * committed answers the older one only; a response asked for no turn (a
+ * typed message) answers none. */
+GST_START_TEST (test_each_response_answers_one_turn)
+{
+  InputLedger l = make (false, 60000, 0);
+  add_ms (l, 6000);
+  give (l);
+  l.speech_started (1000, "q1");
+  l.speech_stopped (1500);
+  l.committed ("q1", false);
+  l.speech_started (3000, "q2");
+  l.speech_stopped (3500);
+  l.committed ("q2", false);
+  l.response_created ("text", false);
+  l.response_done ("text", false);
+  fail_unless_equals_int (l.unanswered_items ().size (), 2);
+  l.response_created ("a1", true);
+  l.response_done ("a1", false);
+  fail_unless_equals_int (l.unanswered_items ().size (), 1);
+  fail_unless_equals_string (l.unanswered_items ()[0].c_str (), "q2");
+  fail_unless_equals_uint64 (l.released (), 3000);
+  l.response_created ("a2", true);
+  l.response_done ("a2", false);
+  fail_unless (l.unanswered_items ().empty ());
+  fail_unless_equals_uint64 (l.released (), 3500);
+}
+GST_END_TEST;
+
+/* A turn keeps its padding, but never the end of the utterance before it:
+ * sent again, that would be a turn of its own. */
+GST_START_TEST (test_padding_stops_at_the_last_utterance)
+{
+  InputLedger l = make (false, 60000, 300);
+  add_ms (l, 4000);
+  give (l);
+  l.speech_started (500, "q1");
+  l.speech_stopped (1500);
+  l.committed ("q1", false);
+  l.response_created ("a1", true);
+  l.response_done ("a1", false);
+  l.speech_started (1650, "q2");  /* 150 ms after q1: padding reaches into it */
+  fail_unless_equals_uint64 (l.released (), 1500);
+  l.rewind ();
+  fail_unless_equals_uint64 (give (l).first, 1500);
+}
+GST_END_TEST;
+
+/* Released to the sample, whatever the chunks: what goes again starts
+ * exactly where the service's last utterance ended. */
+GST_START_TEST (test_release_is_sample_exact)
+{
+  InputLedger l = make (false, 60000, 0);
+  add_ms (l, 3000);
+  give (l);
+  l.speech_started (1010, "q");
+  l.speech_stopped (1987);
+  l.committed ("q", false);
+  fail_unless_equals_uint64 (l.released (), 1010);
+  l.response_created ("a", true);
+  l.response_done ("a", false);
+  fail_unless_equals_uint64 (l.released (), 1987);
+  l.rewind ();
+  Given g = give (l);
+  fail_unless_equals_uint64 (g.first, 1987);
+  fail_unless_equals_uint64 (g.end, 3000);
+}
+GST_END_TEST;
+
 static Suite *ledger_suite (void)
 {
   Suite *s = suite_create ("ledger");
@@ -265,6 +336,9 @@ static Suite *ledger_suite (void)
   tcase_add_test (tc, test_barrier_releases_silence);
   tcase_add_test (tc, test_turn_kept_until_answered);
   tcase_add_test (tc, test_function_calls_keep_the_turn);
+  tcase_add_test (tc, test_each_response_answers_one_turn);
+  tcase_add_test (tc, test_release_is_sample_exact);
+  tcase_add_test (tc, test_padding_stops_at_the_last_utterance);
   tcase_add_test (tc, test_manual_commits_replay_in_order);
   tcase_add_test (tc, test_bound_and_forced_release);
   tcase_add_test (tc, test_outage_drops_oldest_unsent);

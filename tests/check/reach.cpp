@@ -52,6 +52,12 @@ struct Bare {
   GstBus *bus;
 };
 
+/* Not fail_unless_equals_string: it keeps a pointer into a temporary. */
+void expect_equal (const std::string &actual, const std::string &expected)
+{
+  fail_unless (actual == expected, "\"%s\", not \"%s\"", actual.c_str (), expected.c_str ());
+}
+
 bool contains (const std::string &text, const char *part)
 {
   return text.find (part) != std::string::npos;
@@ -200,6 +206,7 @@ GST_START_TEST (test_unpositioned_channels_are_mixed_down)
   check_unpositioned (6, true);
   check_unpositioned (6, false);
   check_unpositioned (64, true);
+  check_unpositioned (100, true);
 }
 GST_END_TEST;
 
@@ -282,14 +289,14 @@ GST_START_TEST (test_languages_and_voice_role)
   f.start ();
   gst_message_unref (f.wait_message ("session"));
   JsonNode *update0 = session_update (f.server, 0);
-  fail_unless_equals_string (languages_of (update0).c_str (), "ru-RU,kk-KZ");
+  expect_equal (languages_of (update0), "ru-RU,kk-KZ");
   fail_unless_equals_string (role_of (update0), "friendly");
   json_node_unref (update0);
 
   g_object_set (f.element, "languages", "en-US", "voice-role", "", nullptr);
   fail_unless (f.server.wait_for_client_event ("session.update", 2, 20000));
   JsonNode *update1 = session_update (f.server, 1);
-  fail_unless_equals_string (languages_of (update1).c_str (), "en-US");
+  expect_equal (languages_of (update1), "en-US");
   fail_unless_equals_string (role_of (update1), "(none)");
   json_node_unref (update1);
   gchar *languages = nullptr;
@@ -300,7 +307,7 @@ GST_START_TEST (test_languages_and_voice_role)
   g_object_set (f.element, "languages", "", nullptr);
   fail_unless (f.server.wait_for_client_event ("session.update", 3, 20000));
   JsonNode *update2 = session_update (f.server, 2);
-  fail_unless_equals_string (languages_of (update2).c_str (), "(none)");
+  expect_equal (languages_of (update2), "(none)");
   json_node_unref (update2);
 }
 GST_END_TEST;
@@ -353,6 +360,11 @@ GST_START_TEST (test_session_extra)
   g_object_get (f.element, "session-extra", &now, nullptr);
   fail_unless_equals_string (now, R"({"max_output_tokens":5})");
   g_free (now);
+  /* The refusal sent nothing: the next update is the next change's. */
+  g_object_set (f.element, "voice-role", "strict", nullptr);
+  JsonNode *update2 = session_update (f.server, 2);
+  fail_unless_equals_string (role_of (update2), "strict");
+  json_node_unref (update2);
 }
 GST_END_TEST;
 
@@ -374,13 +386,13 @@ GST_START_TEST (test_extra_headers_and_user_agent)
     fail_unless_equals_int (values.size (), 1);
     return values[0];
   };
-  fail_unless_equals_string (one ("x-data-logging-enabled").c_str (), "false");
-  fail_unless_equals_string (one ("x-trace").c_str (), "abc-123");
+  expect_equal (one ("x-data-logging-enabled"), "false");
+  expect_equal (one ("x-trace"), "abc-123");
   std::vector<std::string> many = f.server.last_request_header ("x-many");
   fail_unless (many == std::vector<std::string> ({"a", "b"}) ||
       many == std::vector<std::string> ({"a, b"}), "x-many: %zu values", many.size ());
   fail_unless (g_str_has_prefix (one ("User-Agent").c_str (), "gst-yandexrealtime/"));
-  fail_unless_equals_string (f.server.last_authorization_scheme ().c_str (), "Api-Key");
+  expect_equal (f.server.last_authorization_scheme (), "Api-Key");
 }
 GST_END_TEST;
 
@@ -421,6 +433,92 @@ GST_START_TEST (test_refused_extra_in_null)
 }
 GST_END_TEST;
 
+static std::string string_field (GstMessage *msg, const char *field)
+{
+  const char *value = gst_structure_get_string (structure (msg), field);
+  fail_unless (value != nullptr, "no %s", field);
+  return value;
+}
+
+static void expect_field (GstMessage *msg, const char *field, const std::string &expected)
+{
+  std::string value = string_field (msg, field);
+  fail_unless (value == expected, "%s is \"%s\", not \"%s\"", field, value.c_str (),
+      expected.c_str ());
+}
+
+/* Every GA server event the emulator can add: each posts its message or a
+ * debug line, and the turn is answered as usual. */
+GST_START_TEST (test_new_server_events)
+{
+  DebugLines debug;
+  emu::Config cfg;
+  cfg.faults.extra_events = {
+    "input_audio_buffer.timeout_triggered",
+    "conversation.item.input_audio_transcription.delta",
+    "conversation.item.input_audio_transcription.failed",
+    "conversation.item.truncated", "conversation.item.deleted",
+    "output_audio_buffer.started", "output_audio_buffer.stopped", "output_audio_buffer.cleared",
+    "mcp_list_tools.in_progress", "mcp_list_tools.completed", "mcp_list_tools.failed",
+    "response.mcp_call_arguments.delta", "response.mcp_call_arguments.done",
+    "response.mcp_call.in_progress", "response.mcp_call.completed", "response.mcp_call.failed",
+  };
+  Fixture f (cfg);
+  f.start ();
+  f.push (turn (24000));
+  std::vector<GstBuffer *> out = f.end_input ();
+  fail_unless_equals_int (samples_in (out), 44100);  /* the answer, whole */
+  unref_all (out);
+
+  GstMessage *m = f.wait_message ("transcript");
+  std::string user_item = string_field (m, "item-id");
+  gst_message_unref (m);
+
+  m = f.wait_message ("input-timeout");
+  expect_field (m, "item-id", user_item);
+  guint64 end_ms = 0;
+  fail_unless (gst_structure_get_uint64 (structure (m), "audio-end-ms", &end_ms));
+  fail_unless (end_ms > 0);
+  gst_message_unref (m);
+
+  m = f.wait_message ("transcript");  /* the delta, used although Yandex does not send it */
+  expect_field (m, "text", "partial ");
+  gboolean final = TRUE;
+  fail_unless (gst_structure_get_boolean (structure (m), "final", &final) && !final);
+  gst_message_unref (m);
+
+  m = f.wait_message ("transcript-failed");
+  expect_field (m, "item-id", user_item);
+  expect_field (m, "code", "audio_unintelligible");
+  fail_unless (!string_field (m, "message").empty ());
+  gst_message_unref (m);
+
+  for (const char *name : {"mcp-list-tools", "mcp-call"}) {
+    std::string item;
+    for (const char *status : {"in_progress", "completed", "failed"}) {
+      m = f.wait_message (name);
+      expect_field (m, "status", status);
+      if (item.empty ())
+        item = string_field (m, "item-id");
+      expect_field (m, "item-id", item);
+      gst_message_unref (m);
+    }
+  }
+  for (const char *type : {"conversation.item.truncated", "conversation.item.deleted",
+           "output_audio_buffer.started", "output_audio_buffer.stopped",
+           "output_audio_buffer.cleared"}) {
+    std::string line = std::string ("server event ") + type;
+    fail_unless (debug.has (line.c_str ()), "no debug line for %s", type);
+  }
+  GstStructure *stats = nullptr;
+  g_object_get (f.element, "stats", &stats, nullptr);
+  guint bad = 1;
+  fail_unless (gst_structure_get_uint (stats, "bad-events", &bad));
+  fail_unless_equals_int (bad, 0);
+  gst_structure_free (stats);
+}
+GST_END_TEST;
+
 static Suite *reach_suite (void)
 {
   Suite *s = suite_create ("yandexrealtime-reach");
@@ -438,6 +536,7 @@ static Suite *reach_suite (void)
   tcase_add_test (tc, test_extra_headers_and_user_agent);
   tcase_add_test (tc, test_user_agent_property);
   tcase_add_test (tc, test_refused_extra_in_null);
+  tcase_add_test (tc, test_new_server_events);
   return s;
 }
 

@@ -509,7 +509,6 @@ class Session {
   static void on_read_limit_cb(gpointer self);
   static void on_closed_cb(SoupWebsocketConnection *, gpointer self);
   static gboolean on_step_timer(gpointer self);
-  static gboolean on_lifetime_timer(gpointer self);
 
   // Reading: the inbox, lazy reading and cuts.
   guint index() const { return number_ - 1; }
@@ -540,6 +539,7 @@ class Session {
   void send(JObj &ev);
   void send(JObj &&ev) { send(ev); }
   void send_junk(guint k);
+  void send_extra_events(const std::string &item_id, gint64 audio_end_ms);
   void send_error(const std::string &code, const std::string &message, const char *param,
                   const std::string &client_event_id);
   bool can_send() const;
@@ -594,7 +594,7 @@ class Session {
   bool closing_ = false;  // orderly close in progress (session expired)
   guint events_handled_ = 0;
   Faults faults_;
-  GSource *lifetime_timer_ = nullptr;
+  Timer lifetime_timer_;  // Faults::session_lifetime_ms
   std::map<std::string, guint> counters_;
 
   // Frames read but not yet handled: handled strictly in order.
@@ -640,10 +640,6 @@ Session::Session(Server::Impl &srv, guint number, SoupWebsocketConnection *ws, G
 Session::~Session() {
   abandon_response();
   yrt_pausable_stream_set_read_limit(gate_, 0, nullptr, nullptr);
-  if (lifetime_timer_) {
-    g_source_destroy(lifetime_timer_);
-    g_source_unref(lifetime_timer_);
-  }
   g_signal_handlers_disconnect_by_data(ws_, this);
   g_object_unref(ws_);  // disposing closes the stream asynchronously
   g_object_unref(gate_);
@@ -661,45 +657,29 @@ void Session::apply_faults(const Faults &f) {
   faults_ = f;
   if (dead_)
     return;
+  const gint64 elapsed_ms = (g_get_monotonic_time() - started_us_) / 1000;
+  auto left = [elapsed_ms](guint total_ms) {
+    return static_cast<guint>(std::max<gint64>(0, total_ms - elapsed_ms));
+  };
+  if (f.session_lifetime_ms && !closing_)
+    lifetime_timer_.start(left(f.session_lifetime_ms), [this] { expire(); });
+  else
+    lifetime_timer_.cancel();
+  if (f.drop_after_ms)
+    drop_timer_.start(left(f.drop_after_ms), [this] { drop(); });
+  else
+    drop_timer_.cancel();
+  yrt_pausable_stream_set_read_limit(gate_, f.drop_after_bytes,
+                                     f.drop_after_bytes ? on_read_limit_cb : nullptr, this);
+  limit_reached_ =
+      f.drop_after_bytes && yrt_pausable_stream_get_bytes_read(gate_) >= f.drop_after_bytes;
+  if (!f.drop_after_bytes)
+    cut_timer_.cancel();
   if (f.read_speed <= 0 && throttled_) {
     throttled_ = false;
     pace_timer_.cancel();
-    handle_inbox();
   }
-  update_gate();
-  yrt_pausable_stream_set_read_limit(gate_, f.drop_after_bytes,
-                                     f.drop_after_bytes ? on_read_limit_cb : nullptr, this);
-  if (!f.drop_after_bytes) {
-    limit_reached_ = false;
-    cut_timer_.cancel();
-  } else if (yrt_pausable_stream_get_bytes_read(gate_) >= f.drop_after_bytes) {
-    on_read_limit();
-  }
-  const gint64 elapsed_ms = (g_get_monotonic_time() - started_us_) / 1000;
-  if (f.drop_after_ms)
-    drop_timer_.start(static_cast<guint>(std::max<gint64>(0, f.drop_after_ms - elapsed_ms)),
-                      [this] { drop(); });
-  else
-    drop_timer_.cancel();
-  if (lifetime_timer_) {
-    g_source_destroy(lifetime_timer_);
-    g_source_unref(lifetime_timer_);
-    lifetime_timer_ = nullptr;
-  }
-  if (f.session_lifetime_ms == 0 || closing_)
-    return;
-  const gint64 left = std::max<gint64>(0, f.session_lifetime_ms - elapsed_ms);
-  lifetime_timer_ = g_timeout_source_new(static_cast<guint>(left));
-  g_source_set_callback(lifetime_timer_, on_lifetime_timer, this, nullptr);
-  g_source_attach(lifetime_timer_, g_main_context_get_thread_default());
-}
-
-gboolean Session::on_lifetime_timer(gpointer self) {
-  auto *s = static_cast<Session *>(self);
-  g_source_unref(s->lifetime_timer_);
-  s->lifetime_timer_ = nullptr;
-  s->expire();
-  return G_SOURCE_REMOVE;
+  handle_inbox();  // last: it may drop the session
 }
 
 // Like OpenAI at its maximum duration: an error event, then a normal close.
@@ -725,6 +705,7 @@ void Session::drop() {
   pace_timer_.cancel();
   cut_timer_.cancel();
   drop_timer_.cancel();
+  lifetime_timer_.cancel();
   // Reading must go on so the WebSocket notices the shutdown and emits "closed".
   yrt_pausable_stream_set_read_limit(gate_, 0, nullptr, nullptr);
   yrt_pausable_stream_set_paused(gate_, FALSE);
@@ -783,7 +764,8 @@ void Session::pace_input(gsize samples) {
   const double speed = faults_.read_speed;
   if (speed <= 0)
     return;
-  const double ahead_ms = received_ms_ - static_cast<double>(now - first_append_us_) / 1000.0 * speed;
+  const double clock_ms = static_cast<double>(now - first_append_us_) / 1000.0 * speed;
+  const double ahead_ms = received_ms_ - clock_ms;
   if (ahead_ms <= 0)
     return;
   throttled_ = true;
@@ -1165,6 +1147,38 @@ void Session::send_junk(guint k) {
   }
 }
 
+// Faults::extra_events: GA events the emulator does not otherwise send, with
+// the fields OpenAI documents, about the user item just committed.
+void Session::send_extra_events(const std::string &item, gint64 audio_end_ms) {
+  const std::string response = next_id("resp");
+  const std::string mcp_item = next_id("mcp");
+  for (const std::string &type : faults_.extra_events) {
+    JObj ev = event(type.c_str());
+    if (type == "input_audio_buffer.timeout_triggered")
+      ev.num("audio_start_ms", 0).num("audio_end_ms", audio_end_ms).str("item_id", item);
+    else if (type == "conversation.item.input_audio_transcription.failed")
+      ev.str("item_id", item).num("content_index", 0).obj("error", JObj()
+          .str("type", "transcription_error").str("code", "audio_unintelligible")
+          .str("message", "The audio could not be transcribed.").null("param"));
+    else if (type == "conversation.item.input_audio_transcription.delta")
+      ev.str("item_id", item).num("content_index", 0).str("delta", "partial ");
+    else if (type == "conversation.item.truncated")
+      ev.str("item_id", item).num("content_index", 0).num("audio_end_ms", audio_end_ms);
+    else if (type == "conversation.item.deleted")
+      ev.str("item_id", item);
+    else if (type.rfind("output_audio_buffer.", 0) == 0)
+      ev.str("response_id", response);
+    else if (type.rfind("mcp_list_tools.", 0) == 0)
+      ev.str("item_id", mcp_item);
+    else if (type.rfind("response.mcp_call_arguments.", 0) == 0)
+      ev.str("response_id", response).str("item_id", mcp_item).num("output_index", 0)
+          .str(type.back() == 'a' ? "delta" : "arguments", "{\"city\":\"Moscow\"}");
+    else if (type.rfind("response.mcp_call.", 0) == 0)
+      ev.str("item_id", mcp_item).num("output_index", 0);
+    send(ev);
+  }
+}
+
 // ----- Session: configuration ---------------------------------------------------
 
 JsonObject *Session::turn_detection() const {
@@ -1238,8 +1252,9 @@ void Session::on_speech_stopped(gint64 at_ms) {
 void Session::commit_buffer(bool respond) {
   const std::string id = speech_item_.empty() ? next_id("item") : speech_item_;
   speech_item_.clear();
-  srv_.record_commit({index(), id, srv_.cfg.record_audio ? to_le_bytes(buffer_) : std::vector<guint8>{},
-                      in_rate()});
+  const gint64 committed_ms = static_cast<gint64>(buffer_.size() * 1000 / in_rate());
+  srv_.record_commit(
+      {index(), id, srv_.cfg.record_audio ? to_le_bytes(buffer_) : std::vector<guint8>{}, in_rate()});
   last_user_item_ = id;
   buffer_.clear();
   const std::string previous = order_.empty() ? "" : order_.back();
@@ -1274,6 +1289,7 @@ void Session::commit_buffer(bool respond) {
            .str("item_id", id)
            .num("content_index", 0)
            .str("transcript", transcript));
+  send_extra_events(id, committed_ms);
   if (respond && !active_)
     start_response(nullptr);
 }
@@ -1598,9 +1614,12 @@ void Session::close_open_parts(bool complete) {
   r.part_open = r.item_open = false;
 }
 
+// Recorded before response.done goes out: a client may act on it at once.
 void Session::finish_response() {
-  send(event("response.done").obj("response", response_object("completed").obj("usage", usage())));
+  JObj done = event("response.done");
+  done.obj("response", response_object("completed").obj("usage", usage()));
   end_response("completed");
+  send(done);
 }
 
 void Session::end_response(const char *status) {
@@ -1623,8 +1642,10 @@ void Session::cancel_response(const char *reason) {
   json_object_remove_member(resp.get(), "status_details");
   resp.obj("status_details", JObj().str("type", "cancelled").str("reason", reason))
       .obj("usage", usage());
-  send(event("response.done").obj("response", resp));
+  JObj done = event("response.done");
+  done.obj("response", resp);
   end_response("cancelled");
+  send(done);
 }
 
 void Session::pump() {
@@ -1833,11 +1854,14 @@ static void on_request_cb(SoupServer *, SoupServerMessage *msg, const char *path
 }
 
 guint16 Server::Impl::setup_server() {
-  soup = soup_server_new("server-header", "yandexrealtime-emulator ", nullptr);
+  soup = soup_server_new("server-header", "yandexrealtime-emulator ", "tls-certificate",
+                         cfg.tls_certificate.get(), nullptr);
   for (const char *path : {"/v1/realtime", "/v1/realtime/openai"})
     soup_server_add_handler(soup, path, on_request_cb, this, nullptr);
   GError *error = nullptr;
-  if (!soup_server_listen_local(soup, cfg.port, SOUP_SERVER_LISTEN_IPV4_ONLY, &error)) {
+  const auto flags = static_cast<SoupServerListenOptions>(
+      SOUP_SERVER_LISTEN_IPV4_ONLY | (cfg.tls_certificate ? SOUP_SERVER_LISTEN_HTTPS : 0));
+  if (!soup_server_listen_local(soup, cfg.port, flags, &error)) {
     g_warning("yrt-emulator: cannot listen on 127.0.0.1:%u: %s", cfg.port, error->message);
     g_error_free(error);
     return 0;
@@ -2037,7 +2061,8 @@ void Server::stop() {
 
 std::string Server::url() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return "ws://127.0.0.1:" + std::to_string(impl_->port) + "/v1/realtime";
+  return std::string(impl_->cfg.tls_certificate ? "wss" : "ws") + "://127.0.0.1:" +
+         std::to_string(impl_->port) + "/v1/realtime";
 }
 
 void Server::set_faults(const Faults &faults) {

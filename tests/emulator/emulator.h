@@ -63,7 +63,8 @@
 //   the server VAD runs at S x real time, and a file sent at 50x waits in
 //   socket buffers (megabytes of it). Client events are always handled
 //   strictly in order: a session.update sent after audio is answered only
-//   once that audio was read and fed to the VAD (a barrier).
+//   once that audio was read and fed to the VAD (a barrier). A client's
+//   close, too, is seen only after the audio sent before it was read.
 // - Cuts (abrupt, see above): Faults::drop_after_bytes = N: the session
 //   reads at most N bytes of client data (WebSocket frames, counted from the
 //   first byte after the handshake; the cut may fall inside a frame, and a
@@ -87,7 +88,7 @@
 //   does); the item is not added. Other items still work.
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
 
 #include <functional>
 #include <memory>
@@ -126,6 +127,14 @@ struct Faults {
                                        // (measured from the session's start)
   bool stop_reading = false;           // stop reading the socket (real TCP backpressure);
                                        // clearing it resumes reading
+  // GA events the emulator does not otherwise send, sent in this order after
+  // the transcript of each user turn: input_audio_buffer.timeout_triggered,
+  // conversation.item.input_audio_transcription.delta / .failed,
+  // conversation.item.truncated / .deleted, output_audio_buffer.started /
+  // .stopped / .cleared, mcp_list_tools.in_progress / .completed / .failed,
+  // response.mcp_call_arguments.delta / .done, response.mcp_call.in_progress /
+  // .completed / .failed (any other name: just type and event_id).
+  std::vector<std::string> extra_events;
   guint sessions = 0;                  // 0: every session; N: only the first N sessions that
                                        // start after these faults are set (open ones keep theirs)
   double read_speed = 0;               // 0: read as fast as the client sends; S > 0: consume
@@ -174,6 +183,9 @@ struct Config {
                                   // 1000 + k for answer_ms (see AnswerRecord::signature)
   bool record_audio = true;    // keep sent/received PCM and append payloads (tests); the
                                // long-running CLI turns it off to bound memory
+  // With a certificate (and its private key), the server speaks TLS only:
+  // wss://127.0.0.1:<port>/v1/realtime.
+  std::shared_ptr<GTlsCertificate> tls_certificate;
   // Called on the server thread for every client event (e.g. --verbose).
   std::function<void(const ClientEvent &)> on_client_event;
 };
@@ -187,7 +199,7 @@ class Server {
 
   guint16 start();  // returns the bound port (0 on failure); returns once listening
   void stop();      // closes connections (close frame 1001), quits and joins
-  std::string url() const;  // "ws://127.0.0.1:<port>/v1/realtime" (no model param)
+  std::string url() const;  // "ws://127.0.0.1:<port>/v1/realtime" (no model param; wss:// with TLS)
 
   void set_faults(const Faults &);  // takes effect for subsequent events
   Faults faults() const;
@@ -205,7 +217,8 @@ class Server {
   // Per session, 0-based in the order sessions opened ({} for unknown ones).
   std::vector<guint8> received_audio(guint session) const;  // PCM of every append it handled
   guint64 bytes_read(guint session) const;  // client bytes it read off the socket (before a cut)
-  std::vector<CommittedTurn> committed_turns() const;  // all sessions, in order
+  std::vector<CommittedTurn> committed_turns() const;  // all sessions, in order (PCM only
+                                                      // with Config::record_audio)
   std::vector<AnswerRecord> answers() const;           // all sessions, in order of start
   guint sessions_opened() const;
   guint sessions_active() const;

@@ -21,6 +21,7 @@ struct Options {
   gint pace_ms = 0;
   gint audio_delta_ms = 100;
   gint first_audio_delay_ms = 0;
+  gdouble read_speed = 0;
   gboolean speak = FALSE;
   gboolean verbose = FALSE;
 };
@@ -43,6 +44,8 @@ bool parse(int argc, char **argv, Options *o) {
        "Duration of each audio delta", "MS"},
       {"first-audio-delay-ms", 0, 0, G_OPTION_ARG_INT, &o->first_audio_delay_ms,
        "Delay before the first audio delta of each answer", "MS"},
+      {"read-speed", 0, 0, G_OPTION_ARG_DOUBLE, &o->read_speed,
+       "Read input audio at S x real time, like a real service (0 = as fast as sent)", "S"},
       {"speak", 0, 0, G_OPTION_ARG_NONE, &o->speak,
        "Speak answers with espeak-ng if built with it (a tone otherwise)", nullptr},
       {"verbose", 'v', 0, G_OPTION_ARG_NONE, &o->verbose,
@@ -57,7 +60,7 @@ bool parse(int argc, char **argv, Options *o) {
     std::cerr << error->message << "\n";
     g_error_free(error);
   } else if (o->port < 0 || o->port > 65535 || o->answer_ms < 0 || o->pace_ms < 0 ||
-             o->audio_delta_ms <= 0 || o->first_audio_delay_ms < 0) {
+             o->audio_delta_ms <= 0 || o->first_audio_delay_ms < 0 || o->read_speed < 0) {
     std::cerr << "invalid numeric option\n";
     ok = false;
   }
@@ -76,6 +79,7 @@ yrt::emu::Config make_config(const Options &o) {
   cfg.pace_ms = static_cast<guint>(o.pace_ms);
   cfg.audio_delta_ms = static_cast<guint>(o.audio_delta_ms);
   cfg.faults.first_audio_delay_ms = static_cast<guint>(o.first_audio_delay_ms);
+  cfg.faults.read_speed = o.read_speed;
   cfg.speak = o.speak;
   cfg.record_audio = false;  // runs for a long time: don't accumulate audio
   if (o.verbose)

@@ -830,6 +830,37 @@ void test_lazy_reading() {
   g_assert_true(c.wait_closed());
 }
 
+// read_speed and stop_reading compose: the gate is paused while either
+// says so.
+void test_lazy_reading_stop_reading() {
+  Config cfg;
+  cfg.faults.read_speed = 1.0;
+  cfg.faults.stop_reading = true;
+  Server server(cfg);
+  server.start();
+  Client c;
+  open(c, server);
+  append_chunked(c, tone(5000));
+  g_assert_false(server.wait_for_client_event("input_audio_buffer.append", 1, 300));
+  Faults paced;
+  paced.read_speed = 1.0;
+  server.set_faults(paced);
+  g_assert_true(server.wait_for_client_event("input_audio_buffer.append", 1, kTimeoutMs));
+  const gint64 t0 = g_get_monotonic_time();
+  sleep_ms(400);
+  g_assert_cmpint(ms_of(server.received_audio(0).size()), <=,
+                  (g_get_monotonic_time() - t0) / 1000 + 40);
+  Faults stopped = paced;
+  stopped.stop_reading = true;
+  server.set_faults(stopped);
+  sleep_ms(100);  // set_faults reaches the session asynchronously
+  const gint64 read_ms = ms_of(server.received_audio(0).size());
+  sleep_ms(400);  // the pace timer fires meanwhile: reading stays paused
+  // At most the frames already read when it paused.
+  g_assert_cmpint(ms_of(server.received_audio(0).size()), <=, read_ms + 40);
+  server.stop();
+}
+
 // With Faults::read_speed, client events are still handled strictly in
 // order: a session.update behind audio is answered only after that audio
 // was read at the set pace and fed to the VAD.
@@ -1130,7 +1161,8 @@ void test_refuse_assistant_items() {
                     .str("id", "item_asst")
                     .str("type", "message")
                     .str("role", "assistant")
-                    .arr("content", JArr().add(JObj().str("type", "output_text").str("text", "Hi")))));
+                    .arr("content",
+                         JArr().add(JObj().str("type", "output_text").str("text", "Hi")))));
   };
   Faults f;
   f.refuse_assistant_items = true;
@@ -1163,8 +1195,9 @@ void test_refuse_assistant_items() {
   server.stop();
 }
 
-void test_stop_is_prompt() {
-  Config cfg;
+// Stops a server mid-answer, after `then` ran, and checks the stop is prompt.
+template <typename Then>
+void stop_mid_answer(Config cfg, Then then) {
   cfg.pace_ms = 100;
   auto server = std::make_unique<Server>(cfg);
   server->start();
@@ -1172,10 +1205,30 @@ void test_stop_is_prompt() {
   open(c, *server);
   c.send(JObj().str("type", "response.create"));
   c.until("response.output_audio.delta");
+  then(c, *server);
   const gint64 t0 = g_get_monotonic_time();
   server.reset();  // destructor stops
   g_assert_cmpint(g_get_monotonic_time() - t0, <, 1000 * 1000);
   g_assert_true(c.wait_closed());
+}
+
+void test_stop_is_prompt() {
+  stop_mid_answer(Config{}, [](Client &, Server &) {});
+}
+
+// Stopping stays prompt and leak-free with every timer armed: a session
+// throttled by read_speed, waiting for a byte limit, a drop and its end of
+// life, with an answer in progress.
+void test_stop_with_pending_faults() {
+  Config cfg;
+  cfg.faults.read_speed = 1.0;
+  cfg.faults.drop_after_bytes = guint64(1) << 30;
+  cfg.faults.drop_after_ms = 60000;
+  cfg.faults.session_lifetime_ms = 60000;
+  stop_mid_answer(cfg, [](Client &c, Server &server) {
+    append_chunked(c, tone(10000));
+    g_assert_true(server.wait_for_client_event("input_audio_buffer.append", 2, kTimeoutMs));
+  });
 }
 
 }  // namespace
@@ -1205,8 +1258,10 @@ int main(int argc, char **argv) {
   g_test_add_func("/emulator/faults/drop-after-ms", test_drop_after_ms);
   g_test_add_func("/emulator/faults/refuse-assistant-items", test_refuse_assistant_items);
   g_test_add_func("/emulator/faults/lazy-reading-barrier", test_lazy_reading_barrier);
+  g_test_add_func("/emulator/faults/lazy-reading-stop-reading", test_lazy_reading_stop_reading);
   g_test_add_func("/emulator/records", test_records);
   g_test_add_func("/emulator/answer-signature", test_answer_signature);
   g_test_add_func("/emulator/stop", test_stop_is_prompt);
+  g_test_add_func("/emulator/stop-with-pending-faults", test_stop_with_pending_faults);
   return g_test_run();
 }

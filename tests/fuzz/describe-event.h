@@ -29,6 +29,7 @@ std::string describe_event (const Event &ev)
   add ("text", ev.text);
   add ("audio", std::string (ev.audio.begin (), ev.audio.end ()));
   add ("audio_ms", std::to_string (ev.audio_ms));
+  add ("audio_end_ms", std::to_string (ev.audio_end_ms));
   for (const auto &c : ev.calls) {
     add ("call_id", c.call_id);
     add ("call_name", c.name);

@@ -5,7 +5,8 @@
  *   build-fuzz/tests/fuzz/dump-corpus tests/fuzz/corpus
  *
  * One session drives every event the element handles: a spoken turn under
- * server VAD with a short spoken answer, a truncation of that answer, a typed
+ * server VAD with a short spoken answer (and, after its transcript, the GA
+ * events the emulator sends only on request), a truncation of that answer, a typed
  * turn answered by a function call, a deletion, a clear and an error.  Files
  * are named after the event type (plus the item type for output items and
  * response.done). */
@@ -200,6 +201,17 @@ int main (int argc, char **argv)
   Config cfg;
   cfg.audio_delta_ms = 20;           /* short deltas: small seeds */
   cfg.default_turn.answer_ms = 40;
+  /* After the spoken turn's transcript: the GA events the emulator sends
+   * only when asked (MCP progress, timeouts, transcription failures, ...). */
+  cfg.faults.extra_events = {
+    "input_audio_buffer.timeout_triggered",
+    "conversation.item.input_audio_transcription.delta",
+    "conversation.item.input_audio_transcription.failed",
+    "output_audio_buffer.started", "output_audio_buffer.stopped", "output_audio_buffer.cleared",
+    "mcp_list_tools.in_progress", "mcp_list_tools.completed", "mcp_list_tools.failed",
+    "response.mcp_call_arguments.delta", "response.mcp_call_arguments.done",
+    "response.mcp_call.in_progress", "response.mcp_call.completed", "response.mcp_call.failed",
+  };
   Server server (cfg);
   if (!server.start ())
     g_error ("the emulator did not start");

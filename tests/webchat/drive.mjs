@@ -1,0 +1,245 @@
+// Drives examples/webchat's page in Debian's headless Chromium with
+// puppeteer-core.  Run by tests/check/webchat.cpp, which owns the emulator
+// and the server: this script asks it what the emulator saw by writing
+// "? <question>" lines on stdout and reading one answer line on stdin.
+// Every check prints "ok - ..." or throws; the exit status says which.
+//
+//   node drive.mjs --url http://127.0.0.1:PORT/ --wav question.wav
+//                  --key <the API key, must never reach the page>
+//                  [--shot screenshot.png] [--chromium /usr/bin/chromium]
+import readline from 'node:readline';
+import { parseArgs, withChromium } from './chromium.mjs';
+
+const args = parseArgs();
+const url = args.url;
+
+// ---- questions to the test program ----
+const answers = [];
+const waiting = [];
+let gone = false;  // the test program stopped answering
+const rl = readline.createInterface({ input: process.stdin });
+rl.on('line', (line) => {
+  const w = waiting.shift();
+  if (w) w.resolve(line); else answers.push(line);
+});
+rl.on('close', () => {
+  gone = true;
+  for (const w of waiting.splice(0)) w.reject(new Error('FAILED: the test program went away'));
+});
+function ask(question) {
+  process.stdout.write(`? ${question}\n`);
+  return new Promise((resolve, reject) => {
+    if (answers.length) resolve(answers.shift());
+    else if (gone) reject(new Error('FAILED: the test program went away'));
+    else waiting.push({ resolve, reject });
+  });
+}
+const askNumber = async (q) => Number(await ask(q));
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+function check(cond, what, detail = '') {
+  if (!cond) throw new Error(`FAILED: ${what}${detail ? ` (${detail})` : ''}`);
+  console.log(`ok - ${what}${detail ? ` (${detail})` : ''}`);
+}
+async function waitFor(what, fn, ms = 10000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`FAILED: timed out after ${ms} ms waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+// ---- the page ----
+const logText = (page) => page.$eval('#log', (e) => e.innerText);
+const statusText = (page) => page.$eval('#status', (e) => e.textContent);
+const pages = [];
+const failedPages = [];
+async function openTab(browser, frames) {
+  const page = await browser.newPage();
+  pages.push(page);
+  await page.setViewport({ width: 420, height: 760, deviceScaleFactor: 1, isMobile: true, hasTouch: true });
+  page.on('pageerror', (e) => console.log(`page error: ${e.message}`));
+  // Every WebSocket frame the page receives, to look for the key.
+  const cdp = await page.createCDPSession();
+  await cdp.send('Network.enable');
+  cdp.on('Network.webSocketFrameReceived', (e) => frames.push(e.response.payloadData));
+  await page.goto(url);
+  await page.click('#connect');
+  await page.waitForFunction(() => window.webchat.ready, { timeout: 15000 });
+  return page;
+}
+async function inbound(page) {
+  return page.evaluate(async () => {
+    let r = null;
+    (await window.webchat.pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'audio') r = s; });
+    return r && { packets: r.packetsReceived, samples: r.totalSamplesReceived, duration: r.totalSamplesDuration,
+      energy: r.totalAudioEnergy, concealed: r.concealedSamples };
+  });
+}
+const micSpeaking = (page) => page.evaluate(() => window.webchat.micSpeaking);
+
+async function main() {
+  const frames = [];
+  await withChromium({ chromium: args.chromium, wav: args.wav }, async (browser) => {
+    try {
+      await conversation(browser, frames);
+    } catch (e) {
+      for (const p of pages) {
+        if (!p.isClosed()) failedPages.push(await p.evaluate(() => document.body.innerText).catch(() => '?'));
+      }
+      throw e;
+    }
+  });
+}
+
+async function conversation(browser, frames) {
+  // -- tab A, push-to-talk: nothing is sent before the button is pressed
+  const a = await openTab(browser, frames);
+  check(/Hold the button/.test(await statusText(a)), 'the page says it is connected, in words', await statusText(a));
+  await sleep(1500);
+  check(await askNumber('audio-ms') === 0, 'push-to-talk, not pressed: the service received no audio');
+
+  // -- a spoken question: press when the (looping) speech starts, release
+  // 300 ms after it ends, as a person would
+  await waitFor('silence in the microphone', async () => !(await micSpeaking(a)));
+  await waitFor('speech in the microphone', () => micSpeaking(a));
+  const talk = await a.$('#talk');
+  const box = await talk.boundingBox();
+  await a.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await a.mouse.down();
+  const pressed = Date.now();
+  await waitFor('the end of the speech', async () => !(await micSpeaking(a)));
+  await sleep(300);
+  await a.mouse.up();
+  console.log(`held the button for ${Date.now() - pressed} ms`);
+  const atRelease = await askNumber('audio-ms');
+  check(atRelease > 1000, 'while pressed the service received the speech', `${atRelease} ms`);
+
+  const question = await ask('question-transcript');
+  const answerText = await ask('answer-text');
+  await waitFor('the transcript on the page', async () => (await logText(a)).includes(question));
+  check(true, 'the question\'s transcript is on the page', question);
+  await waitFor('the answer text on the page', async () => (await logText(a)).includes(answerText));
+  check(true, 'the answer\'s text is on the page', answerText);
+
+  // -- the answer's audio reached the browser over WebRTC
+  const answerMs = await askNumber('answer-ms');
+  let last = null;
+  const stats = await waitFor('the answer audio in inbound-rtp', async () => {
+    const s = last = await inbound(a);
+    // opusenc keeps the last partial 20 ms frame until more audio comes
+    const due = answerMs - 20;
+    return s && (s.samples - s.concealed) / 48 >= due && s.packets * 20 >= due ? s : null;
+  }).catch((e) => { throw new Error(`${e.message}: ${JSON.stringify(last)}, answer ${answerMs} ms`); });
+  check(answerMs > 1000, 'the emulator spoke an answer', `${answerMs} ms`);
+  check(true, 'the answer\'s audio arrived (inbound-rtp)', `${stats.packets} packets of 20 ms, ` +
+    `${stats.samples - stats.concealed} samples received and not concealed = ` +
+    `${Math.round((stats.samples - stats.concealed) / 48)} ms at 48 kHz, answer ${answerMs} ms`);
+  check(stats.energy > 0, 'the audio was not silence', `totalAudioEnergy ${stats.energy.toFixed(3)}`);
+
+  // -- released: nothing after the element's closing silence
+  const afterAnswer = await askNumber('audio-ms');
+  await sleep(2000);
+  const later = await askNumber('audio-ms');
+  check(later === afterAnswer, 'push-to-talk released: the service received no audio since',
+    `${afterAnswer} ms then ${later} ms`);
+  const peak = await askNumber(`peak-since ${atRelease + 100}`);
+  check(peak < 200, 'what followed the release was the closing silence', `peak ${peak}`);
+
+  const latency = await a.evaluate(() => window.webchat.latencies[0]);
+  const element = await a.evaluate(() => window.webchat.lastDone && window.webchat.lastDone['first-audio-latency']);
+  console.log(`LATENCY push-to-talk: page ${latency} ms (speech end -> answer sound; includes the 300 ms hold), ` +
+    `element first-audio-latency ${element / 1e6} ms`);
+
+  // -- a typed message
+  await a.type('#text', 'Will it rain tomorrow?');
+  await a.click('#send');
+  const typedAnswer = await ask('typed-answer');
+  await waitFor('the typed message\'s answer', async () => (await logText(a)).includes(typedAnswer));
+  check(true, 'a typed message is answered (send-text)');
+  if (args.shot) {
+    await a.screenshot({ path: args.shot });
+    console.log(`screenshot: ${args.shot}`);
+  }
+
+  // -- tab B: its own conversation
+  const b = await openTab(browser, frames);
+  check(await askNumber('sessions-active') === 2, 'two tabs: two sessions with the service');
+  await b.type('#text', 'Tell me a joke');
+  await b.click('#send');
+  await waitFor('tab B\'s answer', async () => (await logText(b)).includes('answer 1'));
+  await a.bringToFront();
+  const logA = await logText(a);
+  const logB = await logText(b);
+  check(!logA.includes('joke') && !logB.includes('rain') && !logB.includes(answerText),
+    'two tabs hold separate conversations (B\'s first answer is its own "answer 1")');
+
+  // -- clear history reaches the element
+  await a.bringToFront();
+  const deletes = await askNumber('count conversation.item.delete');
+  await a.click('#clear');
+  await waitFor('conversation.item.delete at the service',
+    async () => (await askNumber('count conversation.item.delete')) > deletes);
+  await waitFor('the cleared page', async () => (await logText(a)).includes('History cleared'));
+  check(!(await logText(a)).includes(answerText), 'clear-history reaches the element and the page');
+
+  // -- a tab that closes frees its pipeline at once
+  await b.close();
+  const closed = Date.now();
+  await waitFor('tab B\'s session to close', async () => (await askNumber('sessions-active')) === 1, 3000);
+  check(true, 'a closed tab frees its pipeline', `${Date.now() - closed} ms`);
+
+  // -- push-to-talk by the space bar and by a touch, as by the mouse above
+  for (const [how, down, up] of [
+    ['the space bar', () => a.keyboard.down('Space'), () => a.keyboard.up('Space')],
+    ['a touch', async () => {
+      const r = await (await a.$('#talk')).boundingBox();
+      await a.touchscreen.touchStart(r.x + r.width / 2, r.y + r.height / 2);
+    }, () => a.touchscreen.touchEnd()],
+  ]) {
+    const before = await askNumber('audio-ms');
+    await down();
+    const shown = await a.$eval('#talk', (e) => e.getAttribute('aria-pressed'));
+    await sleep(600);
+    await up();
+    await sleep(1000);
+    const held = await askNumber('audio-ms') - before;
+    const after = await a.$eval('#talk', (e) => e.getAttribute('aria-pressed'));
+    // 600 ms held, then the element's closing silence (silence-duration-ms + 300 ms)
+    check(shown === 'true' && after === 'false' && held >= 1000 && held <= 2500,
+      `push-to-talk by ${how}`, `${held} ms of audio reached the service`);
+  }
+
+  // -- hands-free: the service's VAD ends the turns; speaking over an answer interrupts it
+  await ask('long-answers');
+  const measured = await a.evaluate(() => window.webchat.latencies.length);
+  await a.click('input[value="hands-free"]');
+  await waitFor('an interrupted answer', async () => (await logText(a)).includes('You interrupted'), 20000);
+  check(true, 'hands-free: turns without pressing, and barge-in');
+  const handsFree = await a.evaluate((n) => window.webchat.latencies.slice(n), measured);
+  console.log(`LATENCY hands-free: page ${JSON.stringify(handsFree)} ms (speech end -> answer sound)`);
+
+  // -- the server restarts: the page says so and reconnects
+  await ask('restart-server');
+  await waitFor('the page to notice', async () => /Reconnect|server/.test(await statusText(a)) &&
+    !(await a.evaluate(() => window.webchat.ready)));
+  check(true, 'a server restart: the page says so', await statusText(a));
+  await a.click('#connect');
+  await a.waitForFunction(() => window.webchat.ready, { timeout: 15000 });
+  check((await logText(a)).includes('a new conversation starts here'), 'and reconnects, saying the conversation is new',
+    await statusText(a));
+
+  // -- credentials stay on the server
+  const key = args.key;
+  const html = await a.content();
+  check(key && !frames.some((f) => f.includes(key)) && !html.includes(key),
+    'the API key never reached the page', `${frames.length} WebSocket frames checked`);
+}
+
+main().then(() => process.exit(0), (e) => {
+  console.log(e.message);
+  for (const p of failedPages) console.log(`the page said:\n${p}`);
+  process.exit(1);
+});
