@@ -57,6 +57,20 @@ std::vector<std::string> function_outputs (const emu::Server &server)
   return outputs;
 }
 
+/* The emulator, started, taking the agent's key. */
+struct AgentServer : emu::Server {
+  AgentServer () : emu::Server (config ())
+  {
+    fail_unless (start () != 0, "emulator did not start");
+  }
+  static emu::Config config ()
+  {
+    emu::Config c;
+    c.api_key = "agent-key";
+    return c;
+  }
+};
+
 bool has (const std::string &text, const std::string &part)
 {
   return text.find (part) != std::string::npos;
@@ -69,10 +83,7 @@ bool has (const std::string &text, const std::string &part)
  * printed, and /quit waits for it before the agent exits with 0. */
 GST_START_TEST (test_agent_answers_a_weather_call)
 {
-  emu::Config config;
-  config.api_key = "agent-key";
-  emu::Server server (config);
-  fail_unless (server.start () != 0, "emulator did not start");
+  AgentServer server;
   emu::TurnScript call;
   call.calls = {{"get_weather", R"({"city":"Казань"})"}};
   server.push_turn (call);
@@ -98,10 +109,7 @@ GST_END_TEST;
  * negotiates and carries a conversation. */
 GST_START_TEST (test_agent_on_speakers)
 {
-  emu::Config config;
-  config.api_key = "agent-key";
-  emu::Server server (config);
-  fail_unless (server.start () != 0, "emulator did not start");
+  AgentServer server;
   emu::TurnScript answer;
   answer.answer_text = "Я вас слышу.";
   server.push_turn (answer);
