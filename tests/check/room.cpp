@@ -276,6 +276,41 @@ GST_START_TEST (test_half_duplex_without_cancellation)
 }
 GST_END_TEST;
 
+/* Half-duplex with push-to-talk: pressing the button (unmute) while the
+ * answer plays lets the user be heard over it, and the answer stops. */
+GST_START_TEST (test_half_duplex_push_to_talk)
+{
+  Fixture fx (room_config ());
+  push_answers (fx, 2, true);
+  Room room (fx, "", "half-duplex=true mute=true", "", Acoustics {150, -10});
+  room.start ();
+  /* A turn: press, speak, release (muting ends the turn). */
+  g_object_set (room.rt (), "mute", FALSE, nullptr);
+  std::vector<gint16> question = speech (kQuestions[1]);
+  GstClockTime said = room.say (question, room.now () + ms (200));
+  fail_unless (room.wait ([&] {
+    return room.now () > said + gst_util_uint64_scale (question.size (), GST_SECOND, kRoomRate) + ms (100);
+  }, 10000));
+  g_object_set (room.rt (), "mute", TRUE, nullptr);
+  /* The answer plays; 0.7 s in, the user presses and talks over it. */
+  GstClockTime start = 0;
+  fail_unless (room.wait ([&] {
+    if (room.played ().empty ())
+      return false;
+    start = gst_util_uint64_scale (room.played ().front ().first, GST_SECOND, kRoomRate);
+    return room.now () > start + ms (700);
+  }, 15000));
+  g_object_set (room.rt (), "mute", FALSE, nullptr);
+  GstClockTime pressed = room.now ();
+  room.say (speech (kQuestions[2]), pressed + ms (100));
+  fail_unless (room.wait ([&] { return room.count ("interrupted", pressed) > 0; }, 5000),
+      "the user was not heard over the answer");
+  room.stop_mic ();
+  std::lock_guard<std::mutex> guard (room.lock ());
+  fail_unless_equals_int (room.count ("interrupted", 0) - room.count ("interrupted", pressed), 0);
+}
+GST_END_TEST;
+
 static Suite *room_suite (void)
 {
   Suite *s = suite_create ("room");
@@ -285,6 +320,7 @@ static Suite *room_suite (void)
   tcase_add_test (tc, test_echo_cancelled_over_ten_answers);
   tcase_add_test (tc, test_barge_in_through_the_canceller);
   tcase_add_test (tc, test_half_duplex_without_cancellation);
+  tcase_add_test (tc, test_half_duplex_push_to_talk);
   suite_add_tcase (s, tc);
   return s;
 }
