@@ -87,7 +87,7 @@ std::string describe_certificate_errors (GTlsCertificateFlags flags)
 }
 
 /* The TLS database, user agent and proxy of every handshake. */
-SoupSession *new_session (const ConnectionOptions &o)
+SoupSession *new_session (const ConnectionOptions &o, GstObject *log_object)
 {
   SoupSession *session = soup_session_new ();
   if (!o.user_agent.empty ())
@@ -98,7 +98,7 @@ SoupSession *new_session (const ConnectionOptions &o)
     GError *error = nullptr;
     from_file = g_tls_file_database_new (o.ca_file.c_str (), &error);
     if (!from_file) {
-      GST_WARNING ("ssl-ca-file %s: %s", o.ca_file.c_str (), error->message);
+      GST_WARNING_OBJECT (log_object, "ssl-ca-file %s: %s", o.ca_file.c_str (), error->message);
       g_error_free (error);
     }
     database = from_file;
@@ -161,8 +161,8 @@ struct Connection::Worker {
   static void on_closed (SoupWebsocketConnection *socket, gpointer data);
 };
 
-Connection::Connection (ConnectionCallbacks callbacks)
-    : callbacks_ (std::move (callbacks))
+Connection::Connection (ConnectionCallbacks callbacks, GstObject *log_object)
+    : callbacks_ (std::move (callbacks)), log_object_ (log_object)
 {
 }
 
@@ -192,7 +192,7 @@ gpointer Connection::thread_main (gpointer data)
   Worker *w = self->worker_;
   g_main_context_push_thread_default (self->context_);
   w->loop = g_main_loop_new (self->context_, FALSE);
-  w->session = new_session (w->options);
+  w->session = new_session (w->options, w->owner->log_object_);
   if (w->options.use_system_ca && !w->options.tls_database && !w->options.ca_file.empty ())
     w->extra_cas = g_tls_certificate_list_new_from_file (w->options.ca_file.c_str (), nullptr);
   w->begin_connect ();

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <gio/gio.h>
+#include <gst/gst.h>
 
 #include <deque>
 #include <functional>
@@ -57,7 +58,8 @@ struct ConnectionCallbacks {
 
 class Connection {
  public:
-  explicit Connection (ConnectionCallbacks callbacks);
+  /* `log_object` (the element) names every log line of the connection. */
+  Connection (ConnectionCallbacks callbacks, GstObject *log_object);
   ~Connection ();
   Connection (const Connection &) = delete;
   Connection &operator= (const Connection &) = delete;
@@ -109,6 +111,7 @@ class Connection {
   void drop_oldest_locked ();
 
   ConnectionCallbacks callbacks_;
+  GstObject *log_object_;
   GThread *thread_ = nullptr;
   GMainContext *context_ = nullptr;
   Worker *worker_ = nullptr;  /* touched only on the worker thread */

@@ -73,18 +73,11 @@ void Dialog::open (const Endpoint &endpoint, const SessionConfig &config,
     outage_dropped_ = 0;
     stats_ = DialogStats ();
     uncommitted_samples_ = 0;
-    sent_audio_ = speech_open_ = false;
-    expected_.clear ();
-    queued_creates_.clear ();
-    active_for_turn_ = drain_barrier_owed_ = false;
-    call_batches_.clear ();
+    sent_audio_ = false;
+    books_.reset ();
     known_items_.clear ();
     turn_end_us_ = 0;
     first_audio_latency_.clear ();
-    /* Update #1 is the initial one: it goes out first, before anything held. */
-    session_updates_sent_ = 1;
-    session_updates_acked_ = barrier_ = 0;
-    active_response_.clear ();
     answer_text_ = AnswerText ();
   }
   ConnectionCallbacks callbacks;
@@ -102,7 +95,7 @@ void Dialog::open (const Endpoint &endpoint, const SessionConfig &config,
   callbacks.closed = [this] (gushort code, const std::string &reason) {
     on_closed (code, reason);
   };
-  connection_ = std::make_unique<Connection> (std::move (callbacks));
+  connection_ = std::make_unique<Connection> (std::move (callbacks), log_object_);
   post_connection ("connecting");
   connection_->start (endpoint.url, endpoint.authorization, options.connect_timeout_ms,
       endpoint.connection);
@@ -271,7 +264,7 @@ void Dialog::drain ()
     if (ready_)
       send_unsent_locked ();
   } else if (!manual && sent_audio_) {
-    drain_barrier_owed_ = true;
+    books_.owe_barrier ();
     send_drain_barrier_locked ();
   }
   if (options_.eos_timeout_ms > 0 && connection_) {
@@ -299,7 +292,7 @@ void Dialog::send_session_update_locked ()
   if (!ready_)
     return;
   connection_->send (client::session_update (effective_config_locked ()));
-  session_updates_sent_++;
+  books_.update_sent ();
   ledger_.update_sent ();
 }
 
@@ -307,11 +300,10 @@ void Dialog::send_session_update_locked ()
  * sent before it, so its reply tells us the VAD has seen our last audio. */
 void Dialog::send_drain_barrier_locked ()
 {
-  if (!ready_ || !drain_barrier_owed_)
+  if (!ready_ || !books_.barrier_owed ())
     return;
   send_session_update_locked ();
-  barrier_ = session_updates_sent_;
-  drain_barrier_owed_ = false;
+  books_.barrier_sent ();
 }
 
 void Dialog::send_locked (std::string frame)
@@ -410,30 +402,13 @@ bool Dialog::reconnect (const std::string &reason, bool retryable)
     stats_.last_error = reason;
     delay_ms = MIN ((guint64) options_.reconnect_backoff_ms << MIN (attempt - 1, 16u),
         (guint64) kMaxBackoffMs);
-    cut = active_response_;
-    if (!cut.empty () && !active_for_turn_)
-      queued_creates_.push_front (ResponseRequest {});
-    active_response_.clear ();
-    speech_open_ = false;
-    call_batches_.clear ();
+    cut = books_.session_lost (draining_);
     known_items_.clear ();  /* the new session has none of them */
-    for (bool for_turn : expected_)
-      if (!for_turn)
-        queued_creates_.push_back (ResponseRequest {});
-    expected_.clear ();
-    queued_creates_.erase (std::remove_if (queued_creates_.begin (), queued_creates_.end (),
-        [] (const ResponseRequest &r) { return r.for_turn; }), queued_creates_.end ());
     /* Turns the new session is sent again are not in the history twice. */
     history_.forget (ledger_.unanswered_items ());
     lost_at_cut_ += ledger_.rewind ();
     if (history_in_instructions_)
       carried_history_ = history_.as_text ();
-    session_updates_sent_ = 1;
-    session_updates_acked_ = 0;
-    if (draining_ && barrier_ > 0) {
-      barrier_ = 0;
-      drain_barrier_owed_ = true;
-    }
   }
   if (!cut.empty ())
     fail_response (cut);
@@ -493,8 +468,7 @@ bool Dialog::rollover_locked ()
   rollover_due_ = false;
   ready_ = false;
   lost_at_cut_ += ledger_.rewind ();
-  session_updates_sent_ = 1;
-  session_updates_acked_ = 0;
+  books_.session_replaced ();
   connection_->restart (0);
   return true;
 }
@@ -523,7 +497,7 @@ void Dialog::handle (ServerEvent &ev)
     case EventType::SessionUpdated: {
       {
         std::lock_guard<std::mutex> guard (lock_);
-        session_updates_acked_++;
+        books_.update_acked ();
         ledger_.update_acked ();
         ready_cond_.notify_all ();
         check_drain_locked ();
@@ -607,7 +581,7 @@ void Dialog::handle (ServerEvent &ev)
     case EventType::ItemTruncated:
     case EventType::ItemDeleted:
     case EventType::OutputAudioBuffer:
-      GST_DEBUG ("server event %s (item %s, response %s): nothing to do",
+      GST_DEBUG_OBJECT (log_object_, "server event %s (item %s, response %s): nothing to do",
           ev.type_name.c_str (), ev.item_id.c_str (), ev.response_id.c_str ());
       break;
     case EventType::Unknown:
@@ -722,9 +696,8 @@ void Dialog::on_error (const ServerEvent &ev)
   std::lock_guard<std::mutex> guard (lock_);
   if (ev.error.code == "input_audio_buffer_commit_empty")
     ledger_.commit_refused ();
-  else if (ev.error.code == "conversation_already_has_active_response" &&
-      !expected_.empty ())
-    expected_.pop_front ();
+  else if (ev.error.code == "conversation_already_has_active_response")
+    books_.response_refused ();
   check_drain_locked ();
 }
 
@@ -748,7 +721,7 @@ void Dialog::on_speech_started (const ServerEvent &ev)
   guint64 position;
   {
     std::lock_guard<std::mutex> guard (lock_);
-    speech_open_ = true;
+    books_.speech_started ();
     ledger_.speech_started (ev.audio_ms, ev.item_id);
     position = ledger_.to_position (ev.audio_ms);
     ready_cond_.notify_all ();
@@ -799,14 +772,14 @@ void Dialog::barge_in ()
 void Dialog::on_committed (const ServerEvent &ev)
 {
   std::lock_guard<std::mutex> guard (lock_);
-  speech_open_ = false;
+  books_.committed ();
   bool ours = ledger_.commit_awaited ();
   ledger_.committed (ev.item_id, ours);
   ready_cond_.notify_all ();
   /* The server answers a VAD turn by itself only when create_response is on;
    * a turn we committed by hand always needs our response.create. */
   if (!ours && effective_config_locked ().create_response)
-    expected_.push_back (true);  /* the server answers by itself */
+    books_.expect_server_response ();
   else
     request_response_locked (nullptr, true);
   check_drain_locked ();
@@ -814,44 +787,32 @@ void Dialog::on_committed (const ServerEvent &ev)
 
 void Dialog::request_response_locked (const char *instructions, bool for_turn)
 {
-  ResponseRequest request;
+  ResponseBooks::Request request;
   if (instructions)
     request.instructions = instructions;
   request.for_turn = for_turn;
-  /* Never while another response is active or about to start: the server
-   * would refuse it (conversation_already_has_active_response). */
-  if (!ready_ || !active_response_.empty () || !expected_.empty ()) {
-    queued_creates_.push_back (request);
-    return;
-  }
-  send_response_create_locked (request);
+  if (auto now = books_.request (std::move (request), ready_))
+    send_response_create_locked (*now);
 }
 
-void Dialog::send_response_create_locked (const ResponseRequest &request)
+void Dialog::send_response_create_locked (const ResponseBooks::Request &request)
 {
   const auto &how = request.instructions;
   connection_->send (client::response_create (how ? how->c_str () : nullptr));
-  expected_.push_back (request.for_turn);
+  books_.sent (request);
 }
 
 /* The next queued response.create, once nothing else is under way. */
 void Dialog::release_queued_create_locked ()
 {
-  if (!ready_ || queued_creates_.empty () || !active_response_.empty () || !expected_.empty ())
-    return;
-  ResponseRequest request = queued_creates_.front ();
-  queued_creates_.pop_front ();
-  send_response_create_locked (request);
+  if (auto next = books_.next (ready_))
+    send_response_create_locked (*next);
 }
 
 void Dialog::on_response_created (const ServerEvent &ev)
 {
   std::lock_guard<std::mutex> guard (lock_);
-  active_for_turn_ = !expected_.empty () && expected_.front ();
-  if (!expected_.empty ())
-    expected_.pop_front ();
-  active_response_ = ev.response_id;
-  ledger_.response_created (ev.response_id, active_for_turn_);
+  ledger_.response_created (ev.response_id, books_.response_created (ev.response_id));
 }
 
 void Dialog::on_response_text (const ServerEvent &ev, bool from_transcript, bool done)
@@ -938,17 +899,11 @@ void Dialog::settle_response_locked (const ServerEvent &ev)
 {
   if (ev.status == "completed")
     stats_.answers++;
-  if (active_response_ == ev.response_id || active_response_.empty ())
-    active_response_.clear ();
-  else if (!expected_.empty ())
-    expected_.pop_front ();  /* done without a created we saw */
+  books_.response_done (ev.response_id);
   ledger_.response_done (ev.response_id, !ev.calls.empty ());
   ready_cond_.notify_all ();
   if (answer_text_.response_id == ev.response_id && answer_text_.done)
     history_.add (History::Role::Assistant, answer_text_.text);
-  for (FunctionCallBatch &batch : call_batches_)
-    if (batch.response_id == ev.response_id)
-      batch.response_done = true;
   send_call_outputs_locked ();
   release_queued_create_locked ();
   check_drain_locked ();
@@ -961,38 +916,18 @@ void Dialog::on_function_calls (const ServerEvent &ev)
   std::vector<FunctionCall> fresh;
   {
     std::lock_guard<std::mutex> guard (lock_);
-    auto batch = std::find_if (call_batches_.begin (), call_batches_.end (),
-        [&] (const FunctionCallBatch &b) { return b.response_id == ev.response_id; });
-    if (batch == call_batches_.end ()) {
-      call_batches_.emplace_back ();
-      batch = call_batches_.end () - 1;
-      batch->response_id = ev.response_id;
-    }
-    for (const FunctionCall &call : ev.calls) {
-      if (std::find (batch->call_ids.begin (), batch->call_ids.end (), call.call_id) ==
-          batch->call_ids.end ()) {
-        batch->call_ids.push_back (call.call_id);
-        fresh.push_back (call);
-      }
-    }
+    fresh = books_.add_calls (ev.response_id, ev.calls);
   }
-  for (const FunctionCall &call : fresh) {
+  for (const FunctionCall &call : fresh)
     host_.emit (output::FunctionCall {call.call_id, call.name, call.arguments, ev.response_id});
-  }
 }
 
-/* Once a response has ended and every call of it has its output: the
- * outputs, then exactly one response.create. */
+/* Each complete batch: its outputs, then exactly one response.create. */
 void Dialog::send_call_outputs_locked ()
 {
-  for (auto batch = call_batches_.begin (); batch != call_batches_.end ();) {
-    if (!batch->response_done || batch->outputs.size () < batch->call_ids.size ()) {
-      ++batch;
-      continue;
-    }
-    for (const std::string &call_id : batch->call_ids)
-      send_locked (client::function_call_output (call_id, batch->outputs[call_id]));
-    batch = call_batches_.erase (batch);
+  for (const ResponseBooks::Outputs &batch : books_.take_complete_batches ()) {
+    for (const auto &[call_id, output] : batch)
+      send_locked (client::function_call_output (call_id, output));
     request_response_locked ();
   }
 }
@@ -1027,18 +962,16 @@ bool Dialog::send_function_output (const std::string &call_id, const std::string
   std::lock_guard<std::mutex> guard (lock_);
   if (!session_open_locked ("send-function-output"))
     return false;
-  for (FunctionCallBatch &batch : call_batches_) {
-    if (std::find (batch.call_ids.begin (), batch.call_ids.end (), call_id) ==
-        batch.call_ids.end ())
-      continue;
-    if (batch.outputs.count (call_id)) {
+  switch (books_.set_output (call_id, output)) {
+    case ResponseBooks::OutputResult::Taken:
+      send_call_outputs_locked ();
+      return true;
+    case ResponseBooks::OutputResult::AlreadyAnswered:
       GST_WARNING_OBJECT (log_object_, "send-function-output: %s already answered",
           call_id.c_str ());
       return false;
-    }
-    batch.outputs[call_id] = output;
-    send_call_outputs_locked ();
-    return true;
+    case ResponseBooks::OutputResult::Unknown:
+      break;
   }
   GST_WARNING_OBJECT (log_object_, "send-function-output: unknown call-id %s", call_id.c_str ());
   return false;
@@ -1116,11 +1049,11 @@ bool Dialog::cancel_response ()
     std::lock_guard<std::mutex> guard (lock_);
     if (!session_open_locked ("cancel-response"))
       return false;
-    if (active_response_.empty ()) {
+    if (books_.active ().empty ()) {
       GST_WARNING_OBJECT (log_object_, "cancel-response: no active response");
       return false;
     }
-    id = active_response_;
+    id = books_.active ();
     send_locked (client::response_cancel (id));
   }
   playout_.ignore_response (id);
@@ -1154,9 +1087,7 @@ bool Dialog::clear_conversation ()
 
 bool Dialog::outstanding_locked () const
 {
-  return speech_open_ || ledger_.commits_owed () > 0 || !expected_.empty () ||
-      !queued_creates_.empty () || !active_response_.empty () || !call_batches_.empty () ||
-      drain_barrier_owed_ || session_updates_acked_ < barrier_;
+  return books_.outstanding () || ledger_.commits_owed () > 0;
 }
 
 void Dialog::check_drain_locked ()

@@ -8,6 +8,7 @@
  * application hears goes out as output events (yrt-output.h). */
 #pragma once
 
+#include "yrt-books.h"
 #include "yrt-connection.h"
 #include "yrt-ledger.h"
 #include "yrt-output.h"
@@ -160,11 +161,7 @@ class Dialog {
   /* `for_turn`: it answers committed audio, which a new session is sent
    * again (and answers again), so a reconnection forgets the request. */
   void request_response_locked (const char *instructions = nullptr, bool for_turn = false);
-  struct ResponseRequest {
-    std::optional<std::string> instructions;  /* nullopt: the session's */
-    bool for_turn = false;
-  };
-  void send_response_create_locked (const ResponseRequest &request);
+  void send_response_create_locked (const ResponseBooks::Request &request);
   void release_queued_create_locked ();
   void send_call_outputs_locked ();
   void commit_now_locked ();
@@ -210,21 +207,9 @@ class Dialog {
   /* The books of the turn-taking. */
   guint64 uncommitted_samples_ = 0;  /* appended since our last commit */
   bool sent_audio_ = false;
-  bool speech_open_ = false;         /* server VAD: started, not yet committed */
-  /* Responses to be created by the server or asked for, oldest first: each
-   * says whether it answers a turn. */
-  std::deque<bool> expected_;
-  /* response.create held until the active response ends. */
-  std::deque<ResponseRequest> queued_creates_;
-  std::string active_response_;
-  bool active_for_turn_ = false;
-  /* The drain's barrier: the session.updated answering the session.update
-   * sent after the last audio.  Counting them all keeps replies to earlier
-   * updates from passing for it. */
-  guint session_updates_sent_ = 0;
-  guint session_updates_acked_ = 0;
-  guint barrier_ = 0;
-  bool drain_barrier_owed_ = false;  /* to go once a session takes it */
+  /* Responses expected, queued and active, function-call batches, the
+   * drain's barrier. */
+  ResponseBooks books_;
   bool draining_ = false;
 
   /* The answer's words: from output_text, or the audio transcript when the
@@ -238,14 +223,6 @@ class Dialog {
   AnswerText answer_text_;
 
   bool barge_in_ = true;
-  /* Function calls of one response: answered together, by one response.create. */
-  struct FunctionCallBatch {
-    std::string response_id;
-    std::vector<std::string> call_ids;
-    std::map<std::string, std::string> outputs;
-    bool response_done = false;
-  };
-  std::vector<FunctionCallBatch> call_batches_;
   std::vector<std::string> known_items_;   /* for clear-conversation */
   gint64 turn_end_us_ = 0;                 /* monotonic, 0 = none pending */
   std::map<std::string, GstClockTime> first_audio_latency_;

@@ -852,6 +852,42 @@ GST_START_TEST (test_flush_discards_the_owed_answers)
 }
 GST_END_TEST;
 
+/* An unlinked output pad does not stop the others: with only text_src
+ * linked, spoken answers (audio on the unlinked src) still give their text
+ * and EOS, with no not-linked error; with text_src requested but unlinked,
+ * src plays every answer. */
+GST_START_TEST (test_an_unlinked_output_does_not_stop_the_others)
+{
+  emu::Server server;
+  fail_unless (server.start () != 0);
+  const char *linked[] = {"rt.text_src ! fakesink name=sink sync=false",
+      "rt. ! fakesink name=sink sync=false"};
+  for (const char *tail : linked) {
+    WavFile wav (turn (24000) + turn (24000), 24000);
+    Pipeline p (server, "filesrc location=" + wav.path + " ! wavparse ! yandexrealtime name=rt " +
+        tail);
+    bool audio = tail[3] != 't';
+    if (audio)  /* requested, left unlinked */
+      gst_object_unref (gst_element_request_pad_simple (p.get ("rt"), "text_src"));
+    gint buffers = 0;
+    GstPad *pad = gst_element_get_static_pad (p.get ("sink"), "sink");
+    gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, count_buffer, &buffers, nullptr);
+    gst_object_unref (pad);
+    fail_unless (gst_element_set_state (p.pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+    GstPad *text = gst_element_get_static_pad (p.get ("rt"), "text_src");
+    fail_unless (text != nullptr, "%s: no text_src", tail);
+    gst_object_unref (text);
+    GstMessage *end = wait_end (p.pipeline, 20 * GST_SECOND);
+    fail_unless (end != nullptr && GST_MESSAGE_TYPE (end) == GST_MESSAGE_EOS, "%s: no EOS", tail);
+    gst_message_unref (end);
+    /* Text: at least a piece per answer; audio: 100 ms deltas of 2 s. */
+    fail_unless (g_atomic_int_get (&buffers) >= (audio ? 20 : 2), "%s: %d buffers", tail,
+        buffers);
+  }
+  server.stop ();
+}
+GST_END_TEST;
+
 static Suite *outputs_suite (void)
 {
   Suite *s = suite_create ("yandexrealtime-outputs");
@@ -869,6 +905,7 @@ static Suite *outputs_suite (void)
   tcase_add_test (tc, test_text_pads_across_a_reconnection);
   tcase_add_test (tc, test_live_captions_follow_the_audio);
   tcase_add_test (tc, test_flush_discards_the_owed_answers);
+  tcase_add_test (tc, test_an_unlinked_output_does_not_stop_the_others);
   tcase_add_test (tc, test_srt_files_line_up);
   tcase_add_test (tc, test_live_captions_play);
   return s;
