@@ -165,9 +165,10 @@ GST_START_TEST (test_barge_in_through_the_canceller)
   room.start ();
   turn (room, 0, 0);
   g_object_set (room.rt (), "half-duplex", FALSE, nullptr);
-  room.say (speech (kQuestions[1]), room.now () + ms (300));
+  /* The next question; each answer is then talked over, and what the user
+   * says is the next question. */
+  GstClockTime since = room.say (speech (kQuestions[1]), room.now () + ms (300));
   std::vector<GstClockTime> delays;
-  GstClockTime since = 0;
   guint hits = 0, early = 0;
   for (guint i = 0; i < 10; i++) {
     gsize since_sample = gst_util_uint64_scale (since, kRoomRate, GST_SECOND);
