@@ -2,6 +2,13 @@
  *
  *   microphone ! audioconvert ! yandexrealtime ! audioconvert ! audioresample ! speakers
  *
+ * With --speakers, hands-free (docs/yandexrealtime.md, "Hands-free on speakers"):
+ *
+ *   microphone ! ... 48 kHz ! webrtcdsp ! yandexrealtime ! webrtcechoprobe ! ... speakers
+ *
+ * with half-duplex on until the first answer has been played, while the
+ * echo canceller adapts to the room.
+ *
  * It prints what the user said and streams the agent's answers, answers the
  * model's get_weather function calls with made-up weather (the same for the
  * same city every time), and reads commands from stdin:
@@ -40,6 +47,7 @@ typedef struct {
   GstElement *pipeline;
   GstElement *rt;            /* the yandexrealtime element */
   gboolean manual;           /* turn-detection=none: Enter after talking also commits */
+  gboolean adapting;         /* --speakers: half-duplex until the first answer is done */
   gboolean ready;            /* the session message arrived */
   GQueue typed;              /* lines typed before that, still to send */
   guint retry_id;            /* source that sends them */
@@ -463,6 +471,10 @@ on_element_message (Agent *agent, GstMessage *msg)
         gst_structure_get_string (s, "message"));
   } else if (strcmp (name, "response-done") == 0) {
     GString *line = g_string_new (NULL);
+    if (agent->adapting) {   /* the echo canceller has heard an answer now */
+      agent->adapting = FALSE;
+      g_object_set (agent->rt, "half-duplex", FALSE, NULL);
+    }
     gst_structure_get_uint64 (s, "audio-duration", &ns);
     g_string_printf (line, "[response %s %s, %.2f s of audio",
         gst_structure_get_string (s, "response-id"),
@@ -623,7 +635,7 @@ main (int argc, char **argv)
 {
   gchar *location = NULL, *source = NULL, *sink = NULL, *voice = NULL;
   gchar *instructions = NULL;
-  gboolean ptt = FALSE, manual = FALSE;
+  gboolean ptt = FALSE, manual = FALSE, speakers = FALSE;
   GOptionEntry entries[] = {
     { "location", 0, 0, G_OPTION_ARG_STRING, &location,
       "Realtime API endpoint (default: the element's, Yandex Cloud)", "URL" },
@@ -639,6 +651,8 @@ main (int argc, char **argv)
     { "manual", 0, 0, G_OPTION_ARG_NONE, &manual,
       "Manual turns (turn-detection=none): turns end with /commit, or with "
       "Enter when the microphone goes off", NULL },
+    { "speakers", 0, 0, G_OPTION_ARG_NONE, &speakers,
+      "Hands-free on speakers: echo cancellation (webrtcdsp, webrtcechoprobe)", NULL },
     { NULL, 0, 0, G_OPTION_ARG_NONE, NULL, NULL, NULL },
   };
   GOptionContext *context;
@@ -660,9 +674,17 @@ main (int argc, char **argv)
   g_option_context_free (context);
   gst_init (&argc, &argv);
 
-  description = g_strdup_printf ("%s ! audioconvert ! yandexrealtime name=rt ! "
-      "audioconvert ! audioresample ! %s", source ? source : "autoaudiosrc",
-      sink ? sink : "autoaudiosink");
+  if (speakers)   /* the settings and why: docs/yandexrealtime.md */
+    description = g_strdup_printf ("%s ! audioconvert ! audioresample ! "
+        "audio/x-raw,format=S16LE,rate=48000,channels=1 ! webrtcdsp probe=echo "
+        "delay-agnostic=false echo-suppression-level=high noise-suppression=true gain-control=true ! "
+        "yandexrealtime name=rt half-duplex=true ! webrtcechoprobe name=echo ! "
+        "audioconvert ! audioresample ! %s", source ? source : "autoaudiosrc",
+        sink ? sink : "autoaudiosink");
+  else
+    description = g_strdup_printf ("%s ! audioconvert ! yandexrealtime name=rt ! "
+        "audioconvert ! audioresample ! %s", source ? source : "autoaudiosrc",
+        sink ? sink : "autoaudiosink");
   agent.pipeline = gst_parse_launch (description, &error);
   g_free (description);
   if (!agent.pipeline || error) {
@@ -673,6 +695,7 @@ main (int argc, char **argv)
   }
   agent.rt = gst_bin_get_by_name (GST_BIN (agent.pipeline), "rt");
   agent.manual = manual;
+  agent.adapting = speakers;
 
   if (!instructions)
     instructions = g_strconcat ("Ты вежливый русскоязычный ассистент. Отвечай кратко. "

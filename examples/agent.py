@@ -3,6 +3,13 @@
 
     microphone ! audioconvert ! yandexrealtime ! audioconvert ! audioresample ! speakers
 
+With --speakers, hands-free (docs/yandexrealtime.md, "Hands-free on speakers"):
+
+    microphone ! ... 48 kHz ! webrtcdsp ! yandexrealtime ! webrtcechoprobe ! ... speakers
+
+with half-duplex on until the first answer has been played, while the
+echo canceller adapts to the room.
+
 It prints what the user said and streams the agent's answers, answers the
 model's get_weather function calls with made-up weather (the same for the
 same city every time, and the same as agent.c), and reads commands from stdin:
@@ -108,11 +115,19 @@ def make_tools(vector_store_id):
 
 class Agent:
     def __init__(self, options):
-        description = (f"{options.source} ! audioconvert ! yandexrealtime name=rt ! "
-                       f"audioconvert ! audioresample ! {options.sink}")
+        if options.speakers:  # the settings and why: docs/yandexrealtime.md
+            description = (f"{options.source} ! audioconvert ! audioresample ! "
+                           "audio/x-raw,format=S16LE,rate=48000,channels=1 ! webrtcdsp probe=echo "
+                           "delay-agnostic=false echo-suppression-level=high noise-suppression=true gain-control=true ! "
+                           "yandexrealtime name=rt half-duplex=true ! webrtcechoprobe name=echo ! "
+                           f"audioconvert ! audioresample ! {options.sink}")
+        else:
+            description = (f"{options.source} ! audioconvert ! yandexrealtime name=rt ! "
+                           f"audioconvert ! audioresample ! {options.sink}")
         self.pipeline = Gst.parse_launch(description)
         self.rt = self.pipeline.get_by_name("rt")
         self.manual = options.manual
+        self.adapting = options.speakers  # half-duplex until the first answer is done
         self.loop = GLib.MainLoop()
         self.status = 0
         self.ready = False          # the session message arrived
@@ -227,6 +242,9 @@ class Agent:
         elif name == "server-error":
             self.say(f"[server error {s.get_string('code')}: {s.get_string('message')}]")
         elif name == "response-done":
+            if self.adapting:  # the echo canceller has heard an answer now
+                self.adapting = False
+                self.rt.set_property("half-duplex", False)
             line = (f"[response {s.get_string('response-id')} {s.get_string('status')}, "
                     f"{s.get_value('audio-duration') / Gst.SECOND:.2f} s of audio")
             if s.has_field("first-audio-latency"):
@@ -391,6 +409,8 @@ def main():
     parser.add_argument("--manual", action="store_true",
                         help="Manual turns (turn-detection=none): turns end with /commit, "
                              "or with Enter when the microphone goes off")
+    parser.add_argument("--speakers", action="store_true",
+                        help="Hands-free on speakers: echo cancellation (webrtcdsp, webrtcechoprobe)")
     options = parser.parse_args(argv[1:])
 
     try:

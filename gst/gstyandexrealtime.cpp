@@ -66,6 +66,7 @@ enum {
   PROP_TOOL_CHOICE,
   PROP_MUTE,
   PROP_BARGE_IN,
+  PROP_HALF_DUPLEX,
   PROP_MAX_RECONNECTS,
   PROP_RECONNECT_BACKOFF_MS,
   PROP_MAX_BUFFER_MS,
@@ -155,9 +156,19 @@ struct Settings {
   bool output_rate_set = false;
   bool mute = false;
   bool barge_in = true;
+  bool half_duplex = false;
   /* Values refused while the element was in NULL, by property name: with no
    * bus to carry the warning yet, NULL→READY fails with the reason. */
   std::map<std::string, std::string> refused;
+};
+
+/* Half-duplex, on the streaming thread: the input stretches (running time)
+ * that carry the echo of the answer audio. */
+struct EchoGate {
+  GstClockTime start = GST_CLOCK_TIME_NONE;  /* the span pushed last: first sample */
+  GstClockTime until = 0;                    /* its end + latency + kEchoTail */
+  GstClockTime prev_start = 0, prev_until = 0;  /* the span before, whose echo may linger */
+  GstClockTime released = GST_CLOCK_TIME_NONE;  /* span start the user unmuted during */
 };
 
 /* Credentials resolved from properties, then the environment. */
@@ -303,6 +314,8 @@ struct GstYandexRealtimePrivate : public DialogHost {
   GstSegment in_segment;  /* of the input, for its running time */
   bool live_checked = false;
   bool muted = false;  /* mute as last seen by the chain function */
+  GstAudioInfo in_info {};
+  EchoGate echo_gate;
   guint64 trace_in = 0;   /* uplink-in trace points (streaming thread) */
   /* Src task. */
   guint64 trace_out = 0;  /* downlink-out trace points */
@@ -819,6 +832,7 @@ static void gst_yandex_realtime_set_property (GObject *object, guint prop_id,
     case PROP_ALLOW_INSECURE: s.allow_insecure = g_value_get_boolean (value); break;
     case PROP_CONNECT_TIMEOUT_MS: s.dialog.connect_timeout_ms = g_value_get_uint (value); break;
     case PROP_MUTE: s.mute = g_value_get_boolean (value); break;
+    case PROP_HALF_DUPLEX: s.half_duplex = g_value_get_boolean (value); break;
     case PROP_SSL_USE_SYSTEM_CA_FILE: s.connection.use_system_ca = g_value_get_boolean (value); break;
     case PROP_SSL_STRICT: s.connection.strict = g_value_get_boolean (value); break;
     case PROP_TLS_DATABASE:
@@ -884,6 +898,7 @@ static void gst_yandex_realtime_get_property (GObject *object, guint prop_id,
     case PROP_TOOL_CHOICE: g_value_set_string (value, c.tool_choice.c_str ()); break;
     case PROP_MUTE: g_value_set_boolean (value, s.mute); break;
     case PROP_BARGE_IN: g_value_set_boolean (value, s.barge_in); break;
+    case PROP_HALF_DUPLEX: g_value_set_boolean (value, s.half_duplex); break;
     case PROP_LANGUAGES: {
       std::string list;
       for (const std::string &language : c.languages)
@@ -997,6 +1012,81 @@ static bool update_mute (GstYandexRealtime *self, ToDialog &send)
   return mute;
 }
 
+/* ---- half-duplex ---- */
+
+/* How long after the answer's last sample was played its echo may still
+ * reach the microphone: the sound's way through the room (up to ~150 ms
+ * with a device's unreported output buffering), and its reverberation. */
+static constexpr GstClockTime kEchoTail = 250 * GST_MSECOND;
+
+/* Running time at which `buffer` was captured; the clock's now without a
+ * timestamp. */
+static GstClockTime input_running_time (GstYandexRealtimePrivate *priv, GstBuffer *buffer)
+{
+  GstClockTime pts = GST_BUFFER_PTS (buffer);
+  if (GST_CLOCK_TIME_IS_VALID (pts) && priv->in_segment.format == GST_FORMAT_TIME) {
+    GstClockTime t = gst_segment_to_running_time (&priv->in_segment, GST_FORMAT_TIME, pts);
+    if (GST_CLOCK_TIME_IS_VALID (t))
+      return t;
+  }
+  return priv->running_time ();
+}
+
+/* Replaces the samples of `buffer` (captured from running time `t0`) that
+ * fall in [from, to) with silence. */
+static GstBuffer *silence_between (GstYandexRealtimePrivate *priv, GstBuffer *buffer,
+    GstClockTime t0, GstClockTime from, GstClockTime to)
+{
+  const GstAudioInfo &info = priv->in_info;
+  gsize frames = gst_buffer_get_size (buffer) / info.bpf;
+  guint64 first = from > t0 ? gst_util_uint64_scale_ceil (from - t0, info.rate, GST_SECOND) : 0;
+  guint64 last = to > t0 ? gst_util_uint64_scale_ceil (to - t0, info.rate, GST_SECOND) : 0;
+  last = MIN (last, frames);
+  if (first >= last)
+    return buffer;
+  buffer = gst_buffer_make_writable (buffer);
+  GstMapInfo map;
+  if (gst_buffer_map (buffer, &map, GST_MAP_WRITE)) {
+    gst_audio_format_info_fill_silence (info.finfo, map.data + first * info.bpf,
+        (last - first) * info.bpf);
+    gst_buffer_unmap (buffer, &map);
+  }
+  return buffer;
+}
+
+/* half-duplex: from the first sample of answer audio pushed on src until
+ * its end has been played (+ downstream latency + kEchoTail), the input
+ * carries the echo: the service gets silence instead.  Unmuting during an
+ * answer (push-to-talk) lets the user talk over the rest of it. */
+static GstBuffer *gate_echo (GstYandexRealtime *self, GstBuffer *buffer, bool unmuted)
+{
+  GstYandexRealtimePrivate *priv = self->priv;
+  {
+    std::lock_guard<std::mutex> guard (priv->settings_lock);
+    if (!priv->settings.half_duplex)
+      return buffer;
+  }
+  GstClockTime start, end;
+  if (!priv->input_live || !priv->playout.pushed_span (start, end))
+    return buffer;  /* a file is not played while it is read */
+  EchoGate &g = priv->echo_gate;
+  if (start != g.start) {
+    g.prev_start = GST_CLOCK_TIME_IS_VALID (g.start) ? g.start : 0;
+    g.prev_until = g.until;
+    g.start = start;
+  }
+  g.until = end + priv->downstream_latency () + kEchoTail;
+  GstClockTime t0 = input_running_time (priv, buffer);
+  if (unmuted && t0 < g.until) {
+    GST_DEBUG_OBJECT (self, "half-duplex: unmuted during the answer, letting the user talk");
+    g.released = g.start;
+    g.prev_until = 0;
+  }
+  if (g.released != g.start)
+    buffer = silence_between (priv, buffer, t0, g.start, g.until);
+  return silence_between (priv, buffer, t0, g.prev_start, g.prev_until);
+}
+
 /* Ties the position this buffer's audio gets among the samples sent (what
  * the ledger counts) to its running time, when the two drift apart: at the
  * first buffer and after a discontinuity or mute. */
@@ -1036,11 +1126,13 @@ static GstFlowReturn gst_yandex_realtime_chain (GstPad *, GstObject *parent,
   }
   ToDialog send (priv->dialog);
   commit_if_asked (priv, send);
+  bool was_muted = priv->muted;
   if (update_mute (self, send)) {
     gst_buffer_unref (buffer);  /* push-to-talk: nothing goes up while muted */
     return send.flow ();
   }
   anchor_input (priv, buffer);
+  buffer = gate_echo (self, buffer, was_muted);
   bool converted = priv->uplink.push (buffer, std::ref (send));
   gst_buffer_unref (buffer);
   if (!converted) {
@@ -1086,6 +1178,7 @@ static gboolean set_input_caps (GstYandexRealtime *self, GstCaps *caps)
         ("%s: %" GST_PTR_FORMAT, why.c_str (), caps));
     return FALSE;
   }
+  self->priv->in_info = info;
   GST_INFO_OBJECT (self, "input %" GST_PTR_FORMAT " (%s)", caps,
       self->priv->uplink.passthrough () ? "sent as is" : "converted");
   check_live (self);
@@ -1140,6 +1233,7 @@ static gboolean flush_stop (GstYandexRealtime *self, GstEvent *event)
   if (priv->live_checked)
     priv->dialog.set_live (priv->input_live);
   priv->uplink.reset ();
+  priv->echo_gate = EchoGate ();
   for (Output *o : priv->outputs ()) {
     o->reset ();
     o->need_segment = true;
@@ -1189,7 +1283,8 @@ static gboolean gst_yandex_realtime_sink_event (GstPad *, GstObject *parent,
     case GST_EVENT_FLUSH_STOP:
       return flush_stop (self, event);
     case GST_EVENT_SEGMENT:
-      /* Kept for the input's running time (transcripts), not forwarded. */
+      /* Kept for the input's running time (transcripts, half-duplex), not
+       * forwarded. */
       gst_event_copy_segment (event, &self->priv->in_segment);
       gst_event_unref (event);
       return TRUE;
@@ -1441,8 +1536,9 @@ static gboolean gst_yandex_realtime_src_query (GstPad *pad, GstObject *parent,
   auto *self = GST_YANDEX_REALTIME (parent);
   switch (GST_QUERY_TYPE (query)) {
     case GST_QUERY_LATENCY: {
-      /* Our output is stamped when it arrives, so what we add is the uplink's
-       * chunk accumulation, which also absorbs downlink jitter. */
+      /* Our output is stamped when it arrives; we add the uplink's chunk
+       * accumulation, and how late the playout may push what it stamped
+       * (an echo canceller's probe lines far and near end up by it). */
       if (!gst_pad_peer_query (self->sinkpad, query))
         return FALSE;
       gboolean live;
@@ -1453,6 +1549,7 @@ static gboolean gst_yandex_realtime_src_query (GstPad *pad, GstObject *parent,
         std::lock_guard<std::mutex> guard (self->priv->settings_lock);
         ours = self->priv->settings.chunk_ms * GST_MSECOND;
       }
+      ours += Playout::max_lateness ();
       min += ours;
       if (GST_CLOCK_TIME_IS_VALID (max))
         max += ours;
@@ -1953,6 +2050,11 @@ static void install_properties (GObjectClass *gobject_class)
       g_param_spec_boolean ("barge-in", "Barge-in",
           "Stop the answer when the user starts speaking over it (live input)",
           TRUE, live));
+  g_object_class_install_property (gobject_class, PROP_HALF_DUPLEX,
+      g_param_spec_boolean ("half-duplex", "Half duplex",
+          "For speakers without echo cancellation: send silence instead of the "
+          "input while an answer plays (live input; no barge-in by voice)",
+          FALSE, live));
 }
 
 static void gst_yandex_realtime_class_init (GstYandexRealtimeClass *klass)

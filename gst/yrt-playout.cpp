@@ -17,6 +17,11 @@ constexpr auto kIdlePoll = std::chrono::milliseconds (kIdlePollMs);
 constexpr gsize kRemembered = 32;
 }  // namespace
 
+GstClockTime Playout::max_lateness ()
+{
+  return kMinGap + std::chrono::duration_cast<std::chrono::nanoseconds> (kIdlePoll).count ();
+}
+
 bool idle_gap (GstClockTime &end, bool &owed, GstClockTime now, PlayoutItem &gap,
     GstClockTime limit)
 {
@@ -216,6 +221,14 @@ guint64 Playout::received_samples (const std::string &response_id) const
   return a ? a->received : 0;
 }
 
+bool Playout::pushed_span (GstClockTime &start, GstClockTime &end) const
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  start = span_start_;
+  end = audio_end_;
+  return GST_CLOCK_TIME_IS_VALID (span_start_);
+}
+
 GstClockTime Playout::planned_end_locked () const
 {
   guint64 queued = 0;
@@ -299,6 +312,8 @@ PlayoutItem Playout::stamp (Chunk chunk)
   GST_BUFFER_OFFSET_END (buffer) = offset_ + samples;
   if (offset_ == 0 || pts != next_ts_)
     GST_BUFFER_FLAG_SET (buffer, GST_BUFFER_FLAG_DISCONT);
+  if (!GST_CLOCK_TIME_IS_VALID (span_start_) || pts != audio_end_)
+    span_start_ = pts;
   offset_ += samples;
   next_ts_ = audio_end_ = end;
   playing_ = chunk.response_id;
@@ -337,6 +352,7 @@ void Playout::reset ()
   gap_owed_ = live_;
   offset_ = 0;
   next_ts_ = audio_end_ = 0;
+  span_start_ = GST_CLOCK_TIME_NONE;
   answer_start_ = GST_CLOCK_TIME_NONE;
   answer_offset_ = 0;
 }

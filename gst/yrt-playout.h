@@ -58,6 +58,12 @@ class Playout {
   ~Playout ();
 
   void configure (guint rate, bool live);
+  /* Live: how much later than its timestamp the src task may push audio (a
+   * delta of a playing answer that comes just before a GAP would be due is
+   * stamped on after the previous one).  Part of the element's LATENCY
+   * answer, so that sinks, and echo probes going by the timestamps, play it
+   * when it says. */
+  static GstClockTime max_lateness ();
   guint rate () const { return rate_; }
 
   /* Network thread. */
@@ -85,6 +91,10 @@ class Playout {
   /* EOS goes out after everything queued so far. */
   void finish ();
   guint64 received_samples (const std::string &response_id) const;
+  /* Half-duplex: the stretch of the timeline the audio pushed last covers,
+   * from the first sample pushed after the output was idle to the end of the
+   * last one.  False before any audio since the last reset. */
+  bool pushed_span (GstClockTime &start, GstClockTime &end) const;
   /* The audio of `response_id` received so far, where it goes (or went) on
    * the src timeline; the captions of text_src are stamped with it. */
   Span answer_span (const std::string &response_id) const;
@@ -139,6 +149,7 @@ class Playout {
   guint64 offset_ = 0;                     /* samples pushed since the timeline start */
   GstClockTime next_ts_ = 0;               /* end of the output so far */
   GstClockTime audio_end_ = 0;             /* end of the last audio pushed */
+  GstClockTime span_start_ = GST_CLOCK_TIME_NONE;  /* first pts of audio pushed since idle */
   GstClockTime answer_start_ = GST_CLOCK_TIME_NONE;  /* live: first pts of the answer */
   guint64 answer_offset_ = 0;              /* live: samples pushed of the answer */
 };

@@ -13,7 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # clang and its runtime: the fuzzer and the TSan pass; --webchat: WebRTC,
-# Chromium, espeak-ng and puppeteer-core for the webchat suite.
+# Chromium, espeak-ng and puppeteer-core for the webchat suite (espeak-ng
+# also voices the room suite, whose webrtcdsp comes with gst-plugins-bad).
 # shellcheck disable=SC2086  # a word list
 tests/install-packages.sh --webchat clang libclang-rt-14-dev ${EXTRA_PACKAGES:-}
 

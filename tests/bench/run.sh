@@ -3,7 +3,7 @@
 # which runs in its own process on loopback (docs/performance.md).
 #
 #   tests/bench/run.sh                  every benchmark
-#   tests/bench/run.sh file ttfa        some: file latency ttfa memory scale micro
+#   tests/bench/run.sh file ttfa        some: file latency ttfa memory scale micro aec
 #
 # Each benchmark prints a Markdown table and appends it to
 # docs/performance.md ("Results log"), with the date, the core count and the
@@ -20,6 +20,7 @@
 #   MEMORY_MINUTES   stream time of the memory run (default 60)
 #   SCALE_SESSIONS   session counts tried (default "25 50 100 200 300")
 #   SCALE_SECONDS    measured window of each scale run (default 30)
+#   AEC_SECONDS      length of each echo-canceller run (default 60)
 #   NO_DOC=1         print the tables only
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -38,9 +39,9 @@ KEY=bench-key
 doc=$root/docs/performance.md
 
 benches=("$@")
-[ ${#benches[@]} -gt 0 ] || benches=(micro file latency ttfa memory scale)
+[ ${#benches[@]} -gt 0 ] || benches=(micro file latency ttfa memory scale aec)
 for b in "${benches[@]}"; do
-  case $b in micro|file|latency|ttfa|memory|scale) ;; *) echo "unknown benchmark: $b" >&2; exit 2 ;; esac
+  case $b in micro|file|latency|ttfa|memory|scale|aec) ;; *) echo "unknown benchmark: $b" >&2; exit 2 ;; esac
 done
 
 say() { printf '== %s\n' "$*" >&2; }
@@ -394,6 +395,17 @@ bench_scale() {
     echo "  The real service has a per-folder session quota; the emulator has none."
     echo "- Largest N tried with zero late buffers, no errors and CPU < 50 % of the machine: **${best}**; target N ≥ 200: $(verdict "$((200 - best))" 0)."
   } >> "$section"
+  end_section
+}
+
+# ---- 6. echo cancellation (hands-free pipeline) ----
+bench_aec() {
+  local aec=$BENCH_BUILD/tests/bench/yrt-bench-aec
+  [ -x "$aec" ] || die "yrt-bench-aec was not built"
+  gst-inspect-1.0 webrtcdsp >/dev/null 2>&1 || die "webrtcdsp is missing (gstreamer1.0-plugins-bad)"
+  say "aec: webrtcdsp + webrtcechoprobe in real time, ${AEC_SECONDS:-60} s x $RUNS"
+  begin_section "6. Echo cancellation: webrtcdsp + webrtcechoprobe of the hands-free pipeline, 48 kHz, real time"
+  "$aec" "${AEC_SECONDS:-60}" "$RUNS" >> "$section"
   end_section
 }
 

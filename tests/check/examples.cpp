@@ -19,7 +19,7 @@ struct Run {
   int status = -1;
 };
 
-Run run_agent (const std::string &url, const char *input)
+Run run_agent (const std::string &url, const char *input, bool speakers = false)
 {
   GSubprocessLauncher *launcher = g_subprocess_launcher_new ((GSubprocessFlags) (
           G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE |
@@ -28,7 +28,7 @@ Run run_agent (const std::string &url, const char *input)
   GError *error = nullptr;
   GSubprocess *agent = g_subprocess_launcher_spawn (launcher, &error, YRT_AGENT,
       "--location", url.c_str (), "--source", "audiotestsrc is-live=true wave=silence",
-      "--sink", "fakesink", nullptr);
+      "--sink", "fakesink", speakers ? "--speakers" : nullptr, nullptr);
   fail_unless (agent != nullptr, "%s", error ? error->message : "?");
   char *out = nullptr;
   fail_unless (g_subprocess_communicate_utf8 (agent, input, nullptr, &out, nullptr, &error),
@@ -57,6 +57,20 @@ std::vector<std::string> function_outputs (const emu::Server &server)
   return outputs;
 }
 
+/* The emulator, started, taking the agent's key. */
+struct AgentServer : emu::Server {
+  AgentServer () : emu::Server (config ())
+  {
+    fail_unless (start () != 0, "emulator did not start");
+  }
+  static emu::Config config ()
+  {
+    emu::Config c;
+    c.api_key = "agent-key";
+    return c;
+  }
+};
+
 bool has (const std::string &text, const std::string &part)
 {
   return text.find (part) != std::string::npos;
@@ -69,10 +83,7 @@ bool has (const std::string &text, const std::string &part)
  * printed, and /quit waits for it before the agent exits with 0. */
 GST_START_TEST (test_agent_answers_a_weather_call)
 {
-  emu::Config config;
-  config.api_key = "agent-key";
-  emu::Server server (config);
-  fail_unless (server.start () != 0, "emulator did not start");
+  AgentServer server;
   emu::TurnScript call;
   call.calls = {{"get_weather", R"({"city":"Казань"})"}};
   server.push_turn (call);
@@ -94,12 +105,32 @@ GST_START_TEST (test_agent_answers_a_weather_call)
 }
 GST_END_TEST;
 
+/* --speakers: the hands-free pipeline (webrtcdsp, webrtcechoprobe) builds,
+ * negotiates and carries a conversation. */
+GST_START_TEST (test_agent_on_speakers)
+{
+  AgentServer server;
+  emu::TurnScript answer;
+  answer.answer_text = "Я вас слышу.";
+  server.push_turn (answer);
+
+  Run run = run_agent (server.url (), "Ты меня слышишь?\n/quit\n", true);
+  fail_unless_equals_int (run.status, 0);
+  fail_unless (has (run.out, "agent: Я вас слышу."), "%s", run.out.c_str ());
+  fail_unless (has (run.out, "completed"), "%s", run.out.c_str ());
+  /* The microphone reached the service through the canceller. */
+  fail_unless (!server.received_audio ().empty ());
+  server.stop ();
+}
+GST_END_TEST;
+
 static Suite *examples_suite ()
 {
   Suite *s = suite_create ("examples");
   TCase *tc = tcase_create ("general");
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_agent_answers_a_weather_call);
+  tcase_add_test (tc, test_agent_on_speakers);
   return s;
 }
 

@@ -1,0 +1,329 @@
+/* Hands-free on speakers, in a simulated room (room.h): the agent must not
+ * answer itself.  Real time against the emulator (espeak-ng answers, server
+ * VAD, interrupt-response on):
+ *  - without echo cancellation the echo interrupts the answers;
+ *  - with the documented webrtcdsp/webrtcechoprobe pipeline it never does,
+ *    over ten answers each heard whole;
+ *  - the user's voice still barges in, and how fast is measured;
+ *  - half-duplex=true without echo cancellation: no self-interruption, and
+ *    the user's next turn reaches the service whole. */
+#include "room.h"
+
+using namespace yrt;
+using namespace yrt::test;
+
+namespace {
+
+/* The documented hands-free settings (docs/yandexrealtime.md, "Hands-free on
+ * speakers"), with the microphone and the speaker at 48 kHz already. */
+const char *kCanceller () { return
+    "webrtcdsp probe=echo delay-agnostic=false echo-suppression-level=high noise-suppression=true gain-control=true ! "; }
+/* Half-duplex until the canceller has heard the first answer. */
+const char *kHandsFree = "half-duplex=true";
+const char *kProbe = "webrtcechoprobe name=echo ! ";
+
+const char *kQuestions[] = {
+  "Привет.", "Какая погода?", "Что нового?", "Который час?", "Спасибо.",
+  "Расскажи ещё.", "А завтра?", "Хорошо.", "Понятно.", "Пока.",
+};
+
+/* Short answers (~1.5 s) for the counting tests, long ones to talk over. */
+const char *kAnswers[] = {
+  "Здравствуйте, чем помочь?", "Сегодня солнечно, тепло.", "Новостей пока нет.",
+  "Сейчас полдень.", "Пожалуйста, обращайтесь.", "Больше ничего не знаю.",
+  "Завтра будет дождь.", "Отлично, продолжим.", "Рада помочь вам.", "До свидания.",
+};
+const char *kLongAnswer =
+    "Сегодня в Москве солнечно, около двадцати градусов тепла, ветер слабый, "
+    "а вечером возможен небольшой дождь.";
+
+emu::Config room_config ()
+{
+  emu::Config c;
+  c.speak = true;
+  c.audio_delta_ms = 100;
+  c.pace_ms = 50;  /* the answer streams at twice real time, as a service would */
+  return c;
+}
+
+GstClockTime ms (guint64 v)
+{
+  return v * GST_MSECOND;
+}
+
+/* Sum of audio-duration over the completed answers (under the lock). */
+GstClockTime answered (const Room &room, guint *completed = nullptr)
+{
+  GstClockTime total = 0;
+  guint n = 0;
+  for (const RoomMessage &m : room.messages ()) {
+    if (m.name != "response-done")
+      continue;
+    guint64 d = 0;
+    gst_structure_get_uint64 (m.s, "audio-duration", &d);
+    total += d;
+    if (g_strcmp0 (gst_structure_get_string (m.s, "status"), "completed") == 0)
+      n++;
+  }
+  if (completed)
+    *completed = n;
+  return total;
+}
+
+/* `n` answers are done and all their audio has been played (under the
+ * lock). */
+bool heard_out (Room &room, guint n)
+{
+  if (room.count ("response-done") < n)
+    return false;
+  GstClockTime played = gst_util_uint64_scale (room.played_samples (), GST_SECOND, kRoomRate);
+  return played + ms (5) * n >= answered (room) &&
+      !room.playing_at (room.now () - ms (300));
+}
+
+/* The user asks; returns once the answer has been played out. */
+void turn (Room &room, guint i, guint answers_before)
+{
+  room.say (speech (kQuestions[i % G_N_ELEMENTS (kQuestions)]), room.now () + ms (300));
+  bool ok = room.wait ([&] { return heard_out (room, answers_before + 1); }, 15000);
+  if (!ok)
+    room.stop_mic ();
+  fail_unless (ok, "answer %u was not played out", answers_before + 1);
+}
+
+void push_answers (Fixture &fx, guint n, bool long_ones = false)
+{
+  for (guint i = 0; i < n; i++) {
+    emu::TurnScript t;
+    t.answer_text = long_ones ? kLongAnswer : kAnswers[i % G_N_ELEMENTS (kAnswers)];
+    fx.server.push_turn (t);
+  }
+}
+
+}  // namespace
+
+/* The fault: the agent's own answer, back through the room, is taken for
+ * the user speaking, and barge-in cuts the answer. */
+GST_START_TEST (test_echo_interrupts_without_cancellation)
+{
+  Fixture fx (room_config ());
+  push_answers (fx, 4);
+  Room room (fx, "", "", "", Acoustics {150, -10});
+  room.start ();
+  room.say (speech (kQuestions[1]), ms (500));
+  /* The first answer starts; give the echo two seconds. */
+  fail_unless (room.wait ([&] { return room.played_samples () > 0; }, 15000));
+  room.wait ([&] { return room.count ("interrupted") > 0; }, 3000);
+  room.stop_mic ();
+  std::lock_guard<std::mutex> guard (room.lock ());
+  guint self_interruptions = room.count ("interrupted");
+  g_print ("room, no echo cancellation: %u self-interruptions, %u speech-started for 1 turn\n",
+      self_interruptions, room.count ("speech-started"));
+  fail_unless (self_interruptions > 0, "the echo did not interrupt: the rig shows nothing");
+  fail_unless (room.count ("speech-started") > 1);
+}
+GST_END_TEST;
+
+/* The documented pipeline: the echo canceller hears the answer through the
+ * probe and takes it out of the microphone's signal. */
+GST_START_TEST (test_echo_cancelled_over_ten_answers)
+{
+  Fixture fx (room_config ());
+  push_answers (fx, 11);
+  Room room (fx, kCanceller (), kHandsFree, kProbe, Acoustics {150, -10});
+  room.start ();
+  turn (room, 0, 0);
+  g_object_set (room.rt (), "half-duplex", FALSE, nullptr);
+  for (guint i = 1; i < 11; i++)
+    turn (room, i, i);
+  room.stop_mic ();
+  std::lock_guard<std::mutex> guard (room.lock ());
+  guint completed = 0;
+  GstClockTime total = answered (room, &completed);
+  GstClockTime played = gst_util_uint64_scale (room.played_samples (), GST_SECOND, kRoomRate);
+  g_print ("room, echo cancelled: %u answers, %u speech-started, %u interrupted, "
+      "%.3f s answered, %.3f s played\n", completed, room.count ("speech-started"),
+      room.count ("interrupted"), total / 1e9, played / 1e9);
+  fail_unless_equals_int (room.count ("interrupted"), 0);
+  fail_unless_equals_int (room.flushes ().size (), 0);
+  fail_unless_equals_int (room.count ("speech-started"), 11);
+  fail_unless_equals_int (completed, 11);
+  /* Each answer heard whole: everything the service sent was played. */
+  fail_unless (played + ms (2) * 11 >= total && played <= total + ms (2) * 11,
+      "played %" GST_TIME_FORMAT " of %" GST_TIME_FORMAT, GST_TIME_ARGS (played),
+      GST_TIME_ARGS (total));
+}
+GST_END_TEST;
+
+/* With the canceller on, the user's voice over the answer still stops it. */
+GST_START_TEST (test_barge_in_through_the_canceller)
+{
+  Fixture fx (room_config ());
+  push_answers (fx, 1);
+  push_answers (fx, 12, true);
+  Room room (fx, kCanceller (), kHandsFree, kProbe, Acoustics {150, -10});
+  room.start ();
+  turn (room, 0, 0);
+  g_object_set (room.rt (), "half-duplex", FALSE, nullptr);
+  /* The next question; each answer is then talked over, and what the user
+   * says is the next question. */
+  GstClockTime since = room.say (speech (kQuestions[1]), room.now () + ms (300));
+  std::vector<GstClockTime> delays;
+  guint hits = 0, early = 0;
+  for (guint i = 0; i < 10; i++) {
+    gsize since_sample = gst_util_uint64_scale (since, kRoomRate, GST_SECOND);
+    GstClockTime start = GST_CLOCK_TIME_NONE;
+    fail_unless (room.wait ([&] {
+      for (const auto &run : room.played ())
+        if (run.first >= since_sample) {
+          start = gst_util_uint64_scale (run.first, GST_SECOND, kRoomRate);
+          return true;
+        }
+      return false;
+    }, 15000), "answer %u did not start", i + 1);
+    /* The user talks over it 0.7 s into the answer, at the level of a turn. */
+    GstClockTime onset = room.say (speech (kQuestions[(i + 2) % 10]), start + ms (700));
+    bool hit = room.wait ([&] { return room.count ("interrupted", onset) > 0; }, 3000);
+    std::lock_guard<std::mutex> guard (room.lock ());
+    early += room.count ("interrupted", start) - room.count ("interrupted", onset);
+    if (hit) {
+      hits++;
+      /* src goes silent when the element stops the answer: its queue is
+       * dropped and downstream flushed at that moment. */
+      for (const RoomMessage &m : room.messages ())
+        if (m.name == "interrupted" && m.at >= onset) {
+          delays.push_back (m.at - onset);
+          break;
+        }
+    }
+    since = onset + ms (100);
+  }
+  room.stop_mic ();
+  std::sort (delays.begin (), delays.end ());
+  g_print ("room, barge-in through the canceller: %u of 10 interrupted (%u before the user "
+      "spoke); speech onset to silence on src: min %.0f ms, median %.0f ms, max %.0f ms\n",
+      hits, early, delays.empty () ? 0 : delays.front () / 1e6,
+      delays.empty () ? 0 : delays[delays.size () / 2] / 1e6,
+      delays.empty () ? 0 : delays.back () / 1e6);
+  fail_unless (hits >= 9, "only %u of 10 barge-ins", hits);
+  fail_unless_equals_int (early, 0);
+}
+GST_END_TEST;
+
+/* Per 10 ms frame of `pcm` (rate `rate`) from sample `first`: RMS in dBFS. */
+static std::vector<double> frames_dbfs (const gint16 *pcm, gsize size, guint rate, gsize first,
+    gsize count)
+{
+  std::vector<double> out;
+  const gsize frame = rate / 100;
+  for (gsize i = first; i + frame <= first + count && i + frame <= size; i += frame)
+    out.push_back (rms_dbfs (pcm + i, frame));
+  return out;
+}
+
+/* No canceller, half-duplex: the service hears silence while the answer
+ * plays, and the user's next turn whole. */
+GST_START_TEST (test_half_duplex_without_cancellation)
+{
+  Fixture fx (room_config ());
+  push_answers (fx, 2);
+  const Acoustics room_acoustics {150, -6};
+  Room room (fx, "", "half-duplex=true", "", room_acoustics);
+  room.start ();
+  turn (room, 1, 0);
+  std::pair<gsize, gsize> answer;
+  {
+    std::lock_guard<std::mutex> guard (room.lock ());
+    answer = room.played ().front ();
+  }
+  std::vector<gint16> next = speech (kQuestions[2]);
+  GstClockTime onset = room.say (next, room.now () + ms (300));
+  fail_unless (room.wait ([&] { return heard_out (room, 2); }, 15000));
+  room.stop_mic ();
+  std::lock_guard<std::mutex> guard (room.lock ());
+  guint completed = 0;
+  answered (room, &completed);
+  fail_unless_equals_int (room.count ("interrupted"), 0);
+  fail_unless_equals_int (room.count ("speech-started"), 2);
+  fail_unless_equals_int (completed, 2);
+
+  std::vector<guint8> bytes = fx.server.received_audio ();
+  const auto *got = reinterpret_cast<const gint16 *> (bytes.data ());
+  const gsize got_n = bytes.size () / 2;
+  /* The echo of the answer was in the microphone, loud enough for the VAD
+   * (-35 dBFS) ... */
+  const gsize delay = (gsize) room_acoustics.delay_ms * kRoomRate / 1000;
+  auto mic_echo = frames_dbfs (room.mic ().data (), room.mic ().size (), kRoomRate,
+      answer.first + delay, answer.second - answer.first);
+  double loudest = *std::max_element (mic_echo.begin (), mic_echo.end ());
+  fail_unless (loudest > -35, "the echo peaked at %.1f dBFS", loudest);
+  /* ... and the service got digital silence in its place, to its last
+   * reflection. */
+  auto sent = frames_dbfs (got, got_n, 24000, (answer.first + delay) / 2,
+      (answer.second - answer.first + 80 * kRoomRate / 1000) / 2);
+  for (gsize i = 0; i < sent.size (); i++)
+    fail_unless (sent[i] <= -120, "frame %zu of the echo was sent at %.1f dBFS", i, sent[i]);
+  /* The next turn, from its first frame, as the user said it. */
+  gsize first = gst_util_uint64_scale (onset, kRoomRate, GST_SECOND);
+  auto said = frames_dbfs (room.mic ().data (), room.mic ().size (), kRoomRate, first, next.size ());
+  auto heard = frames_dbfs (got, got_n, 24000, first / 2, next.size () / 2);
+  fail_unless_equals_int (said.size (), heard.size ());
+  for (gsize i = 0; i < said.size (); i++)
+    if (said[i] > -50)
+      fail_unless (std::abs (said[i] - heard[i]) < 1.5,
+          "frame %zu of the next turn: said %.1f dBFS, sent %.1f dBFS", i, said[i], heard[i]);
+  g_print ("room, half-duplex: echo up to %.1f dBFS in the microphone, none sent; next turn "
+      "sent whole (%zu frames)\n", loudest, said.size ());
+}
+GST_END_TEST;
+
+/* Half-duplex with push-to-talk: pressing the button (unmute) while the
+ * answer plays lets the user be heard over it, and the answer stops. */
+GST_START_TEST (test_half_duplex_push_to_talk)
+{
+  Fixture fx (room_config ());
+  push_answers (fx, 2, true);
+  Room room (fx, "", "half-duplex=true mute=true", "", Acoustics {150, -10});
+  room.start ();
+  /* A turn: press, speak, release (muting ends the turn). */
+  g_object_set (room.rt (), "mute", FALSE, nullptr);
+  std::vector<gint16> question = speech (kQuestions[1]);
+  GstClockTime said = room.say (question, room.now () + ms (200));
+  fail_unless (room.wait ([&] {
+    return room.now () > said + gst_util_uint64_scale (question.size (), GST_SECOND, kRoomRate) + ms (100);
+  }, 10000));
+  g_object_set (room.rt (), "mute", TRUE, nullptr);
+  /* The answer plays; 0.7 s in, the user presses and talks over it. */
+  GstClockTime start = 0;
+  fail_unless (room.wait ([&] {
+    if (room.played ().empty ())
+      return false;
+    start = gst_util_uint64_scale (room.played ().front ().first, GST_SECOND, kRoomRate);
+    return room.now () > start + ms (700);
+  }, 15000));
+  g_object_set (room.rt (), "mute", FALSE, nullptr);
+  GstClockTime pressed = room.now ();
+  room.say (speech (kQuestions[2]), pressed + ms (100));
+  fail_unless (room.wait ([&] { return room.count ("interrupted", pressed) > 0; }, 5000),
+      "the user was not heard over the answer");
+  room.stop_mic ();
+  std::lock_guard<std::mutex> guard (room.lock ());
+  fail_unless_equals_int (room.count ("interrupted", 0) - room.count ("interrupted", pressed), 0);
+}
+GST_END_TEST;
+
+static Suite *room_suite (void)
+{
+  Suite *s = suite_create ("room");
+  TCase *tc = tcase_create ("room");
+  tcase_set_timeout (tc, 120);
+  tcase_add_test (tc, test_echo_interrupts_without_cancellation);
+  tcase_add_test (tc, test_echo_cancelled_over_ten_answers);
+  tcase_add_test (tc, test_barge_in_through_the_canceller);
+  tcase_add_test (tc, test_half_duplex_without_cancellation);
+  tcase_add_test (tc, test_half_duplex_push_to_talk);
+  suite_add_tcase (s, tc);
+  return s;
+}
+
+GST_CHECK_MAIN (room);
