@@ -161,18 +161,43 @@ simple_message (const gchar *type, const gchar *key, const gchar *value)
 
 /* ---- the pipeline ---- */
 
+/* The element `e`'s "src" pad feeds (a reference), or NULL. */
+static GstElement *
+downstream_of (GstElement *e)
+{
+  GstPad *src = gst_element_get_static_pad (e, "src");
+  GstPad *peer = src ? gst_pad_get_peer (src) : NULL;
+  GstElement *next = peer ? gst_pad_get_parent_element (peer) : NULL;
+  if (peer)
+    gst_object_unref (peer);
+  if (src)
+    gst_object_unref (src);
+  return next;
+}
+
 static void
 session_free_pipeline (Session *s)
 {
   if (!s->pipeline)
     return;
   gst_bus_remove_watch (GST_ELEMENT_BUS (s->pipeline));
-  /* webrtcbin first: the pipeline is a loop (webrtcbin → … → webrtcbin),
-   * so GstBin cannot order the state change from the sinks up, and an
-   * answer being pushed into a network sink that waits in PAUSED would hold
-   * the element's streaming thread while its pads are deactivated.  With
-   * webrtcbin down, that push returns FLUSHING and everything stops. */
+  /* The pipeline is a loop (webrtcbin → … → webrtcbin), so GstBin cannot
+   * order the state change from the sinks up: an element that went to
+   * PAUSED first (clocksync waits there for PLAYING) would hold the
+   * element's streaming thread, pushing an answer into it, while the
+   * element's pads are deactivated.  So the answer's path stops from its
+   * end back: webrtcbin, then each element after yandexrealtime, nearest to
+   * webrtcbin first.  A push into a stopped element returns FLUSHING. */
   gst_element_set_state (s->webrtc, GST_STATE_NULL);
+  GPtrArray *path = g_ptr_array_new_with_free_func (gst_object_unref);
+  GstElement *e = downstream_of (s->rt);
+  for (; e && e != s->webrtc; e = downstream_of (e))
+    g_ptr_array_add (path, e);
+  if (e)
+    gst_object_unref (e);
+  for (guint i = path->len; i-- > 0;)
+    gst_element_set_state (GST_ELEMENT (g_ptr_array_index (path, i)), GST_STATE_NULL);
+  g_ptr_array_unref (path);
   gst_element_set_state (s->pipeline, GST_STATE_NULL);
   gst_clear_object (&s->pipeline);
   s->webrtc = s->rt = s->depay = NULL;  /* owned by the pipeline */
