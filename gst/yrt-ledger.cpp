@@ -63,7 +63,7 @@ guint64 InputLedger::rewind ()
   guint64 lost = released_ > natural_ ? released_ - natural_ : 0;
   natural_ = released_;
   unsent_index_ = 0;
-  sent_end_ = base_ = heard_ = last_stop_ = last_commit_ = released_;
+  sent_end_ = base_ = heard_ = last_stop_ = last_commit_ = last_barrier_ = released_;
   barriers_.clear ();
   speech_open_ = false;
   speech_ = Turn ();
@@ -84,6 +84,7 @@ guint64 InputLedger::to_position (gint64 ms) const
 void InputLedger::update_sent ()
 {
   barriers_.push_back (sent_end_);
+  last_barrier_ = sent_end_;
 }
 
 void InputLedger::update_acked ()
@@ -277,7 +278,7 @@ guint64 InputLedger::drop_oldest_unsent ()
 guint64 InputLedger::force_release ()
 {
   guint64 before = released_;
-  guint64 target = end_ > max_samples_ * 3 / 4 ? end_ - max_samples_ * 3 / 4 : 0;
+  guint64 target = end_ > max_samples_ / 2 ? end_ - max_samples_ / 2 : 0;
   release_to (MIN (target, MIN (heard_, sent_end_)));
   return released_ - before;
 }

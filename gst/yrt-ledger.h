@@ -68,8 +68,14 @@ class InputLedger {
   guint64 released () const { return released_; }
   guint64 retained () const { return end_ - released_; }
   bool full () const { return retained () >= max_samples_; }
-  /* Half full: time to ask the service where it is (send a barrier). */
-  bool wants_barrier () const { return retained () >= max_samples_ / 2 && barriers_.empty (); }
+  /* Half full, and a quarter of the bound sent since the last barrier:
+   * time to ask the service where it is.  (Not after every answer: a turn
+   * that holds the release point keeps the ledger half full.) */
+  bool wants_barrier () const
+  {
+    return retained () >= max_samples_ / 2 && barriers_.empty () &&
+        sent_end_ >= last_barrier_ + max_samples_ / 4;
+  }
   bool barrier_in_flight () const { return !barriers_.empty (); }
 
   /* ---- sessions ---- */
@@ -119,8 +125,8 @@ class InputLedger {
    * the wire at the cut). */
   guint64 drop_oldest_unsent ();
   /* Past the bound: give up protecting the oldest audio the service has
-   * already processed (never unsent audio), down to three quarters of the
-   * bound; returns the samples released. */
+   * already processed (never unsent audio), down to half the bound; returns
+   * the samples released. */
   guint64 force_release ();
   /* Everything sent has been processed (a barrier's answer covers it). */
   bool all_heard () const { return heard_ >= sent_end_; }
@@ -159,6 +165,7 @@ class InputLedger {
   guint64 heard_ = 0;            /* it has processed everything before */
   guint64 last_stop_ = 0;        /* end of its last utterance: no turn starts before */
   std::deque<guint64> barriers_; /* sent_end_ of each session.update not answered */
+  guint64 last_barrier_ = 0;     /* sent_end_ at the last one */
   bool speech_open_ = false;     /* an utterance started, not yet committed */
   Turn speech_;                  /* that utterance */
   guint64 last_commit_ = 0;      /* position of our last commit given out */
