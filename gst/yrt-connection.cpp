@@ -3,6 +3,8 @@
 
 #include <gio/gio.h>
 #include <libsoup/soup.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 namespace yrt {
 
@@ -18,7 +20,7 @@ constexpr guint kCloseTimeoutMs = 500;
 /* File audio waits this long for company before the network thread wakes;
  * a backlog this big goes at once. */
 constexpr guint kBatchDelayMs = 5;
-constexpr gsize kBatchBytes = 64 * 1024;
+constexpr gsize kBatchBytes = 256 * 1024;
 
 /* A std::function carried through a GSource. */
 struct Call {
@@ -592,6 +594,14 @@ void Connection::unpark ()
     flush_ = Flush::None;
 }
 
+namespace {
+void cork (GSocket *tcp, bool on)
+{
+  if (tcp)
+    g_socket_set_option (tcp, IPPROTO_TCP, TCP_CORK, on ? 1 : 0, nullptr);
+}
+}  // namespace
+
 /* Worker thread: hands queued frames to the socket, in order, while the
  * peer keeps reading. */
 void Connection::flush_outbox ()
@@ -628,6 +638,10 @@ void Connection::flush_outbox ()
    * input again to the next session.  The reference keeps the socket alive
    * through a "closed" handler that releases it. */
   g_object_ref (socket);
+  /* libsoup writes each frame with a syscall of its own; corked, the kernel
+   * sends the batch in full segments when it is uncorked at the end, rather
+   * than one packet per frame while the peer keeps up. */
+  cork (w->tcp, batch.size () > 1);
   for (const Queued &frame : batch) {
     if (soup_websocket_connection_get_state (socket) != SOUP_WEBSOCKET_STATE_OPEN)
       break;
@@ -639,6 +653,7 @@ void Connection::flush_outbox ()
             "{\"type\":\"input_audio_buffer.append\""))
       YRT_TRACE ("uplink-out", w->trace_appends++, g_get_monotonic_time ());
   }
+  cork (w->tcp, false);
   g_object_unref (socket);
 }
 

@@ -213,24 +213,23 @@ Dialog::SendResult Dialog::send_audio (const guint8 *pcm, gsize size)
 
 /* Whether non-live input may add to the ledger; else what will make room is
  * on its way: a session, a barrier's answer, an answer to a committed turn.
- * A turn longer than the bound would wait for ever for input that cannot
- * come, so its oldest audio the service has read loses its protection
- * instead (at once, not after another round trip: the half-way barrier has
- * usually been answered by then). */
+ * Once the service has processed everything and still nothing can go, only
+ * more input could move the release point (a turn longer than the bound):
+ * its oldest audio loses its protection instead of waiting for ever. */
 bool Dialog::room_for_input_locked ()
 {
   if (!ledger_.full ())
     return true;
-  if (!ready_)
+  if (!ready_ || ledger_.barrier_in_flight ())
     return false;
-  if (!ledger_.waits_for_answer ()) {
-    ledger_.force_release ();
-    if (!ledger_.full ())
-      return true;
-  }
-  if (!ledger_.barrier_in_flight () && !ledger_.all_heard ())
+  if (!ledger_.all_heard ()) {
     send_session_update_locked ();
-  return false;
+    return false;
+  }
+  if (ledger_.waits_for_answer ())
+    return false;
+  ledger_.force_release ();
+  return !ledger_.full ();
 }
 
 /* Audio and our commits the session has not been given yet, in order.  A

@@ -218,9 +218,9 @@ GST_START_TEST (test_bound_and_forced_release)
   fail_if (l.waits_for_answer ());  /* only more input ends this turn */
   fail_unless (l.force_release () > 0);
   fail_if (l.full ());
-  fail_unless_equals_uint64 (l.released (), 350);
-  /* 100..350 was the turn's: lost if the connection goes now. */
-  fail_unless_equals_uint64 (l.rewind (), 250);
+  fail_unless_equals_uint64 (l.released (), 600);  /* down to half the bound */
+  /* 100..600 was the turn's: lost if the connection goes now. */
+  fail_unless_equals_uint64 (l.rewind (), 500);
   fail_unless_equals_uint64 (l.rewind (), 0);
 }
 GST_END_TEST;
@@ -328,6 +328,27 @@ GST_START_TEST (test_release_is_sample_exact)
 }
 GST_END_TEST;
 
+/* Barriers: half the bound unconfirmed, and a quarter of it sent since the
+ * last one (a turn that holds the release point keeps the ledger half full:
+ * not a barrier per round trip). */
+GST_START_TEST (test_barriers_are_spaced)
+{
+  InputLedger l = make (true, 1000, 0);  /* manual: only commits release */
+  add_ms (l, 600);
+  give (l);
+  fail_unless (l.wants_barrier ());
+  l.update_sent ();
+  fail_if (l.wants_barrier ());  /* one in flight */
+  l.update_acked ();
+  add_ms (l, 200);
+  give (l);
+  fail_if (l.wants_barrier ());  /* 200 < 250 since the last */
+  add_ms (l, 50);
+  give (l);
+  fail_unless (l.wants_barrier ());
+}
+GST_END_TEST;
+
 static Suite *ledger_suite (void)
 {
   Suite *s = suite_create ("ledger");
@@ -339,6 +360,7 @@ static Suite *ledger_suite (void)
   tcase_add_test (tc, test_function_calls_keep_the_turn);
   tcase_add_test (tc, test_each_response_answers_one_turn);
   tcase_add_test (tc, test_release_is_sample_exact);
+  tcase_add_test (tc, test_barriers_are_spaced);
   tcase_add_test (tc, test_padding_stops_at_the_last_utterance);
   tcase_add_test (tc, test_manual_commits_replay_in_order);
   tcase_add_test (tc, test_bound_and_forced_release);
