@@ -207,7 +207,7 @@ Dialog::SendResult Dialog::send_audio (const guint8 *pcm, gsize size)
     stats_.dropped_input_samples += dropped;
   }
   if (live_ && ledger_.full ())
-    ledger_.force_release ();
+    ledger_.force_release (true);
   return SendResult::Ok;
 }
 

@@ -275,11 +275,11 @@ guint64 InputLedger::drop_oldest_unsent ()
   return dropped;
 }
 
-guint64 InputLedger::force_release ()
+guint64 InputLedger::force_release (bool unheard_too)
 {
   guint64 before = released_;
   guint64 target = end_ > max_samples_ / 2 ? end_ - max_samples_ / 2 : 0;
-  release_to (MIN (target, MIN (heard_, sent_end_)));
+  release_to (MIN (target, unheard_too ? sent_end_ : MIN (heard_, sent_end_)));
   return released_ - before;
 }
 

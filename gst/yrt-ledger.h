@@ -126,8 +126,10 @@ class InputLedger {
   guint64 drop_oldest_unsent ();
   /* Past the bound: give up protecting the oldest audio the service has
    * already processed (never unsent audio), down to half the bound; returns
-   * the samples released. */
-  guint64 force_release ();
+   * the samples released.  `unheard_too`: live input, which never waits, so
+   * memory stays bounded even while the service confirms nothing (a peer
+   * that stopped reading). */
+  guint64 force_release (bool unheard_too = false);
   /* Everything sent has been processed (a barrier's answer covers it). */
   bool all_heard () const { return heard_ >= sent_end_; }
   /* The release point waits for an answer to a committed turn: that comes

@@ -349,6 +349,22 @@ GST_START_TEST (test_barriers_are_spaced)
 }
 GST_END_TEST;
 
+/* Live input never waits: past the bound its oldest audio goes even when
+ * the service confirmed nothing (memory stays bounded); file input keeps
+ * what the service has not heard. */
+GST_START_TEST (test_live_bound_holds_without_confirmation)
+{
+  InputLedger l = make (false, 1000, 0);
+  add_ms (l, 1500);
+  give (l);
+  fail_unless (l.full ());
+  fail_unless_equals_uint64 (l.force_release (), 0);  /* nothing heard */
+  fail_unless (l.force_release (true) > 0);
+  fail_unless_equals_uint64 (l.retained (), 500);
+  fail_unless_equals_uint64 (l.rewind (), 1000);  /* lost if cut now */
+}
+GST_END_TEST;
+
 static Suite *ledger_suite (void)
 {
   Suite *s = suite_create ("ledger");
@@ -361,6 +377,7 @@ static Suite *ledger_suite (void)
   tcase_add_test (tc, test_each_response_answers_one_turn);
   tcase_add_test (tc, test_release_is_sample_exact);
   tcase_add_test (tc, test_barriers_are_spaced);
+  tcase_add_test (tc, test_live_bound_holds_without_confirmation);
   tcase_add_test (tc, test_padding_stops_at_the_last_utterance);
   tcase_add_test (tc, test_manual_commits_replay_in_order);
   tcase_add_test (tc, test_bound_and_forced_release);
