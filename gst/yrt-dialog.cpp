@@ -238,14 +238,14 @@ bool Dialog::room_for_input_locked ()
 void Dialog::send_unsent_locked ()
 {
   auto kind = live_ ? Connection::Frame::LiveAudio : Connection::Frame::FileAudio;
-  for (const InputLedger::Item &item : ledger_.take_unsent ()) {
+  ledger_.take_unsent ([&] (const InputLedger::Item &item) {
     if (item.commit ()) {
       connection_->send (client::audio_commit ());
-      continue;
+      return;
     }
     connection_->send (client::audio_append (item.pcm.data (), item.pcm.size ()), kind);
     stats_.audio_samples_sent += item.samples ();
-  }
+  });
   if (ledger_.wants_barrier ())
     send_session_update_locked ();
 }

@@ -42,9 +42,8 @@ void InputLedger::add_commit ()
   items_.push_back (std::move (mark));
 }
 
-std::vector<InputLedger::Item> InputLedger::take_unsent ()
+void InputLedger::take_unsent (const std::function<void (const Item &)> &give)
 {
-  std::vector<Item> out;
   for (; unsent_index_ < items_.size (); unsent_index_++) {
     const Item &item = items_[unsent_index_];
     if (item.commit ()) {
@@ -53,9 +52,8 @@ std::vector<InputLedger::Item> InputLedger::take_unsent ()
     }
     sent_end_ = item.position + item.samples ();
     given_end_ = MAX (given_end_, sent_end_);
-    out.push_back (item);
+    give (item);
   }
-  return out;
 }
 
 guint64 InputLedger::rewind ()

@@ -29,6 +29,7 @@
 #include <glib.h>
 
 #include <deque>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -58,9 +59,9 @@ class InputLedger {
   void add (const guint8 *pcm, gsize size);
   /* Our input_audio_buffer.commit, after everything added so far. */
   void add_commit ();
-  /* What the current session has not been given yet, in order; from now on
-   * it counts as given. */
-  std::vector<Item> take_unsent ();
+  /* Hands `give` what the current session has not been given yet, in order
+   * (no copy: this is the hot path); from now on it counts as given. */
+  void take_unsent (const std::function<void (const Item &)> &give);
   bool has_unsent () const { return unsent_index_ < items_.size (); }
 
   guint64 end () const { return end_; }

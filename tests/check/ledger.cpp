@@ -35,11 +35,11 @@ Given give (InputLedger &l)
 {
   Given g;
   guint64 expected = G_MAXUINT64;
-  for (const InputLedger::Item &item : l.take_unsent ()) {
+  l.take_unsent ([&] (const InputLedger::Item &item) {
     if (item.commit ()) {
       g.commits++;
       g.commit_at.push_back (item.position);
-      continue;
+      return;
     }
     const gint16 *s = (const gint16 *) item.pcm.data ();
     fail_unless_equals_int (s[0], (gint) (item.position & 0x7fff));
@@ -48,7 +48,7 @@ Given give (InputLedger &l)
     expected = item.position + item.samples ();
     g.first = MIN (g.first, item.position);
     g.end = expected;
-  }
+  });
   return g;
 }
 
