@@ -465,17 +465,31 @@ static bool is_loopback (const char *host)
   return loopback;
 }
 
+/* The scheme and host of a location ("" for what it lacks or cannot be
+ * parsed). */
+struct LocationParts {
+  std::string scheme, host;
+};
+
+static LocationParts location_parts (const std::string &location)
+{
+  LocationParts parts;
+  GUri *uri = g_uri_parse (location.c_str (), G_URI_FLAGS_NONE, nullptr);
+  if (!uri)
+    return parts;
+  parts.scheme = g_uri_get_scheme (uri) ? g_uri_get_scheme (uri) : "";
+  parts.host = g_uri_get_host (uri) ? g_uri_get_host (uri) : "";
+  g_uri_unref (uri);
+  return parts;
+}
+
 /* Credentials in the clear may only go to this machine (test servers). */
 static gboolean check_plain_ws (GstYandexRealtime *self, const Settings &s,
     const Credentials &c)
 {
   if (c.authorization.empty () || s.allow_insecure)
     return TRUE;
-  GUri *uri = g_uri_parse (s.location.c_str (), G_URI_FLAGS_NONE, nullptr);
-  bool local = uri && is_loopback (g_uri_get_host (uri));
-  if (uri)
-    g_uri_unref (uri);
-  if (local)
+  if (is_loopback (location_parts (s.location).host.c_str ()))
     return TRUE;
   GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
       ("Refusing to send credentials over an unencrypted connection"),
@@ -493,14 +507,10 @@ static gboolean check_location (GstYandexRealtime *self)
     std::lock_guard<std::mutex> guard (self->priv->settings_lock);
     location = self->priv->settings.location;
   }
-  GUri *uri = g_uri_parse (location.c_str (), G_URI_FLAGS_NONE, nullptr);
-  const char *scheme = uri ? g_uri_get_scheme (uri) : nullptr;
-  const char *host = uri ? g_uri_get_host (uri) : nullptr;
-  bool valid = scheme && (g_ascii_strcasecmp (scheme, "ws") == 0 ||
-      g_ascii_strcasecmp (scheme, "wss") == 0) && host && *host;
-  if (uri)
-    g_uri_unref (uri);
-  if (valid)
+  LocationParts parts = location_parts (location);
+  bool ws = g_ascii_strcasecmp (parts.scheme.c_str (), "ws") == 0 ||
+      g_ascii_strcasecmp (parts.scheme.c_str (), "wss") == 0;
+  if (ws && !parts.host.empty ())
     return TRUE;
   GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
       ("The location is not a ws:// or wss:// URL with a host"),
