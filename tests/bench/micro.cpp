@@ -82,9 +82,8 @@ std::string delta_event (const std::vector<guint8> &pcm, int n)
 
 std::vector<guint8> as_bytes (const std::vector<gint16> &pcm)
 {
-  std::vector<guint8> b (pcm.size () * 2);
-  memcpy (b.data (), pcm.data (), b.size ());
-  return b;
+  const auto *p = reinterpret_cast<const guint8 *> (pcm.data ());
+  return std::vector<guint8> (p, p + pcm.size () * 2);  /* no memcpy from an empty one's NULL */
 }
 
 /* ------------------------------------------------------------------ micro -- */
@@ -141,7 +140,7 @@ struct UplinkCase {
       pos = 0;
     GstBuffer *b = wrap_static (input.data () + pos, size);
     pos += size;
-    uplink.push (b, [this] (const guint8 *pcm, gsize n) { sink += n + pcm[0]; });
+    uplink.push (b, [this] (const guint8 *pcm, gsize n) { sink += n + (n ? pcm[0] : 0); });
     gst_buffer_unref (b);
   }
 };

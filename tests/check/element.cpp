@@ -451,7 +451,7 @@ GST_START_TEST (test_live_timestamps)
   GstClockTime t = 5 * GST_SECOND;
   guint64 total = 0;
   while (total < 44100) {
-    GstBuffer *b = gst_harness_pull (f.h);
+    GstBuffer *b = pull_buffer (f.h);
     fail_unless_equals_clocktime (GST_BUFFER_PTS (b),
         5 * GST_SECOND + gst_util_uint64_scale (total, GST_SECOND, 44100));
     total += gst_buffer_get_size (b) / 2;
@@ -483,7 +483,7 @@ GST_START_TEST (test_live_timestamps)
 
   /* The next answer starts when it arrives: at 20 s. */
   f.push (turn (24000));
-  GstBuffer *b = gst_harness_pull (f.h);
+  GstBuffer *b = pull_buffer (f.h);
   fail_unless_equals_clocktime (GST_BUFFER_PTS (b), 20 * GST_SECOND);
   gst_buffer_unref (b);
 }
@@ -507,7 +507,7 @@ GST_START_TEST (test_barge_in_drops_the_answer)
   GstMessage *m = f.wait_message ("response-done");
   std::string victim = gst_structure_get_string (structure (m), "response-id");
   gst_message_unref (m);
-  GstBuffer *first = gst_harness_pull (f.h);
+  GstBuffer *first = pull_buffer (f.h);
   guint64 heard = gst_buffer_get_size (first) / 2;
   gst_buffer_unref (first);
 
@@ -526,7 +526,7 @@ GST_START_TEST (test_barge_in_drops_the_answer)
   guint64 expected = played_ms * 441 / 10 + 44100;
   std::vector<GstBuffer *> rest;
   while (heard < expected) {
-    rest.push_back (gst_harness_pull (f.h));
+    rest.push_back (pull_buffer (f.h));
     heard += gst_buffer_get_size (rest.back ()) / 2;
   }
   fail_unless_equals_uint64 (heard, expected);
