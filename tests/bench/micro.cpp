@@ -13,7 +13,9 @@
  *    source built without it (slow-protocol.cpp: json-glib only), on
  *    hand-made edge cases and thousands of mutated frames;
  *  - base64 against GLib's encoder and the original strict decoder;
- *  - Uplink's stereo mixdown against GstAudioConverter doing it all. */
+ *  - Uplink's stereo mixdown against GstAudioConverter doing it all.
+ * Its random inputs come from a seed it prints on stderr (VERIFY_SEED=<n>);
+ * VERIFY_SEED=<n> in the environment repeats them (or tries others). */
 #include "micro.h"
 
 #include "yrt-protocol.h"
@@ -40,9 +42,10 @@ double now_s ()
   return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Deterministic pseudo-random numbers. */
+/* Deterministic pseudo-random numbers (xorshift64; any seed but 0). */
 struct Rng {
-  guint64 s = 0x9e3779b97f4a7c15ull;
+  explicit Rng (guint64 seed = 0x9e3779b97f4a7c15ull) : s (seed ? seed : 1) {}
+  guint64 s;
   guint32 next ()
   {
     s ^= s << 13;
@@ -403,7 +406,11 @@ void compare_parse (const std::string &text, guint *fast_ok = nullptr)
 
 int cmd_verify ()
 {
-  Rng rng;
+  /* VERIFY_SEED=<n> repeats (or varies) the random inputs below. */
+  const char *env = g_getenv ("VERIFY_SEED");
+  const guint64 seed = env ? g_ascii_strtoull (env, nullptr, 10) : 0x9e3779b97f4a7c15ull;
+  fprintf (stderr, "verify: VERIFY_SEED=%" G_GUINT64_FORMAT "\n", seed);
+  Rng rng (seed);
   /* base64 against GLib and the original decoder. */
   for (gsize size = 0; size < 200; size++) {
     std::vector<guint8> in (size);

@@ -1,6 +1,10 @@
 /* The element end to end against the emulator: file turns with EOS drain,
  * conversion, session configuration, bus messages, live timing, barge-in,
- * credentials and state cycles. */
+ * credentials and state cycles.
+ *
+ * test_state_cycles stops the element at random moments: it prints
+ * ELEMENT_SEED=<n> on stderr, and ELEMENT_SEED=<n> in the environment
+ * repeats those moments (the default seed is 42). */
 #include "harness.h"
 
 #include <json-glib/json-glib.h>
@@ -673,11 +677,16 @@ GST_START_TEST (test_flush_restarts_output)
 }
 GST_END_TEST;
 
-/* Stopping is prompt and clean whatever the element was doing. */
+/* Stopping is prompt and clean whatever the element was doing: 50 stops at
+ * random moments of the connection (ELEMENT_SEED=<n> draws them from
+ * another seed; 42 by default). */
 GST_START_TEST (test_state_cycles)
 {
   Fixture f;
-  GRand *rand = g_rand_new_with_seed (42);
+  const char *env = g_getenv ("ELEMENT_SEED");
+  guint32 seed = env ? (guint32) g_ascii_strtoull (env, nullptr, 10) : 42;
+  g_printerr ("element: ELEMENT_SEED=%u\n", seed);
+  GRand *rand = g_rand_new_with_seed (seed);
   for (int i = 0; i < 50; i++) {
     GstElement *e = gst_element_factory_make ("yandexrealtime", nullptr);
     g_object_set (e, "location", f.server.url ().c_str (), "api-key", "test-key", nullptr);
