@@ -18,7 +18,8 @@
  * `latency` after it left src, so `delay` - `latency` is what the echo path
  * adds after the sink: the device's unreported buffering and the air.
  *
- * ROOM_VERBOSE=1 prints the element's messages as they come;
+ * ROOM_VERBOSE=1 prints the element's messages as they come, and what
+ * happened (story ()) when the microphone stops, as a failure does;
  * ROOM_DUMP=<dir> writes what the microphone captured (room-mic.raw, 48 kHz)
  * and what the service received (room-sent.raw, 24 kHz), S16LE mono. */
 #pragma once
@@ -223,9 +224,12 @@ class Room {
     if (!mic_thread_.joinable ())
       return;
     mic_thread_.join ();
-    if (g_getenv ("ROOM_VERBOSE"))
+    if (g_getenv ("ROOM_VERBOSE")) {
       g_print ("base time then %" G_GUINT64_FORMAT " now %" G_GUINT64_FORMAT "\n", base_,
           gst_element_get_base_time (pipeline_));
+      std::lock_guard<std::mutex> guard (lock_);
+      g_print ("%s", story ().c_str ());
+    }
     if (const char *dir = g_getenv ("ROOM_DUMP")) {  /* raw S16LE: mic 48 kHz, sent 24 kHz */
       std::string base = std::string (dir) + "/room-";
       std::vector<guint8> sent = fx_.server.received_audio ();
@@ -236,6 +240,111 @@ class Room {
       g_file_set_contents ((base + "sent.raw").c_str (), (const gchar *) sent.data (),
           sent.size (), nullptr);
     }
+  }
+
+  /* What happened, for a failure message (under the lock, the microphone
+   * stopped): in order of running time what the user said, the element's
+   * messages, the flushes on src and the runs of speaker output (when they
+   * left src); after each run its echo, from the run's first sample back at
+   * the microphone to its last reflection, in the 10 ms frames where the
+   * user was silent (from 10 ms before to 30 ms after): the loudest frame
+   * of the microphone and of what the service received (sample j of the
+   * session at running time j / 24 kHz), and the frames the emulator's VAD
+   * takes for speech (p = (dBFS + 60) / 50 above vad-threshold, so above
+   * -35 dBFS by default). */
+  std::string story () const
+  {
+    struct Line {
+      GstClockTime at;
+      std::string text;
+    };
+    std::vector<Line> lines;
+    auto add = [&lines] (GstClockTime at, gchar *text) {
+      lines.push_back ({at, text});
+      g_free (text);
+    };
+    auto secs = [] (gsize samples, guint rate) { return (double) samples / rate; };
+    for (const Said &s : said_)
+      add (gst_util_uint64_scale (s.first, GST_SECOND, kRoomRate),
+          g_strdup_printf ("user speaks for %.3f s (to %.3f s)", secs (s.pcm.size (), kRoomRate),
+              secs (s.first + s.pcm.size (), kRoomRate)));
+    for (const RoomMessage &m : messages_) {
+      if (m.name == "response-text")
+        continue;  /* the text, word by word */
+      gchar *text = gst_structure_to_string (m.s);
+      add (m.at, g_strdup_printf ("%s", text + strlen ("yandexrealtime/")));
+      g_free (text);
+    }
+    for (GstClockTime t : flushes_)
+      add (t, g_strdup ("flush on rt's src (barge-in)"));
+
+    gdouble threshold = 0.5;
+    g_object_get (rt_, "vad-threshold", &threshold, nullptr);
+    const double vad_dbfs = -60 + 50 * threshold;
+    const std::vector<guint8> sent_bytes = fx_.server.received_audio ();
+    const auto *sent = reinterpret_cast<const gint16 *> (sent_bytes.data ());
+    const gsize sent_n = sent_bytes.size () / 2;
+    const gsize sent_block = 24000 / 100;
+    for (const auto &run : runs_) {
+      add (gst_util_uint64_scale (run.first, GST_SECOND, kRoomRate),
+          g_strdup_printf ("speaker: %.3f s of answer left src (to %.3f s; played %.0f ms later)",
+              secs (run.second - run.first, kRoomRate), secs (run.second, kRoomRate),
+              latency_ / 1e6));
+      const gsize from = (run.first + taps_.front ().delay) / kBlock;
+      const gsize to = (run.second + taps_.back ().delay + kBlock - 1) / kBlock;
+      double mic_max = -120, sent_max = -120;
+      gsize sent_max_at = 0, silent = 0, loud = 0, loud_run = 0, longest = 0, first_loud = 0;
+      /* The user's voice reaches the service up to ~30 ms late (the
+       * canceller's frames, the noise suppressor). */
+      auto user_speaks = [this] (gsize f) {
+        for (gsize g = f > 3 ? f - 3 : 0; g <= f + 1 && (g + 1) * kBlock <= user_pcm_.size (); g++)
+          if (rms_dbfs (user_pcm_.data () + g * kBlock, kBlock) > -60)
+            return true;
+        return false;
+      };
+      for (gsize f = from; f < to && (f + 1) * kBlock <= mic_pcm_.size (); f++) {
+        if (user_speaks (f)) {
+          loud_run = 0;
+          continue;  /* not echo alone */
+        }
+        silent++;
+        mic_max = std::max (mic_max, rms_dbfs (mic_pcm_.data () + f * kBlock, kBlock));
+        double s = (f + 1) * sent_block <= sent_n ? rms_dbfs (sent + f * sent_block, sent_block)
+            : -120;
+        if (s > sent_max) {
+          sent_max = s;
+          sent_max_at = f;
+        }
+        if (s > vad_dbfs) {
+          if (loud++ == 0)
+            first_loud = f;
+          longest = std::max (longest, ++loud_run);
+        } else {
+          loud_run = 0;
+        }
+      }
+      gchar *text = g_strdup_printf ("  its echo %.3f - %.3f s, %" G_GSIZE_FORMAT " frames with "
+          "the user silent: microphone up to %.1f dBFS; the service got up to %.1f dBFS (at "
+          "%.3f s), %" G_GSIZE_FORMAT " frames above the VAD's %.1f dBFS",
+          secs (from * kBlock, kRoomRate), secs (to * kBlock, kRoomRate), silent, mic_max,
+          sent_max, secs (sent_max_at * kBlock, kRoomRate), loud, vad_dbfs);
+      std::string line = text;
+      g_free (text);
+      if (loud)
+        line += " (the first at " + std::to_string (first_loud * 10) + " ms, longest run " +
+            std::to_string (longest * 10) + " ms)";
+      lines.push_back ({gst_util_uint64_scale (run.first, GST_SECOND, kRoomRate) + 1, line});
+    }
+    std::stable_sort (lines.begin (), lines.end (),
+        [] (const Line &a, const Line &b) { return a.at < b.at; });
+    std::string out = "room: what happened (running time; " +
+        std::to_string (sent_n * 1000 / 24000) + " ms of input reached the service):\n";
+    for (const Line &l : lines) {
+      gchar *at = g_strdup_printf ("%8.3f ", l.at / 1e9);
+      out += std::string (at) + l.text + "\n";
+      g_free (at);
+    }
+    return out;
   }
 
  private:
