@@ -282,10 +282,6 @@ class Room {
       g_free (text);
     };
     auto secs = [] (gsize samples, guint rate) { return (double) samples / rate; };
-    for (const Said &s : said_)
-      add (gst_util_uint64_scale (s.first, GST_SECOND, kRoomRate),
-          g_strdup_printf ("user speaks for %.3f s (to %.3f s)", secs (s.pcm.size (), kRoomRate),
-              secs (s.first + s.pcm.size (), kRoomRate)));
     for (const RoomMessage &m : messages_) {
       if (m.name == "response-text")
         continue;  /* the text, word by word */
@@ -309,6 +305,35 @@ class Room {
     const auto *sent = reinterpret_cast<const gint16 *> (sent_bytes.data ());
     const gsize sent_n = sent_bytes.size () / 2;
     const gsize sent_block = 24000 / 100;
+    /* What the user said, and how it reached the service: its voiced 10 ms
+     * frames (the user's part above -60 dBFS), in what the service got. */
+    for (const Said &s : said_) {
+      gsize voiced = 0, loud = 0;
+      double loudest = -120;
+      gint64 first_loud = -1;
+      for (gsize f = s.first / kBlock; f * kBlock < s.first + s.pcm.size () &&
+          (f + 1) * kBlock <= user_pcm_.size (); f++) {
+        if (rms_dbfs (user_pcm_.data () + f * kBlock, kBlock) <= -60)
+          continue;
+        voiced++;
+        double got = (f + 1) * sent_block <= sent_n ?
+            rms_dbfs (sent + f * sent_block, sent_block) : -120;
+        loudest = std::max (loudest, got);
+        if (got > vad_dbfs && loud++ == 0)
+          first_loud = (gint64) (f * kBlock) - (gint64) s.first;
+      }
+      gchar *text = g_strdup_printf ("user speaks for %.3f s (to %.3f s)%s; the service got %"
+          G_GSIZE_FORMAT " of its %" G_GSIZE_FORMAT " voiced 10 ms frames above the VAD's "
+          "%.1f dBFS, the loudest at %.1f dBFS", secs (s.pcm.size (), kRoomRate),
+          secs (s.first + s.pcm.size (), kRoomRate),
+          plays_during (s.first, s.first + s.pcm.size ()) ? ", over the answer" : "", loud,
+          voiced, vad_dbfs, loudest);
+      std::string line = text;
+      g_free (text);
+      if (loud)
+        line += " (the first " + std::to_string (first_loud * 1000 / kRoomRate) + " ms in)";
+      lines.push_back ({gst_util_uint64_scale (s.first, GST_SECOND, kRoomRate), line});
+    }
     for (const auto &run : runs_) {
       add (gst_util_uint64_scale (run.first, GST_SECOND, kRoomRate),
           g_strdup_printf ("speaker: %.3f s of answer left src (to %.3f s; played %.0f ms later)",
@@ -384,6 +409,17 @@ class Room {
     gsize first;
     std::vector<gint16> pcm;
   };
+
+  /* Whether the speaker plays during [from, to) (samples of the timeline,
+   * by the time the microphone hears it). */
+  bool plays_during (gsize from, gsize to) const
+  {
+    gsize lag = gst_util_uint64_scale (latency_, kRoomRate, GST_SECOND);
+    for (const auto &run : runs_)
+      if (run.first + lag < to && run.second + lag > from)
+        return true;
+    return false;
+  }
 
   static GstBusSyncReply on_message (GstBus *bus, GstMessage *msg, gpointer data)
   {
