@@ -151,8 +151,9 @@ struct Settings {
   DialogOptions dialog;
   ConnectionOptions connection = default_connection ();
   bool allow_insecure = false;
-  /* output-rate given by the user: the src pad offers only it; otherwise
-   * the rate is negotiated at READY→PAUSED and stored in session. */
+  /* output-rate given by the user: the src pad offers only it and the
+   * service is asked for it; otherwise the service is asked for its
+   * documented 44100 Hz and src negotiates what downstream prefers. */
   bool output_rate_set = false;
   bool mute = false;
   bool barge_in = true;
@@ -280,6 +281,9 @@ struct GstYandexRealtimePrivate : public DialogHost {
   GstYandexRealtime *self;
   std::mutex settings_lock;
   Settings settings;
+  /* The src pad's rate, negotiated at READY→PAUSED (under settings_lock);
+   * the service's answers are converted to it. */
+  guint src_rate = DEFAULT_OUTPUT_RATE;
   Credentials credentials;
 
   Uplink uplink;
@@ -856,20 +860,20 @@ static GstStructure *stats_structure (GstYandexRealtime *self)
 {
   DialogStats st = self->priv->dialog.stats ();
   guint in_rate = self->priv->settings.session.input_rate;
-  guint out_rate = self->priv->settings.session.output_rate;
   return gst_structure_new ("application/x-yandexrealtime-stats",
       "bytes-sent", G_TYPE_UINT64, st.bytes_sent,
       "bytes-received", G_TYPE_UINT64, st.bytes_received,
       "queued-bytes", G_TYPE_UINT64, st.bytes_queued,
       "audio-sent", G_TYPE_UINT64, gst_util_uint64_scale (st.audio_samples_sent, GST_SECOND, in_rate),
-      "audio-received", G_TYPE_UINT64,
-      gst_util_uint64_scale (st.audio_samples_received, GST_SECOND, out_rate),
+      "audio-received", G_TYPE_UINT64, st.audio_received,
       "answers", G_TYPE_UINT, st.answers,
       "reconnects", G_TYPE_UINT, st.reconnects,
       "dropped-input", G_TYPE_UINT64,
       gst_util_uint64_scale (st.dropped_input_samples, GST_SECOND, in_rate),
       "bad-events", G_TYPE_UINT, st.bad_events,
-      "last-error", G_TYPE_STRING, st.last_error.c_str (), nullptr);
+      "last-error", G_TYPE_STRING, st.last_error.c_str (),
+      "output-rate-served", G_TYPE_UINT, st.output_rate_served,
+      "input-rate-accepted", G_TYPE_UINT, st.input_rate_accepted, nullptr);
 }
 
 static void gst_yandex_realtime_get_property (GObject *object, guint prop_id,
@@ -953,7 +957,7 @@ static void check_live (GstYandexRealtime *self)
   priv->answer_text.configure (live);
   priv->transcript_text.configure (live);
   std::lock_guard<std::mutex> guard (priv->settings_lock);
-  priv->playout.configure (priv->settings.session.output_rate, live);
+  priv->playout.configure (priv->src_rate, live);
   priv->dialog.set_live (live);
 }
 
@@ -1395,10 +1399,12 @@ static gboolean negotiate_output_rate (GstYandexRealtime *self)
       rate = (guint) r;
     }
     gst_caps_unref (preferred);
-    s.session.output_rate = rate;
+    priv->src_rate = rate;
   }
-  GST_INFO_OBJECT (self, "output rate %u Hz (%s)", s.session.output_rate,
-      s.output_rate_set ? "output-rate" : "negotiated");
+  if (s.output_rate_set)
+    priv->src_rate = s.session.output_rate;
+  GST_INFO_OBJECT (self, "src at %u Hz (%s), the service asked for %u Hz", priv->src_rate,
+      s.output_rate_set ? "output-rate" : "negotiated", s.session.output_rate);
   gst_caps_unref (allowed);
   gst_caps_unref (ours);
   return ok;
@@ -1597,6 +1603,7 @@ static void start_dialog (GstYandexRealtime *self)
     endpoint.connection = s.connection;
     config = s.session;
     options = s.dialog;
+    options.resample_quality = s.resample_quality;
   }
   log_extra_overrides (self, config);
   if (!endpoint.connection.strict && is_secure (endpoint.url)) {
@@ -1621,7 +1628,7 @@ static void open_dialog (GstYandexRealtime *self)
     input_rate = s.session.input_rate;
     priv->uplink.set_output (input_rate, s.chunk_ms);
     priv->uplink.set_quality (s.resample_quality);
-    priv->playout.configure (s.session.output_rate, false);
+    priv->playout.configure (priv->src_rate, false);
   }
   priv->input_clock.configure (input_rate);
   priv->answer_text.configure (false);

@@ -19,6 +19,8 @@ constexpr guint kCommitFallbackMs = 200;
 constexpr guint kVadDetectionMs = 500;
 /* event_id of replayed conversation items, to recognise their refusal. */
 constexpr const char *kReplayEventId = "yrt-replay";
+/* event_id of our session.update events, to recognise an error about one. */
+constexpr const char *kUpdateEventId = "yrt-update";
 
 GstClockTime samples_to_time (guint64 samples, guint rate)
 {
@@ -58,7 +60,10 @@ void Dialog::open (const Endpoint &endpoint, const SessionConfig &config,
     endpoint_ = endpoint;
     config_ = config;
     options_ = options;
-    ready_ = finished_ = flushing_ = draining_ = commit_requested_ = false;
+    ready_ = configuring_ = finished_ = flushing_ = draining_ = commit_requested_ = false;
+    formats_.configure (config.input_rate, config.output_rate);
+    updates_ = 0;
+    session_ = output::Session ();
     live_ = live_known_ = false;
     pending_.clear ();
     ledger_.configure (config.input_rate, options.max_buffer_ms,
@@ -95,6 +100,7 @@ void Dialog::open (const Endpoint &endpoint, const SessionConfig &config,
   callbacks.closed = [this] (gushort code, const std::string &reason) {
     on_closed (code, reason);
   };
+  playout_.set_source_rate (config.output_rate, options.resample_quality);
   connection_ = std::make_unique<Connection> (std::move (callbacks), log_object_);
   post_connection ("connecting");
   connection_->start (endpoint.url, endpoint.authorization, options.connect_timeout_ms,
@@ -154,6 +160,8 @@ void Dialog::set_live (bool live)
 SessionConfig Dialog::effective_config_locked () const
 {
   SessionConfig c = config_;
+  c.input_rate = formats_.asked_input ();
+  c.output_rate = formats_.asked_output ();
   if (live_known_ && !live_)
     c.interrupt_response = c.create_response = false;
   if (history_in_instructions_ && !carried_history_.empty ())
@@ -286,14 +294,21 @@ void Dialog::drain ()
   check_drain_locked ();
 }
 
-/* Only to a ready session: the next session's initial update carries the
- * config anyway.  Every update is also a barrier for the ledger. */
+/* Only to a session that has one: the next session's initial update
+ * carries the config anyway. */
 void Dialog::send_session_update_locked ()
 {
-  if (!ready_)
+  if (!ready_ && !configuring_)
     return;
-  connection_->send (client::session_update (effective_config_locked ()));
+  send_update_locked ();
   books_.update_sent ();
+}
+
+/* Every update is also a barrier for the ledger. */
+void Dialog::send_update_locked ()
+{
+  std::string id = std::string (kUpdateEventId) + "-" + std::to_string (++updates_);
+  connection_->send (client::session_update (effective_config_locked (), id));
   ledger_.update_sent ();
 }
 
@@ -496,17 +511,9 @@ void Dialog::handle (ServerEvent &ev)
     case EventType::SessionCreated:
       on_session_created (ev);
       break;
-    case EventType::SessionUpdated: {
-      {
-        std::lock_guard<std::mutex> guard (lock_);
-        books_.update_acked ();
-        ledger_.update_acked ();
-        ready_cond_.notify_all ();
-        check_drain_locked ();
-      }
-      maybe_rollover ();
+    case EventType::SessionUpdated:
+      on_session_updated (ev);
       break;
-    }
     case EventType::Error:
       on_error (ev);
       break;
@@ -567,6 +574,9 @@ void Dialog::handle (ServerEvent &ev)
     case EventType::AudioDelta:
       on_audio (ev);
       break;
+    case EventType::AudioDone:
+      playout_.end_audio (ev.response_id);
+      break;
     case EventType::ResponseDone:
       on_response_done (ev);
       break;
@@ -615,16 +625,16 @@ void Dialog::on_mcp (const ServerEvent &ev)
 
 void Dialog::on_session_created (const ServerEvent &ev)
 {
+  formats_reported (ev);
   guint64 dropped_ms, lost_ms;
   {
     std::lock_guard<std::mutex> guard (lock_);
+    session_ = output::Session {ev.session_id, ev.model};
     start_session_locked ();
     dropped_ms = outage_dropped_ * 1000 / config_.input_rate;
     lost_ms = lost_at_cut_ * 1000 / config_.input_rate;
     outage_dropped_ = lost_at_cut_ = 0;
   }
-  /* Posted once the session takes requests: a handler may act on it. */
-  host_.emit (output::Session {ev.session_id, ev.model});
   if (dropped_ms > 0)
     host_.post_warning ("Live input was lost while reconnecting",
         "dropped " + std::to_string (dropped_ms) +
@@ -638,22 +648,29 @@ void Dialog::on_session_created (const ServerEvent &ev)
         "max-buffer-ms); raise max-buffer-ms to keep more");
 }
 
-/* A new session: configure it, give it the conversation so far and the
- * input the old one had not finished with, then whatever was held for it. */
+/* A new session: configure it.  The rest waits for the service's answer
+ * (session_configured_locked). */
 void Dialog::start_session_locked ()
 {
-  bool resumed = sessions_++ > 0;
-  if (resumed)
+  if (sessions_++ > 0)
     playout_.new_session ();
   failures_in_a_row_ = 0;
   generation_++;
-  ready_ = true;
+  configuring_ = true;
   connection_->set_outbox_limit (outbox_limit_locked ());
   lost_at_cut_ += ledger_.rewind ();
   ledger_.set_manual_turns (config_.turn_detection == TurnDetection::None);
-  connection_->send (client::session_update (effective_config_locked ()));
-  ledger_.update_sent ();
-  if (resumed && !history_in_instructions_)
+  send_update_locked ();
+}
+
+/* The service took the session's settings: give it the conversation so far
+ * and the input the old session had not finished with, then whatever was
+ * held for it. */
+void Dialog::session_configured_locked ()
+{
+  configuring_ = false;
+  ready_ = true;
+  if (sessions_ > 1 && !history_in_instructions_)
     replay_history_locked ();
   send_unsent_locked ();
   for (std::string &frame : pending_)
@@ -681,6 +698,100 @@ void Dialog::replay_history_locked ()
   }
 }
 
+/* The answer to a session.update.  The first one of a session lets
+ * everything else go; the session message is posted then, once the session
+ * takes requests (a handler may act on it). */
+void Dialog::on_session_updated (const ServerEvent &ev)
+{
+  formats_reported (ev);
+  std::optional<output::Session> configured;
+  {
+    std::lock_guard<std::mutex> guard (lock_);
+    books_.update_acked ();
+    ledger_.update_acked ();
+    if (configuring_) {
+      session_configured_locked ();
+      configured = session_;
+    }
+    ready_cond_.notify_all ();
+    check_drain_locked ();
+  }
+  if (configured)
+    host_.emit (*configured);
+  maybe_rollover ();
+}
+
+/* The formats a session.created or session.updated says the session uses:
+ * the answers are converted from the rate the service really serves. */
+void Dialog::formats_reported (const ServerEvent &ev)
+{
+  guint served, asked;
+  {
+    std::lock_guard<std::mutex> guard (lock_);
+    formats_.reported (ev.input_format, ev.output_format);
+    served = formats_.served_output ();
+    asked = formats_.asked_output ();
+    stats_.output_rate_served = served;
+    stats_.input_rate_accepted = formats_.accepted_input ();
+  }
+  if (served != asked && ev.type == EventType::SessionUpdated)
+    GST_INFO_OBJECT (log_object_, "the service serves answers at %u Hz (asked for %u Hz): "
+        "converting them to %u Hz", served, asked, playout_.rate ());
+  playout_.set_source_rate (served, options_.resample_quality);
+}
+
+/* An error about our session.update answers it (a refused update is never
+ * acknowledged): the drain and the barriers do not wait for a
+ * session.updated that will not come.  A refused rate is asked again at
+ * the documented one, and the session is usable at once: it was held until
+ * the service took its settings. */
+bool Dialog::on_update_refused (const ServerEvent &ev)
+{
+  const ServerError &e = ev.error;
+  bool ours = g_str_has_prefix (e.event_id.c_str (), kUpdateEventId) ||
+      (e.event_id.empty () && g_str_has_prefix (e.param.c_str (), "session."));
+  if (!ours)
+    return false;
+  std::optional<RateRefusal> refusal;
+  std::optional<output::Session> configured;
+  {
+    std::lock_guard<std::mutex> guard (lock_);
+    books_.update_acked ();
+    ledger_.update_acked ();
+    refusal = formats_.refused (e);
+    if (refusal && !refusal->output) {
+      /* The input is converted before it is stored: what is held is at the
+       * refused rate.  TODO: convert the held input; until then, keep it. */
+      refusal.reset ();
+    }
+    if (refusal) {
+      send_session_update_locked ();
+    } else if (configuring_) {
+      /* The service keeps the settings it had: go on with them. */
+      session_configured_locked ();
+      configured = session_;
+    }
+    ready_cond_.notify_all ();
+    check_drain_locked ();
+  }
+  if (refusal) {
+    guint rate = playout_.rate ();
+    playout_.set_source_rate (refusal->fallback, options_.resample_quality);
+    host_.post_warning ("The service refused the output rate of " +
+        std::to_string (refusal->refused) + " Hz: answers are asked for at " +
+        std::to_string (refusal->fallback) + " Hz and converted to " + std::to_string (rate) +
+        " Hz", "session.update refused: " + e.message + " (code " + e.code + ", param " +
+        e.param + ")");
+  } else {
+    host_.post_warning ("The service refused the session settings: " + e.message,
+        "code " + e.code + ", param " + e.param + "; the session goes on with the "
+        "settings the service had");
+  }
+  if (configured)
+    host_.emit (*configured);
+  return true;
+}
+
 void Dialog::on_error (const ServerEvent &ev)
 {
   host_.emit (output::ServerError {ev.error.code, ev.error.message, ev.error.event_id});
@@ -688,6 +799,8 @@ void Dialog::on_error (const ServerEvent &ev)
     refused_replay ();
     return;
   }
+  if (on_update_refused (ev))
+    return;
   /* Races every client has with server VAD; nothing is wrong (PROTOCOL.md). */
   bool expected_race = ev.error.code == "conversation_already_has_active_response" ||
       ev.error.code == "response_cancel_not_active";
@@ -845,7 +958,8 @@ void Dialog::on_audio (const ServerEvent &ev)
     return;
   {
     std::lock_guard<std::mutex> guard (lock_);
-    stats_.audio_samples_received += ev.audio.size () / 2;
+    stats_.audio_received += gst_util_uint64_scale (ev.audio.size () / 2, GST_SECOND,
+        formats_.served_output ());
     if (turn_end_us_ != 0 && !playout_.is_ignored (ev.response_id)) {
       first_audio_latency_[ev.response_id] =
           (g_get_monotonic_time () - turn_end_us_) * GST_USECOND;
@@ -936,9 +1050,11 @@ void Dialog::send_call_outputs_locked ()
 
 /* ---- conversation control ---- */
 
+/* A session that is still being configured takes requests too: they go
+ * once it is (pending_, the books' queue). */
 bool Dialog::session_open_locked (const char *action) const
 {
-  if (ready_ && !finished_)
+  if ((ready_ || configuring_) && !finished_)
     return true;
   GST_WARNING_OBJECT (log_object_, "%s: no open session", action);
   return false;
@@ -949,7 +1065,7 @@ void Dialog::update_session (const SessionConfig &config)
   std::lock_guard<std::mutex> guard (lock_);
   config_ = config;
   ledger_.set_manual_turns (config.turn_detection == TurnDetection::None);
-  if (ready_ && !finished_)
+  if (!finished_)
     send_session_update_locked ();
 }
 

@@ -10,6 +10,7 @@
 
 #include "yrt-books.h"
 #include "yrt-connection.h"
+#include "yrt-formats.h"
 #include "yrt-ledger.h"
 #include "yrt-output.h"
 #include "yrt-playout.h"
@@ -60,6 +61,7 @@ struct DialogOptions {
   guint max_buffer_ms = 10000;     /* input held while no session can take it */
   guint session_lifetime_ms = 0;   /* roll over proactively; 0 = off */
   guint connect_timeout_ms = 20000; /* for the WebSocket handshake; 0 = none */
+  guint resample_quality = 4;       /* answers from the served rate to the src pad's */
 };
 
 struct DialogStats {
@@ -67,7 +69,9 @@ struct DialogStats {
   guint64 bytes_received = 0;
   guint64 bytes_queued = 0;            /* waiting for the peer to read */
   guint64 audio_samples_sent = 0;      /* at input-rate */
-  guint64 audio_samples_received = 0;  /* at output-rate */
+  GstClockTime audio_received = 0;     /* answer audio, at the rate it came at */
+  guint output_rate_served = 0;        /* the answers' rate, as the service says */
+  guint input_rate_accepted = 0;       /* the input's rate, as the service says */
   guint answers = 0;
   guint reconnects = 0;
   guint64 dropped_input_samples = 0;
@@ -135,7 +139,12 @@ class Dialog {
 
   void handle (ServerEvent &ev);
   void on_session_created (const ServerEvent &ev);
+  void on_session_updated (const ServerEvent &ev);
   void on_error (const ServerEvent &ev);
+  /* An error that answers our session.update: the update's answer all the
+   * same, and a refused rate asked again at the documented one. */
+  bool on_update_refused (const ServerEvent &ev);
+  void formats_reported (const ServerEvent &ev);
   void refused_replay ();
   void on_speech_started (const ServerEvent &ev);
   void on_committed (const ServerEvent &ev);
@@ -152,6 +161,7 @@ class Dialog {
   /* Callers hold lock_. */
   void send_locked (std::string frame);
   void send_session_update_locked ();
+  void send_update_locked ();
   void send_unsent_locked ();
   void send_drain_barrier_locked ();
   bool room_for_input_locked ();
@@ -171,6 +181,7 @@ class Dialog {
   void post_connection (const char *state);
   void post_reconnecting (guint attempt, guint delay_ms, const std::string &reason);
   void start_session_locked ();
+  void session_configured_locked ();
   gsize outbox_limit_locked () const;
 
   DialogHost &host_;
@@ -186,6 +197,12 @@ class Dialog {
   bool live_ = false;
   bool live_known_ = false;
   bool ready_ = false;      /* session configured: audio may flow */
+  /* session.created came; its first session.update is not answered yet.
+   * Nothing else goes until it is: a service that refuses it takes no audio. */
+  bool configuring_ = false;
+  ServiceFormats formats_;
+  guint updates_ = 0;       /* session.update sent, for their event_id */
+  output::Session session_; /* of session.created, posted once configured */
   bool finished_ = false;   /* failed or closed: nothing more will flow */
   bool flushing_ = false;
   std::deque<std::string> pending_;  /* control frames held until the session is ready */

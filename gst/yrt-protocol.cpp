@@ -210,9 +210,11 @@ JsonNode *session_object (const SessionConfig &c, std::vector<std::string> *over
 
 namespace client {
 
-std::string session_update (const SessionConfig &c)
+std::string session_update (const SessionConfig &c, const std::string &event_id)
 {
-  return build_event ("session.update", [&c] (JsonBuilder *b) {
+  return build_event ("session.update", [&] (JsonBuilder *b) {
+    if (!event_id.empty ())
+      add_string (b, "event_id", event_id);
     json_builder_set_member_name (b, "session");
     json_builder_add_value (b, session_object (c, nullptr));
   });
@@ -569,6 +571,14 @@ gint64 get_int (JsonObject *o, const char *name, gint64 fallback = -1)
   return fallback;
 }
 
+/* Only a whole, plausible rate counts: anything else is "not said". */
+void read_format (JsonObject *format, AudioFormat &out)
+{
+  get_string (format, "type", out.type);
+  gint64 rate = get_int (format, "rate", 0);
+  out.rate = rate >= 1000 && rate <= 768000 ? (guint) rate : 0;
+}
+
 void read_function_call (JsonObject *item, std::vector<FunctionCall> &calls)
 {
   std::string type;
@@ -614,6 +624,7 @@ bool read_fields (JsonObject *root, ServerEvent &ev, std::string &why)
       get_string (error, "type", ev.error.type);
       get_string (error, "code", ev.error.code);
       get_string (error, "message", ev.error.message);
+      get_string (error, "param", ev.error.param);
       get_string (error, "event_id", ev.error.event_id);
       break;
     }
@@ -622,6 +633,9 @@ bool read_fields (JsonObject *root, ServerEvent &ev, std::string &why)
       JsonObject *session = get_object (root, "session");
       get_string (session, "id", ev.session_id);
       get_string (session, "model", ev.model);
+      JsonObject *audio = get_object (session, "audio");
+      read_format (get_object (get_object (audio, "input"), "format"), ev.input_format);
+      read_format (get_object (get_object (audio, "output"), "format"), ev.output_format);
       break;
     }
     case EventType::SpeechStarted:

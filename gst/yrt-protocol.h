@@ -36,7 +36,8 @@ struct SessionConfig {
 };
 
 namespace client {
-std::string session_update (const SessionConfig &config);
+/* `event_id`, when given, comes back in an error that refuses the update. */
+std::string session_update (const SessionConfig &config, const std::string &event_id = {});
 /* The members of `session` (dotted paths, e.g. "audio.output.voice") that
  * config.extra_json sets where the element sets a value of its own. */
 std::vector<std::string> session_extra_overrides (const SessionConfig &config);
@@ -107,7 +108,15 @@ struct ServerError {
   std::string type;
   std::string code;
   std::string message;
+  std::string param;     /* the client field it is about, e.g. session.audio.output.format.rate */
   std::string event_id;
+};
+
+/* An audio format the service reports in session.created / session.updated;
+ * rate 0 and an empty type when it says nothing. */
+struct AudioFormat {
+  std::string type;
+  guint rate = 0;
 };
 
 struct ServerEvent {
@@ -116,6 +125,8 @@ struct ServerEvent {
   std::string event_id;
   std::string session_id;
   std::string model;
+  AudioFormat input_format;   /* session.created / session.updated: effective formats */
+  AudioFormat output_format;
   std::string item_id;
   std::string previous_item_id;
   std::string response_id;

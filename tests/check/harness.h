@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -229,6 +230,34 @@ inline std::vector<guint8> concat (const std::vector<GstBuffer *> &buffers)
     gst_buffer_extract (b, 0, out.data () + pos, size);
   }
   return out;
+}
+
+/* The samples of `buffers`, S16 native. */
+inline std::vector<gint16> pcm_of (const std::vector<GstBuffer *> &buffers)
+{
+  std::vector<guint8> bytes = concat (buffers);
+  std::vector<gint16> out (bytes.size () / 2);
+  if (!out.empty ())
+    memcpy (out.data (), bytes.data (), out.size () * 2);
+  return out;
+}
+
+/* The frequency of a tone, from its rising zero crossings (first to last);
+ * 0 when it has fewer than two. */
+inline double tone_frequency (const std::vector<gint16> &pcm, guint rate)
+{
+  double first = -1, last = -1;
+  guint cycles = 0;
+  for (gsize i = 1; i < pcm.size (); i++) {
+    if (pcm[i - 1] < 0 && pcm[i] >= 0) {
+      double at = (double) (i - 1) + (double) -pcm[i - 1] / (pcm[i] - pcm[i - 1]);
+      cycles += first >= 0;
+      if (first < 0)
+        first = at;
+      last = at;
+    }
+  }
+  return cycles ? cycles * (double) rate / (last - first) : 0.0;
 }
 
 /* appsrc (live caps, TIME) ! yandexrealtime ! fakesink sync=false, linked,
