@@ -1055,6 +1055,230 @@ void test_answer_signature() {
   server.stop();
 }
 
+// A session.update asking for these rates (0: not asked), with an event_id
+// and instructions unless nullptr.
+JObj rate_update(const char *event_id, gint64 in_rate, gint64 out_rate,
+                 const char *instructions = nullptr) {
+  auto dir = [](gint64 rate) {
+    JObj d;
+    if (rate)
+      d.obj("format", JObj().str("type", "audio/pcm").num("rate", rate));
+    return d;
+  };
+  JObj session;
+  if (instructions)
+    session.str("instructions", instructions);
+  session.obj("audio", JObj().obj("input", dir(in_rate)).obj("output", dir(out_rate)));
+  JObj ev;
+  ev.str("type", "session.update");
+  if (event_id)
+    ev.str("event_id", event_id);
+  ev.obj("session", session);
+  return ev;
+}
+
+// Every output_audio.delta but the last is audio_delta_ms (100) at `rate`.
+void expect_delta_sizes(const std::vector<Event> &events, guint rate) {
+  std::vector<gsize> sizes;
+  for (const Event &e : events)
+    if (e.type() == "response.output_audio.delta")
+      sizes.push_back(b64decode(e.str("delta")).size());
+  g_assert_cmpuint(sizes.size(), >=, 2);
+  for (gsize i = 0; i + 1 < sizes.size(); i++)
+    g_assert_cmpuint(sizes[i], ==, gsize(rate / 10) * 2);
+}
+
+// RatePolicy::Accept (the default): the session takes the asked rates.
+void test_rate_accept() {
+  Server server;
+  server.start();
+  Client c;
+  g_assert_cmpuint(c.connect(model_url(server), kAuth), ==, 101);
+  Event created = c.next();
+  g_assert_cmpint(created.num("session.audio.input.format.rate"), ==, kInRate);
+  g_assert_cmpint(created.num("session.audio.output.format.rate"), ==, kOutRate);
+  g_assert_cmpuint(server.input_rate(0), ==, kInRate);
+  g_assert_cmpuint(server.output_rate(0), ==, kOutRate);
+  c.send(rate_update("u1", 16000, 16000));
+  Event updated = c.next();
+  ASSERT_STR(updated.type(), ==, "session.updated");
+  g_assert_cmpint(updated.num("session.audio.input.format.rate"), ==, 16000);
+  g_assert_cmpint(updated.num("session.audio.output.format.rate"), ==, 16000);
+  g_assert_cmpuint(server.input_rate(0), ==, 16000);
+  g_assert_cmpuint(server.output_rate(0), ==, 16000);
+  g_assert_cmpuint(server.input_rate(1), ==, 0);  // no such session
+  manual_turns(c);
+  std::vector<guint8> audio;
+  expect_delta_sizes(ask(c, &audio), 16000);
+  g_assert_cmpuint(audio.size(), ==, 16000 * 2);  // default answer: 1000 ms
+  g_assert_cmpuint(server.refused_updates(), ==, 0);
+  server.stop();
+}
+
+// RatePolicy::Serve: the asked output rate is ignored; session.created and
+// every session.updated report the served one, and answers are made at it.
+void test_rate_serve() {
+  {
+    Config cfg;
+    cfg.output_rate_rule = {RatePolicy::Serve, 44100};
+    Server server(cfg);
+    server.start();
+    Client c;
+    g_assert_cmpuint(c.connect(model_url(server), kAuth), ==, 101);
+    g_assert_cmpint(c.next().num("session.audio.output.format.rate"), ==, 44100);
+    c.send(rate_update("u1", 16000, 48000));
+    Event updated = c.next();
+    ASSERT_STR(updated.type(), ==, "session.updated");
+    g_assert_cmpint(updated.num("session.audio.output.format.rate"), ==, 44100);
+    g_assert_cmpint(updated.num("session.audio.input.format.rate"), ==, 16000);  // Accept
+    g_assert_cmpuint(server.output_rate(0), ==, 44100);
+    g_assert_cmpuint(server.input_rate(0), ==, 16000);
+    manual_turns(c);  // an update without rates: still 44100
+    TurnScript turn;
+    turn.answer_ms = 300;
+    server.push_turn(turn);
+    std::vector<guint8> audio;
+    expect_delta_sizes(ask(c, &audio), 44100);
+    g_assert_cmpuint(audio.size(), ==, gsize(std::lround(300 * 44100 / 1000.0)) * 2);
+    g_assert_cmpuint(server.refused_updates(), ==, 0);
+    server.stop();
+  }
+  {
+    Config cfg;
+    cfg.output_rate_rule = {RatePolicy::Serve, 22050};
+    Server server(cfg);
+    server.start();
+    Client c;
+    g_assert_cmpuint(c.connect(model_url(server), kAuth), ==, 101);
+    Event created = c.next();
+    g_assert_cmpint(created.num("session.audio.output.format.rate"), ==, 22050);
+    g_assert_cmpint(created.num("session.audio.input.format.rate"), ==, kInRate);
+    g_assert_cmpuint(server.output_rate(0), ==, 22050);
+    c.send(rate_update("u1", 0, kOutRate));
+    g_assert_cmpint(c.until("session.updated").num("session.audio.output.format.rate"), ==, 22050);
+    manual_turns(c);
+    std::vector<guint8> audio;
+    expect_delta_sizes(ask(c, &audio), 22050);
+    g_assert_cmpuint(audio.size(), ==, 22050 * 2);  // default answer: 1000 ms
+    server.stop();
+  }
+}
+
+// RatePolicy::Refuse: an update asking for another rate is refused whole
+// with an error naming the field; no session.updated; appended audio is
+// discarded (not recorded, not heard by the VAD) until a valid update.
+void test_rate_refuse() {
+  Config cfg;
+  cfg.input_rate_rule = {RatePolicy::Refuse, 24000};
+  cfg.output_rate_rule = {RatePolicy::Refuse, 24000};
+  Server server(cfg);
+  server.start();
+  Client c;
+  g_assert_cmpuint(c.connect(model_url(server), kAuth), ==, 101);
+  Event created = c.next();
+  g_assert_cmpint(created.num("session.audio.input.format.rate"), ==, 24000);
+  g_assert_cmpint(created.num("session.audio.output.format.rate"), ==, 24000);
+  g_assert_cmpuint(server.output_rate(0), ==, 24000);
+  const std::vector<gint16> taken = silence(100);
+  c.append(taken);  // before any update: taken
+
+  c.send(rate_update("u1", 0, 44100, "refused"));
+  Event err = c.next();
+  ASSERT_STR(err.type(), ==, "error");
+  g_assert_false(err.str("event_id").empty());
+  ASSERT_STR(err.str("error.type"), ==, "invalid_request_error");
+  ASSERT_STR(err.str("error.code"), ==, "invalid_value");
+  ASSERT_STR(err.str("error.message"), ==,
+             "Invalid 'session.audio.output.format.rate': expected 24000, got 44100.");
+  ASSERT_STR(err.str("error.param"), ==, "session.audio.output.format.rate");
+  ASSERT_STR(err.str("error.event_id"), ==, "u1");
+  g_assert_cmpuint(server.refused_updates(), ==, 1);
+
+  // Discarded: speech the VAD would take, then a barrier.
+  append_chunked(c, tone(1000));
+  append_chunked(c, silence(600));
+  c.send(JObj().str("type", "input_audio_buffer.clear"));
+  ASSERT_STR(c.next().type(), ==, "input_audio_buffer.cleared");  // no speech events
+  g_assert_true(server.received_audio(0) == bytes_of(taken));
+  g_assert_true(server.committed_turns().empty());
+
+  c.send(rate_update(nullptr, 16000, 24000));
+  Event err2 = c.next();
+  ASSERT_STR(err2.type(), ==, "error");
+  ASSERT_STR(err2.str("error.message"), ==,
+             "Invalid 'session.audio.input.format.rate': expected 24000, got 16000.");
+  ASSERT_STR(err2.str("error.param"), ==, "session.audio.input.format.rate");
+  g_assert_true(err2.is_null("error.event_id"));
+  g_assert_cmpuint(server.refused_updates(), ==, 2);
+  g_assert_cmpuint(server.input_rate(0), ==, 24000);
+
+  // Asking for the rates the session takes is valid; nothing of the refused
+  // updates was applied.
+  c.send(rate_update("u3", 24000, 24000));
+  Event updated = c.next();
+  ASSERT_STR(updated.type(), ==, "session.updated");
+  ASSERT_STR(updated.str("session.instructions"), ==, "");
+  g_assert_cmpint(updated.num("session.audio.output.format.rate"), ==, 24000);
+  g_assert_cmpint(updated.num("session.audio.input.format.rate"), ==, 24000);
+  g_assert_cmpuint(server.refused_updates(), ==, 2);
+  const std::vector<gint16> later = silence(200);
+  c.append(later);
+  c.send(JObj().str("type", "input_audio_buffer.clear"));
+  c.until("input_audio_buffer.cleared");
+  g_assert_true(server.received_audio(0) == concat(bytes_of(taken), bytes_of(later)));
+  manual_turns(c);
+  std::vector<guint8> audio;
+  ask(c, &audio);
+  g_assert_cmpuint(audio.size(), ==, 24000 * 2);  // answers at the session's rate
+  g_assert_cmpuint(server.output_rate(0), ==, 24000);
+  server.clear_records();
+  g_assert_cmpuint(server.refused_updates(), ==, 0);
+  server.stop();
+}
+
+// A refused update is a barrier like any other: with lazy reading it is
+// answered only after the audio before it was read (and taken); the audio
+// between it and the next valid update is discarded.
+void test_rate_refuse_barrier() {
+  const double speed = 2.0;
+  Config cfg;
+  cfg.output_rate_rule = {RatePolicy::Refuse, 24000};
+  cfg.faults.read_speed = speed;
+  Server server(cfg);
+  server.start();
+  Client c;
+  open(c, server);
+  const std::vector<gint16> before = silence(400), between = silence(400), after = silence(200);
+  append_chunked(c, before);
+  c.send(rate_update("bad", 0, 44100));
+  append_chunked(c, between);
+  c.send(rate_update("good", 0, 24000));
+  append_chunked(c, after);
+  ASSERT_STR(c.next().str("error.event_id"), ==, "bad");
+  Event updated = c.next();
+  ASSERT_STR(updated.type(), ==, "session.updated");
+  g_assert_true(server.wait_for_client_event("input_audio_buffer.append", 25, kTimeoutMs));
+  g_assert_true(server.received_audio(0) == concat(bytes_of(before), bytes_of(after)));
+  gint64 first_us = 0;
+  std::vector<gint64> updates_us;
+  guint appends_before_bad = 0;
+  for (const ClientEvent &ev : server.client_events()) {
+    if (ev.type == "input_audio_buffer.append" && !first_us)
+      first_us = ev.monotonic_us;
+    if (ev.type == "input_audio_buffer.append" && updates_us.empty())
+      appends_before_bad++;
+    if (ev.type == "session.update")
+      updates_us.push_back(ev.monotonic_us - first_us);
+  }
+  g_assert_cmpuint(appends_before_bad, ==, 10);
+  g_assert_cmpuint(updates_us.size(), ==, 2);
+  // Read at the pace, discarded or not.
+  g_assert_cmpint(updates_us[0], >=, gint64((400 - 40) * 1000 / speed) - 2000);
+  g_assert_cmpint(updates_us[1], >=, gint64((800 - 40) * 1000 / speed) - 2000);
+  g_assert_cmpuint(server.refused_updates(), ==, 1);
+  server.stop();
+}
+
 // Bytes a client's masked text frame of `payload` bytes takes on the wire.
 gsize client_frame_size(gsize payload) {
   return 2 + (payload <= 125 ? 0 : payload <= 65535 ? 2 : 8) + 4 + payload;
@@ -1261,6 +1485,10 @@ int main(int argc, char **argv) {
   g_test_add_func("/emulator/faults/lazy-reading-stop-reading", test_lazy_reading_stop_reading);
   g_test_add_func("/emulator/records", test_records);
   g_test_add_func("/emulator/answer-signature", test_answer_signature);
+  g_test_add_func("/emulator/rates/accept", test_rate_accept);
+  g_test_add_func("/emulator/rates/serve", test_rate_serve);
+  g_test_add_func("/emulator/rates/refuse", test_rate_refuse);
+  g_test_add_func("/emulator/rates/refuse-barrier", test_rate_refuse_barrier);
   g_test_add_func("/emulator/stop", test_stop_is_prompt);
   g_test_add_func("/emulator/stop-with-pending-faults", test_stop_with_pending_faults);
   return g_test_run();
