@@ -263,24 +263,6 @@ GST_START_TEST (test_downstream_eos_ends_a_file_pipeline)
 }
 GST_END_TEST;
 
-/* A harness around yandexrealtime ! `sink_caps` (a capsfilter), started like
- * Fixture::start. */
-static void start_with_sink_caps (Fixture &f, const char *sink_caps)
-{
-  std::string desc = "yandexrealtime name=rt api-key=test-key location=" + f.server.url () +
-      " ! capsfilter caps=\"" + sink_caps + "\"";
-  GError *error = nullptr;
-  f.element = gst_parse_bin_from_description (desc.c_str (), TRUE, &error);
-  fail_unless (f.element != nullptr, "%s", error ? error->message : "?");
-  f.bus = gst_bus_new ();
-  gst_bus_set_sync_handler (f.bus, Fixture::check_against_docs, &f, nullptr);
-  gst_element_set_bus (f.element, f.bus);
-  f.h = gst_harness_new_with_element (f.element, "sink", "src");
-  gst_object_unref (f.element);
-  gst_harness_play (f.h);
-  gst_harness_set_src_caps_str (f.h, kLiveCaps);
-}
-
 static guint output_rate_asked (const emu::Server &server)
 {
   JsonNode *node = json_from_string (server.session_update_json (0).c_str (), nullptr);
@@ -306,7 +288,7 @@ GST_START_TEST (test_output_rate_follows_downstream)
   };
   for (const Case &c : cases) {
     Fixture f;
-    start_with_sink_caps (f, c.sink_caps);
+    f.start_with_sink_caps (c.sink_caps);
     f.push (turn (24000));
     std::vector<GstBuffer *> out = f.end_input ();
     fail_unless_equals_int (output_rate_asked (f.server), 44100);
