@@ -2,6 +2,7 @@
 #include "yrt-debug.h"
 
 #include <algorithm>
+#include <cstring>
 
 
 namespace yrt {
@@ -62,6 +63,7 @@ void Dialog::open (const Endpoint &endpoint, const SessionConfig &config,
     options_ = options;
     ready_ = configuring_ = finished_ = flushing_ = draining_ = commit_requested_ = false;
     formats_.configure (config.input_rate, config.output_rate);
+    wire_.configure (config.input_rate, config.input_rate, options.resample_quality);
     updates_ = 0;
     session_ = output::Session ();
     live_ = live_known_ = false;
@@ -248,14 +250,33 @@ void Dialog::send_unsent_locked ()
   auto kind = live_ ? Connection::Frame::LiveAudio : Connection::Frame::FileAudio;
   ledger_.take_unsent ([&] (const InputLedger::Item &item) {
     if (item.commit ()) {
+      std::vector<gint16> tail;
+      wire_.finish ("input", tail);
+      send_append_locked ((const guint8 *) tail.data (), tail.size () * 2, kind);
       connection_->send (client::audio_commit ());
       return;
     }
-    connection_->send (client::audio_append (item.pcm.data (), item.pcm.size ()), kind);
+    send_append_locked (item.pcm.data (), item.pcm.size (), kind);
     stats_.audio_samples_sent += item.samples ();
   });
   if (ledger_.wants_barrier ())
     send_session_update_locked ();
+}
+
+/* At the rate the service took: converted when that is not input-rate. */
+void Dialog::send_append_locked (const guint8 *pcm, gsize size, Connection::Frame kind)
+{
+  if (size == 0)
+    return;
+  if (wire_.passthrough ()) {
+    connection_->send (client::audio_append (pcm, size), kind);
+    return;
+  }
+  std::vector<gint16> in (size / 2), out, none;
+  memcpy (in.data (), pcm, in.size () * 2);
+  wire_.process ("input", in.data (), in.size (), out, none);
+  if (!out.empty ())
+    connection_->send (client::audio_append ((const guint8 *) out.data (), out.size () * 2), kind);
 }
 
 void Dialog::drain ()
@@ -657,6 +678,7 @@ void Dialog::start_session_locked ()
   failures_in_a_row_ = 0;
   generation_++;
   configuring_ = true;
+  wire_.reset ();
   connection_->set_outbox_limit (outbox_limit_locked ());
   lost_at_cut_ += ledger_.rewind ();
   ledger_.set_manual_turns (config_.turn_detection == TurnDetection::None);
@@ -759,11 +781,8 @@ bool Dialog::on_update_refused (const ServerEvent &ev)
     books_.update_acked ();
     ledger_.update_acked ();
     refusal = formats_.refused (e);
-    if (refusal && !refusal->output) {
-      /* The input is converted before it is stored: what is held is at the
-       * refused rate.  TODO: convert the held input; until then, keep it. */
-      refusal.reset ();
-    }
+    if (refusal && !refusal->output)
+      wire_.configure (config_.input_rate, refusal->fallback, options_.resample_quality);
     if (refusal) {
       send_session_update_locked ();
     } else if (configuring_) {
@@ -774,14 +793,19 @@ bool Dialog::on_update_refused (const ServerEvent &ev)
     ready_cond_.notify_all ();
     check_drain_locked ();
   }
-  if (refusal) {
+  std::string why = "session.update refused: " + e.message + " (code " + e.code + ", param " +
+      e.param + ")";
+  if (refusal && refusal->output) {
     guint rate = playout_.rate ();
     playout_.set_source_rate (refusal->fallback, options_.resample_quality);
     host_.post_warning ("The service refused the output rate of " +
         std::to_string (refusal->refused) + " Hz: answers are asked for at " +
         std::to_string (refusal->fallback) + " Hz and converted to " + std::to_string (rate) +
-        " Hz", "session.update refused: " + e.message + " (code " + e.code + ", param " +
-        e.param + ")");
+        " Hz", why);
+  } else if (refusal) {
+    host_.post_warning ("The service refused the input rate of " +
+        std::to_string (refusal->refused) + " Hz: the input is converted to " +
+        std::to_string (refusal->fallback) + " Hz and sent at that rate", why);
   } else {
     host_.post_warning ("The service refused the session settings: " + e.message,
         "code " + e.code + ", param " + e.param + "; the session goes on with the "

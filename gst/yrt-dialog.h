@@ -16,6 +16,7 @@
 #include "yrt-playout.h"
 #include "yrt-protocol.h"
 #include "yrt-recovery.h"
+#include "yrt-resample.h"
 
 #include <gst/gst.h>
 
@@ -61,7 +62,7 @@ struct DialogOptions {
   guint max_buffer_ms = 10000;     /* input held while no session can take it */
   guint session_lifetime_ms = 0;   /* roll over proactively; 0 = off */
   guint connect_timeout_ms = 20000; /* for the WebSocket handshake; 0 = none */
-  guint resample_quality = 4;       /* answers from the served rate to the src pad's */
+  guint resample_quality = 4;       /* answers to the src pad's rate; input to the accepted rate */
 };
 
 struct DialogStats {
@@ -163,6 +164,7 @@ class Dialog {
   void send_session_update_locked ();
   void send_update_locked ();
   void send_unsent_locked ();
+  void send_append_locked (const guint8 *pcm, gsize size, Connection::Frame kind);
   void send_drain_barrier_locked ();
   bool room_for_input_locked ();
   void replay_history_locked ();
@@ -201,6 +203,9 @@ class Dialog {
    * Nothing else goes until it is: a service that refuses it takes no audio. */
   bool configuring_ = false;
   ServiceFormats formats_;
+  /* The input from input-rate (the ledger's) to the rate the service took,
+   * when it refused input-rate; a stretch between two commits at a time. */
+  PcmResampler wire_;
   guint updates_ = 0;       /* session.update sent, for their event_id */
   output::Session session_; /* of session.created, posted once configured */
   bool finished_ = false;   /* failed or closed: nothing more will flow */

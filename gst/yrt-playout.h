@@ -154,7 +154,7 @@ class Playout {
   guint rate_ = 44100;
   guint source_rate_ = 0;   /* 0: rate_ */
   guint quality_ = GST_AUDIO_RESAMPLER_QUALITY_DEFAULT;
-  AnswerResampler resampler_;
+  PcmResampler resampler_;
   bool live_ = false;
   bool flushing_ = false;
   bool eos_ = false;

@@ -2,13 +2,13 @@
 
 namespace yrt {
 
-AnswerResampler::~AnswerResampler ()
+PcmResampler::~PcmResampler ()
 {
   if (resampler_)
     gst_audio_resampler_free (resampler_);
 }
 
-void AnswerResampler::configure (guint in_rate, guint out_rate, guint quality)
+void PcmResampler::configure (guint in_rate, guint out_rate, guint quality)
 {
   in_rate_ = in_rate;
   out_rate_ = out_rate;
@@ -16,13 +16,13 @@ void AnswerResampler::configure (guint in_rate, guint out_rate, guint quality)
   reset ();
 }
 
-guint64 AnswerResampler::out_samples (guint64 in) const
+guint64 PcmResampler::out_samples (guint64 in) const
 {
   return passthrough () ? in : gst_util_uint64_scale_round (in, out_rate_, in_rate_);
 }
 
 /* `in` null: zeros, which push the held-back tail out. */
-void AnswerResampler::run (const gint16 *in, gsize n, std::vector<gint16> &out)
+void PcmResampler::run (const gint16 *in, gsize n, std::vector<gint16> &out)
 {
   gsize frames = gst_audio_resampler_get_out_frames (resampler_, n);
   gsize at = out.size ();
@@ -32,16 +32,16 @@ void AnswerResampler::run (const gint16 *in, gsize n, std::vector<gint16> &out)
   gst_audio_resampler_resample (resampler_, in ? ins : nullptr, n, outs, frames);
 }
 
-void AnswerResampler::process (const std::string &response_id, const gint16 *in, gsize n,
+void PcmResampler::process (const std::string &stretch, const gint16 *in, gsize n,
     std::vector<gint16> &out, std::vector<gint16> &tail_of_previous)
 {
   if (passthrough ()) {
     out.insert (out.end (), in, in + n);
     return;
   }
-  if (response_id != current_) {
+  if (stretch != current_) {
     finish (current_, tail_of_previous);
-    current_ = response_id;
+    current_ = stretch;
   }
   gsize before = out.size ();
   run (in, n, out);
@@ -50,10 +50,10 @@ void AnswerResampler::process (const std::string &response_id, const gint16 *in,
 }
 
 /* The filter lags by up to its latency: zeros of that length bring out the
- * rest, of which only what the answer's length calls for is kept. */
-void AnswerResampler::finish (const std::string &response_id, std::vector<gint16> &out)
+ * rest, of which only what the stretch's length calls for is kept. */
+void PcmResampler::finish (const std::string &stretch, std::vector<gint16> &out)
 {
-  if (passthrough () || current_.empty () || response_id != current_)
+  if (passthrough () || current_.empty () || stretch != current_)
     return;
   guint64 owed = out_samples (fed_) - MIN (given_, out_samples (fed_));
   std::vector<gint16> tail;
@@ -64,16 +64,16 @@ void AnswerResampler::finish (const std::string &response_id, std::vector<gint16
   reset ();
 }
 
-void AnswerResampler::forget (const std::string &response_id)
+void PcmResampler::forget (const std::string &stretch)
 {
-  if (response_id == current_)
+  if (stretch == current_)
     reset ();
 }
 
 /* A new filter rather than gst_audio_resampler_reset(), which keeps the
- * phase of the last input (GStreamer 1.22): an answer must come out the
+ * phase of the last input (GStreamer 1.22): a stretch must come out the
  * same whatever came before it. */
-void AnswerResampler::reset ()
+void PcmResampler::reset ()
 {
   if (resampler_)
     gst_audio_resampler_free (resampler_);
@@ -82,7 +82,7 @@ void AnswerResampler::reset ()
   fed_ = given_ = 0;
   if (passthrough ())
     return;
-  GstStructure *options = gst_structure_new_empty ("yrt-answer-resampler");
+  GstStructure *options = gst_structure_new_empty ("yrt-resampler");
   gst_audio_resampler_options_set_quality (GST_AUDIO_RESAMPLER_METHOD_KAISER, quality_,
       in_rate_, out_rate_, options);
   resampler_ = gst_audio_resampler_new (GST_AUDIO_RESAMPLER_METHOD_KAISER,

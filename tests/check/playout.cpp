@@ -1,5 +1,5 @@
 /* The answers' audio from the rate the service serves to the src pad's rate
- * (AnswerResampler inside Playout): plain classes, no network.  Checked by
+ * (PcmResampler inside Playout): plain classes, no network.  Checked by
  * content: each answer's length, the tone's frequency, no jump inside an
  * answer, timestamps with no hole or overlap.
  *
@@ -114,7 +114,7 @@ Popped pop_all (Playout &playout)
 /* Equal rates: the samples pass untouched. */
 GST_START_TEST (test_same_rate_passes_through)
 {
-  AnswerResampler r;
+  PcmResampler r;
   r.configure (44100, 44100, 4);
   fail_unless (r.passthrough ());
   std::vector<gint16> in = tone (44100, 100), out, tail;
@@ -134,7 +134,7 @@ GST_START_TEST (test_answers_are_converted_whole)
   const guint rates[][2] = {{44100, 48000}, {44100, 16000}, {44100, 8000}, {24000, 44100},
       {16000, 48000}};
   for (const auto &rate : rates) {
-    AnswerResampler r;
+    PcmResampler r;
     r.configure (rate[0], rate[1], 4);
     for (const char *id : {"r1", "r2"}) {
       std::vector<gint16> in = tone (rate[0], 2000), out, tail;
@@ -164,7 +164,7 @@ GST_END_TEST;
  * for the previous answer, before anything of the new one. */
 GST_START_TEST (test_next_answer_ends_the_previous)
 {
-  AnswerResampler r;
+  PcmResampler r;
   r.configure (44100, 48000, 4);
   std::vector<gint16> a = tone (44100, 500), b = tone (44100, 500), out_a, out_b, tail;
   r.process ("a", a.data (), a.size (), out_a, tail);
@@ -179,7 +179,7 @@ GST_END_TEST;
  * from silence, as the first one did. */
 GST_START_TEST (test_forgotten_answer_leaves_no_history)
 {
-  AnswerResampler fresh, used;
+  PcmResampler fresh, used;
   fresh.configure (44100, 48000, 4);
   used.configure (44100, 48000, 4);
   std::vector<gint16> loud (4410, 30000), t = tone (44100, 200), x, y, z, tail;

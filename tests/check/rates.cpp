@@ -5,7 +5,8 @@
  * through yandexrealtime ! capsfilter, and what leaves the element is checked
  * by content: each answer's 440 Hz tone at the negotiated rate, 2 s long,
  * the answers back to back with no hole in the timestamps; the input the
- * service took, sample for sample; the warnings; no wait at EOS. */
+ * service took, sample for sample; the warnings; no wait at EOS.  And a
+ * service that refuses input-rate: the input converted to what it takes. */
 #include "harness.h"
 
 #include <cmath>
@@ -183,6 +184,44 @@ GST_START_TEST (test_service_refuses_other_rates)
 }
 GST_END_TEST;
 
+/* Takes input only at 24000 Hz and refuses input-rate=16000: the element
+ * sends the input at 24000 Hz, converted, with one warning, and the
+ * conversation goes on whole: two turns of the 300 Hz question, each
+ * answered. */
+GST_START_TEST (test_refused_input_rate_falls_back)
+{
+  emu::Config config;
+  config.input_rate_rule = {emu::RatePolicy::Refuse, kInRate};
+  config.default_turn.answer_ms = kAnswerMs;
+  Fixture f (config);
+  f.make ("input-rate=16000 eos-timeout-ms=30000");
+  f.start ();
+  std::vector<gint16> in = two_questions ();
+  f.push (in);
+  std::vector<GstBuffer *> out = f.end_input ();
+  fail_unless_equals_int (samples_in (out), 2 * 44100 * kAnswerMs / 1000);
+  fail_unless_equals_int (f.server.committed_turns ().size (), 2);
+  fail_unless_equals_int (f.server.input_rate (0), kInRate);
+  fail_unless_equals_int (stats_uint (f.element, "input-rate-accepted"), kInRate);
+  /* What the service heard: the input's 300 Hz question at 24 kHz, as long
+   * as it was (and the trailing silence), give or take the filter's edge. */
+  std::vector<guint8> bytes = f.server.received_audio (0);
+  std::vector<gint16> heard (bytes.size () / 2);
+  if (!heard.empty ())
+    memcpy (heard.data (), bytes.data (), heard.size () * 2);
+  fail_unless (heard.size () >= in.size () && heard.size () <= in.size () + kInRate,
+      "the service heard %zu samples of %zu", heard.size (), in.size ());
+  std::vector<gint16> question (heard.begin () + 100, heard.begin () + kInRate * 700 / 1000);
+  double hz = tone_frequency (question, kInRate);
+  fail_unless (std::fabs (hz - 300.0) < 1.0, "the service heard the question at %.2f Hz", hz);
+  std::vector<std::string> warned = f.warnings ();
+  fail_unless_equals_int (warned.size (), 1);
+  fail_unless (warned[0].find ("refused the input rate of 16000 Hz: the input is converted to "
+      "24000 Hz") != std::string::npos, "warned: %s", warned[0].c_str ());
+  unref_all (out);
+}
+GST_END_TEST;
+
 static Suite *rates_suite (void)
 {
   Suite *s = suite_create ("yandexrealtime-rates");
@@ -192,6 +231,7 @@ static Suite *rates_suite (void)
   tcase_add_test (tc, test_service_serves_what_is_asked);
   tcase_add_test (tc, test_service_serves_its_own_rate);
   tcase_add_test (tc, test_service_refuses_other_rates);
+  tcase_add_test (tc, test_refused_input_rate_falls_back);
   return s;
 }
 
