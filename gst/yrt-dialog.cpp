@@ -406,7 +406,7 @@ void Dialog::on_closed (gushort code, const std::string &reason)
   {
     std::lock_guard<std::mutex> guard (lock_);
     stats_.last_error = why;
-    ready_ = false;
+    ready_ = configuring_ = false;
     finished_ = true;
     ready_cond_.notify_all ();
   }
@@ -429,7 +429,7 @@ bool Dialog::reconnect (const std::string &reason, bool retryable)
   guint attempt, delay_ms;
   {
     std::lock_guard<std::mutex> guard (lock_);
-    ready_ = false;
+    ready_ = configuring_ = false;
     if (!retryable || sessions_ == 0 || failures_in_a_row_ >= options_.max_reconnects) {
       finished_ = true;
       ready_cond_.notify_all ();
@@ -504,7 +504,7 @@ bool Dialog::rollover_locked ()
     return false;
   GST_INFO_OBJECT (log_object_, "session lifetime reached between turns: rolling over");
   rollover_due_ = false;
-  ready_ = false;
+  ready_ = configuring_ = false;
   lost_at_cut_ += ledger_.rewind ();
   books_.session_replaced ();
   connection_->restart (0);
