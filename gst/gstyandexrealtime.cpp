@@ -1954,8 +1954,9 @@ static void install_properties (GObjectClass *gobject_class)
           "Sample rate of the audio sent to the service, in Hz", 8000, 48000, 24000, rw));
   g_object_class_install_property (gobject_class, PROP_OUTPUT_RATE,
       g_param_spec_uint ("output-rate", "Output rate",
-          "Sample rate requested for the answers and produced on src, in Hz; "
-          "unset, the rate downstream prefers (44100 when it takes it)",
+          "Sample rate of src, and asked of the service, in Hz; unset, the service is "
+          "asked for 44100 and src takes the rate downstream prefers (44100 when it takes "
+          "it); the answers are converted from the rate the service serves",
           MIN_OUTPUT_RATE, MAX_OUTPUT_RATE, DEFAULT_OUTPUT_RATE, rw));
   g_object_class_install_property (gobject_class, PROP_CHUNK_MS,
       g_param_spec_uint ("chunk-ms", "Chunk duration",
@@ -1963,7 +1964,7 @@ static void install_properties (GObjectClass *gobject_class)
           DEFAULT_CHUNK_MS, rw));
   g_object_class_install_property (gobject_class, PROP_RESAMPLE_QUALITY,
       g_param_spec_uint ("resample-quality", "Resample quality",
-          "Quality of the resampler converting the input to input-rate, as "
+          "Quality of the resamplers (the input to input-rate, the answers to src's rate), as "
           "audioresample's (0 = fastest, 10 = best)",
           GST_AUDIO_RESAMPLER_QUALITY_MIN, GST_AUDIO_RESAMPLER_QUALITY_MAX,
           DEFAULT_RESAMPLE_QUALITY, rw));
