@@ -1,5 +1,6 @@
-/* Element glue: pads, properties, state changes and the output pads' tasks.
- * The conversation itself lives in yrt::Dialog, conversion in yrt::Uplink,
+/* Element glue: pads, state changes and the output pads' tasks.  The
+ * settings, the property table and their checks live in yrt-settings, the
+ * conversation itself in yrt::Dialog, conversion in yrt::Uplink,
  * output timing in yrt::Playout (audio) and yrt-text (text).  Data flows
  * one way:
  *   sink chain → Uplink → Dialog → Connection (worker) → Dialog → Playout → src task
@@ -10,6 +11,7 @@
 #include "yrt-debug.h"
 #include "yrt-dialog.h"
 #include "yrt-playout.h"
+#include "yrt-settings.h"
 #include "yrt-text.h"
 #include "yrt-uplink.h"
 
@@ -23,80 +25,6 @@
 #include <string>
 
 using namespace yrt;
-
-#define DEFAULT_LOCATION "wss://ai.api.cloud.yandex.net/v1/realtime"
-#define DEFAULT_MODEL "speech-realtime-250923"
-#define DEFAULT_VOICE "marina"
-#define DEFAULT_USER_AGENT "gst-yandexrealtime/" PACKAGE_VERSION
-#define DEFAULT_CHUNK_MS 40
-/* Flat to 10 kHz with aliases at the S16 floor, like 4, for a fifth less
- * resampling CPU (docs/performance.md). */
-#define DEFAULT_RESAMPLE_QUALITY 3
-#define DEFAULT_EOS_TIMEOUT_MS 60000
-/* The rate of the service's examples; preferred when downstream takes it. */
-#define DEFAULT_OUTPUT_RATE 44100
-#define MIN_OUTPUT_RATE 8000
-#define MAX_OUTPUT_RATE 48000
-#define ENV_API_KEY "YANDEX_CLOUD_API_KEY"
-#define ENV_IAM_TOKEN "YANDEX_CLOUD_IAM_TOKEN"
-#define ENV_FOLDER_ID "YANDEX_CLOUD_FOLDER_ID"
-
-enum {
-  PROP_0,
-  PROP_LOCATION,
-  PROP_API_KEY,
-  PROP_IAM_TOKEN,
-  PROP_FOLDER_ID,
-  PROP_MODEL,
-  PROP_VOICE,
-  PROP_INSTRUCTIONS,
-  PROP_TURN_DETECTION,
-  PROP_VAD_THRESHOLD,
-  PROP_SILENCE_DURATION_MS,
-  PROP_PREFIX_PADDING_MS,
-  PROP_CREATE_RESPONSE,
-  PROP_INTERRUPT_RESPONSE,
-  PROP_OUTPUT_MODALITIES,
-  PROP_INPUT_RATE,
-  PROP_OUTPUT_RATE,
-  PROP_CHUNK_MS,
-  PROP_RESAMPLE_QUALITY,
-  PROP_EOS_TIMEOUT_MS,
-  PROP_TOOLS,
-  PROP_TOOL_CHOICE,
-  PROP_MUTE,
-  PROP_BARGE_IN,
-  PROP_HALF_DUPLEX,
-  PROP_MAX_RECONNECTS,
-  PROP_RECONNECT_BACKOFF_MS,
-  PROP_MAX_BUFFER_MS,
-  PROP_SESSION_LIFETIME_MS,
-  PROP_ALLOW_INSECURE,
-  PROP_CONNECT_TIMEOUT_MS,
-  PROP_STATS,
-  PROP_LANGUAGES,
-  PROP_VOICE_ROLE,
-  PROP_SESSION_EXTRA,
-  PROP_EXTRA_HEADERS,
-  PROP_USER_AGENT,
-  PROP_SSL_CA_FILE,
-  PROP_SSL_USE_SYSTEM_CA_FILE,
-  PROP_TLS_DATABASE,
-  PROP_SSL_STRICT,
-  PROP_PROXY,
-  PROP_PROXY_ID,
-  PROP_PROXY_PW,
-  N_PROPERTIES
-};
-
-/* Properties that go into session.update: changing one while a session is
- * open sends an update (one per g_object_set() batch). */
-static const guint session_properties[] = {
-  PROP_VOICE, PROP_INSTRUCTIONS, PROP_TURN_DETECTION, PROP_VAD_THRESHOLD,
-  PROP_SILENCE_DURATION_MS, PROP_PREFIX_PADDING_MS, PROP_CREATE_RESPONSE,
-  PROP_INTERRUPT_RESPONSE, PROP_OUTPUT_MODALITIES, PROP_TOOLS, PROP_TOOL_CHOICE,
-  PROP_LANGUAGES, PROP_VOICE_ROLE, PROP_SESSION_EXTRA,
-};
 
 enum {
   SIGNAL_SEND_FUNCTION_OUTPUT,
@@ -119,8 +47,8 @@ static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
     "rate = (int) " rate ", layout = (string) interleaved"
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
     GST_PAD_SRC, GST_PAD_ALWAYS,
-    GST_STATIC_CAPS (SRC_CAPS ("[ " G_STRINGIFY (MIN_OUTPUT_RATE) ", "
-            G_STRINGIFY (MAX_OUTPUT_RATE) " ]")));
+    GST_STATIC_CAPS (SRC_CAPS ("[ " G_STRINGIFY (YRT_MIN_OUTPUT_RATE) ", "
+            G_STRINGIFY (YRT_MAX_OUTPUT_RATE) " ]")));
 
 /* The text pads: request pads, so pipelines without them are unchanged. */
 #define TEXT_CAPS "text/x-raw, format = (string) utf8"
@@ -131,38 +59,6 @@ static GstStaticPadTemplate transcript_src_template = GST_STATIC_PAD_TEMPLATE (
 
 namespace {
 
-ConnectionOptions default_connection ()
-{
-  ConnectionOptions options;
-  options.user_agent = DEFAULT_USER_AGENT;
-  return options;
-}
-
-/* What the user set; read under settings_lock when a session opens. */
-struct Settings {
-  std::string location = DEFAULT_LOCATION;
-  std::string api_key;
-  std::string iam_token;
-  std::string folder_id;
-  std::string model = DEFAULT_MODEL;
-  SessionConfig session;
-  guint chunk_ms = DEFAULT_CHUNK_MS;
-  guint resample_quality = DEFAULT_RESAMPLE_QUALITY;
-  DialogOptions dialog;
-  ConnectionOptions connection = default_connection ();
-  bool allow_insecure = false;
-  /* output-rate given by the user: the src pad offers only it and the
-   * service is asked for it; otherwise the service is asked for its
-   * documented 44100 Hz and src negotiates what downstream prefers. */
-  bool output_rate_set = false;
-  bool mute = false;
-  bool barge_in = true;
-  bool half_duplex = false;
-  /* Values refused while the element was in NULL, by property name: with no
-   * bus to carry the warning yet, NULL→READY fails with the reason. */
-  std::map<std::string, std::string> refused;
-};
-
 /* Half-duplex, on the streaming thread: the input stretches (running time)
  * that carry the echo of the answer audio. */
 struct EchoGate {
@@ -170,13 +66,6 @@ struct EchoGate {
   GstClockTime until = 0;                    /* its end + latency + kEchoTail */
   GstClockTime prev_start = 0, prev_until = 0;  /* the span before, whose echo may linger */
   GstClockTime released = GST_CLOCK_TIME_NONE;  /* span start the user unmuted during */
-};
-
-/* Credentials resolved from properties, then the environment. */
-struct Credentials {
-  std::string authorization;
-  std::string folder_id;
-  const char *source = nullptr;  /* for error messages: which one was used */
 };
 
 }  // namespace
@@ -283,7 +172,7 @@ struct GstYandexRealtimePrivate : public DialogHost {
   Settings settings;
   /* The src pad's rate, negotiated at READY→PAUSED (under settings_lock);
    * the service's answers are converted to it. */
-  guint src_rate = DEFAULT_OUTPUT_RATE;
+  guint src_rate = YRT_DEFAULT_OUTPUT_RATE;
   Credentials credentials;
 
   Uplink uplink;
@@ -328,33 +217,6 @@ struct GstYandexRealtimePrivate : public DialogHost {
 G_DEFINE_TYPE (GstYandexRealtime, gst_yandex_realtime, GST_TYPE_ELEMENT);
 GST_ELEMENT_REGISTER_DEFINE (yandexrealtime, "yandexrealtime", GST_RANK_NONE,
     GST_TYPE_YANDEX_REALTIME);
-
-GType gst_yandex_realtime_turn_detection_get_type (void)
-{
-  static GType type = 0;
-  static const GEnumValue values[] = {
-    {(gint) TurnDetection::ServerVad, "The server detects turns by voice activity", "server-vad"},
-    {(gint) TurnDetection::None, "Manual turns: commit by signal or at EOS", "none"},
-    {0, nullptr, nullptr},
-  };
-  if (g_once_init_enter (&type))
-    g_once_init_leave (&type, g_enum_register_static ("GstYandexRealtimeTurnDetection", values));
-  return type;
-}
-
-GType gst_yandex_realtime_modalities_get_type (void)
-{
-  static GType type = 0;
-  static const GEnumValue values[] = {
-    {(gint) Modalities::AudioText, "Spoken answer and its text", "audio+text"},
-    {(gint) Modalities::Audio, "Spoken answer only", "audio"},
-    {(gint) Modalities::Text, "Text answer only", "text"},
-    {0, nullptr, nullptr},
-  };
-  if (g_once_init_enter (&type))
-    g_once_init_leave (&type, g_enum_register_static ("GstYandexRealtimeModalities", values));
-  return type;
-}
 
 /* ---- DialogHost ---- */
 
@@ -441,103 +303,19 @@ GstClockTime GstYandexRealtimePrivate::running_time ()
   return now >= base ? now - base : 0;
 }
 
-/* ---- settings ---- */
+/* ---- properties ---- */
 
-static bool is_secure (const std::string &location)
+/* A settings check that failed, posted as the error it names. */
+static gboolean post_verdict (GstYandexRealtime *self, const Verdict &v)
 {
-  return g_ascii_strncasecmp (location.c_str (), "wss://", 6) == 0;
-}
-
-static std::string from_env (const std::string &value, const char *variable)
-{
-  if (!value.empty ())
-    return value;
-  const char *env = g_getenv (variable);
-  return env ? env : "";
-}
-
-static bool is_loopback (const char *host)
-{
-  if (!host)
-    return false;
-  if (g_ascii_strcasecmp (host, "localhost") == 0)
-    return true;
-  GInetAddress *address = g_inet_address_new_from_string (host);
-  bool loopback = address && g_inet_address_get_is_loopback (address);
-  if (address)
-    g_object_unref (address);
-  return loopback;
-}
-
-/* The scheme and host of a location ("" for what it lacks or cannot be
- * parsed). */
-struct LocationParts {
-  std::string scheme, host;
-};
-
-static LocationParts location_parts (const std::string &location)
-{
-  LocationParts parts;
-  GUri *uri = g_uri_parse (location.c_str (), G_URI_FLAGS_NONE, nullptr);
-  if (!uri)
-    return parts;
-  parts.scheme = g_uri_get_scheme (uri) ? g_uri_get_scheme (uri) : "";
-  parts.host = g_uri_get_host (uri) ? g_uri_get_host (uri) : "";
-  g_uri_unref (uri);
-  return parts;
-}
-
-/* Credentials in the clear may only go to this machine (test servers). */
-static gboolean check_plain_ws (GstYandexRealtime *self, const Settings &s,
-    const Credentials &c)
-{
-  if (c.authorization.empty () || s.allow_insecure)
+  if (v.ok ())
     return TRUE;
-  if (is_loopback (location_parts (s.location).host.c_str ()))
-    return TRUE;
-  GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
-      ("Refusing to send credentials over an unencrypted connection"),
-      ("location %s is plain ws:// to another machine; use wss:// or set "
-       "allow-insecure=true", s.location.c_str ()));
-  return FALSE;
-}
-
-/* NULL→READY, before any credential is looked at: libsoup must never see a
- * location it would choke on. */
-static gboolean check_location (GstYandexRealtime *self)
-{
-  std::string location;
-  {
-    std::lock_guard<std::mutex> guard (self->priv->settings_lock);
-    location = self->priv->settings.location;
-  }
-  LocationParts parts = location_parts (location);
-  bool ws = g_ascii_strcasecmp (parts.scheme.c_str (), "ws") == 0 ||
-      g_ascii_strcasecmp (parts.scheme.c_str (), "wss") == 0;
-  if (ws && !parts.host.empty ())
-    return TRUE;
-  GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
-      ("The location is not a ws:// or wss:// URL with a host"),
-      ("location is \"%s\"; expected e.g. " DEFAULT_LOCATION, location.c_str ()));
-  return FALSE;
-}
-
-/* NULL→READY: a value refused in NULL (gst-launch sets properties before
- * the element has a bus) fails here, where the user sees it. */
-static gboolean check_refused (GstYandexRealtime *self)
-{
-  std::map<std::string, std::string> refused;
-  {
-    std::lock_guard<std::mutex> guard (self->priv->settings_lock);
-    refused = self->priv->settings.refused;
-  }
-  if (refused.empty ())
-    return TRUE;
-  const auto &first = *refused.begin ();
-  GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
-      ("Invalid value of the %s property: %s", first.first.c_str (), first.second.c_str ()),
-      ("%u property value(s) refused while the element was in NULL; set a valid "
-       "value or leave the property unset", (guint) refused.size ()));
+  if (v.code == GST_RESOURCE_ERROR_NOT_AUTHORIZED)
+    GST_ELEMENT_ERROR (self, RESOURCE, NOT_AUTHORIZED, ("%s", v.message.c_str ()),
+        ("%s", v.debug.c_str ()));
+  else
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("%s", v.message.c_str ()),
+        ("%s", v.debug.c_str ()));
   return FALSE;
 }
 
@@ -557,302 +335,25 @@ static void refuse_setting (GstYandexRealtime *self, const char *property,
   self->priv->settings.refused[property] = why;
 }
 
-/* Called with settings_lock held when `property` took a valid value. */
-static void accept_setting_locked (GstYandexRealtime *self, const char *property)
-{
-  self->priv->settings.refused.erase (property);
-}
-
-/* NULL→READY: the proxy and the TLS trust are usable. */
-static gboolean check_connection_settings (GstYandexRealtime *self)
-{
-  ConnectionOptions o;
-  {
-    std::lock_guard<std::mutex> guard (self->priv->settings_lock);
-    o = self->priv->settings.connection;
-  }
-  if (!o.proxy.empty ()) {
-    GUri *uri = g_uri_parse (o.proxy.c_str (), G_URI_FLAGS_NONE, nullptr);
-    bool valid = uri && g_ascii_strcasecmp (g_uri_get_scheme (uri), "http") == 0 &&
-        g_uri_get_host (uri) && *g_uri_get_host (uri);
-    if (uri)
-      g_uri_unref (uri);
-    if (!valid) {
-      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
-          ("The proxy is not an http:// URL with a host"),
-          ("proxy is \"%s\"; expected e.g. http://proxy.example.com:3128",
-              /* user information may hold a password */
-              o.proxy.find ('@') == std::string::npos ? o.proxy.c_str () : "(not shown)"));
-      return FALSE;
-    }
-  }
-  if (!o.ca_file.empty ()) {
-    GError *error = nullptr;
-    GList *cas = g_tls_certificate_list_new_from_file (o.ca_file.c_str (), &error);
-    std::string why = error ? error->message : cas ? "" : "it holds no PEM certificate";
-    g_clear_error (&error);
-    g_list_free_full (cas, g_object_unref);
-    if (!why.empty ()) {
-      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
-          ("Cannot read the CA certificates of ssl-ca-file: %s", why.c_str ()),
-          ("ssl-ca-file is %s", o.ca_file.c_str ()));
-      return FALSE;
-    }
-  }
-  if (!o.use_system_ca && o.ca_file.empty () && !o.tls_database && o.strict) {
-    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
-        ("ssl-use-system-ca-file=false leaves no trusted certificate"),
-        ("set ssl-ca-file or tls-database as well"));
-    return FALSE;
-  }
-  return TRUE;
-}
-
-/* NULL→READY: a wss:// endpoint needs credentials and a folder up front, so
- * the user learns at once rather than after a refused handshake. */
-static gboolean resolve_credentials (GstYandexRealtime *self)
-{
-  GstYandexRealtimePrivate *priv = self->priv;
-  std::lock_guard<std::mutex> guard (priv->settings_lock);
-  const Settings &s = priv->settings;
-  Credentials c;
-  std::string api_key = from_env (s.api_key, ENV_API_KEY);
-  std::string iam_token = from_env (s.iam_token, ENV_IAM_TOKEN);
-  if (!api_key.empty ()) {
-    c.authorization = "Api-Key " + api_key;
-    c.source = s.api_key.empty () ? ENV_API_KEY : "api-key";
-  } else if (!iam_token.empty ()) {
-    c.authorization = "Bearer " + iam_token;
-    c.source = s.iam_token.empty () ? ENV_IAM_TOKEN : "iam-token";
-  }
-  c.folder_id = from_env (s.folder_id, ENV_FOLDER_ID);
-  priv->credentials = c;
-
-  if (!is_secure (s.location))
-    return check_plain_ws (self, s, c);
-  if (c.authorization.empty ()) {
-    GST_ELEMENT_ERROR (self, RESOURCE, NOT_AUTHORIZED,
-        ("No credentials for the Yandex Cloud Realtime API"),
-        ("Set the api-key property (or " ENV_API_KEY ") to a service account's "
-         "API key, or iam-token (or " ENV_IAM_TOKEN ")."));
-    return FALSE;
-  }
-  bool model_in_url = endpoint_url (s.location, "", s.model) == s.location;
-  if (c.folder_id.empty () && !model_in_url) {
-    GST_ELEMENT_ERROR (self, RESOURCE, NOT_AUTHORIZED,
-        ("No folder for the Yandex Cloud Realtime API"),
-        ("Set the folder-id property (or " ENV_FOLDER_ID ") to the folder "
-         "the service account works in."));
-    return FALSE;
-  }
-  return TRUE;
-}
-
-static void set_string (GstYandexRealtime *self, std::string &field, const GValue *value,
-    const char *fallback = "")
-{
-  std::lock_guard<std::mutex> guard (self->priv->settings_lock);
-  const char *s = g_value_get_string (value);
-  /* Empty means the default: never sent as "" (voice) or built into the
-   * model URI (model). */
-  field = s && *s ? s : fallback;
-}
-
-/* Tools reach session.tools as given, so they must be a JSON array; a bad
- * value is refused and the previous one stays. */
-static void set_tools (GstYandexRealtime *self, const char *json)
-{
-  std::string why = json && *json ? check_json (json, true, "a JSON array of tool objects") : "";
-  if (!why.empty ()) {
-    refuse_setting (self, "tools", why);
-    return;
-  }
-  {
-    std::lock_guard<std::mutex> guard (self->priv->settings_lock);
-    self->priv->settings.session.tools_json = json ? json : "";
-    accept_setting_locked (self, "tools");
-  }
-  /* Notified only when taken: a refused value sends no session.update. */
-  g_object_notify (G_OBJECT (self), "tools");
-}
-
-/* Names only: the values may be secrets. */
-static void log_extra_overrides (GstYandexRealtime *self, const SessionConfig &config)
-{
-  if (config.extra_json.empty ())
-    return;
-  for (const std::string &path : client::session_extra_overrides (config))
-    GST_DEBUG_OBJECT (self, "session-extra sets session.%s, which the element sets too: "
-        "the session-extra value wins", path.c_str ());
-}
-
-static void set_session_extra (GstYandexRealtime *self, const char *json)
-{
-  std::string why = json && *json ? check_json (json, false, "a JSON object") : "";
-  if (!why.empty ()) {
-    refuse_setting (self, "session-extra", why);
-    return;
-  }
-  SessionConfig config;
-  {
-    std::lock_guard<std::mutex> guard (self->priv->settings_lock);
-    self->priv->settings.session.extra_json = json ? json : "";
-    accept_setting_locked (self, "session-extra");
-    config = self->priv->settings.session;
-  }
-  g_object_notify (G_OBJECT (self), "session-extra");
-  log_extra_overrides (self, config);
-}
-
-/* Header values as they go on the wire: booleans as JSON/HTTP spell them. */
-static bool header_value (const GValue *value, std::string &out)
-{
-  if (G_VALUE_HOLDS_BOOLEAN (value)) {
-    out = g_value_get_boolean (value) ? "true" : "false";
-    return true;
-  }
-  GValue text = G_VALUE_INIT;
-  g_value_init (&text, G_TYPE_STRING);
-  bool ok = g_value_transform (value, &text);
-  if (ok)
-    out = g_value_get_string (&text) ? g_value_get_string (&text) : "";
-  g_value_unset (&text);
-  return ok;
-}
-
-/* Headers the handshake itself sets, or the credentials do. */
-static const char *reserved_header (const char *name)
-{
-  if (g_ascii_strcasecmp (name, "Authorization") == 0)
-    return "it carries the credential: use api-key or iam-token";
-  for (const char *own : {"Host", "Connection", "Upgrade", "Content-Length", "User-Agent"})
-    if (g_ascii_strcasecmp (name, own) == 0)
-      return g_ascii_strcasecmp (name, "User-Agent") == 0 ? "use the user-agent property" :
-          "the WebSocket handshake sets it";
-  if (g_ascii_strncasecmp (name, "Sec-WebSocket-", 14) == 0)
-    return "the WebSocket handshake sets it";
-  return nullptr;
-}
-
-/* One header per field; an array or list field gives one header per value.
- * Returns why not when a field cannot be sent (naming the field, never its
- * value). */
-static std::string headers_from_structure (const GstStructure *structure,
-    std::vector<std::pair<std::string, std::string>> &headers)
-{
-  for (gint i = 0; structure && i < gst_structure_n_fields (structure); i++) {
-    const char *name = gst_structure_nth_field_name (structure, i);
-    if (const char *why = reserved_header (name))
-      return std::string ("header ") + name + " is not allowed: " + why;
-    const GValue *value = gst_structure_get_value (structure, name);
-    bool many = GST_VALUE_HOLDS_ARRAY (value) || GST_VALUE_HOLDS_LIST (value);
-    guint n = !many ? 1 : GST_VALUE_HOLDS_ARRAY (value) ? gst_value_array_get_size (value) :
-        gst_value_list_get_size (value);
-    for (guint k = 0; k < n; k++) {
-      const GValue *one = !many ? value : GST_VALUE_HOLDS_ARRAY (value) ?
-          gst_value_array_get_value (value, k) : gst_value_list_get_value (value, k);
-      std::string text;
-      if (!header_value (one, text))
-        return std::string ("header ") + name + " has a value of type " +
-            G_VALUE_TYPE_NAME (one) + ", which is not text";
-      for (char c : text)
-        if ((guchar) c < 0x20 && c != '\t')
-          return std::string ("header ") + name + " has a control character (a line break?) "
-              "in its value";
-      headers.emplace_back (name, text);
-    }
-  }
-  return "";
-}
-
-static void set_extra_headers (GstYandexRealtime *self, const GstStructure *structure)
-{
-  std::vector<std::pair<std::string, std::string>> headers;
-  std::string why = headers_from_structure (structure, headers);
-  if (!why.empty ()) {
-    refuse_setting (self, "extra-headers", why);
-    return;
-  }
-  for (const auto &header : headers)
-    GST_DEBUG_OBJECT (self, "extra header %s (value not logged)", header.first.c_str ());
-  std::lock_guard<std::mutex> guard (self->priv->settings_lock);
-  self->priv->settings.connection.headers = std::move (headers);
-  accept_setting_locked (self, "extra-headers");
-}
-
-static void set_languages (GstYandexRealtime *self, const char *list)
-{
-  std::lock_guard<std::mutex> guard (self->priv->settings_lock);
-  self->priv->settings.session.languages = split_languages (list ? list : "");
-}
-
 static void gst_yandex_realtime_set_property (GObject *object, guint prop_id,
     const GValue *value, GParamSpec *pspec)
 {
   auto *self = GST_YANDEX_REALTIME (object);
-  Settings &s = self->priv->settings;
-  SessionConfig &c = s.session;
-  switch (prop_id) {
-    case PROP_LOCATION: set_string (self, s.location, value); return;
-    case PROP_API_KEY: set_string (self, s.api_key, value); return;
-    case PROP_IAM_TOKEN: set_string (self, s.iam_token, value); return;
-    case PROP_FOLDER_ID: set_string (self, s.folder_id, value); return;
-    case PROP_MODEL: set_string (self, s.model, value, DEFAULT_MODEL); return;
-    case PROP_VOICE: set_string (self, c.voice, value, DEFAULT_VOICE); return;
-    case PROP_INSTRUCTIONS: set_string (self, c.instructions, value); return;
-    case PROP_TOOL_CHOICE: set_string (self, c.tool_choice, value); return;
-    case PROP_TOOLS: set_tools (self, g_value_get_string (value)); return;
-    case PROP_LANGUAGES: set_languages (self, g_value_get_string (value)); return;
-    case PROP_VOICE_ROLE: set_string (self, c.voice_role, value); return;
-    case PROP_SESSION_EXTRA: set_session_extra (self, g_value_get_string (value)); return;
-    case PROP_EXTRA_HEADERS:
-      set_extra_headers (self, (const GstStructure *) g_value_get_boxed (value));
-      return;
-    case PROP_USER_AGENT: set_string (self, s.connection.user_agent, value); return;
-    case PROP_SSL_CA_FILE: set_string (self, s.connection.ca_file, value); return;
-    case PROP_PROXY: set_string (self, s.connection.proxy, value); return;
-    case PROP_PROXY_ID: set_string (self, s.connection.proxy_id, value); return;
-    case PROP_PROXY_PW: set_string (self, s.connection.proxy_pw, value); return;
-    case PROP_BARGE_IN:
-      {
-        std::lock_guard<std::mutex> guard (self->priv->settings_lock);
-        s.barge_in = g_value_get_boolean (value);
-      }
-      self->priv->dialog.set_barge_in (g_value_get_boolean (value));
-      return;
-    default: break;
+  std::string refused;
+  bool known;
+  {
+    std::lock_guard<std::mutex> guard (self->priv->settings_lock);
+    known = set_property (self->priv->settings, prop_id, value, refused, GST_OBJECT (self));
   }
-  std::lock_guard<std::mutex> guard (self->priv->settings_lock);
-  switch (prop_id) {
-    case PROP_TURN_DETECTION: c.turn_detection = (TurnDetection) g_value_get_enum (value); break;
-    case PROP_VAD_THRESHOLD: c.vad_threshold = g_value_get_double (value); break;
-    case PROP_SILENCE_DURATION_MS: c.silence_duration_ms = g_value_get_uint (value); break;
-    case PROP_PREFIX_PADDING_MS: c.prefix_padding_ms = g_value_get_uint (value); break;
-    case PROP_CREATE_RESPONSE: c.create_response = g_value_get_boolean (value); break;
-    case PROP_INTERRUPT_RESPONSE: c.interrupt_response = g_value_get_boolean (value); break;
-    case PROP_OUTPUT_MODALITIES: c.modalities = (Modalities) g_value_get_enum (value); break;
-    case PROP_INPUT_RATE: c.input_rate = g_value_get_uint (value); break;
-    case PROP_OUTPUT_RATE:
-      c.output_rate = g_value_get_uint (value);
-      s.output_rate_set = true;
-      break;
-    case PROP_CHUNK_MS: s.chunk_ms = g_value_get_uint (value); break;
-    case PROP_RESAMPLE_QUALITY: s.resample_quality = g_value_get_uint (value); break;
-    case PROP_EOS_TIMEOUT_MS: s.dialog.eos_timeout_ms = g_value_get_uint (value); break;
-    case PROP_MAX_RECONNECTS: s.dialog.max_reconnects = g_value_get_uint (value); break;
-    case PROP_RECONNECT_BACKOFF_MS: s.dialog.reconnect_backoff_ms = g_value_get_uint (value); break;
-    case PROP_MAX_BUFFER_MS: s.dialog.max_buffer_ms = g_value_get_uint (value); break;
-    case PROP_SESSION_LIFETIME_MS: s.dialog.session_lifetime_ms = g_value_get_uint (value); break;
-    case PROP_ALLOW_INSECURE: s.allow_insecure = g_value_get_boolean (value); break;
-    case PROP_CONNECT_TIMEOUT_MS: s.dialog.connect_timeout_ms = g_value_get_uint (value); break;
-    case PROP_MUTE: s.mute = g_value_get_boolean (value); break;
-    case PROP_HALF_DUPLEX: s.half_duplex = g_value_get_boolean (value); break;
-    case PROP_SSL_USE_SYSTEM_CA_FILE: s.connection.use_system_ca = g_value_get_boolean (value); break;
-    case PROP_SSL_STRICT: s.connection.strict = g_value_get_boolean (value); break;
-    case PROP_TLS_DATABASE:
-      s.connection.tls_database = share_object ((GTlsDatabase *) g_value_get_object (value));
-      break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
+  if (!known) {
+    G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+  } else if (!refused.empty ()) {
+    refuse_setting (self, pspec->name, refused);
+  } else if (prop_id == PROP_TOOLS || prop_id == PROP_SESSION_EXTRA) {
+    /* Notified only when taken: a refused value sends no session.update. */
+    g_object_notify_by_pspec (object, pspec);
+  } else if (prop_id == PROP_BARGE_IN) {
+    self->priv->dialog.set_barge_in (g_value_get_boolean (value));
   }
 }
 
@@ -881,56 +382,10 @@ static void gst_yandex_realtime_get_property (GObject *object, guint prop_id,
 {
   auto *self = GST_YANDEX_REALTIME (object);
   std::lock_guard<std::mutex> guard (self->priv->settings_lock);
-  const Settings &s = self->priv->settings;
-  const SessionConfig &c = s.session;
-  switch (prop_id) {
-    case PROP_LOCATION: g_value_set_string (value, s.location.c_str ()); break;
-    case PROP_FOLDER_ID: g_value_set_string (value, s.folder_id.c_str ()); break;
-    case PROP_MODEL: g_value_set_string (value, s.model.c_str ()); break;
-    case PROP_VOICE: g_value_set_string (value, c.voice.c_str ()); break;
-    case PROP_INSTRUCTIONS: g_value_set_string (value, c.instructions.c_str ()); break;
-    case PROP_TURN_DETECTION: g_value_set_enum (value, (gint) c.turn_detection); break;
-    case PROP_VAD_THRESHOLD: g_value_set_double (value, c.vad_threshold); break;
-    case PROP_SILENCE_DURATION_MS: g_value_set_uint (value, c.silence_duration_ms); break;
-    case PROP_PREFIX_PADDING_MS: g_value_set_uint (value, c.prefix_padding_ms); break;
-    case PROP_CREATE_RESPONSE: g_value_set_boolean (value, c.create_response); break;
-    case PROP_INTERRUPT_RESPONSE: g_value_set_boolean (value, c.interrupt_response); break;
-    case PROP_OUTPUT_MODALITIES: g_value_set_enum (value, (gint) c.modalities); break;
-    case PROP_INPUT_RATE: g_value_set_uint (value, c.input_rate); break;
-    case PROP_OUTPUT_RATE: g_value_set_uint (value, c.output_rate); break;
-    case PROP_CHUNK_MS: g_value_set_uint (value, s.chunk_ms); break;
-    case PROP_RESAMPLE_QUALITY: g_value_set_uint (value, s.resample_quality); break;
-    case PROP_EOS_TIMEOUT_MS: g_value_set_uint (value, s.dialog.eos_timeout_ms); break;
-    case PROP_MAX_RECONNECTS: g_value_set_uint (value, s.dialog.max_reconnects); break;
-    case PROP_RECONNECT_BACKOFF_MS: g_value_set_uint (value, s.dialog.reconnect_backoff_ms); break;
-    case PROP_MAX_BUFFER_MS: g_value_set_uint (value, s.dialog.max_buffer_ms); break;
-    case PROP_SESSION_LIFETIME_MS: g_value_set_uint (value, s.dialog.session_lifetime_ms); break;
-    case PROP_ALLOW_INSECURE: g_value_set_boolean (value, s.allow_insecure); break;
-    case PROP_CONNECT_TIMEOUT_MS: g_value_set_uint (value, s.dialog.connect_timeout_ms); break;
-    case PROP_STATS: g_value_take_boxed (value, stats_structure (self)); break;
-    case PROP_TOOLS: g_value_set_string (value, c.tools_json.c_str ()); break;
-    case PROP_TOOL_CHOICE: g_value_set_string (value, c.tool_choice.c_str ()); break;
-    case PROP_MUTE: g_value_set_boolean (value, s.mute); break;
-    case PROP_BARGE_IN: g_value_set_boolean (value, s.barge_in); break;
-    case PROP_HALF_DUPLEX: g_value_set_boolean (value, s.half_duplex); break;
-    case PROP_LANGUAGES: {
-      std::string list;
-      for (const std::string &language : c.languages)
-        list += (list.empty () ? "" : ",") + language;
-      g_value_set_string (value, list.c_str ());
-      break;
-    }
-    case PROP_VOICE_ROLE: g_value_set_string (value, c.voice_role.c_str ()); break;
-    case PROP_SESSION_EXTRA: g_value_set_string (value, c.extra_json.c_str ()); break;
-    case PROP_USER_AGENT: g_value_set_string (value, s.connection.user_agent.c_str ()); break;
-    case PROP_SSL_CA_FILE: g_value_set_string (value, s.connection.ca_file.c_str ()); break;
-    case PROP_SSL_USE_SYSTEM_CA_FILE: g_value_set_boolean (value, s.connection.use_system_ca); break;
-    case PROP_TLS_DATABASE: g_value_set_object (value, s.connection.tls_database.get ()); break;
-    case PROP_SSL_STRICT: g_value_set_boolean (value, s.connection.strict); break;
-    case PROP_PROXY: g_value_set_string (value, s.connection.proxy.c_str ()); break;
-    case PROP_PROXY_ID: g_value_set_string (value, s.connection.proxy_id.c_str ()); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
-  }
+  if (prop_id == PROP_STATS)
+    g_value_take_boxed (value, stats_structure (self));
+  else if (!get_property (self->priv->settings, prop_id, value))
+    G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
 }
 
 /* ---- sink pad ---- */
@@ -1363,7 +818,7 @@ static GstCaps *src_caps (GstYandexRealtime *self)
 
 /* READY→PAUSED: the rate the service is asked for.  The user's output-rate
  * must suit downstream; otherwise downstream's preferred rate among ours,
- * DEFAULT_OUTPUT_RATE when it takes that. */
+ * YRT_DEFAULT_OUTPUT_RATE when it takes that. */
 static gboolean negotiate_output_rate (GstYandexRealtime *self)
 {
   GstYandexRealtimePrivate *priv = self->priv;
@@ -1387,14 +842,14 @@ static gboolean negotiate_output_rate (GstYandexRealtime *self)
            "the element", ours));
     ok = FALSE;
   } else if (!s.output_rate_set) {
-    GstCaps *preferred = caps_at_rate (DEFAULT_OUTPUT_RATE);
-    guint rate = DEFAULT_OUTPUT_RATE;
+    GstCaps *preferred = caps_at_rate (YRT_DEFAULT_OUTPUT_RATE);
+    guint rate = YRT_DEFAULT_OUTPUT_RATE;
     if (linked && !gst_caps_can_intersect (allowed, preferred)) {
       allowed = gst_caps_make_writable (allowed);
       allowed = gst_caps_truncate (allowed);
       GstStructure *st = gst_caps_get_structure (allowed, 0);
-      gst_structure_fixate_field_nearest_int (st, "rate", DEFAULT_OUTPUT_RATE);
-      gint r = DEFAULT_OUTPUT_RATE;
+      gst_structure_fixate_field_nearest_int (st, "rate", YRT_DEFAULT_OUTPUT_RATE);
+      gint r = YRT_DEFAULT_OUTPUT_RATE;
       gst_structure_get_int (st, "rate", &r);
       rate = (guint) r;
     }
@@ -1605,7 +1060,7 @@ static void start_dialog (GstYandexRealtime *self)
     options = s.dialog;
     options.resample_quality = s.resample_quality;
   }
-  log_extra_overrides (self, config);
+  log_extra_overrides (GST_OBJECT (self), config);
   if (!endpoint.connection.strict && is_secure (endpoint.url)) {
     GST_WARNING_OBJECT (self, "ssl-strict=false: the server's certificate is NOT checked");
     GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
@@ -1651,6 +1106,24 @@ static void open_dialog (GstYandexRealtime *self)
   start_dialog (self);
 }
 
+/* NULL→READY: the settings are usable, and the credentials are found. */
+static gboolean check_settings (GstYandexRealtime *self)
+{
+  GstYandexRealtimePrivate *priv = self->priv;
+  Settings settings;
+  {
+    std::lock_guard<std::mutex> guard (priv->settings_lock);
+    settings = priv->settings;
+  }
+  Credentials credentials;
+  Verdict verdict = check_for_ready (settings, credentials);
+  {
+    std::lock_guard<std::mutex> guard (priv->settings_lock);
+    priv->credentials = credentials;
+  }
+  return post_verdict (self, verdict);
+}
+
 static GstStateChangeReturn gst_yandex_realtime_change_state (GstElement *element,
     GstStateChange transition)
 {
@@ -1658,8 +1131,7 @@ static GstStateChangeReturn gst_yandex_realtime_change_state (GstElement *elemen
   GstYandexRealtimePrivate *priv = self->priv;
   switch (transition) {
     case GST_STATE_CHANGE_NULL_TO_READY:
-      if (!check_location (self) || !check_refused (self) ||
-          !check_connection_settings (self) || !resolve_credentials (self))
+      if (!check_settings (self))
         return GST_STATE_CHANGE_FAILURE;
       break;
     case GST_STATE_CHANGE_READY_TO_PAUSED:
@@ -1694,14 +1166,6 @@ static GstStateChangeReturn gst_yandex_realtime_change_state (GstElement *elemen
 
 /* ---- conversation control ---- */
 
-static bool is_session_property (GParamSpec *pspec)
-{
-  for (guint id : session_properties)
-    if (pspec->param_id == id && pspec->owner_type == GST_TYPE_YANDEX_REALTIME)
-      return true;
-  return false;
-}
-
 /* GObject batches the notifications of one g_object_set() call, so several
  * settings changed together make one session.update. */
 static void gst_yandex_realtime_dispatch_properties_changed (GObject *object,
@@ -1709,7 +1173,8 @@ static void gst_yandex_realtime_dispatch_properties_changed (GObject *object,
 {
   auto *self = GST_YANDEX_REALTIME (object);
   for (guint i = 0; i < n_pspecs; i++) {
-    if (is_session_property (pspecs[i])) {
+    if (pspecs[i]->owner_type == GST_TYPE_YANDEX_REALTIME &&
+        is_session_property (pspecs[i]->param_id)) {
       SessionConfig config;
       {
         std::lock_guard<std::mutex> guard (self->priv->settings_lock);
@@ -1887,192 +1352,6 @@ static void gst_yandex_realtime_init (GstYandexRealtime *self)
     gst_flow_combiner_add_pad (self->priv->flows, self->srcpad);
   }
   gst_element_add_pad (GST_ELEMENT (self), self->srcpad);
-}
-
-static void install_properties (GObjectClass *gobject_class)
-{
-  const auto rw = (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-      GST_PARAM_MUTABLE_READY);
-  /* Sent again with session.update when changed during a session. */
-  const auto live = (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-      GST_PARAM_MUTABLE_PLAYING);
-  /* Write-only and never notified: secrets stay out of gst-launch -v. */
-  const auto secret = (GParamFlags) (G_PARAM_WRITABLE | G_PARAM_STATIC_STRINGS |
-      GST_PARAM_MUTABLE_READY);
-
-  g_object_class_install_property (gobject_class, PROP_LOCATION,
-      g_param_spec_string ("location", "Location",
-          "Realtime API endpoint (ws:// or wss://); model=gpt://<folder-id>/<model> "
-          "is added unless the URL has a model parameter", DEFAULT_LOCATION, rw));
-  g_object_class_install_property (gobject_class, PROP_API_KEY,
-      g_param_spec_string ("api-key", "API key",
-          "Service account API key, sent as 'Authorization: Api-Key'; "
-          "default from $" ENV_API_KEY " (write-only)", nullptr, secret));
-  g_object_class_install_property (gobject_class, PROP_IAM_TOKEN,
-      g_param_spec_string ("iam-token", "IAM token",
-          "IAM token, sent as 'Authorization: Bearer' when no API key is set; "
-          "default from $" ENV_IAM_TOKEN " (write-only)", nullptr, secret));
-  g_object_class_install_property (gobject_class, PROP_FOLDER_ID,
-      g_param_spec_string ("folder-id", "Folder ID",
-          "Yandex Cloud folder of the model; default from $" ENV_FOLDER_ID,
-          nullptr, rw));
-  g_object_class_install_property (gobject_class, PROP_MODEL,
-      g_param_spec_string ("model", "Model", "Realtime model name; empty means the default",
-          DEFAULT_MODEL, rw));
-  g_object_class_install_property (gobject_class, PROP_VOICE,
-      g_param_spec_string ("voice", "Voice", "Voice of the answers (marina, dasha, ...); "
-          "empty means the default", DEFAULT_VOICE, live));
-  g_object_class_install_property (gobject_class, PROP_INSTRUCTIONS,
-      g_param_spec_string ("instructions", "Instructions",
-          "System instructions for the model", "", live));
-  g_object_class_install_property (gobject_class, PROP_TURN_DETECTION,
-      g_param_spec_enum ("turn-detection", "Turn detection",
-          "Who decides when the user's turn ends",
-          GST_TYPE_YANDEX_REALTIME_TURN_DETECTION, (gint) TurnDetection::ServerVad, live));
-  g_object_class_install_property (gobject_class, PROP_VAD_THRESHOLD,
-      g_param_spec_double ("vad-threshold", "VAD threshold",
-          "Server VAD sensitivity (higher needs louder speech)", 0.0, 1.0, 0.5, live));
-  g_object_class_install_property (gobject_class, PROP_SILENCE_DURATION_MS,
-      g_param_spec_uint ("silence-duration-ms", "Silence duration",
-          "Silence that ends a turn under server VAD, in ms", 0, 10000, 400, live));
-  g_object_class_install_property (gobject_class, PROP_PREFIX_PADDING_MS,
-      g_param_spec_uint ("prefix-padding-ms", "Prefix padding",
-          "Audio kept before detected speech, in ms", 0, 10000, 300, live));
-  g_object_class_install_property (gobject_class, PROP_CREATE_RESPONSE,
-      g_param_spec_boolean ("create-response", "Create response",
-          "The server answers each detected turn by itself; when false the "
-          "element sends response.create after each committed turn", TRUE, live));
-  g_object_class_install_property (gobject_class, PROP_INTERRUPT_RESPONSE,
-      g_param_spec_boolean ("interrupt-response", "Interrupt response",
-          "The server cancels its answer when the user starts speaking", TRUE, live));
-  g_object_class_install_property (gobject_class, PROP_OUTPUT_MODALITIES,
-      g_param_spec_enum ("output-modalities", "Output modalities",
-          "What the answers consist of", GST_TYPE_YANDEX_REALTIME_MODALITIES,
-          (gint) Modalities::AudioText, live));
-  g_object_class_install_property (gobject_class, PROP_INPUT_RATE,
-      g_param_spec_uint ("input-rate", "Input rate",
-          "Sample rate of the audio sent to the service, in Hz", 8000, 48000, 24000, rw));
-  g_object_class_install_property (gobject_class, PROP_OUTPUT_RATE,
-      g_param_spec_uint ("output-rate", "Output rate",
-          "Sample rate of src, and asked of the service, in Hz; unset, the service is "
-          "asked for 44100 and src takes the rate downstream prefers (44100 when it takes "
-          "it); the answers are converted from the rate the service serves",
-          MIN_OUTPUT_RATE, MAX_OUTPUT_RATE, DEFAULT_OUTPUT_RATE, rw));
-  g_object_class_install_property (gobject_class, PROP_CHUNK_MS,
-      g_param_spec_uint ("chunk-ms", "Chunk duration",
-          "Duration of audio in each input_audio_buffer.append, in ms", 10, 1000,
-          DEFAULT_CHUNK_MS, rw));
-  g_object_class_install_property (gobject_class, PROP_RESAMPLE_QUALITY,
-      g_param_spec_uint ("resample-quality", "Resample quality",
-          "Quality of the resamplers (the input to input-rate, the answers to src's rate), as "
-          "audioresample's (0 = fastest, 10 = best)",
-          GST_AUDIO_RESAMPLER_QUALITY_MIN, GST_AUDIO_RESAMPLER_QUALITY_MAX,
-          DEFAULT_RESAMPLE_QUALITY, rw));
-  g_object_class_install_property (gobject_class, PROP_EOS_TIMEOUT_MS,
-      g_param_spec_uint ("eos-timeout-ms", "EOS timeout",
-          "How long EOS waits for outstanding answers, in ms (0 = forever)", 0,
-          G_MAXUINT, DEFAULT_EOS_TIMEOUT_MS, rw));
-  g_object_class_install_property (gobject_class, PROP_MAX_RECONNECTS,
-      g_param_spec_uint ("max-reconnects", "Max reconnects",
-          "Reconnection attempts in a row after the session is lost (0 = never)",
-          0, G_MAXUINT, 5, rw));
-  g_object_class_install_property (gobject_class, PROP_RECONNECT_BACKOFF_MS,
-      g_param_spec_uint ("reconnect-backoff-ms", "Reconnect backoff",
-          "Delay before the first reconnection attempt, in ms; doubles per "
-          "attempt up to 30 s", 0, 60000, 500, rw));
-  g_object_class_install_property (gobject_class, PROP_MAX_BUFFER_MS,
-      g_param_spec_uint ("max-buffer-ms", "Max buffer",
-          "Input held while no session can take it, in ms: non-live input waits "
-          "beyond it, live input loses its oldest part", 100, 600000, 10000, rw));
-  g_object_class_install_property (gobject_class, PROP_SESSION_LIFETIME_MS,
-      g_param_spec_uint ("session-lifetime-ms", "Session lifetime",
-          "Roll over to a fresh session after this long, between turns "
-          "(0 = only when the server ends it)", 0, G_MAXUINT, 0, rw));
-  g_object_class_install_property (gobject_class, PROP_CONNECT_TIMEOUT_MS,
-      g_param_spec_uint ("connect-timeout-ms", "Connect timeout",
-          "How long the WebSocket handshake may take, in ms (0 = no limit)",
-          0, G_MAXUINT, 20000, rw));
-  g_object_class_install_property (gobject_class, PROP_ALLOW_INSECURE,
-      g_param_spec_boolean ("allow-insecure", "Allow insecure",
-          "Allow credentials over plain ws:// to hosts other than this machine",
-          FALSE, rw));
-  g_object_class_install_property (gobject_class, PROP_STATS,
-      g_param_spec_boxed ("stats", "Statistics",
-          "Bytes and audio sent and received, answers, reconnects, dropped "
-          "input, malformed server events and the last error",
-          GST_TYPE_STRUCTURE, (GParamFlags) (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
-  g_object_class_install_property (gobject_class, PROP_TOOLS,
-      g_param_spec_string ("tools", "Tools",
-          "JSON array of tools passed to session.tools as given (function tools, "
-          "Yandex's web_search and file_search, mcp); invalid JSON is refused",
-          "", (GParamFlags) (live | G_PARAM_EXPLICIT_NOTIFY)));
-  g_object_class_install_property (gobject_class, PROP_TOOL_CHOICE,
-      g_param_spec_string ("tool-choice", "Tool choice",
-          "auto, none, required, the name of the one function to call, or a JSON "
-          "tool_choice object", "auto", live));
-  g_object_class_install_property (gobject_class, PROP_LANGUAGES,
-      g_param_spec_string ("languages", "Languages",
-          "Comma-separated recognition languages (e.g. ru-RU,en-US), sent as "
-          "session.audio.input.languages; empty leaves it to the service", "", live));
-  g_object_class_install_property (gobject_class, PROP_VOICE_ROLE,
-      g_param_spec_string ("voice-role", "Voice role",
-          "Manner of the voice (good, friendly, neutral, strict, whisper, ... "
-          "depending on the voice), sent as session.audio.output.role; empty "
-          "means the voice's default", "", live));
-  g_object_class_install_property (gobject_class, PROP_SESSION_EXTRA,
-      g_param_spec_string ("session-extra", "Session extra",
-          "JSON object deep-merged into the session of every session.update, "
-          "after the element's own fields (its values win): any session field "
-          "the element does not model; anything but a JSON object is refused",
-          "", (GParamFlags) (live | G_PARAM_EXPLICIT_NOTIFY)));
-  g_object_class_install_property (gobject_class, PROP_EXTRA_HEADERS,
-      g_param_spec_boxed ("extra-headers", "Extra headers",
-          "Extra headers for the WebSocket handshake, one per field (an array "
-          "or list field gives one per value); the values are never logged "
-          "(write-only)", GST_TYPE_STRUCTURE, secret));
-  g_object_class_install_property (gobject_class, PROP_USER_AGENT,
-      g_param_spec_string ("user-agent", "User-Agent",
-          "User-Agent header of the WebSocket handshake (empty: none)",
-          DEFAULT_USER_AGENT, rw));
-  g_object_class_install_property (gobject_class, PROP_SSL_CA_FILE,
-      g_param_spec_string ("ssl-ca-file", "SSL CA file",
-          "PEM file of certificate authorities to trust for wss://, besides the "
-          "system's (unless ssl-use-system-ca-file is false)", "", rw));
-  g_object_class_install_property (gobject_class, PROP_SSL_USE_SYSTEM_CA_FILE,
-      g_param_spec_boolean ("ssl-use-system-ca-file", "Use system CA file",
-          "Trust the system's certificate authorities", TRUE, rw));
-  g_object_class_install_property (gobject_class, PROP_TLS_DATABASE,
-      g_param_spec_object ("tls-database", "TLS database",
-          "TLS database that verifies the server's certificate; when set, "
-          "ssl-ca-file and ssl-use-system-ca-file are not used",
-          G_TYPE_TLS_DATABASE, rw));
-  g_object_class_install_property (gobject_class, PROP_SSL_STRICT,
-      g_param_spec_boolean ("ssl-strict", "SSL strict",
-          "Refuse servers whose certificate does not verify; false accepts any "
-          "certificate (with a warning): for tests only", TRUE, rw));
-  g_object_class_install_property (gobject_class, PROP_PROXY,
-      g_param_spec_string ("proxy", "Proxy",
-          "HTTP proxy for the connection (http://host:port); empty uses the "
-          "environment's (https_proxy, no_proxy, the desktop's settings)", "", rw));
-  g_object_class_install_property (gobject_class, PROP_PROXY_ID,
-      g_param_spec_string ("proxy-id", "Proxy user",
-          "User name for the proxy's authentication", "", rw));
-  g_object_class_install_property (gobject_class, PROP_PROXY_PW,
-      g_param_spec_string ("proxy-pw", "Proxy password",
-          "Password for the proxy's authentication (write-only)", nullptr, secret));
-  g_object_class_install_property (gobject_class, PROP_MUTE,
-      g_param_spec_boolean ("mute", "Mute",
-          "Send no input audio (push-to-talk); muting mid-speech closes the turn",
-          FALSE, live));
-  g_object_class_install_property (gobject_class, PROP_BARGE_IN,
-      g_param_spec_boolean ("barge-in", "Barge-in",
-          "Stop the answer when the user starts speaking over it (live input)",
-          TRUE, live));
-  g_object_class_install_property (gobject_class, PROP_HALF_DUPLEX,
-      g_param_spec_boolean ("half-duplex", "Half duplex",
-          "For speakers without echo cancellation: send silence instead of the "
-          "input while an answer plays (live input; no barge-in by voice)",
-          FALSE, live));
 }
 
 static void gst_yandex_realtime_class_init (GstYandexRealtimeClass *klass)
