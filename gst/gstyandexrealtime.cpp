@@ -1,6 +1,7 @@
 /* Element glue: pads, state changes and the output pads' tasks.  The
  * settings, the property table and their checks live in yrt-settings, the
- * conversation itself in yrt::Dialog, conversion in yrt::Uplink,
+ * input's way to the dialog in yrt::Input, the conversation itself in
+ * yrt::Dialog, conversion in yrt::Uplink,
  * output timing in yrt::Playout (audio) and yrt-text (text).  Data flows
  * one way:
  *   sink chain → Uplink → Dialog → Connection (worker) → Dialog → Playout → src task
@@ -10,10 +11,10 @@
 
 #include "yrt-debug.h"
 #include "yrt-dialog.h"
+#include "yrt-input.h"
 #include "yrt-playout.h"
 #include "yrt-settings.h"
 #include "yrt-text.h"
-#include "yrt-uplink.h"
 
 #include <gst/audio/audio.h>
 #include <gst/base/gstflowcombiner.h>
@@ -57,19 +58,6 @@ static GstStaticPadTemplate text_src_template = GST_STATIC_PAD_TEMPLATE ("text_s
 static GstStaticPadTemplate transcript_src_template = GST_STATIC_PAD_TEMPLATE (
     "transcript_src", GST_PAD_SRC, GST_PAD_REQUEST, GST_STATIC_CAPS (TEXT_CAPS));
 
-namespace {
-
-/* Half-duplex, on the streaming thread: the input stretches (running time)
- * that carry the echo of the answer audio. */
-struct EchoGate {
-  GstClockTime start = GST_CLOCK_TIME_NONE;  /* the span pushed last: first sample */
-  GstClockTime until = 0;                    /* its end + latency + kEchoTail */
-  GstClockTime prev_start = 0, prev_until = 0;  /* the span before, whose echo may linger */
-  GstClockTime released = GST_CLOCK_TIME_NONE;  /* span start the user unmuted during */
-};
-
-}  // namespace
-
 struct GstYandexRealtimePrivate;
 
 /* One output pad: where its items come from and what its task keeps.  src
@@ -98,11 +86,12 @@ struct _GstYandexRealtime {
   GstYandexRealtimePrivate *priv;
 };
 
-/* The element's C++ state.  The streaming thread owns `uplink` and the
- * flags below it; `playout` and `dialog` lock for themselves. */
-struct GstYandexRealtimePrivate : public DialogHost {
+/* The element's C++ state.  The streaming thread owns `input`; `playout`
+ * and `dialog` lock for themselves. */
+struct GstYandexRealtimePrivate : public DialogHost, public InputHost {
   explicit GstYandexRealtimePrivate (GstYandexRealtime *element)
-      : self (element), dialog (*this, playout, GST_OBJECT (element))
+      : self (element), dialog (*this, playout, GST_OBJECT (element)),
+        input (*this, GST_ELEMENT (element))
   {
     src.pop = [this] (const Playout::Clock &now) { return playout.pop (now); };
     src.set_flushing = [this] (bool on) { playout.set_flushing (on); };
@@ -113,7 +102,6 @@ struct GstYandexRealtimePrivate : public DialogHost {
     for (Output *o : outputs ())
       o->self = element;
     flows = gst_flow_combiner_new ();
-    gst_segment_init (&in_segment, GST_FORMAT_TIME);
   }
   ~GstYandexRealtimePrivate () override { gst_flow_combiner_free (flows); }
 
@@ -141,7 +129,7 @@ struct GstYandexRealtimePrivate : public DialogHost {
   /* Input running time of a position of the audio sent (samples at
    * input-rate, as in the ledger): where transcripts go.  The one mapping
    * to swap for a better one. */
-  GstClockTime input_time (guint64 position) { return input_clock.time_of (position); }
+  GstClockTime input_time (guint64 position) { return input.time_of (position); }
   /* Where text without audio goes: live, now; a file, after the question. */
   GstClockTime text_without_audio_pts (const TextTrack &track);
 
@@ -167,6 +155,24 @@ struct GstYandexRealtimePrivate : public DialogHost {
     return downstream_latency_ns.load ();
   }
 
+  /* The settings the input reads at each buffer. */
+  InputSwitches switches ()
+  {
+    std::lock_guard<std::mutex> guard (settings_lock);
+    return InputSwitches::of (settings);
+  }
+  /* InputHost (and running_time, downstream_latency) */
+  Dialog::SendResult send_audio (const guint8 *pcm, gsize size) override
+  {
+    return dialog.send_audio (pcm, size);
+  }
+  bool take_commit_request () override { return dialog.take_commit_request (); }
+  void commit_now () override { dialog.commit_now (); }
+  bool pushed_span (GstClockTime &start, GstClockTime &end) override
+  {
+    return playout.pushed_span (start, end);
+  }
+
   GstYandexRealtime *self;
   std::mutex settings_lock;
   Settings settings;
@@ -175,9 +181,9 @@ struct GstYandexRealtimePrivate : public DialogHost {
   guint src_rate = YRT_DEFAULT_OUTPUT_RATE;
   Credentials credentials;
 
-  Uplink uplink;
   Playout playout;
   Dialog dialog;
+  Input input;
 
   /* The outputs.  `outputs_lock` guards which pads exist (request and
    * release against flushes); `flow_lock` the combined flow of the pads. */
@@ -194,22 +200,13 @@ struct GstYandexRealtimePrivate : public DialogHost {
   Captions captions {answer_text};
   Transcripts transcripts {transcript_text};
   GstClockTime last_speech_end = GST_CLOCK_TIME_NONE;  /* input running time */
-  InputClock input_clock;
 
   std::atomic<GstClockTime> downstream_latency_ns {0};
   /* What downstream last returned to the src task; the chain function
    * returns it upstream, so EOS or an error downstream stops the input. */
   std::atomic<GstFlowReturn> src_flow {GST_FLOW_OK};
-  std::atomic<bool> input_live {false};
   guint group_id = 0;  /* of the output streams, set at READY→PAUSED */
 
-  /* Streaming thread. */
-  GstSegment in_segment;  /* of the input, for its running time */
-  bool live_checked = false;
-  bool muted = false;  /* mute as last seen by the chain function */
-  GstAudioInfo in_info {};
-  EchoGate echo_gate;
-  guint64 trace_in = 0;   /* uplink-in trace points (streaming thread) */
   /* Src task. */
   guint64 trace_out = 0;  /* downlink-out trace points */
 };
@@ -231,7 +228,7 @@ void GstYandexRealtimePrivate::emit (output::Event event)
 
 GstClockTime GstYandexRealtimePrivate::text_without_audio_pts (const TextTrack &track)
 {
-  if (input_live.load ())
+  if (input.live ())
     return running_time ();
   GstClockTime at = track.end ();
   return GST_CLOCK_TIME_IS_VALID (last_speech_end) ? MAX (at, last_speech_end) : at;
@@ -395,16 +392,9 @@ static void gst_yandex_realtime_get_property (GObject *object, guint prop_id,
 static void check_live (GstYandexRealtime *self)
 {
   GstYandexRealtimePrivate *priv = self->priv;
-  if (priv->live_checked)
+  if (!priv->input.check_live (self->sinkpad))
     return;
-  priv->live_checked = true;
-  GstQuery *query = gst_query_new_latency ();
-  gboolean live = FALSE;
-  if (gst_pad_peer_query (self->sinkpad, query))
-    gst_query_parse_latency (query, &live, nullptr, nullptr);
-  gst_query_unref (query);
-  GST_INFO_OBJECT (self, "input is %s", live ? "live" : "not live");
-  priv->input_live = live;
+  bool live = priv->input.live ();
   {
     std::lock_guard<std::mutex> guard (priv->text_lock);
     priv->captions.configure (live);
@@ -416,255 +406,11 @@ static void check_live (GstYandexRealtime *self)
   priv->dialog.set_live (live);
 }
 
-/* Hands the uplink's chunks to the dialog, stopping at the first refusal. */
-struct ToDialog {
-  explicit ToDialog (Dialog &d) : dialog (d) {}
-  void operator() (const guint8 *pcm, gsize size)
-  {
-    if (result == Dialog::SendResult::Ok)
-      result = dialog.send_audio (pcm, size);
-  }
-  GstFlowReturn flow () const
-  {
-    switch (result) {
-      case Dialog::SendResult::Ok: return GST_FLOW_OK;
-      case Dialog::SendResult::Flushing: return GST_FLOW_FLUSHING;
-      default: return GST_FLOW_ERROR;  /* the dialog posted the error */
-    }
-  }
-  Dialog &dialog;
-  Dialog::SendResult result = Dialog::SendResult::Ok;
-};
-
-static guint trailing_silence_ms (GstYandexRealtimePrivate *priv)
-{
-  std::lock_guard<std::mutex> guard (priv->settings_lock);
-  const SessionConfig &c = priv->settings.session;
-  return c.turn_detection == TurnDetection::ServerVad ? c.silence_duration_ms + 300 : 0;
-}
-
-/* Sends what is held and, under server VAD, enough silence for the server to
- * close the turn: the end of the input (EOS) or of talking (mute). */
-static void close_turn (GstYandexRealtimePrivate *priv, ToDialog &send)
-{
-  guint silence_ms = trailing_silence_ms (priv);
-  priv->uplink.flush (std::ref (send));
-  if (silence_ms > 0 && priv->uplink.samples_emitted () > 0) {
-    priv->uplink.push_silence (silence_ms, std::ref (send));
-    priv->uplink.flush (std::ref (send));
-  }
-}
-
-/* `commit` asked for since the last buffer: what came before it goes first. */
-static void commit_if_asked (GstYandexRealtimePrivate *priv, ToDialog &send)
-{
-  if (!priv->dialog.take_commit_request ())
-    return;
-  priv->uplink.flush (std::ref (send));
-  priv->dialog.commit_now ();
-}
-
-/* Returns whether input is muted; on muting, ends the turn in progress. */
-static bool update_mute (GstYandexRealtime *self, ToDialog &send)
-{
-  GstYandexRealtimePrivate *priv = self->priv;
-  bool mute;
-  {
-    std::lock_guard<std::mutex> guard (priv->settings_lock);
-    mute = priv->settings.mute;
-  }
-  if (mute && !priv->muted) {
-    GST_DEBUG_OBJECT (self, "muted: closing the turn in progress");
-    close_turn (priv, send);
-  }
-  priv->muted = mute;
-  return mute;
-}
-
-/* ---- half-duplex ---- */
-
-/* How long after the answer's last sample was played its echo may still
- * reach the microphone: the sound's way through the room (up to ~150 ms
- * with a device's unreported output buffering), and its reverberation. */
-static constexpr GstClockTime kEchoTail = 250 * GST_MSECOND;
-
-/* Running time at which `buffer` was captured; the clock's now without a
- * timestamp. */
-static GstClockTime input_running_time (GstYandexRealtimePrivate *priv, GstBuffer *buffer)
-{
-  GstClockTime pts = GST_BUFFER_PTS (buffer);
-  if (GST_CLOCK_TIME_IS_VALID (pts) && priv->in_segment.format == GST_FORMAT_TIME) {
-    GstClockTime t = gst_segment_to_running_time (&priv->in_segment, GST_FORMAT_TIME, pts);
-    if (GST_CLOCK_TIME_IS_VALID (t))
-      return t;
-  }
-  return priv->running_time ();
-}
-
-/* Replaces the samples of `buffer` (captured from running time `t0`) that
- * fall in [from, to) with silence. */
-static GstBuffer *silence_between (GstYandexRealtimePrivate *priv, GstBuffer *buffer,
-    GstClockTime t0, GstClockTime from, GstClockTime to)
-{
-  const GstAudioInfo &info = priv->in_info;
-  gsize frames = gst_buffer_get_size (buffer) / info.bpf;
-  guint64 first = from > t0 ? gst_util_uint64_scale_ceil (from - t0, info.rate, GST_SECOND) : 0;
-  guint64 last = to > t0 ? gst_util_uint64_scale_ceil (to - t0, info.rate, GST_SECOND) : 0;
-  last = MIN (last, frames);
-  if (first >= last)
-    return buffer;
-  buffer = gst_buffer_make_writable (buffer);
-  GstMapInfo map;
-  if (gst_buffer_map (buffer, &map, GST_MAP_WRITE)) {
-    gst_audio_format_info_fill_silence (info.finfo, map.data + first * info.bpf,
-        (last - first) * info.bpf);
-    gst_buffer_unmap (buffer, &map);
-  }
-  return buffer;
-}
-
-/* half-duplex: from the first sample of answer audio pushed on src until
- * its end has been played (+ downstream latency + kEchoTail), the input
- * carries the echo: the service gets silence instead.  Unmuting during an
- * answer (push-to-talk) lets the user talk over the rest of it. */
-static GstBuffer *gate_echo (GstYandexRealtime *self, GstBuffer *buffer, bool unmuted)
-{
-  GstYandexRealtimePrivate *priv = self->priv;
-  {
-    std::lock_guard<std::mutex> guard (priv->settings_lock);
-    if (!priv->settings.half_duplex)
-      return buffer;
-  }
-  GstClockTime start, end;
-  if (!priv->input_live || !priv->playout.pushed_span (start, end))
-    return buffer;  /* a file is not played while it is read */
-  EchoGate &g = priv->echo_gate;
-  if (start != g.start) {
-    g.prev_start = GST_CLOCK_TIME_IS_VALID (g.start) ? g.start : 0;
-    g.prev_until = g.until;
-    g.start = start;
-  }
-  g.until = end + priv->downstream_latency () + kEchoTail;
-  GstClockTime t0 = input_running_time (priv, buffer);
-  if (unmuted && t0 < g.until) {
-    GST_DEBUG_OBJECT (self, "half-duplex: unmuted during the answer, letting the user talk");
-    g.released = g.start;
-    g.prev_until = 0;
-  }
-  if (g.released != g.start)
-    buffer = silence_between (priv, buffer, t0, g.start, g.until);
-  return silence_between (priv, buffer, t0, g.prev_start, g.prev_until);
-}
-
-/* Ties the position this buffer's audio gets among the samples sent (what
- * the ledger counts) to its running time, when the two drift apart: at the
- * first buffer and after a discontinuity or mute. */
-static void anchor_input (GstYandexRealtimePrivate *priv, GstBuffer *buffer)
-{
-  if (!GST_BUFFER_PTS_IS_VALID (buffer))
-    return;
-  GstClockTime at = gst_segment_to_running_time (&priv->in_segment, GST_FORMAT_TIME,
-      GST_BUFFER_PTS (buffer));
-  guint64 position = priv->uplink.samples_emitted () + priv->uplink.samples_held ();
-  GstClockTime predicted = priv->input_clock.time_of (position);
-  if (!GST_CLOCK_TIME_IS_VALID (at))
-    return;
-  if (!GST_CLOCK_TIME_IS_VALID (predicted) ||
-      (at > predicted ? at - predicted : predicted - at) > 10 * GST_MSECOND)
-    priv->input_clock.anchor (position, at);
-}
-
 static GstFlowReturn gst_yandex_realtime_chain (GstPad *, GstObject *parent,
     GstBuffer *buffer)
 {
-  auto *self = GST_YANDEX_REALTIME (parent);
-  GstYandexRealtimePrivate *priv = self->priv;
-  YRT_TRACE ("uplink-in", priv->trace_in++, g_get_monotonic_time ());
-  if (!priv->uplink.has_input ()) {
-    gst_buffer_unref (buffer);
-    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, ("Audio arrived before its caps"),
-        ("upstream must send a CAPS event before the first buffer"));
-    return GST_FLOW_NOT_NEGOTIATED;
-  }
-  GstFlowReturn downstream = priv->src_flow.load ();
-  if (downstream != GST_FLOW_OK) {
-    GST_DEBUG_OBJECT (self, "refusing input: downstream returned %s",
-        gst_flow_get_name (downstream));
-    gst_buffer_unref (buffer);
-    return downstream;
-  }
-  ToDialog send (priv->dialog);
-  commit_if_asked (priv, send);
-  bool was_muted = priv->muted;
-  if (update_mute (self, send)) {
-    gst_buffer_unref (buffer);  /* push-to-talk: nothing goes up while muted */
-    return send.flow ();
-  }
-  anchor_input (priv, buffer);
-  buffer = gate_echo (self, buffer, was_muted);
-  bool converted = priv->uplink.push (buffer, std::ref (send));
-  gst_buffer_unref (buffer);
-  if (!converted) {
-    GST_ELEMENT_ERROR (self, STREAM, FORMAT, ("Could not convert the input audio"),
-        ("mapping or converting an input buffer failed"));
-    return GST_FLOW_ERROR;
-  }
-  return send.flow ();
-}
-
-/* More than two channels without a channel-mask are taken as unpositioned
- * (channel-mask=0), as audioconvert takes them, and mixed down equally. */
-static gboolean audio_info_from_caps (GstAudioInfo *info, GstCaps *caps)
-{
-  if (gst_audio_info_from_caps (info, caps))
-    return TRUE;
-  const GstStructure *s = gst_caps_get_structure (caps, 0);
-  gint channels = 0;
-  if (!s || !gst_structure_get_int (s, "channels", &channels) || channels <= 2 ||
-      gst_structure_has_field (s, "channel-mask"))
-    return FALSE;
-  GstCaps *unpositioned = gst_caps_copy (caps);
-  gst_caps_set_simple (unpositioned, "channel-mask", GST_TYPE_BITMASK, (guint64) 0, nullptr);
-  gboolean ok = gst_audio_info_from_caps (info, unpositioned);
-  gst_caps_unref (unpositioned);
-  return ok;
-}
-
-static gboolean set_input_caps (GstYandexRealtime *self, GstCaps *caps)
-{
-  GstAudioInfo info;
-  std::string why;
-  /* What the old converter still holds belongs to the old caps. */
-  ToDialog send (self->priv->dialog);
-  self->priv->uplink.drain_converter (std::ref (send));
-  if (!audio_info_from_caps (&info, caps)) {
-    GST_ELEMENT_ERROR (self, STREAM, FORMAT, ("Unusable input caps"),
-        ("%" GST_PTR_FORMAT " is not raw interleaved audio", caps));
-    return FALSE;
-  }
-  if (!self->priv->uplink.set_input (info, why)) {
-    GST_ELEMENT_ERROR (self, STREAM, FORMAT, ("Unusable input format"),
-        ("%s: %" GST_PTR_FORMAT, why.c_str (), caps));
-    return FALSE;
-  }
-  self->priv->in_info = info;
-  GST_INFO_OBJECT (self, "input %" GST_PTR_FORMAT " (%s)", caps,
-      self->priv->uplink.passthrough () ? "sent as is" : "converted");
-  check_live (self);
-  return TRUE;
-}
-
-/* EOS on sink: send what is left (and, under server VAD, enough silence for
- * the server to close the turn), then let the dialog wait for the answers.
- * EOS leaves the src pad only when the playout has pushed them all. */
-static void drain (GstYandexRealtime *self)
-{
-  GstYandexRealtimePrivate *priv = self->priv;
-  ToDialog send (priv->dialog);
-  commit_if_asked (priv, send);
-  if (!priv->muted)
-    close_turn (priv, send);
-  priv->dialog.drain ();
+  GstYandexRealtimePrivate *priv = GST_YANDEX_REALTIME (parent)->priv;
+  return priv->input.chain (buffer, priv->src_flow.load (), priv->switches ());
 }
 
 static void output_loop (gpointer data);
@@ -699,10 +445,9 @@ static gboolean flush_stop (GstYandexRealtime *self, GstEvent *event)
     gst_pad_stop_task (pad);
   priv->dialog.close ();
   start_dialog (self);
-  if (priv->live_checked)
-    priv->dialog.set_live (priv->input_live);
-  priv->uplink.reset ();
-  priv->echo_gate = EchoGate ();
+  if (priv->input.live_known ())
+    priv->dialog.set_live (priv->input.live ());
+  priv->input.flush ();
   for (Output *o : priv->outputs ()) {
     o->reset ();
     o->need_segment = true;
@@ -713,7 +458,6 @@ static gboolean flush_stop (GstYandexRealtime *self, GstEvent *event)
     priv->transcripts.reset ();
     priv->last_speech_end = GST_CLOCK_TIME_NONE;
   }
-  priv->input_clock.reset ();
   {
     std::lock_guard<std::mutex> guard (priv->flow_lock);
     gst_flow_combiner_reset (priv->flows);
@@ -739,12 +483,17 @@ static gboolean gst_yandex_realtime_sink_event (GstPad *, GstObject *parent,
     case GST_EVENT_CAPS: {
       GstCaps *caps;
       gst_event_parse_caps (event, &caps);
-      gboolean ok = set_input_caps (self, caps);
+      gboolean ok = self->priv->input.set_caps (caps);
+      if (ok)
+        check_live (self);
       gst_event_unref (event);
       return ok;
     }
     case GST_EVENT_EOS:
-      drain (self);
+      /* The dialog waits for the answers; EOS leaves the src pad when the
+       * playout has pushed them all. */
+      self->priv->input.drain (self->priv->switches ());
+      self->priv->dialog.drain ();
       gst_event_unref (event);
       return TRUE;
     case GST_EVENT_FLUSH_START:
@@ -754,7 +503,7 @@ static gboolean gst_yandex_realtime_sink_event (GstPad *, GstObject *parent,
     case GST_EVENT_SEGMENT:
       /* Kept for the input's running time (transcripts, half-duplex), not
        * forwarded. */
-      gst_event_copy_segment (event, &self->priv->in_segment);
+      self->priv->input.set_segment (event);
       gst_event_unref (event);
       return TRUE;
     default:
@@ -1076,16 +825,16 @@ static void start_dialog (GstYandexRealtime *self)
 static void open_dialog (GstYandexRealtime *self)
 {
   GstYandexRealtimePrivate *priv = self->priv;
-  guint input_rate;
+  guint input_rate, chunk_ms, quality;
   {
     std::lock_guard<std::mutex> guard (priv->settings_lock);
     const Settings &s = priv->settings;
     input_rate = s.session.input_rate;
-    priv->uplink.set_output (input_rate, s.chunk_ms);
-    priv->uplink.set_quality (s.resample_quality);
+    chunk_ms = s.chunk_ms;
+    quality = s.resample_quality;
     priv->playout.configure (priv->src_rate, false);
   }
-  priv->input_clock.configure (input_rate);
+  priv->input.configure (input_rate, chunk_ms, quality);
   priv->answer_text.configure (false);
   priv->transcript_text.configure (false);
   for (Output *o : priv->outputs ()) {
@@ -1099,9 +848,6 @@ static void open_dialog (GstYandexRealtime *self)
     priv->transcripts.reset ();
     priv->last_speech_end = GST_CLOCK_TIME_NONE;
   }
-  gst_segment_init (&priv->in_segment, GST_FORMAT_TIME);
-  priv->live_checked = false;
-  priv->input_live = false;
   priv->group_id = gst_util_group_id_next ();
   start_dialog (self);
 }
@@ -1154,7 +900,7 @@ static GstStateChangeReturn gst_yandex_realtime_change_state (GstElement *elemen
   switch (transition) {
     case GST_STATE_CHANGE_PAUSED_TO_READY:
       priv->dialog.close ();
-      priv->uplink.reset ();
+      priv->input.stop ();
       for (Output *o : priv->outputs ())
         o->reset ();
       break;
