@@ -1,12 +1,13 @@
-/* Element glue: pads, state changes and the output pads' tasks.  The
- * settings, the property table and their checks live in yrt-settings, the
- * input's way to the dialog in yrt::Input, the conversation itself in
- * yrt::Dialog, conversion in yrt::Uplink,
- * output timing in yrt::Playout (audio) and yrt-text (text).  Data flows
- * one way:
- *   sink chain → Uplink → Dialog → Connection (worker) → Dialog → Playout → src task
- *                                                        Dialog → output events → bus,
- *                                                        Captions/Transcripts → text pad tasks */
+/* Element glue: the GObject, its pads, state changes, and the wiring
+ * between the parts.  Each part has its own file:
+ *   settings, the property table and its checks   yrt-settings
+ *   the sink pad's audio on its way up            yrt-input (then Uplink)
+ *   the conversation                               yrt-dialog
+ *   the output pads and their tasks                yrt-srcpads (from Playout, yrt-text)
+ * Data flows one way:
+ *   sink chain → Input → Uplink → Dialog → Connection (worker) → Dialog → Playout → src task
+ *                                                    Dialog → output events → bus,
+ *                                                    Captions/Transcripts → text pad tasks */
 #include "gstyandexrealtime.h"
 
 #include "yrt-debug.h"
@@ -14,14 +15,10 @@
 #include "yrt-input.h"
 #include "yrt-playout.h"
 #include "yrt-settings.h"
-#include "yrt-text.h"
+#include "yrt-srcpads.h"
 
 #include <gst/audio/audio.h>
-#include <gst/base/gstflowcombiner.h>
 
-#include <atomic>
-#include <functional>
-#include <map>
 #include <mutex>
 #include <string>
 
@@ -52,32 +49,12 @@ static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
             G_STRINGIFY (YRT_MAX_OUTPUT_RATE) " ]")));
 
 /* The text pads: request pads, so pipelines without them are unchanged. */
-#define TEXT_CAPS "text/x-raw, format = (string) utf8"
 static GstStaticPadTemplate text_src_template = GST_STATIC_PAD_TEMPLATE ("text_src",
-    GST_PAD_SRC, GST_PAD_REQUEST, GST_STATIC_CAPS (TEXT_CAPS));
+    GST_PAD_SRC, GST_PAD_REQUEST, GST_STATIC_CAPS (YRT_TEXT_CAPS));
 static GstStaticPadTemplate transcript_src_template = GST_STATIC_PAD_TEMPLATE (
-    "transcript_src", GST_PAD_SRC, GST_PAD_REQUEST, GST_STATIC_CAPS (TEXT_CAPS));
+    "transcript_src", GST_PAD_SRC, GST_PAD_REQUEST, GST_STATIC_CAPS (YRT_TEXT_CAPS));
 
 struct GstYandexRealtimePrivate;
-
-/* One output pad: where its items come from and what its task keeps.  src
- * always has its pad; a text pad exists once requested.  Adding an output is
- * one of these, its template and its queue. */
-struct Output {
-  Output (const char *pad_name, const char *stream_name) : name (pad_name), stream (stream_name) {}
-  const char *name;     /* of the pad (template) */
-  const char *stream;   /* of its stream-id */
-  GstYandexRealtime *self = nullptr;
-  std::atomic<GstPad *> pad {nullptr};
-  std::function<PlayoutItem (const Playout::Clock &)> pop;
-  std::function<void (bool)> set_flushing;
-  std::function<void ()> reset;
-  std::function<GstCaps *()> caps;
-  std::function<void ()> linked;  /* a new peer (text pads: owe it a GAP) */
-  /* Its task only (and flush-stop, with the task stopped). */
-  bool need_stream_start = true;
-  bool need_segment = true;
-};
 
 struct _GstYandexRealtime {
   GstElement parent;
@@ -86,54 +63,31 @@ struct _GstYandexRealtime {
   GstYandexRealtimePrivate *priv;
 };
 
-/* The element's C++ state.  The streaming thread owns `input`; `playout`
- * and `dialog` lock for themselves. */
-struct GstYandexRealtimePrivate : public DialogHost, public InputHost {
+/* The element's C++ state: the parts, and what each needs of the others.
+ * The streaming thread owns `input`; the others lock for themselves. */
+struct GstYandexRealtimePrivate : public DialogHost, public InputHost, public OutputsHost {
   explicit GstYandexRealtimePrivate (GstYandexRealtime *element)
       : self (element), dialog (*this, playout, GST_OBJECT (element)),
-        input (*this, GST_ELEMENT (element))
+        input (*this, GST_ELEMENT (element)), outputs (*this, playout, GST_ELEMENT (element))
   {
-    src.pop = [this] (const Playout::Clock &now) { return playout.pop (now); };
-    src.set_flushing = [this] (bool on) { playout.set_flushing (on); };
-    src.reset = [this] { playout.reset (); };
-    src.caps = [this] { return audio_caps (); };
-    wire (text, answer_text);
-    wire (transcript, transcript_text);
-    for (Output *o : outputs ())
-      o->self = element;
-    flows = gst_flow_combiner_new ();
   }
-  ~GstYandexRealtimePrivate () override { gst_flow_combiner_free (flows); }
 
-  static void wire (Output &o, TextTrack &track)
+  /* The settings the input reads at each buffer. */
+  InputSwitches switches ()
   {
-    o.pop = [&track] (const Playout::Clock &now) { return track.pop (now); };
-    o.set_flushing = [&track] (bool on) { track.set_flushing (on); };
-    o.reset = [&track] { track.reset (); };
-    o.caps = [] { return gst_caps_from_string (TEXT_CAPS); };
-    o.linked = [&track] { track.owe_gap (); };
+    std::lock_guard<std::mutex> guard (settings_lock);
+    return InputSwitches::of (settings);
   }
-  std::array<Output *, 3> outputs () { return {&src, &text, &transcript}; }
-  GstCaps *audio_caps ();
-  /* The output pads that exist, each with a reference. */
-  std::vector<std::pair<Output *, GstPad *>> active_outputs ()
-  {
-    std::vector<std::pair<Output *, GstPad *>> out;
-    std::lock_guard<std::mutex> guard (outputs_lock);
-    for (Output *o : outputs ())
-      if (GstPad *pad = o->pad.load ())
-        out.emplace_back (o, GST_PAD (gst_object_ref (pad)));
-    return out;
-  }
-  void route (const output::Event &event);
-  /* Input running time of a position of the audio sent (samples at
-   * input-rate, as in the ledger): where transcripts go.  The one mapping
-   * to swap for a better one. */
-  GstClockTime input_time (guint64 position) { return input.time_of (position); }
-  /* Where text without audio goes: live, now; a file, after the question. */
-  GstClockTime text_without_audio_pts (const TextTrack &track);
 
-  void emit (output::Event event) override;
+  /* DialogHost */
+  void emit (output::Event event) override
+  {
+    /* Every output event is a bus message; the words also go to the text
+     * pads' queues. */
+    outputs.route (event);
+    gst_element_post_message (GST_ELEMENT (self),
+        gst_message_new_element (GST_OBJECT (self), output::to_message (event)));
+  }
   void post_error (DialogError kind, const std::string &text,
       const std::string &debug) override;
   void post_warning (const std::string &text, const std::string &debug) override
@@ -141,6 +95,7 @@ struct GstYandexRealtimePrivate : public DialogHost, public InputHost {
     GST_ELEMENT_WARNING (self, RESOURCE, READ, ("%s", text.c_str ()),
         ("%s", debug.c_str ()));
   }
+  /* DialogHost, InputHost and OutputsHost */
   GstClockTime running_time () override;
   GstClockTime played_position () override
   {
@@ -150,18 +105,9 @@ struct GstYandexRealtimePrivate : public DialogHost, public InputHost {
       return GST_CLOCK_TIME_NONE;
     return (GstClockTime) position;
   }
-  GstClockTime downstream_latency () override
-  {
-    return downstream_latency_ns.load ();
-  }
+  GstClockTime downstream_latency () override { return outputs.downstream_latency (); }
 
-  /* The settings the input reads at each buffer. */
-  InputSwitches switches ()
-  {
-    std::lock_guard<std::mutex> guard (settings_lock);
-    return InputSwitches::of (settings);
-  }
-  /* InputHost (and running_time, downstream_latency) */
+  /* InputHost */
   Dialog::SendResult send_audio (const guint8 *pcm, gsize size) override
   {
     return dialog.send_audio (pcm, size);
@@ -173,42 +119,19 @@ struct GstYandexRealtimePrivate : public DialogHost, public InputHost {
     return playout.pushed_span (start, end);
   }
 
+  /* OutputsHost */
+  bool input_live () override { return input.live (); }
+  GstClockTime input_time (guint64 position) override { return input.time_of (position); }
+
   GstYandexRealtime *self;
   std::mutex settings_lock;
   Settings settings;
-  /* The src pad's rate, negotiated at READY→PAUSED (under settings_lock);
-   * the service's answers are converted to it. */
-  guint src_rate = YRT_DEFAULT_OUTPUT_RATE;
   Credentials credentials;
 
   Playout playout;
   Dialog dialog;
   Input input;
-
-  /* The outputs.  `outputs_lock` guards which pads exist (request and
-   * release against flushes); `flow_lock` the combined flow of the pads. */
-  Output src {"src", "answer"};
-  Output text {"text_src", "text"};
-  Output transcript {"transcript_src", "transcript"};
-  std::mutex outputs_lock;
-  std::mutex flow_lock;
-  GstFlowCombiner *flows = nullptr;
-  TextTrack answer_text;
-  TextTrack transcript_text;
-  /* Network thread, and flushes: turning events into stamped text. */
-  std::mutex text_lock;
-  Captions captions {answer_text};
-  Transcripts transcripts {transcript_text};
-  GstClockTime last_speech_end = GST_CLOCK_TIME_NONE;  /* input running time */
-
-  std::atomic<GstClockTime> downstream_latency_ns {0};
-  /* What downstream last returned to the src task; the chain function
-   * returns it upstream, so EOS or an error downstream stops the input. */
-  std::atomic<GstFlowReturn> src_flow {GST_FLOW_OK};
-  guint group_id = 0;  /* of the output streams, set at READY→PAUSED */
-
-  /* Src task. */
-  guint64 trace_out = 0;  /* downlink-out trace points */
+  Outputs outputs;
 };
 
 G_DEFINE_TYPE (GstYandexRealtime, gst_yandex_realtime, GST_TYPE_ELEMENT);
@@ -216,54 +139,6 @@ GST_ELEMENT_REGISTER_DEFINE (yandexrealtime, "yandexrealtime", GST_RANK_NONE,
     GST_TYPE_YANDEX_REALTIME);
 
 /* ---- DialogHost ---- */
-
-/* Every output event is a bus message; the words also go to the text pads'
- * queues. */
-void GstYandexRealtimePrivate::emit (output::Event event)
-{
-  route (event);
-  gst_element_post_message (GST_ELEMENT (self),
-      gst_message_new_element (GST_OBJECT (self), output::to_message (event)));
-}
-
-GstClockTime GstYandexRealtimePrivate::text_without_audio_pts (const TextTrack &track)
-{
-  if (input.live ())
-    return running_time ();
-  GstClockTime at = track.end ();
-  return GST_CLOCK_TIME_IS_VALID (last_speech_end) ? MAX (at, last_speech_end) : at;
-}
-
-/* Text goes into a text pad's queue only while the pad exists. */
-void GstYandexRealtimePrivate::route (const output::Event &event)
-{
-  std::lock_guard<std::mutex> guard (text_lock);
-  if (text.pad.load ()) {
-    if (auto *e = std::get_if<output::AnswerText> (&event)) {
-      if (e->final)
-        captions.whole (e->response_id, e->text);
-      else
-        captions.piece (e->response_id, e->text, playout.answer_span (e->response_id));
-    } else if (auto *e = std::get_if<output::ResponseDone> (&event)) {
-      captions.done (e->response_id, e->status, playout.answer_span (e->response_id),
-          text_without_audio_pts (answer_text));
-    }
-  }
-  if (auto *e = std::get_if<output::SpeechStopped> (&event))
-    last_speech_end = input_time (e->input_position);
-  if (!transcript.pad.load ())
-    return;
-  if (auto *e = std::get_if<output::SpeechStarted> (&event)) {
-    transcripts.speech_started (e->item_id, input_time (e->input_position));
-  } else if (auto *e = std::get_if<output::SpeechStopped> (&event)) {
-    transcripts.speech_stopped (e->item_id, last_speech_end);
-  } else if (auto *e = std::get_if<output::Transcript> (&event)) {
-    if (e->final)
-      transcripts.transcript (e->item_id, e->text, text_without_audio_pts (transcript_text));
-  } else if (std::holds_alternative<output::ResponseDone> (event)) {
-    transcripts.release ();
-  }
-}
 
 void GstYandexRealtimePrivate::post_error (DialogError kind,
     const std::string &text, const std::string &debug)
@@ -395,14 +270,9 @@ static void check_live (GstYandexRealtime *self)
   if (!priv->input.check_live (self->sinkpad))
     return;
   bool live = priv->input.live ();
-  {
-    std::lock_guard<std::mutex> guard (priv->text_lock);
-    priv->captions.configure (live);
-  }
-  priv->answer_text.configure (live);
-  priv->transcript_text.configure (live);
+  priv->outputs.set_live (live);
   std::lock_guard<std::mutex> guard (priv->settings_lock);
-  priv->playout.configure (priv->src_rate, live);
+  priv->playout.configure (priv->outputs.rate (), live);
   priv->dialog.set_live (live);
 }
 
@@ -410,24 +280,7 @@ static GstFlowReturn gst_yandex_realtime_chain (GstPad *, GstObject *parent,
     GstBuffer *buffer)
 {
   GstYandexRealtimePrivate *priv = GST_YANDEX_REALTIME (parent)->priv;
-  return priv->input.chain (buffer, priv->src_flow.load (), priv->switches ());
-}
-
-static void output_loop (gpointer data);
-
-/* FLUSH_START from upstream: every output pad flushes too. */
-static gboolean flush_start (GstYandexRealtime *self, GstEvent *event)
-{
-  GstYandexRealtimePrivate *priv = self->priv;
-  priv->dialog.set_flushing (true);
-  gboolean ok = TRUE;
-  for (auto &[o, pad] : priv->active_outputs ()) {
-    o->set_flushing (true);
-    ok &= gst_pad_push_event (pad, gst_event_ref (event));
-    gst_object_unref (pad);
-  }
-  gst_event_unref (event);
-  return ok;
+  return priv->input.chain (buffer, priv->outputs.flow (), priv->switches ());
 }
 
 static void start_dialog (GstYandexRealtime *self);
@@ -440,50 +293,27 @@ static void start_dialog (GstYandexRealtime *self);
 static gboolean flush_stop (GstYandexRealtime *self, GstEvent *event)
 {
   GstYandexRealtimePrivate *priv = self->priv;
-  auto outputs = priv->active_outputs ();
-  for (auto &[o, pad] : outputs)
-    gst_pad_stop_task (pad);
+  Outputs::Held outputs = priv->outputs.stop_tasks ();
   priv->dialog.close ();
   start_dialog (self);
   if (priv->input.live_known ())
     priv->dialog.set_live (priv->input.live ());
   priv->input.flush ();
-  for (Output *o : priv->outputs ()) {
-    o->reset ();
-    o->need_segment = true;
-  }
-  {
-    std::lock_guard<std::mutex> guard (priv->text_lock);
-    priv->captions.reset ();
-    priv->transcripts.reset ();
-    priv->last_speech_end = GST_CLOCK_TIME_NONE;
-  }
-  {
-    std::lock_guard<std::mutex> guard (priv->flow_lock);
-    gst_flow_combiner_reset (priv->flows);
-  }
-  priv->src_flow = GST_FLOW_OK;
+  priv->outputs.forget ();
   priv->dialog.set_flushing (false);
-  gboolean ok = TRUE;
-  for (auto &[o, pad] : outputs) {
-    o->set_flushing (false);
-    ok &= gst_pad_push_event (pad, gst_event_ref (event));
-    gst_pad_start_task (pad, output_loop, o, nullptr);
-    gst_object_unref (pad);
-  }
-  gst_event_unref (event);
-  return ok;
+  return priv->outputs.restart (outputs, event);
 }
 
 static gboolean gst_yandex_realtime_sink_event (GstPad *, GstObject *parent,
     GstEvent *event)
 {
   auto *self = GST_YANDEX_REALTIME (parent);
+  GstYandexRealtimePrivate *priv = self->priv;
   switch (GST_EVENT_TYPE (event)) {
     case GST_EVENT_CAPS: {
       GstCaps *caps;
       gst_event_parse_caps (event, &caps);
-      gboolean ok = self->priv->input.set_caps (caps);
+      gboolean ok = priv->input.set_caps (caps);
       if (ok)
         check_live (self);
       gst_event_unref (event);
@@ -492,18 +322,19 @@ static gboolean gst_yandex_realtime_sink_event (GstPad *, GstObject *parent,
     case GST_EVENT_EOS:
       /* The dialog waits for the answers; EOS leaves the src pad when the
        * playout has pushed them all. */
-      self->priv->input.drain (self->priv->switches ());
-      self->priv->dialog.drain ();
+      priv->input.drain (priv->switches ());
+      priv->dialog.drain ();
       gst_event_unref (event);
       return TRUE;
     case GST_EVENT_FLUSH_START:
-      return flush_start (self, event);
+      priv->dialog.set_flushing (true);
+      return priv->outputs.flush_start (event);
     case GST_EVENT_FLUSH_STOP:
       return flush_stop (self, event);
     case GST_EVENT_SEGMENT:
       /* Kept for the input's running time (transcripts, half-duplex), not
        * forwarded. */
-      self->priv->input.set_segment (event);
+      priv->input.set_segment (event);
       gst_event_unref (event);
       return TRUE;
     default:
@@ -514,28 +345,12 @@ static gboolean gst_yandex_realtime_sink_event (GstPad *, GstObject *parent,
   }
 }
 
-/* A CAPS query's answer: `caps` (taken) within the query's filter. */
-static gboolean answer_caps_query (GstQuery *query, GstCaps *caps)
-{
-  GstCaps *filter;
-  gst_query_parse_caps (query, &filter);
-  if (filter) {
-    GstCaps *both = gst_caps_intersect_full (filter, caps, GST_CAPS_INTERSECT_FIRST);
-    gst_caps_unref (caps);
-    caps = both;
-  }
-  gst_query_set_caps_result (query, caps);
-  gst_caps_unref (caps);
-  return TRUE;
-}
-
 static gboolean gst_yandex_realtime_sink_query (GstPad *pad, GstObject *parent,
     GstQuery *query)
 {
   switch (GST_QUERY_TYPE (query)) {
-    case GST_QUERY_CAPS: {
-      return answer_caps_query (query, gst_pad_get_pad_template_caps (pad));
-    }
+    case GST_QUERY_CAPS:
+      return Outputs::answer_caps_query (query, gst_pad_get_pad_template_caps (pad));
     case GST_QUERY_ALLOCATION:
       return FALSE;  /* we consume the buffers; downstream's pool is not upstream's */
     default:
@@ -543,209 +358,31 @@ static gboolean gst_yandex_realtime_sink_query (GstPad *pad, GstObject *parent,
   }
 }
 
-/* ---- src pad ---- */
+/* ---- output pads ---- */
 
-static GstCaps *caps_at_rate (guint rate)
+/* The output-rate the user set, 0 when unset. */
+static guint user_output_rate (GstYandexRealtime *self)
 {
-  return gst_caps_new_simple ("audio/x-raw", "format", G_TYPE_STRING, "S16LE",
-      "channels", G_TYPE_INT, 1, "rate", G_TYPE_INT, (gint) rate,
-      "layout", G_TYPE_STRING, "interleaved", nullptr);
-}
-
-/* What src can produce: the caps in use, else only output-rate when the user
- * set it, else every rate we may ask the service for. */
-static GstCaps *src_caps (GstYandexRealtime *self)
-{
-  if (GstCaps *current = gst_pad_get_current_caps (self->srcpad))
-    return current;
   std::lock_guard<std::mutex> guard (self->priv->settings_lock);
   const Settings &s = self->priv->settings;
-  if (s.output_rate_set)
-    return caps_at_rate (s.session.output_rate);
-  return gst_pad_get_pad_template_caps (self->srcpad);
-}
-
-/* READY→PAUSED: the rate the service is asked for.  The user's output-rate
- * must suit downstream; otherwise downstream's preferred rate among ours,
- * YRT_DEFAULT_OUTPUT_RATE when it takes that. */
-static gboolean negotiate_output_rate (GstYandexRealtime *self)
-{
-  GstYandexRealtimePrivate *priv = self->priv;
-  GstCaps *ours = src_caps (self);
-  GstCaps *allowed = gst_pad_peer_query_caps (self->srcpad, ours);
-  bool linked = gst_pad_is_linked (self->srcpad);
-  std::lock_guard<std::mutex> guard (priv->settings_lock);
-  Settings &s = priv->settings;
-  gboolean ok = TRUE;
-  if (linked && gst_caps_is_empty (allowed)) {
-    if (s.output_rate_set)
-      GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
-          ("Downstream does not take the output-rate of %u Hz", s.session.output_rate),
-          ("set output-rate to a rate downstream accepts, leave it unset to "
-           "negotiate, or put audioresample after the element; downstream "
-           "rejected %" GST_PTR_FORMAT, ours));
-    else
-      GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
-          ("Downstream takes no rate the element can produce"),
-          ("the src pad produces %" GST_PTR_FORMAT "; put audioresample after "
-           "the element", ours));
-    ok = FALSE;
-  } else if (!s.output_rate_set) {
-    GstCaps *preferred = caps_at_rate (YRT_DEFAULT_OUTPUT_RATE);
-    guint rate = YRT_DEFAULT_OUTPUT_RATE;
-    if (linked && !gst_caps_can_intersect (allowed, preferred)) {
-      allowed = gst_caps_make_writable (allowed);
-      allowed = gst_caps_truncate (allowed);
-      GstStructure *st = gst_caps_get_structure (allowed, 0);
-      gst_structure_fixate_field_nearest_int (st, "rate", YRT_DEFAULT_OUTPUT_RATE);
-      gint r = YRT_DEFAULT_OUTPUT_RATE;
-      gst_structure_get_int (st, "rate", &r);
-      rate = (guint) r;
-    }
-    gst_caps_unref (preferred);
-    priv->src_rate = rate;
-  }
-  if (s.output_rate_set)
-    priv->src_rate = s.session.output_rate;
-  GST_INFO_OBJECT (self, "src at %u Hz (%s), the service asked for %u Hz", priv->src_rate,
-      s.output_rate_set ? "output-rate" : "negotiated", s.session.output_rate);
-  gst_caps_unref (allowed);
-  gst_caps_unref (ours);
-  return ok;
-}
-
-GstCaps *GstYandexRealtimePrivate::audio_caps ()
-{
-  return caps_at_rate (playout.rate ());
-}
-
-static void push_sticky_events (Output &o, GstPad *pad)
-{
-  if (o.need_stream_start) {
-    gchar *id = gst_pad_create_stream_id (pad, GST_ELEMENT (o.self), o.stream);
-    GstEvent *start = gst_event_new_stream_start (id);
-    gst_event_set_group_id (start, o.self->priv->group_id);  /* one group: the outputs */
-    g_free (id);
-    gst_pad_push_event (pad, start);
-    GstCaps *caps = o.caps ();
-    gst_pad_push_event (pad, gst_event_new_caps (caps));
-    gst_caps_unref (caps);
-    o.need_stream_start = false;
-  }
-  if (o.need_segment) {
-    GstSegment segment;
-    gst_segment_init (&segment, GST_FORMAT_TIME);
-    gst_pad_push_event (pad, gst_event_new_segment (&segment));
-    o.need_segment = false;
-  }
-}
-
-/* What a pad's push returned, combined over the output pads: the chain
- * function returns that upstream.  An unlinked pad goes on (its output is
- * dropped) while another takes data; anything else stops it as a source
- * would: EOS pushed, after an error message for anything but EOS. */
-static void handle_flow (Output &o, GstPad *pad, GstFlowReturn ret)
-{
-  GstYandexRealtimePrivate *priv = o.self->priv;
-  GstFlowReturn combined;
-  {
-    std::lock_guard<std::mutex> guard (priv->flow_lock);
-    combined = gst_flow_combiner_update_pad_flow (priv->flows, pad, ret);
-  }
-  priv->src_flow = combined;
-  if (ret == GST_FLOW_OK || (ret == GST_FLOW_NOT_LINKED && combined != GST_FLOW_NOT_LINKED))
-    return;
-  GST_DEBUG_OBJECT (pad, "pausing task: %s", gst_flow_get_name (ret));
-  if (ret == GST_FLOW_NOT_LINKED || ret < GST_FLOW_EOS)
-    GST_ELEMENT_FLOW_ERROR (o.self, ret);
-  gst_pad_push_event (pad, gst_event_new_eos ());
-  gst_pad_pause_task (pad);
-}
-
-/* The end of the answers is the end of their text too. */
-static void on_eos (Output &o)
-{
-  GstYandexRealtimePrivate *priv = o.self->priv;
-  if (&o != &priv->src)
-    return;
-  GST_INFO_OBJECT (o.self, "all answers pushed, EOS");
-  priv->answer_text.finish ();
-  priv->transcript_text.finish ();
-}
-
-/* The task of every output pad. */
-static void output_loop (gpointer data)
-{
-  Output &o = *static_cast<Output *> (data);
-  GstYandexRealtimePrivate *priv = o.self->priv;
-  GstPad *pad = o.pad.load ();
-  PlayoutItem item = o.pop ([priv] { return priv->running_time (); });
-  if (item.kind != PlayoutItem::Kind::Flushing)
-    push_sticky_events (o, pad);
-
-  switch (item.kind) {
-    case PlayoutItem::Kind::Buffer:
-      if (&o == &priv->src)
-        YRT_TRACE ("downlink-out", priv->trace_out++, g_get_monotonic_time ());
-      handle_flow (o, pad, gst_pad_push (pad, item.buffer));
-      break;
-    case PlayoutItem::Kind::Flush:
-      /* Barge-in: downstream drops what it still holds of the answer. */
-      gst_pad_push_event (pad, gst_event_new_flush_start ());
-      gst_pad_push_event (pad, gst_event_new_flush_stop (FALSE));
-      o.need_segment = true;
-      break;
-    case PlayoutItem::Kind::Gap:
-      gst_pad_push_event (pad, gst_event_new_gap (item.gap_start, item.gap_duration));
-      break;
-    case PlayoutItem::Kind::Eos:
-      on_eos (o);
-      gst_pad_push_event (pad, gst_event_new_eos ());
-      gst_pad_pause_task (pad);
-      break;
-    case PlayoutItem::Kind::Flushing:
-      gst_pad_pause_task (pad);
-      break;
-  }
-}
-
-static Output *output_of (GstYandexRealtime *self, GstPad *pad)
-{
-  for (Output *o : self->priv->outputs ())
-    if (o->pad.load () == pad)
-      return o;
-  return nullptr;
+  return s.output_rate_set ? s.session.output_rate : 0;
 }
 
 static gboolean gst_yandex_realtime_src_activate_mode (GstPad *pad, GstObject *parent,
     GstPadMode mode, gboolean active)
 {
-  auto *self = GST_YANDEX_REALTIME (parent);
-  Output *o = output_of (self, pad);
-  if (mode != GST_PAD_MODE_PUSH || !o)
-    return FALSE;
-  if (active) {
-    {
-      std::lock_guard<std::mutex> guard (self->priv->flow_lock);
-      gst_flow_combiner_reset (self->priv->flows);
-    }
-    self->priv->src_flow = GST_FLOW_OK;
-    o->set_flushing (false);
-    return gst_pad_start_task (pad, output_loop, o, nullptr);
-  }
-  o->set_flushing (true);
-  return gst_pad_stop_task (pad);
+  return GST_YANDEX_REALTIME (parent)->priv->outputs.activate (pad, mode, active);
 }
 
 static gboolean gst_yandex_realtime_src_event (GstPad *pad, GstObject *parent,
     GstEvent *event)
 {
-  if (GST_EVENT_TYPE (event) == GST_EVENT_LATENCY &&
-      pad == GST_YANDEX_REALTIME (parent)->srcpad) {
+  auto *self = GST_YANDEX_REALTIME (parent);
+  if (GST_EVENT_TYPE (event) == GST_EVENT_LATENCY && pad == self->srcpad) {
     GstClockTime latency;
     gst_event_parse_latency (event, &latency);
     /* Barge-in's estimate of what is still unheard when the sink cannot tell. */
-    GST_YANDEX_REALTIME (parent)->priv->downstream_latency_ns = latency;
+    self->priv->outputs.set_downstream_latency (latency);
   }
   return gst_pad_event_default (pad, parent, event);
 }
@@ -779,7 +416,8 @@ static gboolean gst_yandex_realtime_src_query (GstPad *pad, GstObject *parent,
     case GST_QUERY_CAPS: {
       if (pad != self->srcpad)
         return gst_pad_query_default (pad, parent, query);  /* fixed text caps */
-      return answer_caps_query (query, src_caps (self));
+      return Outputs::answer_caps_query (query,
+          self->priv->outputs.src_caps (user_output_rate (self)));
     }
     case GST_QUERY_POSITION:
     case GST_QUERY_DURATION:
@@ -788,6 +426,39 @@ static gboolean gst_yandex_realtime_src_query (GstPad *pad, GstObject *parent,
     default:
       return gst_pad_query_default (pad, parent, query);
   }
+}
+
+static GstPadLinkReturn gst_yandex_realtime_src_link (GstPad *pad, GstObject *parent,
+    GstPad *)
+{
+  GST_YANDEX_REALTIME (parent)->priv->outputs.linked (pad);
+  return GST_PAD_LINK_OK;
+}
+
+static void setup_output_pad (GstPad *pad)
+{
+  gst_pad_set_link_function (pad, gst_yandex_realtime_src_link);
+  gst_pad_set_activatemode_function (pad, gst_yandex_realtime_src_activate_mode);
+  gst_pad_set_query_function (pad, gst_yandex_realtime_src_query);
+  gst_pad_set_event_function (pad, gst_yandex_realtime_src_event);
+  gst_pad_use_fixed_caps (pad);
+}
+
+/* text_src and transcript_src: one of each.  A pad requested while the
+ * element runs is activated by gst_element_add_pad, which starts its task. */
+static GstPad *gst_yandex_realtime_request_new_pad (GstElement *element,
+    GstPadTemplate *templ, const gchar *, const GstCaps *)
+{
+  GstPad *pad = GST_YANDEX_REALTIME (element)->priv->outputs.request (templ, setup_output_pad);
+  if (pad)
+    gst_element_add_pad (element, pad);
+  return pad;
+}
+
+static void gst_yandex_realtime_release_pad (GstElement *element, GstPad *pad)
+{
+  if (GST_YANDEX_REALTIME (element)->priv->outputs.release (pad))
+    gst_element_remove_pad (element, pad);
 }
 
 /* ---- state ---- */
@@ -832,23 +503,10 @@ static void open_dialog (GstYandexRealtime *self)
     input_rate = s.session.input_rate;
     chunk_ms = s.chunk_ms;
     quality = s.resample_quality;
-    priv->playout.configure (priv->src_rate, false);
+    priv->playout.configure (priv->outputs.rate (), false);
   }
   priv->input.configure (input_rate, chunk_ms, quality);
-  priv->answer_text.configure (false);
-  priv->transcript_text.configure (false);
-  for (Output *o : priv->outputs ()) {
-    o->reset ();
-    o->need_stream_start = o->need_segment = true;
-  }
-  {
-    std::lock_guard<std::mutex> guard (priv->text_lock);
-    priv->captions.configure (false);
-    priv->captions.reset ();
-    priv->transcripts.reset ();
-    priv->last_speech_end = GST_CLOCK_TIME_NONE;
-  }
-  priv->group_id = gst_util_group_id_next ();
+  priv->outputs.start ();
   start_dialog (self);
 }
 
@@ -870,6 +528,17 @@ static gboolean check_settings (GstYandexRealtime *self)
   return post_verdict (self, verdict);
 }
 
+/* READY→PAUSED: the rate of src, which the playout converts the answers to. */
+static gboolean negotiate_output_rate (GstYandexRealtime *self)
+{
+  guint asked;
+  {
+    std::lock_guard<std::mutex> guard (self->priv->settings_lock);
+    asked = self->priv->settings.session.output_rate;
+  }
+  return self->priv->outputs.negotiate_rate (user_output_rate (self), asked);
+}
+
 static GstStateChangeReturn gst_yandex_realtime_change_state (GstElement *element,
     GstStateChange transition)
 {
@@ -889,8 +558,7 @@ static GstStateChangeReturn gst_yandex_realtime_change_state (GstElement *elemen
       /* Wake a chain function waiting for the session before the pads
        * deactivate (they take the stream lock it holds). */
       priv->dialog.set_flushing (true);
-      for (Output *o : priv->outputs ())
-        o->set_flushing (true);
+      priv->outputs.set_flushing (true);
       break;
     default:
       break;
@@ -901,8 +569,7 @@ static GstStateChangeReturn gst_yandex_realtime_change_state (GstElement *elemen
     case GST_STATE_CHANGE_PAUSED_TO_READY:
       priv->dialog.close ();
       priv->input.stop ();
-      for (Output *o : priv->outputs ())
-        o->reset ();
+      priv->outputs.reset ();
       break;
     default:
       break;
@@ -1009,77 +676,6 @@ static void gst_yandex_realtime_finalize (GObject *object)
   G_OBJECT_CLASS (gst_yandex_realtime_parent_class)->finalize (object);
 }
 
-/* A text pad requested while running may have pushed its first GAP before
- * it was linked: its new peer gets one too. */
-static GstPadLinkReturn gst_yandex_realtime_src_link (GstPad *pad, GstObject *parent,
-    GstPad *)
-{
-  Output *o = output_of (GST_YANDEX_REALTIME (parent), pad);
-  if (o && o->linked)
-    o->linked ();
-  return GST_PAD_LINK_OK;
-}
-
-static void setup_output_pad (GstPad *pad)
-{
-  gst_pad_set_link_function (pad, gst_yandex_realtime_src_link);
-  gst_pad_set_activatemode_function (pad, gst_yandex_realtime_src_activate_mode);
-  gst_pad_set_query_function (pad, gst_yandex_realtime_src_query);
-  gst_pad_set_event_function (pad, gst_yandex_realtime_src_event);
-  gst_pad_use_fixed_caps (pad);
-}
-
-/* text_src and transcript_src: one of each.  A pad requested while the
- * element runs is activated by gst_element_add_pad, which starts its task. */
-static GstPad *gst_yandex_realtime_request_new_pad (GstElement *element,
-    GstPadTemplate *templ, const gchar *, const GstCaps *)
-{
-  auto *self = GST_YANDEX_REALTIME (element);
-  GstYandexRealtimePrivate *priv = self->priv;
-  GstPad *pad = nullptr;
-  {
-    std::lock_guard<std::mutex> guard (priv->outputs_lock);
-    for (Output *o : priv->outputs ()) {
-      if (g_strcmp0 (o->name, GST_PAD_TEMPLATE_NAME_TEMPLATE (templ)) != 0 || o->pad.load ())
-        continue;
-      pad = gst_pad_new_from_template (templ, o->name);
-      setup_output_pad (pad);
-      o->need_stream_start = o->need_segment = true;
-      o->pad = pad;
-    }
-  }
-  if (!pad) {
-    GST_WARNING_OBJECT (self, "%s is already requested", GST_PAD_TEMPLATE_NAME_TEMPLATE (templ));
-    return nullptr;
-  }
-  {
-    std::lock_guard<std::mutex> guard (priv->flow_lock);
-    gst_flow_combiner_add_pad (priv->flows, pad);
-  }
-  gst_element_add_pad (element, pad);
-  return pad;
-}
-
-static void gst_yandex_realtime_release_pad (GstElement *element, GstPad *pad)
-{
-  auto *self = GST_YANDEX_REALTIME (element);
-  GstYandexRealtimePrivate *priv = self->priv;
-  Output *o = output_of (self, pad);
-  if (!o || pad == self->srcpad)
-    return;
-  gst_pad_set_active (pad, FALSE);
-  {
-    std::lock_guard<std::mutex> guard (priv->outputs_lock);
-    o->pad = nullptr;
-  }
-  {
-    std::lock_guard<std::mutex> guard (priv->flow_lock);
-    gst_flow_combiner_remove_pad (priv->flows, pad);
-  }
-  o->reset ();
-  gst_element_remove_pad (element, pad);
-}
-
 static void gst_yandex_realtime_init (GstYandexRealtime *self)
 {
   self->priv = new GstYandexRealtimePrivate (self);
@@ -1092,11 +688,7 @@ static void gst_yandex_realtime_init (GstYandexRealtime *self)
 
   self->srcpad = gst_pad_new_from_static_template (&src_template, "src");
   setup_output_pad (self->srcpad);
-  self->priv->src.pad = self->srcpad;
-  {
-    std::lock_guard<std::mutex> guard (self->priv->flow_lock);
-    gst_flow_combiner_add_pad (self->priv->flows, self->srcpad);
-  }
+  self->priv->outputs.set_src (self->srcpad);
   gst_element_add_pad (GST_ELEMENT (self), self->srcpad);
 }
 
