@@ -24,17 +24,6 @@
 
 using namespace yrt;
 
-enum {
-  SIGNAL_SEND_FUNCTION_OUTPUT,
-  SIGNAL_SEND_TEXT,
-  SIGNAL_COMMIT,
-  SIGNAL_CREATE_RESPONSE,
-  SIGNAL_CANCEL_RESPONSE,
-  SIGNAL_CLEAR_INPUT,
-  SIGNAL_CLEAR_CONVERSATION,
-  N_SIGNALS
-};
-
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
     GST_PAD_SINK, GST_PAD_ALWAYS,
     GST_STATIC_CAPS ("audio/x-raw, format = (string) " GST_AUDIO_FORMATS_ALL ", "
@@ -229,33 +218,14 @@ static void gst_yandex_realtime_set_property (GObject *object, guint prop_id,
   }
 }
 
-static GstStructure *stats_structure (GstYandexRealtime *self)
-{
-  DialogStats st = self->priv->dialog.stats ();
-  guint in_rate = self->priv->settings.session.input_rate;
-  return gst_structure_new ("application/x-yandexrealtime-stats",
-      "bytes-sent", G_TYPE_UINT64, st.bytes_sent,
-      "bytes-received", G_TYPE_UINT64, st.bytes_received,
-      "queued-bytes", G_TYPE_UINT64, st.bytes_queued,
-      "audio-sent", G_TYPE_UINT64, gst_util_uint64_scale (st.audio_samples_sent, GST_SECOND, in_rate),
-      "audio-received", G_TYPE_UINT64, st.audio_received,
-      "answers", G_TYPE_UINT, st.answers,
-      "reconnects", G_TYPE_UINT, st.reconnects,
-      "dropped-input", G_TYPE_UINT64,
-      gst_util_uint64_scale (st.dropped_input_samples, GST_SECOND, in_rate),
-      "bad-events", G_TYPE_UINT, st.bad_events,
-      "last-error", G_TYPE_STRING, st.last_error.c_str (),
-      "output-rate-served", G_TYPE_UINT, st.output_rate_served,
-      "input-rate-accepted", G_TYPE_UINT, st.input_rate_accepted, nullptr);
-}
-
 static void gst_yandex_realtime_get_property (GObject *object, guint prop_id,
     GValue *value, GParamSpec *pspec)
 {
   auto *self = GST_YANDEX_REALTIME (object);
   std::lock_guard<std::mutex> guard (self->priv->settings_lock);
   if (prop_id == PROP_STATS)
-    g_value_take_boxed (value, stats_structure (self));
+    g_value_take_boxed (value, stats_structure (self->priv->dialog.stats (),
+        self->priv->settings.session.input_rate));
   else if (!get_property (self->priv->settings, prop_id, value))
     G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
 }
@@ -620,10 +590,7 @@ static gboolean send_text (GstYandexRealtime *self, const gchar *text)
   return self->priv->dialog.send_text (text);
 }
 
-static gboolean commit (GstYandexRealtime *self)
-{
-  return self->priv->dialog.commit ();
-}
+static gboolean commit (GstYandexRealtime *self) { return self->priv->dialog.commit (); }
 
 static gboolean create_response (GstYandexRealtime *self, const gchar *instructions)
 {
@@ -635,10 +602,7 @@ static gboolean cancel_response (GstYandexRealtime *self)
   return self->priv->dialog.cancel_response ();
 }
 
-static gboolean clear_input (GstYandexRealtime *self)
-{
-  return self->priv->dialog.clear_input ();
-}
+static gboolean clear_input (GstYandexRealtime *self) { return self->priv->dialog.clear_input (); }
 
 static gboolean clear_conversation (GstYandexRealtime *self)
 {

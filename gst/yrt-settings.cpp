@@ -484,6 +484,25 @@ bool get_property (const Settings &s, guint id, GValue *value)
   return true;
 }
 
+/* The stats property: `st` with the audio in time (samples at `in_rate`). */
+GstStructure *stats_structure (const DialogStats &st, guint in_rate)
+{
+  return gst_structure_new ("application/x-yandexrealtime-stats",
+      "bytes-sent", G_TYPE_UINT64, st.bytes_sent,
+      "bytes-received", G_TYPE_UINT64, st.bytes_received,
+      "queued-bytes", G_TYPE_UINT64, st.bytes_queued,
+      "audio-sent", G_TYPE_UINT64, gst_util_uint64_scale (st.audio_samples_sent, GST_SECOND, in_rate),
+      "audio-received", G_TYPE_UINT64, st.audio_received,
+      "answers", G_TYPE_UINT, st.answers,
+      "reconnects", G_TYPE_UINT, st.reconnects,
+      "dropped-input", G_TYPE_UINT64,
+      gst_util_uint64_scale (st.dropped_input_samples, GST_SECOND, in_rate),
+      "bad-events", G_TYPE_UINT, st.bad_events,
+      "last-error", G_TYPE_STRING, st.last_error.c_str (),
+      "output-rate-served", G_TYPE_UINT, st.output_rate_served,
+      "input-rate-accepted", G_TYPE_UINT, st.input_rate_accepted, nullptr);
+}
+
 /* ---- the table ---- */
 
 void install_properties (GObjectClass *gobject_class)

@@ -136,6 +136,9 @@ bool set_property (Settings &s, guint id, const GValue *value, std::string &refu
     GstObject *log_object);
 /* False for an id that is not a setting (e.g. stats). */
 bool get_property (const Settings &s, guint id, GValue *value);
+/* The value of the stats property: the dialog's counters, with the audio
+ * sent (samples at `input_rate`) as time. */
+GstStructure *stats_structure (const DialogStats &stats, guint input_rate);
 
 /* ---- the checks ---- */
 
