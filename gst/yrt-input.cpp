@@ -96,11 +96,6 @@ bool Input::update_mute (ToDialog &send, const InputSwitches &now)
 
 /* ---- half-duplex ---- */
 
-/* How long after the answer's last sample was played its echo may still
- * reach the microphone: the sound's way through the room (up to ~150 ms
- * with a device's unreported output buffering), and its reverberation. */
-static constexpr GstClockTime kEchoTail = 250 * GST_MSECOND;
-
 /* Running time at which `buffer` was captured; the clock's now without a
  * timestamp. */
 GstClockTime Input::running_time_of (GstBuffer *buffer)
@@ -114,12 +109,30 @@ GstClockTime Input::running_time_of (GstBuffer *buffer)
   return host_.running_time ();
 }
 
-/* Replaces the samples of `buffer` (captured from running time `t0`) that
- * fall in [from, to) with silence. */
-GstBuffer *Input::silence_between (GstBuffer *buffer, GstClockTime t0, GstClockTime from,
-    GstClockTime to)
+EchoGate::Windows EchoGate::update (GstClockTime start, GstClockTime end,
+    GstClockTime latency, GstClockTime t0, bool unmuted)
 {
-  const GstAudioInfo &info = info_;
+  if (start != start_) {
+    prev_start_ = GST_CLOCK_TIME_IS_VALID (start_) ? start_ : 0;
+    prev_until_ = until_;
+    start_ = start;
+  }
+  until_ = end + latency + kTail;
+  Windows w;
+  if (unmuted && t0 < until_) {
+    w.released = true;
+    released_ = start_;
+    prev_until_ = 0;
+  }
+  if (released_ != start_)
+    w.answer = {start_, until_};
+  w.previous = {prev_start_, prev_until_};
+  return w;
+}
+
+GstBuffer *silence_between (const GstAudioInfo &info, GstBuffer *buffer, GstClockTime t0,
+    GstClockTime from, GstClockTime to)
+{
   gsize frames = gst_buffer_get_size (buffer) / info.bpf;
   guint64 first = from > t0 ? gst_util_uint64_scale_ceil (from - t0, info.rate, GST_SECOND) : 0;
   guint64 last = to > t0 ? gst_util_uint64_scale_ceil (to - t0, info.rate, GST_SECOND) : 0;
@@ -136,10 +149,7 @@ GstBuffer *Input::silence_between (GstBuffer *buffer, GstClockTime t0, GstClockT
   return buffer;
 }
 
-/* half-duplex: from the first sample of answer audio pushed on src until
- * its end has been played (+ downstream latency + kEchoTail), the input
- * carries the echo: the service gets silence instead.  Unmuting during an
- * answer (push-to-talk) lets the user talk over the rest of it. */
+/* half-duplex: the service gets silence instead of the answer's echo. */
 GstBuffer *Input::gate_echo (GstBuffer *buffer, bool unmuted, const InputSwitches &now)
 {
   if (!now.half_duplex)
@@ -147,22 +157,13 @@ GstBuffer *Input::gate_echo (GstBuffer *buffer, bool unmuted, const InputSwitche
   GstClockTime start, end;
   if (!live_ || !host_.pushed_span (start, end))
     return buffer;  /* a file is not played while it is read */
-  EchoGate &g = echo_gate_;
-  if (start != g.start) {
-    g.prev_start = GST_CLOCK_TIME_IS_VALID (g.start) ? g.start : 0;
-    g.prev_until = g.until;
-    g.start = start;
-  }
-  g.until = end + host_.downstream_latency () + kEchoTail;
   GstClockTime t0 = running_time_of (buffer);
-  if (unmuted && t0 < g.until) {
+  EchoGate::Windows w = echo_gate_.update (start, end, host_.downstream_latency (), t0,
+      unmuted);
+  if (w.released)
     GST_DEBUG_OBJECT (element_, "half-duplex: unmuted during the answer, letting the user talk");
-    g.released = g.start;
-    g.prev_until = 0;
-  }
-  if (g.released != g.start)
-    buffer = silence_between (buffer, t0, g.start, g.until);
-  return silence_between (buffer, t0, g.prev_start, g.prev_until);
+  buffer = silence_between (info_, buffer, t0, w.answer.from, w.answer.to);
+  return silence_between (info_, buffer, t0, w.previous.from, w.previous.to);
 }
 
 /* Ties the position this buffer's audio gets among the samples sent (what

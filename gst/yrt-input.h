@@ -45,13 +45,44 @@ struct InputSwitches {
 };
 
 /* Half-duplex, on the streaming thread: the input stretches (running time)
- * that carry the echo of the answer audio. */
-struct EchoGate {
-  GstClockTime start = GST_CLOCK_TIME_NONE;  /* the span pushed last: first sample */
-  GstClockTime until = 0;                    /* its end + latency + kEchoTail */
-  GstClockTime prev_start = 0, prev_until = 0;  /* the span before, whose echo may linger */
-  GstClockTime released = GST_CLOCK_TIME_NONE;  /* span start the user unmuted during */
+ * that carry the echo of the answer audio, from the first sample of an
+ * answer pushed on src until its end has been played (+ downstream latency
+ * + kTail).  Unmuting during an answer (push-to-talk) lets the user talk
+ * over the rest of it. */
+class EchoGate {
+ public:
+  /* How long after the answer's last sample was played its echo may still
+   * reach the microphone: the sound's way through the room (up to ~150 ms
+   * with a device's unreported output buffering), and its reverberation. */
+  static constexpr GstClockTime kTail = 250 * GST_MSECOND;
+
+  struct Stretch {
+    GstClockTime from = 0, to = 0;  /* [from, to); empty when from >= to */
+  };
+  struct Windows {
+    Stretch answer;     /* of the answer pushed last */
+    Stretch previous;   /* of the one before, whose echo may linger */
+    bool released = false;  /* the user unmuted during the answer just now */
+  };
+
+  /* For input captured from running time `t0`: the answer audio pushed
+   * last spans [start, end) of running time and is heard `latency` later;
+   * `unmuted` when the user unmuted at this buffer.  Returns the stretches
+   * to silence. */
+  Windows update (GstClockTime start, GstClockTime end, GstClockTime latency,
+      GstClockTime t0, bool unmuted);
+
+ private:
+  GstClockTime start_ = GST_CLOCK_TIME_NONE;  /* the span pushed last: first sample */
+  GstClockTime until_ = 0;                    /* its end + latency + kTail */
+  GstClockTime prev_start_ = 0, prev_until_ = 0;  /* the span before */
+  GstClockTime released_ = GST_CLOCK_TIME_NONE;   /* span start the user unmuted during */
 };
+
+/* Replaces the samples of `buffer` (of format `info`, captured from running
+ * time `t0`) that fall in [from, to) with silence. */
+GstBuffer *silence_between (const GstAudioInfo &info, GstBuffer *buffer, GstClockTime t0,
+    GstClockTime from, GstClockTime to);
 
 class Input {
  public:
@@ -94,8 +125,6 @@ class Input {
   void commit_if_asked (ToDialog &send);
   bool update_mute (ToDialog &send, const InputSwitches &now);
   GstClockTime running_time_of (GstBuffer *buffer);
-  GstBuffer *silence_between (GstBuffer *buffer, GstClockTime t0, GstClockTime from,
-      GstClockTime to);
   GstBuffer *gate_echo (GstBuffer *buffer, bool unmuted, const InputSwitches &now);
   void anchor (GstBuffer *buffer);
 
