@@ -1,13 +1,13 @@
 /* Element glue: the GObject, its pads, state changes, and the wiring
- * between the parts.  Each part has its own file:
- *   settings, the property table and its checks   yrt-settings
- *   the sink pad's audio on its way up            yrt-input (then Uplink)
- *   the conversation                               yrt-dialog
- *   the output pads and their tasks                yrt-srcpads (from Playout, yrt-text)
+ * between the parts, each in its own file:
+ *   the settings, the property table and their checks   yrt-settings
+ *   the sink pad's audio on its way to the dialog       yrt-input (and Uplink)
+ *   the conversation                                    yrt-dialog
+ *   the output pads and their tasks                     yrt-srcpads (Playout, yrt-text)
  * Data flows one way:
- *   sink chain → Input → Uplink → Dialog → Connection (worker) → Dialog → Playout → src task
- *                                                    Dialog → output events → bus,
- *                                                    Captions/Transcripts → text pad tasks */
+ *   sink chain → Input → Uplink → Dialog → Connection (worker) → Dialog → Playout
+ *     → src task;  Dialog → output events → bus, and Captions/Transcripts → text
+ *     pad tasks */
 #include "gstyandexrealtime.h"
 
 #include "yrt-debug.h"
@@ -181,7 +181,7 @@ static gboolean post_verdict (GstYandexRealtime *self, const Verdict &v)
 }
 
 /* A value that cannot be used: a warning, the previous value stays, and in
- * NULL NULL→READY fails too (see check_refused()). */
+ * NULL NULL→READY fails too (see check_refused() in yrt-settings). */
 static void refuse_setting (GstYandexRealtime *self, const char *property,
     const std::string &why)
 {
