@@ -17,31 +17,35 @@
 using yrt::Modalities;
 using yrt::TurnDetection;
 
+/* Registers `name` once; `type` keeps it. */
+static GType enum_type (gsize *type, const char *name, const GEnumValue *values)
+{
+  if (g_once_init_enter (type))
+    g_once_init_leave (type, g_enum_register_static (name, values));
+  return *type;
+}
+
 GType gst_yandex_realtime_turn_detection_get_type (void)
 {
-  static GType type = 0;
+  static gsize type = 0;
   static const GEnumValue values[] = {
     {(gint) TurnDetection::ServerVad, "The server detects turns by voice activity", "server-vad"},
     {(gint) TurnDetection::None, "Manual turns: commit by signal or at EOS", "none"},
     {0, nullptr, nullptr},
   };
-  if (g_once_init_enter (&type))
-    g_once_init_leave (&type, g_enum_register_static ("GstYandexRealtimeTurnDetection", values));
-  return type;
+  return enum_type (&type, "GstYandexRealtimeTurnDetection", values);
 }
 
 GType gst_yandex_realtime_modalities_get_type (void)
 {
-  static GType type = 0;
+  static gsize type = 0;
   static const GEnumValue values[] = {
     {(gint) Modalities::AudioText, "Spoken answer and its text", "audio+text"},
     {(gint) Modalities::Audio, "Spoken answer only", "audio"},
     {(gint) Modalities::Text, "Text answer only", "text"},
     {0, nullptr, nullptr},
   };
-  if (g_once_init_enter (&type))
-    g_once_init_leave (&type, g_enum_register_static ("GstYandexRealtimeModalities", values));
-  return type;
+  return enum_type (&type, "GstYandexRealtimeModalities", values);
 }
 
 namespace yrt {

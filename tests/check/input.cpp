@@ -81,6 +81,7 @@ gboolean upstream_query (GstPad *pad, GstObject *, GstQuery *query)
 struct Rig {
   explicit Rig (bool live = false)
   {
+    yrt::debug_init ();
     element = gst_bin_new (nullptr);
     gst_object_ref_sink (element);
     input = new Input (host, element);
@@ -385,7 +386,6 @@ GST_END_TEST;
 
 static Suite *input_suite ()
 {
-  yrt::debug_init ();
   Suite *s = suite_create ("input");
   TCase *tc = tcase_create ("input");
   suite_add_tcase (s, tc);

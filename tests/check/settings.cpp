@@ -77,6 +77,15 @@ std::string set_string (Settings &s, guint id, const char *text)
   return refused;
 }
 
+/* Settings with an API key, for `location`. */
+Settings keyed (const char *key, const char *location)
+{
+  Settings s;
+  s.api_key = key;
+  s.location = location;
+  return s;
+}
+
 std::string get_string (const Settings &s, guint id)
 {
   GValue value = G_VALUE_INIT;
@@ -121,9 +130,7 @@ GST_END_TEST;
 GST_START_TEST (test_plain_ws)
 {
   Environment env;
-  Settings s;
-  s.api_key = "secret-key";
-  s.location = "ws://example.com/v1/realtime";
+  Settings s = keyed ("secret-key", "ws://example.com/v1/realtime");
   Credentials c = resolve_credentials (s);
   Verdict v = check_credentials (s, c);
   expect_refused (v, GST_RESOURCE_ERROR_SETTINGS,
@@ -231,9 +238,7 @@ GST_END_TEST;
 GST_START_TEST (test_check_order)
 {
   Environment env;
-  Settings s;
-  s.api_key = "k";
-  s.location = "nowhere";
+  Settings s = keyed ("k", "nowhere");
   s.refused["tools"] = "not valid JSON: x";
   s.connection.proxy = "ftp://proxy";
   Credentials c;
