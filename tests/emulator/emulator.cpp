@@ -1302,7 +1302,7 @@ void Session::trim_idle_buffer() {
     return;
   double prefix_ms = 300;
   get_number(turn_detection(), "prefix_padding_ms", &prefix_ms);
-  const double keep_ms = prefix_ms + static_cast<double>(vad_.loud_run_ms());
+  const double keep_ms = prefix_ms + static_cast<double>(vad_.pending_ms());
   const gsize keep = static_cast<gsize>(keep_ms * in_rate() / 1000);
   if (buffer_.size() > keep)
     buffer_.erase(buffer_.begin(), buffer_.end() - keep);

@@ -19,13 +19,14 @@
 //   a probability p = clamp((dBFS + 60) / 50, 0, 1). Config::vad_model:
 //     Realistic (default), like real server VADs: p is smoothed (moving
 //       average, 30 ms) with hysteresis (voiced above threshold, until below
-//       threshold - 0.15); voiced audio is speech once it lasted 250 ms, so a
-//       shorter blip is no turn and speech_started comes 250 ms after the
-//       speech began. audio_start_ms is the speech's first loud frame minus
-//       prefix_padding_ms (clamped at 0); the committed turn starts there.
-//       silence_duration_ms of unvoiced level (counted from the first quiet
-//       frame) ends the turn: audio_end_ms is the end of that silence, so a
-//       shorter dip does not split a turn.
+//       threshold - 0.15); voiced audio is speech once it spans 250 ms
+//       (gaps of up to 200 ms within it count, as speech has them), so a
+//       shorter blip is no turn and speech_started comes about 250 ms after
+//       the speech began. audio_start_ms is the speech's first loud frame
+//       minus prefix_padding_ms (clamped at 0); the committed turn starts
+//       there. silence_duration_ms of unvoiced level (counted from the first
+//       quiet frame) ends the turn: audio_end_ms is the end of that silence,
+//       so a shorter dip does not split a turn.
 //     Energy (the old model): the first loud frame (p > threshold) starts
 //       speech at once; silence_duration_ms of quiet frames ends it.
 //   For clean tone-then-silence both report the same times.

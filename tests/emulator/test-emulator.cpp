@@ -1105,8 +1105,18 @@ void test_vad_blip() {
   auto events = vad_events(c, pcm_of({silence(500), tone(100), silence(1000), tone(200),
                                       silence(1000)}));
   g_assert_cmpuint(events.size(), ==, 0);
+  // Two blips 300 ms apart are two blips.
+  events = vad_events(c, pcm_of({tone(100), silence(300), tone(100), silence(1000)}));
+  g_assert_cmpuint(events.size(), ==, 0);
   g_assert_true(server.committed_turns().empty());
-  // VadModel::Energy, the old model, takes the same blip for a turn.
+  // A gap of 100 ms early in the speech (a stop consonant) does not make the
+  // start a blip: the speech began with the first sound.
+  const gint64 t0 = 500 + 100 + 1000 + 200 + 1000 + 100 + 300 + 100 + 1000;
+  events = vad_events(c, pcm_of({tone(120), silence(100), tone(200), silence(600)}));
+  g_assert_cmpuint(events.size(), ==, 2);
+  g_assert_cmpint(events[0].num("audio_start_ms"), ==, t0 - 300);
+  g_assert_cmpint(events[1].num("audio_end_ms"), ==, t0 + 420 + 400);
+  // VadModel::Energy, the old model, takes a blip for a turn.
   Config cfg;
   cfg.vad_model = VadModel::Energy;
   Server energy(cfg);

@@ -28,6 +28,12 @@ void Vad::reset_speech() {
   quiet_from_us_ = -1;
 }
 
+gint64 Vad::pending_ms() const {
+  if (state_ != State::Idle || rise_us_ < 0 || clock_us() - last_loud_end_us_ > gap_us())
+    return 0;
+  return std::min(clock_us() - rise_us_, lookback_us()) / 1000 + 10;
+}
+
 double Vad::probability(const gint16 *pcm, gsize n) {
   if (n == 0)
     return 0.0;
@@ -75,6 +81,11 @@ std::vector<Vad::Edge> Vad::process_frame(const gint16 *frame, gsize n, gsize co
     loud_ = loud;
     run_start_us_ = start_us;
   }
+  if (loud) {  // loud frames less than onset_gap_ms apart make one sound
+    if (rise_us_ < 0 || start_us - last_loud_end_us_ > gap_us())
+      rise_us_ = start_us;
+    last_loud_end_us_ = end_us;
+  }
   // The level follows the signal whether or not detection is enabled.
   const double tau_us = std::max<guint>(1, params_.smoothing_ms) * 1000.0;
   level_ += (1.0 - std::exp(-static_cast<double>(end_us - start_us) / tau_us)) * (p - level_);
@@ -113,16 +124,23 @@ std::vector<Vad::Edge> Vad::realistic(gint64 start_us, gint64 end_us, gsize cons
       if (!voiced_)
         return {};
       // The level rose past the threshold on a loud frame: the speech began
-      // with the run of loud frames this one belongs to.
+      // with the sound this frame belongs to, looking back at most
+      // min_speech_ms.
       state_ = State::Onset;
-      onset_us_ = loud_ ? run_start_us_ : start_us;
+      onset_us_ = std::max(rise_us_, start_us - lookback_us());
+      quiet_from_us_ = -1;
       [[fallthrough]];
     case State::Onset: {
-      if (!voiced_) {  // a blip, not a turn
-        state_ = State::Idle;
+      // Speech has gaps (a stop consonant's closure, syllables an echo
+      // canceller let through): the candidate lives on while its level is
+      // voiced or its loud frames come less than onset_gap_ms apart; after a
+      // longer gap it was a blip, not a turn.
+      const bool sounding = voiced_ || loud_;
+      if (!sounding && end_us - last_loud_end_us_ > gap_us()) {
+        reset_speech();
         return {};
       }
-      if (end_us - onset_us_ < static_cast<gint64>(params_.min_speech_ms) * 1000)
+      if (!sounding || end_us - onset_us_ < static_cast<gint64>(params_.min_speech_ms) * 1000)
         return {};
       state_ = State::Speech;
       quiet_from_us_ = -1;

@@ -29,14 +29,20 @@ enum class VadModel {
 //   -13 dBFS takes 3 frames to cross 0.5).
 // - Hysteresis: the level is "voiced" once it exceeds threshold and stays so
 //   until it falls below threshold - hysteresis (0.15; 0.35 by default).
-// - Minimum speech: voiced audio becomes speech once it lasted min_speech_ms
-//   (250 ms) without a break; a shorter blip is no turn. speech_started is
-//   reported then (so it comes min_speech_ms after the speech began).
-// - Speech start: the first frame of the loud run that made the level voiced
-//   (the moving average only decides; the edges are the frames' own). The
-//   reported audio_start_ms is that minus prefix_padding_ms, clamped at 0;
-//   the caller keeps the audio from there on (the committed turn includes
-//   the padding).
+// - Minimum speech: once the level is voiced, the sound becomes speech when
+//   it spans min_speech_ms (250 ms). Gaps count as part of it while the level
+//   stays voiced or loud frames come less than onset_gap_ms (200 ms) apart,
+//   as speech has them (a stop consonant's closure, syllables an echo
+//   canceller let through; this energy measure makes them longer than a
+//   neural VAD would); a longer gap ends the candidate, so a shorter blip is
+//   no turn. speech_started is reported then, on a voiced or loud frame (so
+//   it comes about min_speech_ms after the speech began).
+// - Speech start: the first loud frame of the sound that made the level
+//   voiced (loud frames less than onset_gap_ms apart make one sound), looking
+//   back at most min_speech_ms; the moving average only decides, the edges
+//   are the frames' own. The reported audio_start_ms is that minus
+//   prefix_padding_ms, clamped at 0; the caller keeps the audio from there on
+//   (the committed turn includes the padding).
 // - Speech end: silence_duration_ms after the first quiet frame of the run
 //   that made the level unvoiced, if it stays unvoiced that long; a shorter
 //   dip does not end the turn. The reported audio_end_ms is the end of the
@@ -60,6 +66,7 @@ class Vad {
     guint silence_duration_ms = 400;
     // VadModel::Realistic only.
     guint min_speech_ms = 250;
+    guint onset_gap_ms = 200;
     guint smoothing_ms = 30;
     double hysteresis = 0.15;
   };
@@ -81,10 +88,8 @@ class Vad {
   // keep the audio since its start (and the prefix padding before it).
   bool active() const { return state_ != State::Idle; }
   // How far back a speech start may yet be dated, before prefix padding: the
-  // run of loud frames the level may still take for speech (Realistic).
-  gint64 loud_run_ms() const {
-    return state_ == State::Idle && loud_ ? (clock_us() - run_start_us_) / 1000 : 0;
-  }
+  // loud sound the level may still take for speech (Realistic).
+  gint64 pending_ms() const;
   // Forgets an ongoing utterance (buffer cleared or committed by hand).
   void reset_speech();
 
@@ -102,6 +107,8 @@ class Vad {
   std::vector<Edge> realistic(gint64 start_us, gint64 end_us, gsize consumed);
   // Exact stream time: counting samples avoids drift at rates like 22050.
   gint64 clock_us() const { return base_us_ + samples_ * G_USEC_PER_SEC / rate_; }
+  gint64 gap_us() const { return static_cast<gint64>(params_.onset_gap_ms) * 1000; }
+  gint64 lookback_us() const { return static_cast<gint64>(params_.min_speech_ms) * 1000; }
 
   Params params_;
   guint rate_ = 24000;
@@ -117,6 +124,9 @@ class Vad {
   bool voiced_ = false;        // the level, with hysteresis
   bool loud_ = false;          // the latest frame's own decision
   gint64 run_start_us_ = 0;    // start of the current run of loud (or quiet) frames
+  gint64 rise_us_ = -1;        // first loud frame of the latest sound (loud frames less
+                               // than onset_gap_ms apart); -1 before any
+  gint64 last_loud_end_us_ = 0;
   gint64 onset_us_ = 0;        // Onset/Speech: where the speech began
   gint64 quiet_from_us_ = -1;  // Speech: start of the unvoiced stretch, -1 while voiced
 };
