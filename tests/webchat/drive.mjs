@@ -264,7 +264,7 @@ async function conversation(browser, frames) {
   let last = null;
   const stats = await waitFor('the answer audio in inbound-rtp', async () => {
     const s = last = await inbound(a);
-    // opusenc keeps the last partial 20 ms frame until more audio comes
+    // within one 20 ms Opus frame (the last one goes out when the element goes idle)
     const due = answerMs - 20;
     return s && (s.samples - s.concealed) / 48 >= due && s.packets * 20 >= due ? s : null;
   }).catch((e) => { throw new Error(`${e.message}: ${JSON.stringify(last)}, answer ${answerMs} ms`); });
