@@ -52,6 +52,15 @@ inline std::vector<gint16> turn (guint rate, guint speech_ms = 800, guint silenc
   return tone (rate, speech_ms) + silence (rate, silence_ms);
 }
 
+/* The next buffer from a harness; fails, rather than handing on NULL, when
+ * none comes within the harness's timeout (60 s). */
+inline GstBuffer *pull_buffer (GstHarness *h)
+{
+  GstBuffer *buf = gst_harness_pull (h);
+  fail_unless (buf != nullptr, "no buffer came out of the harness");
+  return buf;
+}
+
 /* Every buffer up to EOS from a harness, in order. */
 inline std::vector<GstBuffer *> pull_all (GstHarness *h)
 {
@@ -116,6 +125,8 @@ struct Fixture {
     auto row = documented.find (gst_structure_get_name (s));
     if (row == documented.end ()) {
       problem = std::string (gst_structure_get_name (s)) + " is not in the table; ";
+    } else if (row->second.size () < 3) {
+      problem = row->first + ": its row in the table is too short; ";
     } else {
       std::vector<std::string> fields = quoted (row->second[1]);
       for (gint i = 0; i < gst_structure_n_fields (s); i++) {
@@ -276,6 +287,8 @@ inline std::vector<guint8> concat (const std::vector<GstBuffer *> &buffers)
   std::vector<guint8> out;
   for (GstBuffer *b : buffers) {
     gsize size = gst_buffer_get_size (b);
+    if (size == 0)
+      continue;  /* out.data () may still be NULL, which gst_buffer_extract refuses */
     gsize pos = out.size ();
     out.resize (pos + size);
     gst_buffer_extract (b, 0, out.data () + pos, size);

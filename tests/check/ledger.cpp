@@ -41,6 +41,7 @@ Given give (InputLedger &l)
       g.commit_at.push_back (item.position);
       return;
     }
+    fail_unless (item.samples () > 0, "an item of %zu bytes", item.pcm.size ());
     const gint16 *s = (const gint16 *) item.pcm.data ();
     fail_unless_equals_int (s[0], (gint) (item.position & 0x7fff));
     if (expected != G_MAXUINT64)

@@ -92,7 +92,7 @@ std::string make_question (const std::string &dir)
   for (gsize pos = 12; pos + 8 <= size;) {
     guint32 len;
     memcpy (&len, wav + pos + 4, 4);
-    if (memcmp (wav + pos, "fmt ", 4) == 0)
+    if (memcmp (wav + pos, "fmt ", 4) == 0 && pos + 16 <= size)  /* its rate, if it is there */
       memcpy (&rate, wav + pos + 12, 4);
     if (memcmp (wav + pos, "data", 4) == 0) {
       len = (guint32) std::min<gsize> (len, size - pos - 8);
