@@ -3,6 +3,8 @@
  * and fuzzed on its own. */
 #pragma once
 
+#include "yrt-base64.h"
+
 #include <glib.h>
 
 #include <string>
@@ -145,11 +147,6 @@ struct ServerEvent {
  * (e.g. invalid base64); unknown types parse fine as EventType::Unknown. */
 bool parse_server_event (const char *data, gsize size, ServerEvent &event,
     std::string &why);
-
-/* Strict base64 (RFC 4648 with padding); false on any invalid character or
- * length. */
-bool base64_decode (const char *text, gsize size, std::vector<guint8> &out);
-void base64_encode_append (const guint8 *data, gsize size, std::string &out);
 
 /* "ru-RU, en-US" → {"ru-RU", "en-US"}: trimmed, empty entries dropped. */
 std::vector<std::string> split_languages (const std::string &list);

@@ -5,6 +5,7 @@
 #define YRT_PROTOCOL_NO_FAST_PATH 1
 #define yrt yrt_slow
 #include "../../gst/yrt-protocol.cpp"
+#include "../../gst/yrt-base64.cpp"
 #undef yrt
 
 #include "micro.h"
