@@ -1,5 +1,10 @@
-#include "yrt-protocol.h"
+/* Client events built as JSON text: the session object of session.update
+ * (tool choice, session-extra deep-merged), input_audio_buffer.append built
+ * by hand for the hot path, the other events through json-glib; and the
+ * checks of property values they carry (split_languages, check_json). */
+#include "yrt-client-events.h"
 
+#include "yrt-base64.h"
 #include "yrt-gobject-ptr.h"
 
 #include <json-glib/json-glib.h>
