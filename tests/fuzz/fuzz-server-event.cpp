@@ -8,7 +8,8 @@
  * the bytes; a frame it accepts must hold consistent values; and its fast
  * path for audio deltas must agree with json-glib on every input: same
  * verdict, same event, same reason for a refusal (reference-parser.cpp). */
-#include "yrt-protocol.h"
+#include "yrt-base64.h"
+#include "yrt-server-events.h"
 
 #include "describe-event.h"
 #include "reference-parser.h"
