@@ -221,19 +221,30 @@ GST_START_TEST (test_barge_in_through_the_canceller)
     /* The user talks over it 0.7 s into the answer, at the level of a turn. */
     GstClockTime onset = room.say (speech (barge_in (i)), start + ms (700));
     bool hit = room.wait ([&] { return room.count ("interrupted", onset) > 0; }, 3000);
-    std::lock_guard<std::mutex> guard (room.lock ());
-    early += room.count ("interrupted", start) - room.count ("interrupted", onset);
-    if (hit) {
-      hits++;
-      /* src goes silent when the element stops the answer: its queue is
-       * dropped and downstream flushed at that moment. */
-      for (const RoomMessage &m : room.messages ())
-        if (m.name == "interrupted" && m.at >= onset) {
-          delays.push_back (m.at - onset);
-          break;
-        }
+    {
+      std::lock_guard<std::mutex> guard (room.lock ());
+      early += room.count ("interrupted", start) - room.count ("interrupted", onset);
+      if (hit) {
+        hits++;
+        /* src goes silent when the element stops the answer: its queue is
+         * dropped and downstream flushed at that moment. */
+        for (const RoomMessage &m : room.messages ())
+          if (m.name == "interrupted" && m.at >= onset) {
+            delays.push_back (m.at - onset);
+            break;
+          }
+      }
     }
     since = onset + ms (100);
+    if (!hit) {
+      /* A barge-in the service did not hear is no question either: once
+       * the answer has played out, the user asks again, so one miss is
+       * counted as one, not as every answer after it. */
+      expect (room, [&] { return !room.playing_at (room.now () - ms (300)); }, 15000,
+          "answer " + std::to_string (i + 1) + " did not end");
+      since = room.say (speech (kQuestions[(i + 4) % G_N_ELEMENTS (kQuestions)]),
+          room.now () + ms (300));
+    }
   }
   room.stop_mic ();
   std::lock_guard<std::mutex> guard (room.lock ());
