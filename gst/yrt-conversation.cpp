@@ -98,14 +98,13 @@ void Conversation::drain ()
     return;
   }
   draining_ = true;
-  bool manual = session_.manual_turns_locked ();
-  guint64 &uncommitted = session_.uncommitted_samples_locked ();
-  if (manual && uncommitted * 1000 >= (guint64) kMinCommitMs * session_.input_rate_locked ()) {
-    session_.ledger ().add_commit ();
-    uncommitted = 0;
+  InputLedger &ledger = session_.ledger ();
+  bool manual = ledger.manual_turns ();
+  if (manual && ledger.uncommitted () * 1000 >= (guint64) kMinCommitMs * ledger.rate ()) {
+    ledger.add_commit ();
     if (session_.ready_locked ())
       session_.send_unsent_locked ();
-  } else if (!manual && session_.sent_audio_locked ()) {
+  } else if (!manual && ledger.end () > 0) {  /* any input at all */
     books_.owe_barrier ();
     send_drain_barrier_locked ();
   }
@@ -577,7 +576,6 @@ void Conversation::commit_now_locked ()
   session_.ledger ().add_commit ();
   if (session_.ready_locked ())
     session_.send_unsent_locked ();
-  session_.uncommitted_samples_locked () = 0;
   turn_end_us_ = g_get_monotonic_time ();
 }
 
@@ -615,7 +613,6 @@ bool Conversation::clear_input ()
     return false;
   session_.send_locked (client::audio_clear ());
   session_.ledger ().input_cleared ();
-  session_.uncommitted_samples_locked () = 0;
   return true;
 }
 

@@ -59,8 +59,6 @@ void Session::open (const Endpoint &endpoint, const SessionConfig &config,
     rollover_due_ = false;
     outage_dropped_ = 0;
     stats_ = DialogStats ();
-    uncommitted_samples_ = 0;
-    sent_audio_ = false;
   }
   ConnectionCallbacks callbacks;
   callbacks.opened = [this] { on_opened (); };
@@ -199,8 +197,6 @@ Session::SendResult Session::send_audio (const guint8 *pcm, gsize size)
     return SendResult::Flushing;
   if (finished_)
     return SendResult::Failed;
-  uncommitted_samples_ += size / 2;
-  sent_audio_ = true;
   ledger_.add (pcm, size);
   if (ready_) {
     send_unsent_locked ();

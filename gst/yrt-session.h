@@ -117,12 +117,8 @@ class Session {
   bool takes_requests_locked (const char *action) const;
   /* The service answers a VAD turn by itself (effective create_response). */
   bool server_answers_turns_locked () const { return effective_config_locked ().create_response; }
-  bool manual_turns_locked () const { return config_.turn_detection == TurnDetection::None; }
-  guint input_rate_locked () const { return config_.input_rate; }
   /* The rate answers arrive at, as the service says. */
   guint served_rate_locked () const { return formats_.served_output (); }
-  guint64 &uncommitted_samples_locked () { return uncommitted_samples_; }
-  bool sent_audio_locked () const { return sent_audio_; }
   /* A control frame: now if ready, else held until the session is. */
   void send_locked (std::string frame);
   /* The ledger's audio and commits the session has not been given. */
@@ -204,8 +200,6 @@ class Session {
   bool rollover_due_ = false;
   guint64 outage_dropped_ = 0;       /* live input dropped during this outage */
   DialogStats stats_;
-  guint64 uncommitted_samples_ = 0;  /* appended since our last commit */
-  bool sent_audio_ = false;
 };
 
 }  // namespace yrt
