@@ -55,7 +55,7 @@ void Session::open (const Endpoint &endpoint, const SessionConfig &config,
     history_in_instructions_ = false;
     carried_history_.clear ();
     lost_at_cut_ = 0;
-    sessions_ = generation_ = failures_in_a_row_ = 0;
+    sessions_ = failures_in_a_row_ = 0;
     rollover_due_ = false;
     outage_dropped_ = 0;
     stats_ = DialogStats ();
@@ -406,11 +406,11 @@ void Session::post_reconnecting (guint attempt, guint delay_ms, const std::strin
 }
 
 /* Proactive rollover, between turns only: an answer is never cut. */
-void Session::on_lifetime_over (guint generation)
+void Session::on_lifetime_over (guint session)
 {
   {
     std::lock_guard<std::mutex> guard (lock_);
-    if (generation != generation_ || finished_)
+    if (session != sessions_ || finished_)
       return;
     rollover_due_ = true;
   }
@@ -510,7 +510,6 @@ void Session::start_session_locked ()
   if (sessions_++ > 0)
     playout_.new_session ();
   failures_in_a_row_ = 0;
-  generation_++;
   configuring_ = true;
   wire_.reset ();
   connection_->set_outbox_limit (outbox_limit_locked ());
@@ -534,9 +533,9 @@ void Session::session_configured_locked ()
   pending_.clear ();
   listener_.session_ready_locked ();
   if (options_.session_lifetime_ms > 0) {
-    guint generation = generation_;
+    guint session = sessions_;
     connection_->call_later (options_.session_lifetime_ms,
-        [this, generation] { on_lifetime_over (generation); });
+        [this, session] { on_lifetime_over (session); });
   }
   ready_cond_.notify_all ();
 }

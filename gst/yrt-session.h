@@ -137,7 +137,7 @@ class Session {
   /* The session ended under us: reconnect if allowed, else fail.  False when
    * it gave up (the caller reports why). */
   bool reconnect (const std::string &reason, bool retryable);
-  void on_lifetime_over (guint generation);
+  void on_lifetime_over (guint session);
   bool rollover_locked ();
 
   void on_session_created (const ServerEvent &ev);
@@ -194,8 +194,9 @@ class Session {
   bool history_in_instructions_ = false;
   std::string carried_history_;      /* that text, fixed at the reconnection */
   guint64 lost_at_cut_ = 0;          /* input that could not go again (samples) */
-  guint sessions_ = 0;               /* session.created seen */
-  guint generation_ = 0;             /* of the current session, for its timers */
+  /* session.created seen: the current session's number, which its
+   * lifetime timer carries (a timer of an older one does nothing). */
+  guint sessions_ = 0;
   guint failures_in_a_row_ = 0;
   bool rollover_due_ = false;
   guint64 outage_dropped_ = 0;       /* live input dropped during this outage */
