@@ -62,7 +62,6 @@ class Conversation : public SessionListener {
   void handle (ServerEvent &ev, gint64 arrived_us) override;
   void session_ready_locked () override;
   std::string session_lost_locked () override;
-  void session_replaced_locked () override { books_.session_replaced (); }
   void update_sent_locked () override { books_.update_sent (); }
   void update_answered_locked () override;
   bool outstanding_locked () const override;

@@ -362,11 +362,8 @@ void Session::on_closed (gushort code, const std::string &reason)
   listener_.finish_drain_locked ();
 }
 
-/* Worker thread.  The books of the lost session are settled so the new one
- * starts clean: an answer in progress failed (what arrived of it is dropped:
- * its turn goes up again and is answered again), the input the service had
- * not finished with goes up again (the ledger), requests that answered no
- * turn are asked for again. */
+/* Worker thread.  The session ended under us: the next one starts clean
+ * (settle_lost_session_locked), after a backoff. */
 bool Session::reconnect (const std::string &reason, bool retryable)
 {
   std::string cut;
@@ -384,12 +381,7 @@ bool Session::reconnect (const std::string &reason, bool retryable)
     stats_.last_error = reason;
     delay_ms = MIN ((guint64) options_.reconnect_backoff_ms << MIN (attempt - 1, 16u),
         (guint64) kMaxBackoffMs);
-    cut = listener_.session_lost_locked ();
-    /* Turns the new session is sent again are not in the history twice. */
-    history_.forget (ledger_.unanswered_items ());
-    lost_at_cut_ += ledger_.rewind ();
-    if (history_in_instructions_)
-      carried_history_ = history_.as_text ();
+    cut = settle_lost_session_locked ();
   }
   if (!cut.empty ())
     listener_.response_cut (cut);
@@ -398,6 +390,24 @@ bool Session::reconnect (const std::string &reason, bool retryable)
   post_reconnecting (attempt, delay_ms, reason);
   connection_->restart (delay_ms);
   return true;
+}
+
+/* The books of a session that is gone (lost, or rolled over between turns)
+ * are settled so the next one starts clean: an answer in progress failed
+ * (what arrived of it is dropped: its turn goes up again and is answered
+ * again), the input the service had not finished with goes up again (the
+ * ledger), requests that answered no turn are asked for again, and the
+ * conversation so far is what the next one is told.  Returns the response
+ * cut (empty if none). */
+std::string Session::settle_lost_session_locked ()
+{
+  std::string cut = listener_.session_lost_locked ();
+  /* Turns the new session is sent again are not in the history twice. */
+  history_.forget (ledger_.unanswered_items ());
+  lost_at_cut_ += ledger_.rewind ();
+  if (history_in_instructions_)
+    carried_history_ = history_.as_text ();
+  return cut;
 }
 
 void Session::post_reconnecting (guint attempt, guint delay_ms, const std::string &reason)
@@ -436,8 +446,7 @@ bool Session::rollover_locked ()
   GST_INFO_OBJECT (log_object_, "session lifetime reached between turns: rolling over");
   rollover_due_ = false;
   ready_ = configuring_ = false;
-  lost_at_cut_ += ledger_.rewind ();
-  listener_.session_replaced_locked ();
+  settle_lost_session_locked ();  /* nothing in flight: nothing is cut */
   connection_->restart (0);
   return true;
 }

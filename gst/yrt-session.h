@@ -54,11 +54,10 @@ class SessionListener {
   /* The session took its settings and was given the conversation so far
    * and the input again: what waited for a ready session may go. */
   virtual void session_ready_locked () = 0;
-  /* The session was lost: settle what was in flight on it.  Returns the
-   * response it cut (empty if none), for response_cut(). */
+  /* The session is gone (lost, or rolled over between turns): settle what
+   * was in flight on it.  Returns the response it cut (empty if none), for
+   * response_cut(). */
   virtual std::string session_lost_locked () = 0;
-  /* A rollover between turns: nothing was in flight. */
-  virtual void session_replaced_locked () = 0;
   /* A session.update after the session's initial one went out; one was
    * answered (or refused, which answers it too). */
   virtual void update_sent_locked () = 0;
@@ -139,6 +138,7 @@ class Session {
   bool reconnect (const std::string &reason, bool retryable);
   void on_lifetime_over (guint session);
   bool rollover_locked ();
+  std::string settle_lost_session_locked ();
 
   void on_session_created (const ServerEvent &ev);
   void on_session_updated (const ServerEvent &ev);
@@ -192,7 +192,7 @@ class Session {
   /* The service refused a replayed assistant item: from then on the
    * conversation so far travels in the instructions. */
   bool history_in_instructions_ = false;
-  std::string carried_history_;      /* that text, fixed at the reconnection */
+  std::string carried_history_;      /* that text, fixed when a session is gone */
   guint64 lost_at_cut_ = 0;          /* input that could not go again (samples) */
   /* session.created seen: the current session's number, which its
    * lifetime timer carries (a timer of an older one does nothing). */
