@@ -65,7 +65,11 @@ void Conversation::session_ready_locked ()
 std::string Conversation::session_lost_locked ()
 {
   std::string cut = books_.session_lost (draining_);
-  known_items_.clear ();  /* the new session has none of them */
+  /* The new session has none of its items, and may use its response IDs
+   * again: an answer's text or latency must not pass for a later one's. */
+  known_items_.clear ();
+  answer_text_ = AnswerText ();
+  first_audio_latency_.clear ();
   return cut;
 }
 

@@ -365,7 +365,7 @@ static bool wait_for_update_with (Fixture &f, const std::string &needle, guint t
 /* A rollover settles the old session as a reconnection does: once the
  * service refused replayed items, each new session gets the conversation
  * so far in its instructions, not the conversation as it was at the
- * refusal. */
+ * refusal; and an answer of a new session is heard as itself. */
 GST_START_TEST (test_rollover_carries_the_conversation_so_far)
 {
   emu::Config config;
@@ -394,8 +394,19 @@ GST_START_TEST (test_rollover_carries_the_conversation_so_far)
     if (completed)
       break;
   }
-  fail_unless (wait_for_update_with (f, "User: second question", 20000),
-      "no later session was told the second question");
+  /* Response IDs start again in a new session: the second answer's text
+   * is its own, not the first's under the same ID. */
+  bool heard = false;
+  for (GstMessage *seen : f.seen) {
+    const GstStructure *st = gst_message_get_structure (seen);
+    gboolean final = FALSE;
+    if (st && gst_structure_has_name (st, "yandexrealtime/response-text") &&
+        gst_structure_get_boolean (st, "final", &final) && final)
+      heard |= g_strcmp0 (gst_structure_get_string (st, "text"), "second answer") == 0;
+  }
+  fail_unless (heard, "no final response-text \"second answer\"");
+  const char *told = "User: second question\\nAssistant: second answer";  /* in JSON */
+  fail_unless (wait_for_update_with (f, told, 20000), "no later session was told the second answer");
 }
 GST_END_TEST;
 
