@@ -465,26 +465,24 @@ void Session::on_text (const char *data, gsize size)
     return;
   }
   GST_LOG_OBJECT (log_object_, "server event %s", ev.type_name.c_str ());
-  switch (ev.type) {
-    case EventType::SessionCreated:
-      on_session_created (ev);
-      return;
-    case EventType::SessionUpdated:
-      on_session_updated (ev);
-      return;
-    case EventType::Error:
-      host_.emit (output::ServerError {ev.error.code, ev.error.message, ev.error.event_id});
-      if (g_str_has_prefix (ev.error.event_id.c_str (), kReplayEventId)) {
-        refused_replay ();
-        return;
-      }
-      if (on_update_refused (ev))
-        return;
-      break;
-    default:
-      break;
+  if (ev.type == EventType::SessionCreated)
+    on_session_created (ev);
+  else if (ev.type == EventType::SessionUpdated)
+    on_session_updated (ev);
+  else if (ev.type != EventType::Error || !on_session_error (ev))
+    listener_.handle (ev, arrived_us);
+}
+
+/* Every error is posted; one about our session.update or a replayed item is
+ * the session's to act on (true), the others the conversation's. */
+bool Session::on_session_error (const ServerEvent &ev)
+{
+  host_.emit (output::ServerError {ev.error.code, ev.error.message, ev.error.event_id});
+  if (g_str_has_prefix (ev.error.event_id.c_str (), kReplayEventId)) {
+    refused_replay ();
+    return true;
   }
-  listener_.handle (ev, arrived_us);
+  return on_update_refused (ev);
 }
 
 void Session::on_session_created (const ServerEvent &ev)

@@ -140,21 +140,25 @@ class Session {
   bool rollover_locked ();
   std::string settle_lost_session_locked ();
 
+  /* The events of the session's life, and the errors that are the
+   * session's (on_session_error): one about our session.update
+   * (on_update_refused: the update's answer all the same, and a refused
+   * rate asked again at the documented one) or a replayed item
+   * (refused_replay). */
+  void refused_replay ();
   void on_session_created (const ServerEvent &ev);
   void on_session_updated (const ServerEvent &ev);
-  /* An error that answers our session.update: the update's answer all the
-   * same, and a refused rate asked again at the documented one. */
-  bool on_update_refused (const ServerEvent &ev);
   void formats_reported (const ServerEvent &ev);
-  void refused_replay ();
+  bool on_session_error (const ServerEvent &ev);
+  bool on_update_refused (const ServerEvent &ev);
 
   /* Callers hold lock_. */
+  SessionConfig effective_config_locked () const;
   void send_session_update_locked ();
   void send_update_locked ();
   void send_append_locked (const guint8 *pcm, gsize size, Connection::Frame kind);
   bool room_for_input_locked ();
   void replay_history_locked ();
-  SessionConfig effective_config_locked () const;
   void post_connection (const char *state);
   void post_reconnecting (guint attempt, guint delay_ms, const std::string &reason);
   void start_session_locked ();
