@@ -1,5 +1,5 @@
 /* libFuzzer target: one WebSocket text frame from the server, as the element's
- * network thread hands it to the protocol parser (Dialog::on_text).
+ * network thread hands it to the protocol parser (Session::on_text).
  *
  *   tests/fuzz/run.sh                 build with clang and fuzz for 60 s
  *   FUZZ_SECONDS=600 tests/fuzz/run.sh
