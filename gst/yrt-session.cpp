@@ -332,7 +332,18 @@ void Session::on_failed (guint status, const std::string &cause, bool permanent)
         "Could not connect to the Realtime API (" + cause + ")", debug);
   post_connection ("closed");
   std::lock_guard<std::mutex> guard (lock_);
+  finish_locked ();
   playout_.finish ();
+}
+
+/* Nothing more will flow: the streaming thread's next send fails.  Only
+ * after the error is posted, so that the element's error, not upstream's
+ * "internal data stream error" that the failed send leads to, is the first
+ * on the bus. */
+void Session::finish_locked ()
+{
+  finished_ = true;
+  ready_cond_.notify_all ();
 }
 
 void Session::on_closed (gushort code, const std::string &reason)
@@ -351,14 +362,13 @@ void Session::on_closed (gushort code, const std::string &reason)
     std::lock_guard<std::mutex> guard (lock_);
     stats_.last_error = why;
     ready_ = configuring_ = false;
-    finished_ = true;
-    ready_cond_.notify_all ();
   }
   post_connection ("closed");
   if (!done_anyway)
     host_.post_error (DialogError::Closed, "The service closed the session",
         "WebSocket " + why);
   std::lock_guard<std::mutex> guard (lock_);
+  finish_locked ();
   listener_.finish_drain_locked ();
 }
 
@@ -371,11 +381,9 @@ bool Session::reconnect (const std::string &reason, bool retryable)
   {
     std::lock_guard<std::mutex> guard (lock_);
     ready_ = configuring_ = false;
-    if (!retryable || sessions_ == 0 || failures_in_a_row_ >= options_.max_reconnects) {
-      finished_ = true;
-      ready_cond_.notify_all ();
+    /* Given up: the caller posts why, then finish_locked(). */
+    if (!retryable || sessions_ == 0 || failures_in_a_row_ >= options_.max_reconnects)
       return false;
-    }
     attempt = ++failures_in_a_row_;
     stats_.reconnects++;
     stats_.last_error = reason;
