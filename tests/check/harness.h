@@ -5,6 +5,7 @@
 /* Before gstcheck.h, whose macros break <ios>. */
 #include "docs-table.h"
 #include "emulator.h"
+#include "tone.h"
 
 #include <gst/audio/audio.h>
 #include <gst/check/gstcheck.h>
@@ -304,24 +305,6 @@ inline std::vector<gint16> pcm_of (const std::vector<GstBuffer *> &buffers)
   if (!out.empty ())
     memcpy (out.data (), bytes.data (), out.size () * 2);
   return out;
-}
-
-/* The frequency of a tone, from its rising zero crossings (first to last);
- * 0 when it has fewer than two. */
-inline double tone_frequency (const std::vector<gint16> &pcm, guint rate)
-{
-  double first = -1, last = -1;
-  guint cycles = 0;
-  for (gsize i = 1; i < pcm.size (); i++) {
-    if (pcm[i - 1] < 0 && pcm[i] >= 0) {
-      double at = (double) (i - 1) + (double) -pcm[i - 1] / (pcm[i] - pcm[i - 1]);
-      cycles += first >= 0;
-      if (first < 0)
-        first = at;
-      last = at;
-    }
-  }
-  return cycles ? cycles * (double) rate / (last - first) : 0.0;
 }
 
 /* appsrc (live caps, TIME) ! yandexrealtime ! fakesink sync=false, linked,
