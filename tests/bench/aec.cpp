@@ -69,6 +69,10 @@ int main (int argc, char **argv)
   gst_init (&argc, &argv);
   guint seconds = argc > 1 ? (guint) atoi (argv[1]) : 60;
   guint runs = argc > 2 ? (guint) atoi (argv[2]) : 3;
+  if (seconds == 0 || runs == 0) {
+    g_printerr ("usage: yrt-bench-aec [seconds per run > 0] [runs > 0]\n");
+    return 2;
+  }
   const std::string caps = "audio/x-raw,format=S16LE,rate=48000,channels=1";
   const std::string mic = "audiotestsrc is-live=true wave=pink-noise volume=0.1 samplesperbuffer=480 ! " + caps;
   const std::string answer = "audiotestsrc is-live=true wave=pink-noise volume=0.3 samplesperbuffer=4800 ! " + caps;

@@ -92,6 +92,7 @@ GST_START_TEST (test_function_call_batches)
   b.response_done ("r1");
   std::vector<ResponseBooks::Outputs> ready = b.take_complete_batches ();
   fail_unless_equals_int (ready.size (), 1);
+  fail_unless_equals_int (ready[0].size (), 2);
   fail_unless_equals_string (ready[0][0].first.c_str (), "a");  /* call order */
   fail_unless_equals_string (ready[0][1].second.c_str (), "B");
   fail_unless (b.take_complete_batches ().empty ());

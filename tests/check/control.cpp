@@ -143,7 +143,7 @@ static guint64 interrupt_a_long_answer (Fixture &f, GstClockTime latency,
     fail_unless (gst_harness_push_upstream_event (f.h, gst_event_new_latency (latency)));
   f.push (turn (24000));
   gst_message_unref (f.wait_message ("response-done"));
-  gst_buffer_unref (gst_harness_pull (f.h));
+  gst_buffer_unref (pull_buffer (f.h));
   f.push (tone (24000, 600));
   GstMessage *m = f.wait_message ("interrupted");
   guint64 played_ms = G_MAXUINT64;
@@ -206,7 +206,7 @@ GST_START_TEST (test_barge_in_flushes_what_was_not_heard)
   /* One or two 100 ms deltas had gone out, 50 ms of them unheard. */
   fail_unless (played_ms == 50 || played_ms == 150, "played %" G_GUINT64_FORMAT, played_ms);
   if (played_ms == 150)
-    gst_buffer_unref (gst_harness_pull (f.h));  /* the second one, blocked downstream */
+    gst_buffer_unref (pull_buffer (f.h));  /* the second one, blocked downstream */
   for (;;) {
     GstEvent *ev = gst_harness_pull_event (f.h);
     fail_unless (ev != nullptr, "no flush");
@@ -374,7 +374,7 @@ GST_START_TEST (test_cancel_response)
   f.start (kLiveCaps, true);
   fail_if (EMIT (f.element, "cancel-response"));  /* nothing to cancel yet */
   f.push (turn (24000));
-  gst_buffer_unref (gst_harness_pull (f.h));
+  gst_buffer_unref (pull_buffer (f.h));
   fail_unless (EMIT (f.element, "cancel-response"));
   GstMessage *m = f.wait_message ("response-done");
   fail_unless_equals_string (get_string (m, "status"), "cancelled");

@@ -78,10 +78,13 @@ bool contains (const std::vector<gint16> &hay, const gint16 *needle, gsize n)
   return std::search (hay.begin (), hay.end (), needle, needle + n) != hay.end ();
 }
 
+/* A session cut before its first append received nothing: no copy then
+ * (memcpy from an empty vector's data (), null, is undefined). */
 std::vector<gint16> samples_of (const std::vector<guint8> &bytes)
 {
   std::vector<gint16> out (bytes.size () / 2);
-  memcpy (out.data (), bytes.data (), out.size () * 2);
+  if (!out.empty ())
+    memcpy (out.data (), bytes.data (), out.size () * 2);
   return out;
 }
 

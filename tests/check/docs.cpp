@@ -139,6 +139,7 @@ GST_START_TEST (test_action_signals_are_documented)
     actions++;
     auto it = rows.find (q.signal_name);
     fail_unless (it != rows.end (), "signal %s is not in the docs' table", q.signal_name);
+    fail_unless (it->second.size () >= 3, "%s: row too short", q.signal_name);
     const std::string &signature = it->second[1];
     /* `gboolean (GstElement *rt, a, b)`: one comma per parameter. */
     guint commas = 0;

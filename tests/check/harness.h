@@ -5,6 +5,7 @@
 /* Before gstcheck.h, whose macros break <ios>. */
 #include "docs-table.h"
 #include "emulator.h"
+#include "tone.h"
 
 #include <gst/audio/audio.h>
 #include <gst/check/gstcheck.h>
@@ -50,6 +51,15 @@ inline std::vector<gint16> operator+ (std::vector<gint16> a, const std::vector<g
 inline std::vector<gint16> turn (guint rate, guint speech_ms = 800, guint silence_ms = 800)
 {
   return tone (rate, speech_ms) + silence (rate, silence_ms);
+}
+
+/* The next buffer from a harness; fails, rather than handing on NULL, when
+ * none comes within the harness's timeout (60 s). */
+inline GstBuffer *pull_buffer (GstHarness *h)
+{
+  GstBuffer *buf = gst_harness_pull (h);
+  fail_unless (buf != nullptr, "no buffer came out of the harness");
+  return buf;
 }
 
 /* Every buffer up to EOS from a harness, in order. */
@@ -116,6 +126,8 @@ struct Fixture {
     auto row = documented.find (gst_structure_get_name (s));
     if (row == documented.end ()) {
       problem = std::string (gst_structure_get_name (s)) + " is not in the table; ";
+    } else if (row->second.size () < 3) {
+      problem = row->first + ": its row in the table is too short; ";
     } else {
       std::vector<std::string> fields = quoted (row->second[1]);
       for (gint i = 0; i < gst_structure_n_fields (s); i++) {
@@ -276,6 +288,8 @@ inline std::vector<guint8> concat (const std::vector<GstBuffer *> &buffers)
   std::vector<guint8> out;
   for (GstBuffer *b : buffers) {
     gsize size = gst_buffer_get_size (b);
+    if (size == 0)
+      continue;  /* out.data () may still be NULL, which gst_buffer_extract refuses */
     gsize pos = out.size ();
     out.resize (pos + size);
     gst_buffer_extract (b, 0, out.data () + pos, size);
@@ -291,24 +305,6 @@ inline std::vector<gint16> pcm_of (const std::vector<GstBuffer *> &buffers)
   if (!out.empty ())
     memcpy (out.data (), bytes.data (), out.size () * 2);
   return out;
-}
-
-/* The frequency of a tone, from its rising zero crossings (first to last);
- * 0 when it has fewer than two. */
-inline double tone_frequency (const std::vector<gint16> &pcm, guint rate)
-{
-  double first = -1, last = -1;
-  guint cycles = 0;
-  for (gsize i = 1; i < pcm.size (); i++) {
-    if (pcm[i - 1] < 0 && pcm[i] >= 0) {
-      double at = (double) (i - 1) + (double) -pcm[i - 1] / (pcm[i] - pcm[i - 1]);
-      cycles += first >= 0;
-      if (first < 0)
-        first = at;
-      last = at;
-    }
-  }
-  return cycles ? cycles * (double) rate / (last - first) : 0.0;
 }
 
 /* appsrc (live caps, TIME) ! yandexrealtime ! fakesink sync=false, linked,

@@ -773,7 +773,7 @@ GST_START_TEST (test_live_captions_follow_the_audio)
   GstClockTime audio_start = GST_CLOCK_TIME_NONE, audio_end = 0;
   guint64 samples = 0;
   while (samples < 44100) {
-    GstBuffer *b = gst_harness_pull (f.h);
+    GstBuffer *b = pull_buffer (f.h);
     if (!GST_CLOCK_TIME_IS_VALID (audio_start))
       audio_start = GST_BUFFER_PTS (b);
     audio_end = end_of (b);
@@ -787,8 +787,7 @@ GST_START_TEST (test_live_captions_follow_the_audio)
   std::string all;
   GstClockTime end = audio_start;
   while (all.size () < answers[0].size ()) {
-    GstBuffer *b = gst_harness_pull (text);
-    fail_unless (b != nullptr);
+    GstBuffer *b = pull_buffer (text);
     fail_unless_equals_clocktime (GST_BUFFER_PTS (b), end);  /* contiguous over the answer */
     all += text_of (b);
     end = end_of (b);

@@ -7,6 +7,7 @@
  * is printed on stderr). */
 #include "yrt-playout.h"
 #include "yrt-resample.h"
+#include "tone.h"
 
 #include <gst/check/gstcheck.h>
 
@@ -14,6 +15,8 @@
 #include <vector>
 
 using namespace yrt;
+using yrt::test::max_step;
+using yrt::test::tone_frequency;
 
 namespace {
 
@@ -25,34 +28,6 @@ std::vector<gint16> tone (guint rate, guint ms, double hz = kToneHz)
   for (gsize i = 0; i < pcm.size (); i++)
     pcm[i] = (gint16) std::lround (8000.0 * std::sin (2 * G_PI * hz * (double) i / rate));
   return pcm;
-}
-
-/* Frequency from the rising zero crossings of `pcm` (first to last). */
-double frequency (const std::vector<gint16> &pcm, guint rate)
-{
-  double first = -1, last = -1;
-  guint crossings = 0;
-  for (gsize i = 1; i < pcm.size (); i++) {
-    if (pcm[i - 1] < 0 && pcm[i] >= 0) {
-      double at = (double) (i - 1) + (double) -pcm[i - 1] / (pcm[i] - pcm[i - 1]);
-      if (first < 0)
-        first = at;
-      else
-        crossings++;
-      last = at;
-    }
-  }
-  return crossings ? crossings * (double) rate / (last - first) : 0.0;
-}
-
-/* The largest step between neighbours: a sine of amplitude A at f Hz never
- * steps more than 2 pi f A / rate; a hole or a doubled stretch does. */
-gint max_step (const std::vector<gint16> &pcm, gsize from = 0, gsize to = G_MAXSIZE)
-{
-  gint step = 0;
-  for (gsize i = from + 1; i < MIN (to, pcm.size ()); i++)
-    step = MAX (step, ABS (pcm[i] - pcm[i - 1]));
-  return step;
 }
 
 guint32 seed ()
@@ -147,7 +122,7 @@ GST_START_TEST (test_answers_are_converted_whole)
       fail_unless (tail.empty (), "%u -> %u: a tail of nothing", rate[0], rate[1]);
       r.finish (id, out);
       fail_unless_equals_int (out.size (), (gsize) rate[1] * 2);
-      double hz = frequency (out, rate[1]);
+      double hz = tone_frequency (out, rate[1]);
       fail_unless (std::fabs (hz - kToneHz) < 0.5, "%u -> %u: %.2f Hz", rate[0], rate[1], hz);
       /* Away from the two edges (the filter's ramp), the sine is smooth. */
       gint limit = (gint) (2 * G_PI * kToneHz * 8000 / rate[1] * 1.05) + 2;
@@ -214,7 +189,7 @@ GST_START_TEST (test_playout_converts_with_exact_timestamps)
     fail_unless_equals_uint64 (out.pts[i], out.end[i - 1]);
   fail_unless_equals_uint64 (out.end.back (), 4 * GST_SECOND);
   std::vector<gint16> second (out.pcm.begin () + 96000, out.pcm.end ());
-  fail_unless (std::fabs (frequency (second, 48000) - kToneHz) < 0.5);
+  fail_unless (std::fabs (tone_frequency (second, 48000) - kToneHz) < 0.5);
   g_rand_free (rand);
 }
 GST_END_TEST;
@@ -237,7 +212,7 @@ GST_START_TEST (test_playout_follows_the_source_rate)
   std::vector<gint16> first (out.pcm.begin (), out.pcm.begin () + 16000);
   std::vector<gint16> last (out.pcm.begin () + 16000, out.pcm.end ());
   fail_unless (first == a);
-  fail_unless (std::fabs (frequency (last, 16000) - kToneHz) < 0.5);
+  fail_unless (std::fabs (tone_frequency (last, 16000) - kToneHz) < 0.5);
 }
 GST_END_TEST;
 

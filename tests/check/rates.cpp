@@ -57,16 +57,6 @@ guint stats_uint (GstElement *rt, const char *field)
   return v;
 }
 
-/* The largest step between neighbours inside [from, to): a 440 Hz sine of
- * amplitude A never steps more than 2 pi 440 A / rate; a hole does. */
-gint max_step (const std::vector<gint16> &pcm, gsize from, gsize to)
-{
-  gint step = 0;
-  for (gsize i = from + 1; i < to; i++)
-    step = MAX (step, ABS (pcm[i] - pcm[i - 1]));
-  return step;
-}
-
 gint peak (const std::vector<gint16> &pcm)
 {
   gint p = 0;

@@ -7,20 +7,28 @@
  *     ! <back, or audioresample> ! queue (200 ms) ! appsink "speaker" (48 kHz, sync=true)
  *
  * The queue and the synchronised appsink are a sound card: a ring buffer
- * that takes audio up to 200 ms ahead, played on the clock, with 20 ms of
- * its own latency (render-delay), as audio sinks report.
+ * that takes audio up to 200 ms ahead, played on the clock, `latency` after
+ * its timestamp (what the sink reports).
  *
- * The answer's samples are placed on the room's timeline at the running
- * time they left src (their PTS, or later when they came too late for the
- * sink); the microphone thread wakes every 10 ms on the clock and captures
+ * The answer's samples are placed on the room's timeline when they enter
+ * the ring buffer (the queue), at the running time they left src (their
+ * PTS), or later when they came too late for the card (an underrun: the
+ * element pushed them after their playing time), and taken off it again
+ * when a flush empties the card before it played them.  When the appsink's
+ * thread gets to render them does not matter, as the moment a real card's
+ * buffer is refilled does not, within what it holds.  The microphone
+ * thread wakes every 10 ms on the clock and captures
  * the block that has just ended: the user's speech plus the echo of what
  * left src `delay` ms before, through the reverb.  The sink plays it
  * `latency` after it left src, so `delay` - `latency` is what the echo path
  * adds after the sink: the device's unreported buffering and the air.
  *
- * ROOM_VERBOSE=1 prints the element's messages as they come;
- * ROOM_DUMP=<dir> writes what the microphone captured (room-mic.raw, 48 kHz)
- * and what the service received (room-sent.raw, 24 kHz), S16LE mono. */
+ * ROOM_VERBOSE=1 prints the element's messages as they come, and what
+ * happened (story ()) when the microphone stops, as a failure does;
+ * ROOM_DUMP=<dir> writes what the microphone captured (room-mic.raw, 48 kHz),
+ * the user's part of it (room-user.raw), the speaker's output on the
+ * timeline (room-speaker.raw, by the time it left src) and what the service
+ * received (room-sent.raw, 24 kHz), S16LE mono. */
 #pragma once
 
 #include "harness.h"
@@ -92,7 +100,7 @@ class Room {
     std::string desc = "appsrc name=mic ! " + front +
         "yandexrealtime name=rt api-key=test-key location=" + fx.server.url () + " " + props +
         " ! " + (back.empty () ? "audioresample ! " : back) +
-        "queue max-size-time=200000000 max-size-buffers=0 max-size-bytes=0 ! "
+        "queue name=card max-size-time=200000000 max-size-buffers=0 max-size-bytes=0 ! "
         "appsink name=speaker sync=true "
         "caps=audio/x-raw,format=S16LE,rate=48000,channels=1";
     GError *error = nullptr;
@@ -113,7 +121,13 @@ class Room {
     gst_app_sink_set_callbacks (GST_APP_SINK (speaker_), &callbacks, this, nullptr);
     GstPad *src = gst_element_get_static_pad (rt_, "src");
     gst_pad_add_probe (src, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, on_src_event, this, nullptr);
+    gst_pad_add_probe (src, GST_PAD_PROBE_TYPE_BUFFER, on_src_buffer, this, nullptr);
     gst_object_unref (src);
+    GstElement *card = gst_bin_get_by_name (GST_BIN (pipeline_), "card");
+    GstPad *card_in = gst_element_get_static_pad (card, "sink");
+    gst_pad_add_probe (card_in, GST_PAD_PROBE_TYPE_BUFFER, on_card_buffer, this, nullptr);
+    gst_object_unref (card_in);
+    gst_object_unref (card);
 
     /* The direct sound and reflections over ~80 ms, decaying (RT60 ~ 0.3 s). */
     const double direct = std::pow (10.0, acoustics.gain_db / 20);
@@ -202,7 +216,9 @@ class Room {
   const std::vector<RoomMessage> &messages () const { return messages_; }
 
   /* Runs of speaker output: [start, end) in samples of the room's timeline
-   * (when they left src; the sink plays them latency() later). */
+   * (when they left src; the card plays them latency() later).  They hold
+   * what the card took, which it plays within the 200 ms it holds (or drops
+   * at a flush, and then they lose it). */
   const std::vector<std::pair<gsize, gsize>> &played () const { return runs_; }
   guint64 played_samples () const { return played_; }
   /* Downstream flushes on rt's src (barge-in), running time. */
@@ -223,9 +239,12 @@ class Room {
     if (!mic_thread_.joinable ())
       return;
     mic_thread_.join ();
-    if (g_getenv ("ROOM_VERBOSE"))
+    if (g_getenv ("ROOM_VERBOSE")) {
       g_print ("base time then %" G_GUINT64_FORMAT " now %" G_GUINT64_FORMAT "\n", base_,
           gst_element_get_base_time (pipeline_));
+      std::lock_guard<std::mutex> guard (lock_);
+      g_print ("%s", story ().c_str ());
+    }
     if (const char *dir = g_getenv ("ROOM_DUMP")) {  /* raw S16LE: mic 48 kHz, sent 24 kHz */
       std::string base = std::string (dir) + "/room-";
       std::vector<guint8> sent = fx_.server.received_audio ();
@@ -235,7 +254,125 @@ class Room {
           user_pcm_.size () * 2, nullptr);
       g_file_set_contents ((base + "sent.raw").c_str (), (const gchar *) sent.data (),
           sent.size (), nullptr);
+      std::lock_guard<std::mutex> guard (lock_);
+      g_file_set_contents ((base + "speaker.raw").c_str (), (const gchar *) speaker_pcm_.data (),
+          speaker_pcm_.size () * 2, nullptr);
     }
+  }
+
+  /* What happened, for a failure message (under the lock, the microphone
+   * stopped): in order of running time what the user said, the element's
+   * messages, the flushes on src and the runs of speaker output (when they
+   * left src); after each run its echo, from the run's first sample back at
+   * the microphone to its last reflection, in the 10 ms frames where the
+   * user was silent (from 10 ms before to 30 ms after): the loudest frame
+   * of the microphone and of what the service received (sample j of the
+   * session at running time j / 24 kHz), and the frames the emulator's VAD
+   * takes for speech (p = (dBFS + 60) / 50 above vad-threshold, so above
+   * -35 dBFS by default). */
+  std::string story () const
+  {
+    struct Line {
+      GstClockTime at;
+      std::string text;
+    };
+    std::vector<Line> lines;
+    auto add = [&lines] (GstClockTime at, gchar *text) {
+      lines.push_back ({at, text});
+      g_free (text);
+    };
+    auto secs = [] (gsize samples, guint rate) { return (double) samples / rate; };
+    for (const Said &s : said_)
+      add (gst_util_uint64_scale (s.first, GST_SECOND, kRoomRate),
+          g_strdup_printf ("user speaks for %.3f s (to %.3f s)", secs (s.pcm.size (), kRoomRate),
+              secs (s.first + s.pcm.size (), kRoomRate)));
+    for (const RoomMessage &m : messages_) {
+      if (m.name == "response-text")
+        continue;  /* the text, word by word */
+      gchar *text = gst_structure_to_string (m.s);
+      add (m.at, g_strdup_printf ("%s", text + strlen ("yandexrealtime/")));
+      g_free (text);
+    }
+    for (GstClockTime t : flushes_)
+      add (t, g_strdup ("flush on rt's src (barge-in): the card drops what it has not played"));
+    for (const auto &l : late_pushes_)
+      add (l.first, g_strdup_printf ("answer audio left rt's src %.0f ms after its timestamp "
+          "(the canceller's probe wants it within ~30 ms)", l.second / 1e6));
+    for (const auto &u : underruns_)
+      add (u.first, g_strdup_printf ("underrun: audio reached the card %.0f ms after its "
+          "playing time, and plays from here", u.second / 1e6));
+
+    gdouble threshold = 0.5;
+    g_object_get (rt_, "vad-threshold", &threshold, nullptr);
+    const double vad_dbfs = -60 + 50 * threshold;
+    const std::vector<guint8> sent_bytes = fx_.server.received_audio ();
+    const auto *sent = reinterpret_cast<const gint16 *> (sent_bytes.data ());
+    const gsize sent_n = sent_bytes.size () / 2;
+    const gsize sent_block = 24000 / 100;
+    for (const auto &run : runs_) {
+      add (gst_util_uint64_scale (run.first, GST_SECOND, kRoomRate),
+          g_strdup_printf ("speaker: %.3f s of answer left src (to %.3f s; played %.0f ms later)",
+              secs (run.second - run.first, kRoomRate), secs (run.second, kRoomRate),
+              latency_ / 1e6));
+      const gsize from = (run.first + taps_.front ().delay) / kBlock;
+      const gsize to = (run.second + taps_.back ().delay + kBlock - 1) / kBlock;
+      double mic_max = -120, sent_max = -120;
+      gsize sent_max_at = 0, silent = 0, loud = 0, loud_run = 0, longest = 0, first_loud = 0;
+      /* The user's voice reaches the service up to ~30 ms late (the
+       * canceller's frames, the noise suppressor). */
+      auto user_speaks = [this] (gsize f) {
+        for (gsize g = f > 3 ? f - 3 : 0; g <= f + 1 && (g + 1) * kBlock <= user_pcm_.size (); g++)
+          if (rms_dbfs (user_pcm_.data () + g * kBlock, kBlock) > -60)
+            return true;
+        return false;
+      };
+      for (gsize f = from; f < to && (f + 1) * kBlock <= mic_pcm_.size (); f++) {
+        if (user_speaks (f)) {
+          loud_run = 0;
+          continue;  /* not echo alone */
+        }
+        silent++;
+        mic_max = std::max (mic_max, rms_dbfs (mic_pcm_.data () + f * kBlock, kBlock));
+        double s = (f + 1) * sent_block <= sent_n ? rms_dbfs (sent + f * sent_block, sent_block)
+            : -120;
+        if (s > sent_max) {
+          sent_max = s;
+          sent_max_at = f;
+        }
+        if (s > vad_dbfs) {
+          if (loud++ == 0)
+            first_loud = f;
+          longest = std::max (longest, ++loud_run);
+        } else {
+          loud_run = 0;
+        }
+      }
+      gchar *text = g_strdup_printf ("  its echo %.3f - %.3f s, %" G_GSIZE_FORMAT " frames with "
+          "the user silent: microphone up to %.1f dBFS; the service got up to %.1f dBFS (at "
+          "%.3f s), %" G_GSIZE_FORMAT " frames above the VAD's %.1f dBFS",
+          secs (from * kBlock, kRoomRate), secs (to * kBlock, kRoomRate), silent, mic_max,
+          sent_max, secs (sent_max_at * kBlock, kRoomRate), loud, vad_dbfs);
+      std::string line = text;
+      g_free (text);
+      if (loud)
+        line += " (the first at " + std::to_string (first_loud * 10) + " ms, longest run " +
+            std::to_string (longest * 10) + " ms)";
+      lines.push_back ({gst_util_uint64_scale (run.first, GST_SECOND, kRoomRate) + 1, line});
+    }
+    std::stable_sort (lines.begin (), lines.end (),
+        [] (const Line &a, const Line &b) { return a.at < b.at; });
+    std::string out = "room: what happened (running time; " +
+        std::to_string (sent_n * 1000 / 24000) + " ms of input reached the service; " +
+        std::to_string (dropped_ * 1000 / kRoomRate) + " ms of answer dropped by flushes " +
+        "before it was played; the appsink's thread rendered " + std::to_string (late_renders_) +
+        " buffers over 20 ms late, at worst " + std::to_string (worst_render_ / GST_MSECOND) +
+        " ms, which what the card holds covers):\n";
+    for (const Line &l : lines) {
+      gchar *at = g_strdup_printf ("%8.3f ", l.at / 1e9);
+      out += std::string (at) + l.text + "\n";
+      g_free (at);
+    }
+    return out;
   }
 
  private:
@@ -280,13 +417,56 @@ class Room {
     auto *self = static_cast<Room *> (data);
     if (GST_EVENT_TYPE (GST_PAD_PROBE_INFO_EVENT (info)) == GST_EVENT_FLUSH_START) {
       std::lock_guard<std::mutex> guard (self->lock_);
-      self->flushes_.push_back (self->now ());
+      GstClockTime now = self->now ();
+      self->flushes_.push_back (now);
+      /* The card drops what it has not played yet. */
+      gsize cut = gst_util_uint64_scale_round (now - MIN (now, self->latency_), kRoomRate,
+          GST_SECOND);
+      while (!self->runs_.empty () && self->runs_.back ().second > cut) {
+        auto &run = self->runs_.back ();
+        gsize from = std::max (run.first, cut);
+        std::fill (self->speaker_pcm_.begin () + from, self->speaker_pcm_.begin () + run.second, 0);
+        self->played_ -= run.second - from;
+        self->dropped_ += run.second - from;
+        if (from == run.first)
+          self->runs_.pop_back ();
+        else
+          run.second = from;
+      }
       self->changed_.notify_all ();
     }
     return GST_PAD_PROBE_OK;
   }
 
-  /* The loudspeaker: each sample goes on the timeline when it is played. */
+  /* Answer audio leaves rt's src: how long after its timestamp.  The echo
+   * canceller's probe lines the audio up by its timestamps: it must have a
+   * sample before the microphone's block of the same running time (+ what
+   * the sink's latency has over the probe's upstream latency) is processed,
+   * else that part of the reference is lost and its echo goes through. */
+  static GstPadProbeReturn on_src_buffer (GstPad *pad, GstPadProbeInfo *info, gpointer data)
+  {
+    auto *self = static_cast<Room *> (data);
+    GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER (info);
+    GstEvent *segment_event = gst_pad_get_sticky_event (pad, GST_EVENT_SEGMENT, 0);
+    if (!segment_event || !GST_BUFFER_PTS_IS_VALID (buf) || !self->clock_) {
+      if (segment_event)
+        gst_event_unref (segment_event);
+      return GST_PAD_PROBE_OK;
+    }
+    const GstSegment *seg = nullptr;
+    gst_event_parse_segment (segment_event, &seg);
+    GstClockTime rt = gst_segment_to_running_time (seg, GST_FORMAT_TIME, GST_BUFFER_PTS (buf));
+    gst_event_unref (segment_event);
+    std::lock_guard<std::mutex> guard (self->lock_);
+    GstClockTime now = self->now ();
+    if (GST_CLOCK_TIME_IS_VALID (rt) && now > rt + 20 * GST_MSECOND)
+      self->late_pushes_.push_back ({rt, now - rt});
+    return GST_PAD_PROBE_OK;
+  }
+
+  /* The appsink renders on the clock: it paces the card; what it plays was
+   * put on the timeline when it entered the card (on_card_buffer).  How
+   * late its thread woke is counted (the story tells). */
   static GstFlowReturn on_sample (GstAppSink *sink, gpointer data)
   {
     auto *self = static_cast<Room *> (data);
@@ -294,17 +474,48 @@ class Room {
     if (!sample)
       return GST_FLOW_FLUSHING;
     GstBuffer *buf = gst_sample_get_buffer (sample);
-    const GstSegment *seg = gst_sample_get_segment (sample);
-    GstClockTime rt = gst_segment_to_running_time (seg, GST_FORMAT_TIME, GST_BUFFER_PTS (buf));
-    GstClockTime latency = gst_base_sink_get_latency (GST_BASE_SINK (sink));
+    GstClockTime rt = gst_segment_to_running_time (gst_sample_get_segment (sample),
+        GST_FORMAT_TIME, GST_BUFFER_PTS (buf));
     {
       std::lock_guard<std::mutex> guard (self->lock_);
-      /* The timeline is the running time the audio left src; the sink plays
+      GstClockTime now = self->now ();
+      bool underrun = std::find (self->underrun_pts_.begin (), self->underrun_pts_.end (),
+          GST_BUFFER_PTS (buf)) != self->underrun_pts_.end ();
+      if (!underrun && GST_CLOCK_TIME_IS_VALID (rt) &&
+          now > rt + self->latency_ + 20 * GST_MSECOND) {
+        self->late_renders_++;
+        self->worst_render_ = std::max (self->worst_render_, now - rt - self->latency_);
+      }
+    }
+    gst_sample_unref (sample);
+    return GST_FLOW_OK;
+  }
+
+  /* Audio enters the card: each sample goes on the timeline where it will
+   * be played. */
+  static GstPadProbeReturn on_card_buffer (GstPad *pad, GstPadProbeInfo *info, gpointer data)
+  {
+    auto *self = static_cast<Room *> (data);
+    GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER (info);
+    GstEvent *segment_event = gst_pad_get_sticky_event (pad, GST_EVENT_SEGMENT, 0);
+    if (!segment_event)
+      return GST_PAD_PROBE_OK;
+    const GstSegment *seg = nullptr;
+    gst_event_parse_segment (segment_event, &seg);
+    GstClockTime rt = gst_segment_to_running_time (seg, GST_FORMAT_TIME, GST_BUFFER_PTS (buf));
+    gst_event_unref (segment_event);
+    GstClockTime latency = gst_base_sink_get_latency (GST_BASE_SINK (self->speaker_));
+    {
+      std::lock_guard<std::mutex> guard (self->lock_);
+      /* The timeline is the running time the audio left src; the card plays
        * it `latency` later, on its own clock, unless it came too late for
        * that (then it plays when it comes). */
       GstClockTime now = self->now ();
-      if (now > rt + latency + 20 * GST_MSECOND)
+      if (now > rt + latency + 20 * GST_MSECOND) {
+        self->underruns_.push_back ({now - latency, now - latency - rt});
+        self->underrun_pts_.push_back (GST_BUFFER_PTS (buf));
         rt = now - latency;
+      }
       self->latency_ = latency;
       gsize at = gst_util_uint64_scale_round (rt, kRoomRate, GST_SECOND);
       gsize n = gst_buffer_get_size (buf) / 2;
@@ -321,8 +532,7 @@ class Room {
       self->played_ += n;
       self->changed_.notify_all ();
     }
-    gst_sample_unref (sample);
-    return GST_FLOW_OK;
+    return GST_PAD_PROBE_OK;
   }
 
   /* The microphone: at the end of each 10 ms block, the user's speech plus
@@ -381,6 +591,16 @@ class Room {
   std::vector<gint16> speaker_pcm_;
   std::vector<std::pair<gsize, gsize>> runs_;
   guint64 played_ = 0;
+  guint64 dropped_ = 0;  /* taken off the timeline by flushes */
+  guint late_renders_ = 0;  /* the appsink rendered a buffer > 20 ms after its time */
+  GstClockTime worst_render_ = 0;
+  /* Audio that entered the card after its playing time: where it went on
+   * the timeline, how late. */
+  std::vector<std::pair<GstClockTime, GstClockTime>> underruns_;
+  std::vector<GstClockTime> underrun_pts_;  /* their buffers' PTS */
+  /* Answer audio that left rt's src over 20 ms after its timestamp: when
+   * (its running time), how late. */
+  std::vector<std::pair<GstClockTime, GstClockTime>> late_pushes_;
   GstClockTime latency_ = 0;
   std::vector<gint16> mic_pcm_;
   std::vector<gint16> user_pcm_;  /* debugging: the user's part alone */

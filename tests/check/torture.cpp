@@ -136,6 +136,7 @@ GST_START_TEST (test_stop_at_random_moments)
   const char *cycles_env = g_getenv ("TORTURE_CYCLES");
   guint32 seed = seed_env ? (guint32) g_ascii_strtoull (seed_env, nullptr, 10) : 20240611;
   guint cycles = cycles_env ? (guint) g_ascii_strtoull (cycles_env, nullptr, 10) : 200;
+  g_printerr ("torture: TORTURE_SEED=%u\n", seed);
   GRand *rand = g_rand_new_with_seed (seed);
 
   Watch watch;

@@ -571,7 +571,7 @@ class Session {
 
   // Input audio and turns.
   void feed_audio(const std::vector<guint8> &bytes);
-  void on_speech_started(gint64 at_ms);
+  void on_speech_started(const Vad::Edge &edge);
   void on_speech_stopped(gint64 at_ms);
   void trim_idle_buffer();
   void commit_buffer(bool respond);
@@ -1269,7 +1269,12 @@ void Session::configure_vad() {
   get_number(td, "threshold", &threshold);
   get_number(td, "prefix_padding_ms", &prefix);
   get_number(td, "silence_duration_ms", &silence);
-  vad_.set_params({threshold, static_cast<guint>(prefix), static_cast<guint>(silence)});
+  Vad::Params params;
+  params.model = srv_.cfg.vad_model;
+  params.threshold = threshold;
+  params.prefix_padding_ms = static_cast<guint>(prefix);
+  params.silence_duration_ms = static_cast<guint>(silence);
+  vad_.set_params(params);
 }
 
 // ----- Session: input audio and user turns ------------------------------------------
@@ -1282,7 +1287,7 @@ void Session::feed_audio(const std::vector<guint8> &bytes) {
     buffer_.insert(buffer_.end(), pcm.begin() + done, pcm.begin() + edge.consumed);
     done = edge.consumed;
     if (edge.started)
-      on_speech_started(edge.at_ms);
+      on_speech_started(edge);
     else
       on_speech_stopped(edge.at_ms);
   }
@@ -1290,21 +1295,29 @@ void Session::feed_audio(const std::vector<guint8> &bytes) {
   trim_idle_buffer();
 }
 
-// Under server VAD, audio before speech is only kept as prefix padding.
+// Under server VAD, audio before speech is only kept as prefix padding
+// (and, while the VAD weighs whether loud audio is speech, all of it).
 void Session::trim_idle_buffer() {
-  if (!vad_.enabled() || vad_.in_speech())
+  if (!vad_.enabled() || vad_.active())
     return;
   double prefix_ms = 300;
   get_number(turn_detection(), "prefix_padding_ms", &prefix_ms);
-  const gsize keep = static_cast<gsize>(prefix_ms * in_rate() / 1000);
+  const double keep_ms = prefix_ms + static_cast<double>(vad_.pending_ms());
+  const gsize keep = static_cast<gsize>(keep_ms * in_rate() / 1000);
   if (buffer_.size() > keep)
     buffer_.erase(buffer_.begin(), buffer_.end() - keep);
 }
 
-void Session::on_speech_started(gint64 at_ms) {
+// The buffer holds at least the audio since at_ms (the prefix padding
+// before the speech and the speech so far): the turn starts at at_ms.
+void Session::on_speech_started(const Vad::Edge &edge) {
+  const gint64 keep_us = edge.clock_us - edge.at_ms * 1000;
+  const gsize keep = static_cast<gsize>(std::llround(keep_us * double(in_rate()) / G_USEC_PER_SEC));
+  if (buffer_.size() > keep)
+    buffer_.erase(buffer_.begin(), buffer_.end() - keep);
   speech_item_ = next_id("item");
   send(event("input_audio_buffer.speech_started")
-           .num("audio_start_ms", at_ms)
+           .num("audio_start_ms", edge.at_ms)
            .str("item_id", speech_item_));
   if (active_ && td_flag("interrupt_response"))
     cancel_response("turn_detected");

@@ -14,8 +14,22 @@
 //   case-insensitive. With Config::api_key / iam_token set, only those
 //   credentials pass; with neither set, any non-empty Authorization header
 //   passes (check last_authorization_scheme() to see what the client sent).
-// - Server VAD: see vad.h for the energy -> probability mapping
-//   (p = clamp((dBFS + 60) / 50, 0, 1), speech when p > threshold).
+// - Server VAD (turn_detection threshold, prefix_padding_ms,
+//   silence_duration_ms; details in vad.h): each 10 ms frame's energy maps to
+//   a probability p = clamp((dBFS + 60) / 50, 0, 1). Config::vad_model:
+//     Realistic (default), like real server VADs: p is smoothed (moving
+//       average, 30 ms) with hysteresis (voiced above threshold, until below
+//       threshold - 0.15); voiced audio is speech once it spans 250 ms
+//       (gaps of up to 200 ms within it count, as speech has them), so a
+//       shorter blip is no turn and speech_started comes about 250 ms after
+//       the speech began. audio_start_ms is the speech's first loud frame
+//       minus prefix_padding_ms (clamped at 0); the committed turn starts
+//       there. silence_duration_ms of unvoiced level (counted from the first
+//       quiet frame) ends the turn: audio_end_ms is the end of that silence,
+//       so a shorter dip does not split a turn.
+//     Energy (the old model): the first loud frame (p > threshold) starts
+//       speech at once; silence_duration_ms of quiet frames ends it.
+//   For clean tone-then-silence both report the same times.
 // - Error events: {type:"error", event_id, error:{type:"invalid_request_error",
 //   code, message, param, event_id:<client event_id or null>}} with codes
 //     invalid_json                    text frame is not a JSON object
@@ -40,7 +54,8 @@
 //   input_audio_buffer.committed, conversation.item.added,
 //   conversation.item.input_audio_transcription.completed, then (if
 //   create_response) a response. While no speech is going on, the buffer only
-//   keeps prefix_padding_ms of audio (what a manual commit would then commit).
+//   keeps prefix_padding_ms of audio (what a manual commit would then commit),
+//   plus any loud audio the VAD may yet take for the start of speech.
 // - An answer: response.created, response.output_item.added,
 //   response.content_part.added, output_text.delta (one per word) interleaved
 //   with output_audio.delta, output_audio.done, output_text.done,
@@ -117,6 +132,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "vad.h"
 
 namespace yrt::emu {
 
@@ -223,6 +240,8 @@ struct Config {
   RateRule output_rate_rule;   // e.g. {RatePolicy::Serve, 44100}
   RateRule input_rate_rule;    // e.g. {RatePolicy::Refuse, 24000} (Serve works too: the
                                // session takes input as `rate`, whatever was asked)
+  VadModel vad_model = VadModel::Realistic;  // server VAD (see vad.h); Energy only for a
+                                            // test that needs the old per-frame model
   bool record_audio = true;    // keep sent/received PCM and append payloads (tests); the
                                // long-running CLI turns it off to bound memory
   // With a certificate (and its private key), the server speaks TLS only:

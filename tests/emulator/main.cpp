@@ -25,6 +25,7 @@ struct Options {
   gdouble read_speed = 0;
   gboolean speak = FALSE;
   gboolean verbose = FALSE;
+  gchar *vad_model = nullptr;
   gchar *input_rate_policy = nullptr;
   gchar *output_rate_policy = nullptr;
   yrt::emu::RateRule input_rule, output_rule;
@@ -80,6 +81,10 @@ bool parse(int argc, char **argv, Options *o) {
        "Read input audio at S x real time, like a real service (0 = as fast as sent)", "S"},
       {"speak", 0, 0, G_OPTION_ARG_NONE, &o->speak,
        "Speak answers with espeak-ng if built with it (a tone otherwise)", nullptr},
+      {"vad-model", 0, 0, G_OPTION_ARG_STRING, &o->vad_model,
+       "Server VAD: realistic (default: smoothed, 250 ms of speech before a turn starts) or "
+       "energy (the old one: any loud 10 ms frame starts a turn)",
+       "MODEL"},
       {"output-rate-policy", 0, 0, G_OPTION_ARG_STRING, &o->output_rate_policy,
        "What a session does with the output rate a session.update asks for: accept (default), "
        "serve:RATE (ignore it, serve RATE and report it) or refuse:RATE (refuse the update with "
@@ -106,6 +111,10 @@ bool parse(int argc, char **argv, Options *o) {
              !parse_rate_rule(o->input_rate_policy, &o->input_rule)) {
     std::cerr << "invalid rate policy (accept, serve:RATE or refuse:RATE)\n";
     ok = false;
+  } else if (o->vad_model && g_strcmp0(o->vad_model, "realistic") != 0 &&
+             g_strcmp0(o->vad_model, "energy") != 0) {
+    std::cerr << "invalid VAD model (realistic or energy)\n";
+    ok = false;
   }
   g_option_context_free(ctx);
   return ok;
@@ -124,6 +133,8 @@ yrt::emu::Config make_config(const Options &o) {
   cfg.faults.first_audio_delay_ms = static_cast<guint>(o.first_audio_delay_ms);
   cfg.faults.read_speed = o.read_speed;
   cfg.speak = o.speak;
+  if (g_strcmp0(o.vad_model, "energy") == 0)
+    cfg.vad_model = yrt::emu::VadModel::Energy;
   cfg.input_rate_rule = o.input_rule;
   cfg.output_rate_rule = o.output_rule;
   cfg.record_audio = false;  // runs for a long time: don't accumulate audio
@@ -165,6 +176,7 @@ int main(int argc, char **argv) {
   g_free(opts.iam_token);
   g_free(opts.answer_text);
   g_free(opts.transcript);
+  g_free(opts.vad_model);
   g_free(opts.input_rate_policy);
   g_free(opts.output_rate_policy);
   return status;

@@ -1055,6 +1055,186 @@ void test_answer_signature() {
   server.stop();
 }
 
+// Server VAD without responses (create_response false), so a test reads
+// only the VAD's events.
+void vad_without_responses(Client &c, guint prefix_padding_ms = 300) {
+  c.send(JObj().str("type", "session.update").obj(
+      "session", JObj().obj("audio", JObj().obj("input", JObj().obj(
+                                         "turn_detection",
+                                         JObj()
+                                             .str("type", "server_vad")
+                                             .num("prefix_padding_ms", prefix_padding_ms)
+                                             .boolean("create_response", false))))));
+  c.until("session.updated");
+}
+
+// Appends `pcm`, then a barrier (input_audio_buffer.clear), and returns the
+// VAD's events (speech_started / speech_stopped) sent before it was answered.
+std::vector<Event> vad_events(Client &c, const std::vector<gint16> &pcm) {
+  append_chunked(c, pcm);
+  c.send(JObj().str("type", "input_audio_buffer.clear"));
+  std::vector<Event> events;
+  for (;;) {
+    Event ev = c.next();
+    if (ev.type() == "input_audio_buffer.cleared")
+      return events;
+    if (ev.type().rfind("input_audio_buffer.speech_", 0) == 0)
+      events.push_back(ev);
+  }
+}
+
+std::vector<gint16> pcm_of(std::initializer_list<std::vector<gint16>> parts) {
+  std::vector<gint16> out;
+  for (const auto &part : parts)
+    out.insert(out.end(), part.begin(), part.end());
+  return out;
+}
+
+gsize samples_at(guint ms) {
+  return gsize(ms) * kInRate / 1000;
+}
+
+// VadModel::Realistic (the default): a short blip is no turn.
+void test_vad_blip() {
+  Server server;
+  server.start();
+  Client c;
+  open(c, server);
+  vad_without_responses(c);
+  // 100 ms of loud tone, and a 200 ms one, between silences.
+  auto events = vad_events(c, pcm_of({silence(500), tone(100), silence(1000), tone(200),
+                                      silence(1000)}));
+  g_assert_cmpuint(events.size(), ==, 0);
+  // Two blips 300 ms apart are two blips.
+  events = vad_events(c, pcm_of({tone(100), silence(300), tone(100), silence(1000)}));
+  g_assert_cmpuint(events.size(), ==, 0);
+  g_assert_true(server.committed_turns().empty());
+  // A gap of 100 ms early in the speech (a stop consonant) does not make the
+  // start a blip: the speech began with the first sound.
+  const gint64 t0 = 500 + 100 + 1000 + 200 + 1000 + 100 + 300 + 100 + 1000;
+  events = vad_events(c, pcm_of({tone(120), silence(100), tone(200), silence(600)}));
+  g_assert_cmpuint(events.size(), ==, 2);
+  g_assert_cmpint(events[0].num("audio_start_ms"), ==, t0 - 300);
+  g_assert_cmpint(events[1].num("audio_end_ms"), ==, t0 + 420 + 400);
+  // VadModel::Energy, the old model, takes a blip for a turn.
+  Config cfg;
+  cfg.vad_model = VadModel::Energy;
+  Server energy(cfg);
+  energy.start();
+  Client e;
+  open(e, energy);
+  vad_without_responses(e);
+  events = vad_events(e, pcm_of({silence(500), tone(100), silence(1000)}));
+  g_assert_cmpuint(events.size(), ==, 2);
+  g_assert_cmpint(events[0].num("audio_start_ms"), ==, 500 - 300);
+  g_assert_cmpint(events[1].num("audio_end_ms"), ==, 600 + 400);
+  energy.stop();
+  server.stop();
+}
+
+// 300 ms of speech is a turn: speech_started is reported once 250 ms of it
+// were heard, with audio_start_ms at its start minus the prefix padding; the
+// committed turn holds exactly the padding, the speech and the silence.
+void test_vad_speech() {
+  const double speed = 4.0;
+  Config cfg;
+  cfg.faults.read_speed = speed;  // to see when speech_started is sent
+  Server server(cfg);
+  server.start();
+  Client c;
+  open(c, server);
+  vad_without_responses(c);
+  const std::vector<gint16> audio = pcm_of({silence(500), tone(300), silence(600)});
+  auto events = vad_events(c, audio);
+  g_assert_cmpuint(events.size(), ==, 2);
+  ASSERT_STR(events[0].type(), ==, "input_audio_buffer.speech_started");
+  g_assert_cmpint(events[0].num("audio_start_ms"), ==, 500 - 300);
+  ASSERT_STR(events[1].type(), ==, "input_audio_buffer.speech_stopped");
+  g_assert_cmpint(events[1].num("audio_end_ms"), ==, 800 + 400);
+  ASSERT_STR(events[1].str("item_id"), ==, events[0].str("item_id"));
+  // Sent no sooner than 750 ms of audio were read at the pace.
+  gint64 first_us = 0;
+  for (const ClientEvent &ev : server.client_events())
+    if (ev.type == "input_audio_buffer.append" && !first_us)
+      first_us = ev.monotonic_us;
+  g_assert_cmpint(events[0].at_us - first_us, >=, gint64((750 - 40) * 1000 / speed) - 2000);
+  const auto turns = server.committed_turns();
+  g_assert_cmpuint(turns.size(), ==, 1);
+  ASSERT_STR(turns[0].item_id, ==, events[0].str("item_id"));
+  const std::vector<guint8> bytes = bytes_of(audio);
+  g_assert_true(turns[0].pcm == std::vector<guint8>(bytes.begin() + samples_at(200) * 2,
+                                                    bytes.begin() + samples_at(1200) * 2));
+  server.stop();
+}
+
+// audio_start_ms is the speech's start minus prefix_padding_ms, clamped at
+// 0, and the committed turn starts there.
+void test_vad_prefix_padding() {
+  Server server;
+  server.start();
+  Client c;
+  open(c, server);
+  vad_without_responses(c, 100);
+  const std::vector<gint16> audio = pcm_of({silence(500), tone(400), silence(500)});
+  auto events = vad_events(c, audio);
+  g_assert_cmpuint(events.size(), ==, 2);
+  g_assert_cmpint(events[0].num("audio_start_ms"), ==, 500 - 100);
+  g_assert_cmpint(events[1].num("audio_end_ms"), ==, 900 + 400);
+  const std::vector<guint8> bytes = bytes_of(audio);
+  auto turns = server.committed_turns();
+  g_assert_cmpuint(turns.size(), ==, 1);
+  g_assert_true(turns[0].pcm == std::vector<guint8>(bytes.begin() + samples_at(400) * 2,
+                                                    bytes.begin() + samples_at(1300) * 2));
+  // The padding may reach back before the buffer was last cleared (at 1400
+  // ms of audio); audio_start_ms still counts from the session's first audio.
+  vad_without_responses(c, 300);
+  events = vad_events(c, pcm_of({silence(100), tone(400), silence(500)}));
+  g_assert_cmpuint(events.size(), ==, 2);
+  g_assert_cmpint(events[0].num("audio_start_ms"), ==, 1400 + 100 - 300);
+  // And at 0.
+  Client c2;
+  open(c2, server);
+  vad_without_responses(c2, 300);
+  events = vad_events(c2, pcm_of({silence(100), tone(400), silence(500)}));
+  g_assert_cmpuint(events.size(), ==, 2);
+  g_assert_cmpint(events[0].num("audio_start_ms"), ==, 0);
+  turns = server.committed_turns();
+  g_assert_cmpuint(turns.size(), ==, 3);
+  g_assert_cmpuint(turns[2].pcm.size(), ==, samples_at(100 + 400 + 400) * 2);
+  server.stop();
+}
+
+// A dip shorter than silence_duration_ms (400 ms) does not split the turn;
+// a longer silence does.
+void test_vad_dip() {
+  Server server;
+  server.start();
+  Client c;
+  open(c, server);
+  vad_without_responses(c);
+  auto events = vad_events(c, pcm_of({tone(400), silence(150), tone(400), silence(600)}));
+  g_assert_cmpuint(events.size(), ==, 2);
+  g_assert_cmpint(events[0].num("audio_start_ms"), ==, 0);
+  g_assert_cmpint(events[1].num("audio_end_ms"), ==, 950 + 400);
+  g_assert_cmpuint(server.committed_turns().size(), ==, 1);
+  // A quiet stretch inside the speech (-48 dBFS: below the threshold, above
+  // the silence) is a dip like any other.
+  gint64 t0 = 400 + 150 + 400 + 600;
+  events = vad_events(c, pcm_of({tone(400), tone(300, kInRate, 185), tone(400), silence(600)}));
+  g_assert_cmpuint(events.size(), ==, 2);
+  g_assert_cmpint(events[0].num("audio_start_ms"), ==, t0 - 300);
+  g_assert_cmpint(events[1].num("audio_end_ms"), ==, t0 + 1100 + 400);
+  // 450 ms of silence ends the turn after 400 ms.
+  t0 += 1100 + 600;
+  events = vad_events(c, pcm_of({tone(400), silence(450), tone(400), silence(600)}));
+  g_assert_cmpuint(events.size(), ==, 4);
+  g_assert_cmpint(events[1].num("audio_end_ms"), ==, t0 + 400 + 400);
+  g_assert_cmpint(events[2].num("audio_start_ms"), ==, t0 + 850 - 300);
+  g_assert_cmpint(events[3].num("audio_end_ms"), ==, t0 + 1250 + 400);
+  g_assert_cmpuint(server.committed_turns().size(), ==, 4);
+  server.stop();
+}
+
 // A session.update asking for these rates (0: not asked), with an event_id
 // and instructions unless nullptr.
 JObj rate_update(const char *event_id, gint64 in_rate, gint64 out_rate,
@@ -1485,6 +1665,10 @@ int main(int argc, char **argv) {
   g_test_add_func("/emulator/faults/lazy-reading-stop-reading", test_lazy_reading_stop_reading);
   g_test_add_func("/emulator/records", test_records);
   g_test_add_func("/emulator/answer-signature", test_answer_signature);
+  g_test_add_func("/emulator/vad/blip", test_vad_blip);
+  g_test_add_func("/emulator/vad/speech", test_vad_speech);
+  g_test_add_func("/emulator/vad/prefix-padding", test_vad_prefix_padding);
+  g_test_add_func("/emulator/vad/dip", test_vad_dip);
   g_test_add_func("/emulator/rates/accept", test_rate_accept);
   g_test_add_func("/emulator/rates/serve", test_rate_serve);
   g_test_add_func("/emulator/rates/refuse", test_rate_refuse);

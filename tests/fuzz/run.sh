@@ -4,6 +4,10 @@
 #   tests/fuzz/run.sh                      60 s
 #   FUZZ_SECONDS=600 tests/fuzz/run.sh     longer
 #   FUZZ_BUILD=/tmp/f tests/fuzz/run.sh    another build directory
+#   FUZZ_SEED=<n> tests/fuzz/run.sh        libFuzzer's random seed (-seed=<n>); each
+#                                          run prints the one it used as FUZZ_SEED=<n>
+#                                          (a time-bound run repeats only as far as
+#                                          the machine's speed lets it)
 # Exits non-zero when the fuzzer finds anything; the crashing input is kept in
 # $FUZZ_BUILD/findings/ (reproduce: $FUZZ_BUILD/tests/fuzz/fuzz-server-event <file>).
 # The checked-in corpus is never modified: the fuzzer works on a copy.
@@ -48,15 +52,18 @@ for input in "$work"/regressions/*; do
   fi
 done
 
+seed=${FUZZ_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
+seed=$(( seed == 0 ? 1 : seed ))  # -seed=0 would mean "pick one"
+echo "FUZZ_SEED=$seed" >&2
 echo "== fuzz-server-event: ${seconds} s"
 status=0
-"$fuzzer" "$work/corpus" -dict=tests/fuzz/server-event.dict \
+"$fuzzer" "$work/corpus" -dict=tests/fuzz/server-event.dict -seed="$seed" \
   -max_total_time="$seconds" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
   -print_final_stats=1 -artifact_prefix="$build/findings/" > "$work/fuzz.log" 2>&1 || status=$?
 grep -vE '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)' "$work/fuzz.log" | tail -n 60
 grep -E '^#[0-9]+[[:space:]]+(pulse|DONE)' "$work/fuzz.log" | tail -n 1 || true
 if [ "$status" -ne 0 ]; then
-  echo "== fuzz-server-event FOUND A PROBLEM (exit $status); input in $build/findings/" >&2
+  echo "== fuzz-server-event FOUND A PROBLEM (exit $status, FUZZ_SEED=$seed); input in $build/findings/" >&2
   failed=1
 fi
 if [ "$failed" -ne 0 ]; then
