@@ -4,6 +4,7 @@
 
 #include "gstyandexrealtime.h"
 #include "yrt-debug.h"
+#include "yrt-dialog.h"
 
 #include <gst/audio/audio.h>
 

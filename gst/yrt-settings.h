@@ -5,7 +5,7 @@
 #pragma once
 
 #include "yrt-connection.h"
-#include "yrt-dialog.h"
+#include "yrt-host.h"
 #include "yrt-protocol.h"
 
 #include <gst/gst.h>
