@@ -496,15 +496,25 @@ bool Session::on_session_error (const ServerEvent &ev)
 void Session::on_session_created (const ServerEvent &ev)
 {
   formats_reported (ev);
+  std::lock_guard<std::mutex> guard (lock_);
+  session_ = output::Session {ev.session_id, ev.model};
+  start_session_locked ();
+}
+
+/* Outside lock_, once the session is configured: it takes requests now (a
+ * handler of the session message may act on it), and what the outage cost
+ * is told, now that no more of it can be dropped (live input is dropped at
+ * the bound until the session takes it). */
+void Session::announce_configured (const output::Session &session)
+{
   guint64 dropped_ms, lost_ms;
   {
     std::lock_guard<std::mutex> guard (lock_);
-    session_ = output::Session {ev.session_id, ev.model};
-    start_session_locked ();
     dropped_ms = outage_dropped_ * 1000 / config_.input_rate;
     lost_ms = lost_at_cut_ * 1000 / config_.input_rate;
     outage_dropped_ = lost_at_cut_ = 0;
   }
+  host_.emit (session);
   if (dropped_ms > 0)
     host_.post_warning ("Live input was lost while reconnecting",
         "dropped " + std::to_string (dropped_ms) +
@@ -585,7 +595,7 @@ void Session::on_session_updated (const ServerEvent &ev)
     listener_.update_answered_locked ();
   }
   if (configured)
-    host_.emit (*configured);
+    announce_configured (*configured);
   maybe_rollover ();
 }
 
@@ -657,7 +667,7 @@ bool Session::on_update_refused (const ServerEvent &ev)
         "settings the service had");
   }
   if (configured)
-    host_.emit (*configured);
+    announce_configured (*configured);
   return true;
 }
 

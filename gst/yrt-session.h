@@ -135,6 +135,7 @@ class Session {
   void on_closed (gushort code, const std::string &reason);
   /* The session ended under us: reconnect if allowed, else fail.  False when
    * it gave up (the caller reports why). */
+  void announce_configured (const output::Session &session);
   void finish_locked ();
   bool reconnect (const std::string &reason, bool retryable);
   void on_lifetime_over (guint session);
