@@ -1,113 +1,28 @@
-/* Element glue: pads, properties, state changes and the output pads' tasks.
- * The conversation itself lives in yrt::Dialog, conversion in yrt::Uplink,
- * output timing in yrt::Playout (audio) and yrt-text (text).  Data flows
- * one way:
- *   sink chain → Uplink → Dialog → Connection (worker) → Dialog → Playout → src task
- *                                                        Dialog → output events → bus,
- *                                                        Captions/Transcripts → text pad tasks */
+/* Element glue: the GObject, its pads, state changes, and the wiring
+ * between the parts, each in its own file:
+ *   the settings, the property table and their checks   yrt-settings
+ *   the sink pad's audio on its way to the dialog       yrt-input (and Uplink)
+ *   the conversation                                    yrt-dialog
+ *   the output pads and their tasks                     yrt-srcpads (Playout, yrt-text)
+ * Data flows one way:
+ *   sink chain → Input → Uplink → Dialog → Connection (worker) → Dialog → Playout
+ *     → src task;  Dialog → output events → bus, and Captions/Transcripts → text
+ *     pad tasks */
 #include "gstyandexrealtime.h"
 
 #include "yrt-debug.h"
 #include "yrt-dialog.h"
+#include "yrt-input.h"
 #include "yrt-playout.h"
-#include "yrt-text.h"
-#include "yrt-uplink.h"
+#include "yrt-settings.h"
+#include "yrt-srcpads.h"
 
 #include <gst/audio/audio.h>
-#include <gst/base/gstflowcombiner.h>
 
-#include <atomic>
-#include <functional>
-#include <map>
 #include <mutex>
 #include <string>
 
 using namespace yrt;
-
-#define DEFAULT_LOCATION "wss://ai.api.cloud.yandex.net/v1/realtime"
-#define DEFAULT_MODEL "speech-realtime-250923"
-#define DEFAULT_VOICE "marina"
-#define DEFAULT_USER_AGENT "gst-yandexrealtime/" PACKAGE_VERSION
-#define DEFAULT_CHUNK_MS 40
-/* Flat to 10 kHz with aliases at the S16 floor, like 4, for a fifth less
- * resampling CPU (docs/performance.md). */
-#define DEFAULT_RESAMPLE_QUALITY 3
-#define DEFAULT_EOS_TIMEOUT_MS 60000
-/* The rate of the service's examples; preferred when downstream takes it. */
-#define DEFAULT_OUTPUT_RATE 44100
-#define MIN_OUTPUT_RATE 8000
-#define MAX_OUTPUT_RATE 48000
-#define ENV_API_KEY "YANDEX_CLOUD_API_KEY"
-#define ENV_IAM_TOKEN "YANDEX_CLOUD_IAM_TOKEN"
-#define ENV_FOLDER_ID "YANDEX_CLOUD_FOLDER_ID"
-
-enum {
-  PROP_0,
-  PROP_LOCATION,
-  PROP_API_KEY,
-  PROP_IAM_TOKEN,
-  PROP_FOLDER_ID,
-  PROP_MODEL,
-  PROP_VOICE,
-  PROP_INSTRUCTIONS,
-  PROP_TURN_DETECTION,
-  PROP_VAD_THRESHOLD,
-  PROP_SILENCE_DURATION_MS,
-  PROP_PREFIX_PADDING_MS,
-  PROP_CREATE_RESPONSE,
-  PROP_INTERRUPT_RESPONSE,
-  PROP_OUTPUT_MODALITIES,
-  PROP_INPUT_RATE,
-  PROP_OUTPUT_RATE,
-  PROP_CHUNK_MS,
-  PROP_RESAMPLE_QUALITY,
-  PROP_EOS_TIMEOUT_MS,
-  PROP_TOOLS,
-  PROP_TOOL_CHOICE,
-  PROP_MUTE,
-  PROP_BARGE_IN,
-  PROP_HALF_DUPLEX,
-  PROP_MAX_RECONNECTS,
-  PROP_RECONNECT_BACKOFF_MS,
-  PROP_MAX_BUFFER_MS,
-  PROP_SESSION_LIFETIME_MS,
-  PROP_ALLOW_INSECURE,
-  PROP_CONNECT_TIMEOUT_MS,
-  PROP_STATS,
-  PROP_LANGUAGES,
-  PROP_VOICE_ROLE,
-  PROP_SESSION_EXTRA,
-  PROP_EXTRA_HEADERS,
-  PROP_USER_AGENT,
-  PROP_SSL_CA_FILE,
-  PROP_SSL_USE_SYSTEM_CA_FILE,
-  PROP_TLS_DATABASE,
-  PROP_SSL_STRICT,
-  PROP_PROXY,
-  PROP_PROXY_ID,
-  PROP_PROXY_PW,
-  N_PROPERTIES
-};
-
-/* Properties that go into session.update: changing one while a session is
- * open sends an update (one per g_object_set() batch). */
-static const guint session_properties[] = {
-  PROP_VOICE, PROP_INSTRUCTIONS, PROP_TURN_DETECTION, PROP_VAD_THRESHOLD,
-  PROP_SILENCE_DURATION_MS, PROP_PREFIX_PADDING_MS, PROP_CREATE_RESPONSE,
-  PROP_INTERRUPT_RESPONSE, PROP_OUTPUT_MODALITIES, PROP_TOOLS, PROP_TOOL_CHOICE,
-  PROP_LANGUAGES, PROP_VOICE_ROLE, PROP_SESSION_EXTRA,
-};
-
-enum {
-  SIGNAL_SEND_FUNCTION_OUTPUT,
-  SIGNAL_SEND_TEXT,
-  SIGNAL_COMMIT,
-  SIGNAL_CREATE_RESPONSE,
-  SIGNAL_CANCEL_RESPONSE,
-  SIGNAL_CLEAR_INPUT,
-  SIGNAL_CLEAR_CONVERSATION,
-  N_SIGNALS
-};
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
     GST_PAD_SINK, GST_PAD_ALWAYS,
@@ -119,87 +34,16 @@ static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
     "rate = (int) " rate ", layout = (string) interleaved"
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
     GST_PAD_SRC, GST_PAD_ALWAYS,
-    GST_STATIC_CAPS (SRC_CAPS ("[ " G_STRINGIFY (MIN_OUTPUT_RATE) ", "
-            G_STRINGIFY (MAX_OUTPUT_RATE) " ]")));
+    GST_STATIC_CAPS (SRC_CAPS ("[ " G_STRINGIFY (YRT_MIN_OUTPUT_RATE) ", "
+            G_STRINGIFY (YRT_MAX_OUTPUT_RATE) " ]")));
 
 /* The text pads: request pads, so pipelines without them are unchanged. */
-#define TEXT_CAPS "text/x-raw, format = (string) utf8"
 static GstStaticPadTemplate text_src_template = GST_STATIC_PAD_TEMPLATE ("text_src",
-    GST_PAD_SRC, GST_PAD_REQUEST, GST_STATIC_CAPS (TEXT_CAPS));
+    GST_PAD_SRC, GST_PAD_REQUEST, GST_STATIC_CAPS (YRT_TEXT_CAPS));
 static GstStaticPadTemplate transcript_src_template = GST_STATIC_PAD_TEMPLATE (
-    "transcript_src", GST_PAD_SRC, GST_PAD_REQUEST, GST_STATIC_CAPS (TEXT_CAPS));
-
-namespace {
-
-ConnectionOptions default_connection ()
-{
-  ConnectionOptions options;
-  options.user_agent = DEFAULT_USER_AGENT;
-  return options;
-}
-
-/* What the user set; read under settings_lock when a session opens. */
-struct Settings {
-  std::string location = DEFAULT_LOCATION;
-  std::string api_key;
-  std::string iam_token;
-  std::string folder_id;
-  std::string model = DEFAULT_MODEL;
-  SessionConfig session;
-  guint chunk_ms = DEFAULT_CHUNK_MS;
-  guint resample_quality = DEFAULT_RESAMPLE_QUALITY;
-  DialogOptions dialog;
-  ConnectionOptions connection = default_connection ();
-  bool allow_insecure = false;
-  /* output-rate given by the user: the src pad offers only it; otherwise
-   * the rate is negotiated at READY→PAUSED and stored in session. */
-  bool output_rate_set = false;
-  bool mute = false;
-  bool barge_in = true;
-  bool half_duplex = false;
-  /* Values refused while the element was in NULL, by property name: with no
-   * bus to carry the warning yet, NULL→READY fails with the reason. */
-  std::map<std::string, std::string> refused;
-};
-
-/* Half-duplex, on the streaming thread: the input stretches (running time)
- * that carry the echo of the answer audio. */
-struct EchoGate {
-  GstClockTime start = GST_CLOCK_TIME_NONE;  /* the span pushed last: first sample */
-  GstClockTime until = 0;                    /* its end + latency + kEchoTail */
-  GstClockTime prev_start = 0, prev_until = 0;  /* the span before, whose echo may linger */
-  GstClockTime released = GST_CLOCK_TIME_NONE;  /* span start the user unmuted during */
-};
-
-/* Credentials resolved from properties, then the environment. */
-struct Credentials {
-  std::string authorization;
-  std::string folder_id;
-  const char *source = nullptr;  /* for error messages: which one was used */
-};
-
-}  // namespace
+    "transcript_src", GST_PAD_SRC, GST_PAD_REQUEST, GST_STATIC_CAPS (YRT_TEXT_CAPS));
 
 struct GstYandexRealtimePrivate;
-
-/* One output pad: where its items come from and what its task keeps.  src
- * always has its pad; a text pad exists once requested.  Adding an output is
- * one of these, its template and its queue. */
-struct Output {
-  Output (const char *pad_name, const char *stream_name) : name (pad_name), stream (stream_name) {}
-  const char *name;     /* of the pad (template) */
-  const char *stream;   /* of its stream-id */
-  GstYandexRealtime *self = nullptr;
-  std::atomic<GstPad *> pad {nullptr};
-  std::function<PlayoutItem (const Playout::Clock &)> pop;
-  std::function<void (bool)> set_flushing;
-  std::function<void ()> reset;
-  std::function<GstCaps *()> caps;
-  std::function<void ()> linked;  /* a new peer (text pads: owe it a GAP) */
-  /* Its task only (and flush-stop, with the task stopped). */
-  bool need_stream_start = true;
-  bool need_segment = true;
-};
 
 struct _GstYandexRealtime {
   GstElement parent;
@@ -208,54 +52,31 @@ struct _GstYandexRealtime {
   GstYandexRealtimePrivate *priv;
 };
 
-/* The element's C++ state.  The streaming thread owns `uplink` and the
- * flags below it; `playout` and `dialog` lock for themselves. */
-struct GstYandexRealtimePrivate : public DialogHost {
+/* The element's C++ state: the parts, and what each needs of the others.
+ * The streaming thread owns `input`; the others lock for themselves. */
+struct GstYandexRealtimePrivate : public DialogHost, public InputHost, public OutputsHost {
   explicit GstYandexRealtimePrivate (GstYandexRealtime *element)
-      : self (element), dialog (*this, playout, GST_OBJECT (element))
+      : self (element), dialog (*this, playout, GST_OBJECT (element)),
+        input (*this, GST_ELEMENT (element)), outputs (*this, playout, GST_ELEMENT (element))
   {
-    src.pop = [this] (const Playout::Clock &now) { return playout.pop (now); };
-    src.set_flushing = [this] (bool on) { playout.set_flushing (on); };
-    src.reset = [this] { playout.reset (); };
-    src.caps = [this] { return audio_caps (); };
-    wire (text, answer_text);
-    wire (transcript, transcript_text);
-    for (Output *o : outputs ())
-      o->self = element;
-    flows = gst_flow_combiner_new ();
-    gst_segment_init (&in_segment, GST_FORMAT_TIME);
   }
-  ~GstYandexRealtimePrivate () override { gst_flow_combiner_free (flows); }
 
-  static void wire (Output &o, TextTrack &track)
+  /* The settings the input reads at each buffer. */
+  InputSwitches switches ()
   {
-    o.pop = [&track] (const Playout::Clock &now) { return track.pop (now); };
-    o.set_flushing = [&track] (bool on) { track.set_flushing (on); };
-    o.reset = [&track] { track.reset (); };
-    o.caps = [] { return gst_caps_from_string (TEXT_CAPS); };
-    o.linked = [&track] { track.owe_gap (); };
+    std::lock_guard<std::mutex> guard (settings_lock);
+    return InputSwitches::of (settings);
   }
-  std::array<Output *, 3> outputs () { return {&src, &text, &transcript}; }
-  GstCaps *audio_caps ();
-  /* The output pads that exist, each with a reference. */
-  std::vector<std::pair<Output *, GstPad *>> active_outputs ()
-  {
-    std::vector<std::pair<Output *, GstPad *>> out;
-    std::lock_guard<std::mutex> guard (outputs_lock);
-    for (Output *o : outputs ())
-      if (GstPad *pad = o->pad.load ())
-        out.emplace_back (o, GST_PAD (gst_object_ref (pad)));
-    return out;
-  }
-  void route (const output::Event &event);
-  /* Input running time of a position of the audio sent (samples at
-   * input-rate, as in the ledger): where transcripts go.  The one mapping
-   * to swap for a better one. */
-  GstClockTime input_time (guint64 position) { return input_clock.time_of (position); }
-  /* Where text without audio goes: live, now; a file, after the question. */
-  GstClockTime text_without_audio_pts (const TextTrack &track);
 
-  void emit (output::Event event) override;
+  /* DialogHost */
+  void emit (output::Event event) override
+  {
+    /* Every output event is a bus message; the words also go to the text
+     * pads' queues. */
+    outputs.route (event);
+    gst_element_post_message (GST_ELEMENT (self),
+        gst_message_new_element (GST_OBJECT (self), output::to_message (event)));
+  }
   void post_error (DialogError kind, const std::string &text,
       const std::string &debug) override;
   void post_warning (const std::string &text, const std::string &debug) override
@@ -263,6 +84,7 @@ struct GstYandexRealtimePrivate : public DialogHost {
     GST_ELEMENT_WARNING (self, RESOURCE, READ, ("%s", text.c_str ()),
         ("%s", debug.c_str ()));
   }
+  /* DialogHost, InputHost and OutputsHost */
   GstClockTime running_time () override;
   GstClockTime played_position () override
   {
@@ -272,135 +94,40 @@ struct GstYandexRealtimePrivate : public DialogHost {
       return GST_CLOCK_TIME_NONE;
     return (GstClockTime) position;
   }
-  GstClockTime downstream_latency () override
+  GstClockTime downstream_latency () override { return outputs.downstream_latency (); }
+
+  /* InputHost */
+  Dialog::SendResult send_audio (const guint8 *pcm, gsize size) override
   {
-    return downstream_latency_ns.load ();
+    return dialog.send_audio (pcm, size);
   }
+  bool take_commit_request () override { return dialog.take_commit_request (); }
+  void commit_now () override { dialog.commit_now (); }
+  bool pushed_span (GstClockTime &start, GstClockTime &end) override
+  {
+    return playout.pushed_span (start, end);
+  }
+
+  /* OutputsHost */
+  bool input_live () override { return input.live (); }
+  GstClockTime input_time (guint64 position) override { return input.time_of (position); }
 
   GstYandexRealtime *self;
   std::mutex settings_lock;
   Settings settings;
   Credentials credentials;
 
-  Uplink uplink;
   Playout playout;
   Dialog dialog;
-
-  /* The outputs.  `outputs_lock` guards which pads exist (request and
-   * release against flushes); `flow_lock` the combined flow of the pads. */
-  Output src {"src", "answer"};
-  Output text {"text_src", "text"};
-  Output transcript {"transcript_src", "transcript"};
-  std::mutex outputs_lock;
-  std::mutex flow_lock;
-  GstFlowCombiner *flows = nullptr;
-  TextTrack answer_text;
-  TextTrack transcript_text;
-  /* Network thread, and flushes: turning events into stamped text. */
-  std::mutex text_lock;
-  Captions captions {answer_text};
-  Transcripts transcripts {transcript_text};
-  GstClockTime last_speech_end = GST_CLOCK_TIME_NONE;  /* input running time */
-  InputClock input_clock;
-
-  std::atomic<GstClockTime> downstream_latency_ns {0};
-  /* What downstream last returned to the src task; the chain function
-   * returns it upstream, so EOS or an error downstream stops the input. */
-  std::atomic<GstFlowReturn> src_flow {GST_FLOW_OK};
-  std::atomic<bool> input_live {false};
-  guint group_id = 0;  /* of the output streams, set at READY→PAUSED */
-
-  /* Streaming thread. */
-  GstSegment in_segment;  /* of the input, for its running time */
-  bool live_checked = false;
-  bool muted = false;  /* mute as last seen by the chain function */
-  GstAudioInfo in_info {};
-  EchoGate echo_gate;
-  guint64 trace_in = 0;   /* uplink-in trace points (streaming thread) */
-  /* Src task. */
-  guint64 trace_out = 0;  /* downlink-out trace points */
+  Input input;
+  Outputs outputs;
 };
 
 G_DEFINE_TYPE (GstYandexRealtime, gst_yandex_realtime, GST_TYPE_ELEMENT);
 GST_ELEMENT_REGISTER_DEFINE (yandexrealtime, "yandexrealtime", GST_RANK_NONE,
     GST_TYPE_YANDEX_REALTIME);
 
-GType gst_yandex_realtime_turn_detection_get_type (void)
-{
-  static GType type = 0;
-  static const GEnumValue values[] = {
-    {(gint) TurnDetection::ServerVad, "The server detects turns by voice activity", "server-vad"},
-    {(gint) TurnDetection::None, "Manual turns: commit by signal or at EOS", "none"},
-    {0, nullptr, nullptr},
-  };
-  if (g_once_init_enter (&type))
-    g_once_init_leave (&type, g_enum_register_static ("GstYandexRealtimeTurnDetection", values));
-  return type;
-}
-
-GType gst_yandex_realtime_modalities_get_type (void)
-{
-  static GType type = 0;
-  static const GEnumValue values[] = {
-    {(gint) Modalities::AudioText, "Spoken answer and its text", "audio+text"},
-    {(gint) Modalities::Audio, "Spoken answer only", "audio"},
-    {(gint) Modalities::Text, "Text answer only", "text"},
-    {0, nullptr, nullptr},
-  };
-  if (g_once_init_enter (&type))
-    g_once_init_leave (&type, g_enum_register_static ("GstYandexRealtimeModalities", values));
-  return type;
-}
-
 /* ---- DialogHost ---- */
-
-/* Every output event is a bus message; the words also go to the text pads'
- * queues. */
-void GstYandexRealtimePrivate::emit (output::Event event)
-{
-  route (event);
-  gst_element_post_message (GST_ELEMENT (self),
-      gst_message_new_element (GST_OBJECT (self), output::to_message (event)));
-}
-
-GstClockTime GstYandexRealtimePrivate::text_without_audio_pts (const TextTrack &track)
-{
-  if (input_live.load ())
-    return running_time ();
-  GstClockTime at = track.end ();
-  return GST_CLOCK_TIME_IS_VALID (last_speech_end) ? MAX (at, last_speech_end) : at;
-}
-
-/* Text goes into a text pad's queue only while the pad exists. */
-void GstYandexRealtimePrivate::route (const output::Event &event)
-{
-  std::lock_guard<std::mutex> guard (text_lock);
-  if (text.pad.load ()) {
-    if (auto *e = std::get_if<output::AnswerText> (&event)) {
-      if (e->final)
-        captions.whole (e->response_id, e->text);
-      else
-        captions.piece (e->response_id, e->text, playout.answer_span (e->response_id));
-    } else if (auto *e = std::get_if<output::ResponseDone> (&event)) {
-      captions.done (e->response_id, e->status, playout.answer_span (e->response_id),
-          text_without_audio_pts (answer_text));
-    }
-  }
-  if (auto *e = std::get_if<output::SpeechStopped> (&event))
-    last_speech_end = input_time (e->input_position);
-  if (!transcript.pad.load ())
-    return;
-  if (auto *e = std::get_if<output::SpeechStarted> (&event)) {
-    transcripts.speech_started (e->item_id, input_time (e->input_position));
-  } else if (auto *e = std::get_if<output::SpeechStopped> (&event)) {
-    transcripts.speech_stopped (e->item_id, last_speech_end);
-  } else if (auto *e = std::get_if<output::Transcript> (&event)) {
-    if (e->final)
-      transcripts.transcript (e->item_id, e->text, text_without_audio_pts (transcript_text));
-  } else if (std::holds_alternative<output::ResponseDone> (event)) {
-    transcripts.release ();
-  }
-}
 
 void GstYandexRealtimePrivate::post_error (DialogError kind,
     const std::string &text, const std::string &debug)
@@ -437,108 +164,24 @@ GstClockTime GstYandexRealtimePrivate::running_time ()
   return now >= base ? now - base : 0;
 }
 
-/* ---- settings ---- */
+/* ---- properties ---- */
 
-static bool is_secure (const std::string &location)
+/* A settings check that failed, posted as the error it names. */
+static gboolean post_verdict (GstYandexRealtime *self, const Verdict &v)
 {
-  return g_ascii_strncasecmp (location.c_str (), "wss://", 6) == 0;
-}
-
-static std::string from_env (const std::string &value, const char *variable)
-{
-  if (!value.empty ())
-    return value;
-  const char *env = g_getenv (variable);
-  return env ? env : "";
-}
-
-static bool is_loopback (const char *host)
-{
-  if (!host)
-    return false;
-  if (g_ascii_strcasecmp (host, "localhost") == 0)
-    return true;
-  GInetAddress *address = g_inet_address_new_from_string (host);
-  bool loopback = address && g_inet_address_get_is_loopback (address);
-  if (address)
-    g_object_unref (address);
-  return loopback;
-}
-
-/* The scheme and host of a location ("" for what it lacks or cannot be
- * parsed). */
-struct LocationParts {
-  std::string scheme, host;
-};
-
-static LocationParts location_parts (const std::string &location)
-{
-  LocationParts parts;
-  GUri *uri = g_uri_parse (location.c_str (), G_URI_FLAGS_NONE, nullptr);
-  if (!uri)
-    return parts;
-  parts.scheme = g_uri_get_scheme (uri) ? g_uri_get_scheme (uri) : "";
-  parts.host = g_uri_get_host (uri) ? g_uri_get_host (uri) : "";
-  g_uri_unref (uri);
-  return parts;
-}
-
-/* Credentials in the clear may only go to this machine (test servers). */
-static gboolean check_plain_ws (GstYandexRealtime *self, const Settings &s,
-    const Credentials &c)
-{
-  if (c.authorization.empty () || s.allow_insecure)
+  if (v.ok ())
     return TRUE;
-  if (is_loopback (location_parts (s.location).host.c_str ()))
-    return TRUE;
-  GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
-      ("Refusing to send credentials over an unencrypted connection"),
-      ("location %s is plain ws:// to another machine; use wss:// or set "
-       "allow-insecure=true", s.location.c_str ()));
-  return FALSE;
-}
-
-/* NULL→READY, before any credential is looked at: libsoup must never see a
- * location it would choke on. */
-static gboolean check_location (GstYandexRealtime *self)
-{
-  std::string location;
-  {
-    std::lock_guard<std::mutex> guard (self->priv->settings_lock);
-    location = self->priv->settings.location;
-  }
-  LocationParts parts = location_parts (location);
-  bool ws = g_ascii_strcasecmp (parts.scheme.c_str (), "ws") == 0 ||
-      g_ascii_strcasecmp (parts.scheme.c_str (), "wss") == 0;
-  if (ws && !parts.host.empty ())
-    return TRUE;
-  GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
-      ("The location is not a ws:// or wss:// URL with a host"),
-      ("location is \"%s\"; expected e.g. " DEFAULT_LOCATION, location.c_str ()));
-  return FALSE;
-}
-
-/* NULL→READY: a value refused in NULL (gst-launch sets properties before
- * the element has a bus) fails here, where the user sees it. */
-static gboolean check_refused (GstYandexRealtime *self)
-{
-  std::map<std::string, std::string> refused;
-  {
-    std::lock_guard<std::mutex> guard (self->priv->settings_lock);
-    refused = self->priv->settings.refused;
-  }
-  if (refused.empty ())
-    return TRUE;
-  const auto &first = *refused.begin ();
-  GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
-      ("Invalid value of the %s property: %s", first.first.c_str (), first.second.c_str ()),
-      ("%u property value(s) refused while the element was in NULL; set a valid "
-       "value or leave the property unset", (guint) refused.size ()));
+  if (v.code == GST_RESOURCE_ERROR_NOT_AUTHORIZED)
+    GST_ELEMENT_ERROR (self, RESOURCE, NOT_AUTHORIZED, ("%s", v.message.c_str ()),
+        ("%s", v.debug.c_str ()));
+  else
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("%s", v.message.c_str ()),
+        ("%s", v.debug.c_str ()));
   return FALSE;
 }
 
 /* A value that cannot be used: a warning, the previous value stays, and in
- * NULL NULL→READY fails too (see check_refused()). */
+ * NULL NULL→READY fails too (see check_refused() in yrt-settings). */
 static void refuse_setting (GstYandexRealtime *self, const char *property,
     const std::string &why)
 {
@@ -553,323 +196,26 @@ static void refuse_setting (GstYandexRealtime *self, const char *property,
   self->priv->settings.refused[property] = why;
 }
 
-/* Called with settings_lock held when `property` took a valid value. */
-static void accept_setting_locked (GstYandexRealtime *self, const char *property)
-{
-  self->priv->settings.refused.erase (property);
-}
-
-/* NULL→READY: the proxy and the TLS trust are usable. */
-static gboolean check_connection_settings (GstYandexRealtime *self)
-{
-  ConnectionOptions o;
-  {
-    std::lock_guard<std::mutex> guard (self->priv->settings_lock);
-    o = self->priv->settings.connection;
-  }
-  if (!o.proxy.empty ()) {
-    GUri *uri = g_uri_parse (o.proxy.c_str (), G_URI_FLAGS_NONE, nullptr);
-    bool valid = uri && g_ascii_strcasecmp (g_uri_get_scheme (uri), "http") == 0 &&
-        g_uri_get_host (uri) && *g_uri_get_host (uri);
-    if (uri)
-      g_uri_unref (uri);
-    if (!valid) {
-      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
-          ("The proxy is not an http:// URL with a host"),
-          ("proxy is \"%s\"; expected e.g. http://proxy.example.com:3128",
-              /* user information may hold a password */
-              o.proxy.find ('@') == std::string::npos ? o.proxy.c_str () : "(not shown)"));
-      return FALSE;
-    }
-  }
-  if (!o.ca_file.empty ()) {
-    GError *error = nullptr;
-    GList *cas = g_tls_certificate_list_new_from_file (o.ca_file.c_str (), &error);
-    std::string why = error ? error->message : cas ? "" : "it holds no PEM certificate";
-    g_clear_error (&error);
-    g_list_free_full (cas, g_object_unref);
-    if (!why.empty ()) {
-      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
-          ("Cannot read the CA certificates of ssl-ca-file: %s", why.c_str ()),
-          ("ssl-ca-file is %s", o.ca_file.c_str ()));
-      return FALSE;
-    }
-  }
-  if (!o.use_system_ca && o.ca_file.empty () && !o.tls_database && o.strict) {
-    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
-        ("ssl-use-system-ca-file=false leaves no trusted certificate"),
-        ("set ssl-ca-file or tls-database as well"));
-    return FALSE;
-  }
-  return TRUE;
-}
-
-/* NULL→READY: a wss:// endpoint needs credentials and a folder up front, so
- * the user learns at once rather than after a refused handshake. */
-static gboolean resolve_credentials (GstYandexRealtime *self)
-{
-  GstYandexRealtimePrivate *priv = self->priv;
-  std::lock_guard<std::mutex> guard (priv->settings_lock);
-  const Settings &s = priv->settings;
-  Credentials c;
-  std::string api_key = from_env (s.api_key, ENV_API_KEY);
-  std::string iam_token = from_env (s.iam_token, ENV_IAM_TOKEN);
-  if (!api_key.empty ()) {
-    c.authorization = "Api-Key " + api_key;
-    c.source = s.api_key.empty () ? ENV_API_KEY : "api-key";
-  } else if (!iam_token.empty ()) {
-    c.authorization = "Bearer " + iam_token;
-    c.source = s.iam_token.empty () ? ENV_IAM_TOKEN : "iam-token";
-  }
-  c.folder_id = from_env (s.folder_id, ENV_FOLDER_ID);
-  priv->credentials = c;
-
-  if (!is_secure (s.location))
-    return check_plain_ws (self, s, c);
-  if (c.authorization.empty ()) {
-    GST_ELEMENT_ERROR (self, RESOURCE, NOT_AUTHORIZED,
-        ("No credentials for the Yandex Cloud Realtime API"),
-        ("Set the api-key property (or " ENV_API_KEY ") to a service account's "
-         "API key, or iam-token (or " ENV_IAM_TOKEN ")."));
-    return FALSE;
-  }
-  bool model_in_url = endpoint_url (s.location, "", s.model) == s.location;
-  if (c.folder_id.empty () && !model_in_url) {
-    GST_ELEMENT_ERROR (self, RESOURCE, NOT_AUTHORIZED,
-        ("No folder for the Yandex Cloud Realtime API"),
-        ("Set the folder-id property (or " ENV_FOLDER_ID ") to the folder "
-         "the service account works in."));
-    return FALSE;
-  }
-  return TRUE;
-}
-
-static void set_string (GstYandexRealtime *self, std::string &field, const GValue *value,
-    const char *fallback = "")
-{
-  std::lock_guard<std::mutex> guard (self->priv->settings_lock);
-  const char *s = g_value_get_string (value);
-  /* Empty means the default: never sent as "" (voice) or built into the
-   * model URI (model). */
-  field = s && *s ? s : fallback;
-}
-
-/* Tools reach session.tools as given, so they must be a JSON array; a bad
- * value is refused and the previous one stays. */
-static void set_tools (GstYandexRealtime *self, const char *json)
-{
-  std::string why = json && *json ? check_json (json, true, "a JSON array of tool objects") : "";
-  if (!why.empty ()) {
-    refuse_setting (self, "tools", why);
-    return;
-  }
-  {
-    std::lock_guard<std::mutex> guard (self->priv->settings_lock);
-    self->priv->settings.session.tools_json = json ? json : "";
-    accept_setting_locked (self, "tools");
-  }
-  /* Notified only when taken: a refused value sends no session.update. */
-  g_object_notify (G_OBJECT (self), "tools");
-}
-
-/* Names only: the values may be secrets. */
-static void log_extra_overrides (GstYandexRealtime *self, const SessionConfig &config)
-{
-  if (config.extra_json.empty ())
-    return;
-  for (const std::string &path : client::session_extra_overrides (config))
-    GST_DEBUG_OBJECT (self, "session-extra sets session.%s, which the element sets too: "
-        "the session-extra value wins", path.c_str ());
-}
-
-static void set_session_extra (GstYandexRealtime *self, const char *json)
-{
-  std::string why = json && *json ? check_json (json, false, "a JSON object") : "";
-  if (!why.empty ()) {
-    refuse_setting (self, "session-extra", why);
-    return;
-  }
-  SessionConfig config;
-  {
-    std::lock_guard<std::mutex> guard (self->priv->settings_lock);
-    self->priv->settings.session.extra_json = json ? json : "";
-    accept_setting_locked (self, "session-extra");
-    config = self->priv->settings.session;
-  }
-  g_object_notify (G_OBJECT (self), "session-extra");
-  log_extra_overrides (self, config);
-}
-
-/* Header values as they go on the wire: booleans as JSON/HTTP spell them. */
-static bool header_value (const GValue *value, std::string &out)
-{
-  if (G_VALUE_HOLDS_BOOLEAN (value)) {
-    out = g_value_get_boolean (value) ? "true" : "false";
-    return true;
-  }
-  GValue text = G_VALUE_INIT;
-  g_value_init (&text, G_TYPE_STRING);
-  bool ok = g_value_transform (value, &text);
-  if (ok)
-    out = g_value_get_string (&text) ? g_value_get_string (&text) : "";
-  g_value_unset (&text);
-  return ok;
-}
-
-/* Headers the handshake itself sets, or the credentials do. */
-static const char *reserved_header (const char *name)
-{
-  if (g_ascii_strcasecmp (name, "Authorization") == 0)
-    return "it carries the credential: use api-key or iam-token";
-  for (const char *own : {"Host", "Connection", "Upgrade", "Content-Length", "User-Agent"})
-    if (g_ascii_strcasecmp (name, own) == 0)
-      return g_ascii_strcasecmp (name, "User-Agent") == 0 ? "use the user-agent property" :
-          "the WebSocket handshake sets it";
-  if (g_ascii_strncasecmp (name, "Sec-WebSocket-", 14) == 0)
-    return "the WebSocket handshake sets it";
-  return nullptr;
-}
-
-/* One header per field; an array or list field gives one header per value.
- * Returns why not when a field cannot be sent (naming the field, never its
- * value). */
-static std::string headers_from_structure (const GstStructure *structure,
-    std::vector<std::pair<std::string, std::string>> &headers)
-{
-  for (gint i = 0; structure && i < gst_structure_n_fields (structure); i++) {
-    const char *name = gst_structure_nth_field_name (structure, i);
-    if (const char *why = reserved_header (name))
-      return std::string ("header ") + name + " is not allowed: " + why;
-    const GValue *value = gst_structure_get_value (structure, name);
-    bool many = GST_VALUE_HOLDS_ARRAY (value) || GST_VALUE_HOLDS_LIST (value);
-    guint n = !many ? 1 : GST_VALUE_HOLDS_ARRAY (value) ? gst_value_array_get_size (value) :
-        gst_value_list_get_size (value);
-    for (guint k = 0; k < n; k++) {
-      const GValue *one = !many ? value : GST_VALUE_HOLDS_ARRAY (value) ?
-          gst_value_array_get_value (value, k) : gst_value_list_get_value (value, k);
-      std::string text;
-      if (!header_value (one, text))
-        return std::string ("header ") + name + " has a value of type " +
-            G_VALUE_TYPE_NAME (one) + ", which is not text";
-      for (char c : text)
-        if ((guchar) c < 0x20 && c != '\t')
-          return std::string ("header ") + name + " has a control character (a line break?) "
-              "in its value";
-      headers.emplace_back (name, text);
-    }
-  }
-  return "";
-}
-
-static void set_extra_headers (GstYandexRealtime *self, const GstStructure *structure)
-{
-  std::vector<std::pair<std::string, std::string>> headers;
-  std::string why = headers_from_structure (structure, headers);
-  if (!why.empty ()) {
-    refuse_setting (self, "extra-headers", why);
-    return;
-  }
-  for (const auto &header : headers)
-    GST_DEBUG_OBJECT (self, "extra header %s (value not logged)", header.first.c_str ());
-  std::lock_guard<std::mutex> guard (self->priv->settings_lock);
-  self->priv->settings.connection.headers = std::move (headers);
-  accept_setting_locked (self, "extra-headers");
-}
-
-static void set_languages (GstYandexRealtime *self, const char *list)
-{
-  std::lock_guard<std::mutex> guard (self->priv->settings_lock);
-  self->priv->settings.session.languages = split_languages (list ? list : "");
-}
-
 static void gst_yandex_realtime_set_property (GObject *object, guint prop_id,
     const GValue *value, GParamSpec *pspec)
 {
   auto *self = GST_YANDEX_REALTIME (object);
-  Settings &s = self->priv->settings;
-  SessionConfig &c = s.session;
-  switch (prop_id) {
-    case PROP_LOCATION: set_string (self, s.location, value); return;
-    case PROP_API_KEY: set_string (self, s.api_key, value); return;
-    case PROP_IAM_TOKEN: set_string (self, s.iam_token, value); return;
-    case PROP_FOLDER_ID: set_string (self, s.folder_id, value); return;
-    case PROP_MODEL: set_string (self, s.model, value, DEFAULT_MODEL); return;
-    case PROP_VOICE: set_string (self, c.voice, value, DEFAULT_VOICE); return;
-    case PROP_INSTRUCTIONS: set_string (self, c.instructions, value); return;
-    case PROP_TOOL_CHOICE: set_string (self, c.tool_choice, value); return;
-    case PROP_TOOLS: set_tools (self, g_value_get_string (value)); return;
-    case PROP_LANGUAGES: set_languages (self, g_value_get_string (value)); return;
-    case PROP_VOICE_ROLE: set_string (self, c.voice_role, value); return;
-    case PROP_SESSION_EXTRA: set_session_extra (self, g_value_get_string (value)); return;
-    case PROP_EXTRA_HEADERS:
-      set_extra_headers (self, (const GstStructure *) g_value_get_boxed (value));
-      return;
-    case PROP_USER_AGENT: set_string (self, s.connection.user_agent, value); return;
-    case PROP_SSL_CA_FILE: set_string (self, s.connection.ca_file, value); return;
-    case PROP_PROXY: set_string (self, s.connection.proxy, value); return;
-    case PROP_PROXY_ID: set_string (self, s.connection.proxy_id, value); return;
-    case PROP_PROXY_PW: set_string (self, s.connection.proxy_pw, value); return;
-    case PROP_BARGE_IN:
-      {
-        std::lock_guard<std::mutex> guard (self->priv->settings_lock);
-        s.barge_in = g_value_get_boolean (value);
-      }
-      self->priv->dialog.set_barge_in (g_value_get_boolean (value));
-      return;
-    default: break;
+  std::string refused;
+  bool known;
+  {
+    std::lock_guard<std::mutex> guard (self->priv->settings_lock);
+    known = set_property (self->priv->settings, prop_id, value, refused, GST_OBJECT (self));
   }
-  std::lock_guard<std::mutex> guard (self->priv->settings_lock);
-  switch (prop_id) {
-    case PROP_TURN_DETECTION: c.turn_detection = (TurnDetection) g_value_get_enum (value); break;
-    case PROP_VAD_THRESHOLD: c.vad_threshold = g_value_get_double (value); break;
-    case PROP_SILENCE_DURATION_MS: c.silence_duration_ms = g_value_get_uint (value); break;
-    case PROP_PREFIX_PADDING_MS: c.prefix_padding_ms = g_value_get_uint (value); break;
-    case PROP_CREATE_RESPONSE: c.create_response = g_value_get_boolean (value); break;
-    case PROP_INTERRUPT_RESPONSE: c.interrupt_response = g_value_get_boolean (value); break;
-    case PROP_OUTPUT_MODALITIES: c.modalities = (Modalities) g_value_get_enum (value); break;
-    case PROP_INPUT_RATE: c.input_rate = g_value_get_uint (value); break;
-    case PROP_OUTPUT_RATE:
-      c.output_rate = g_value_get_uint (value);
-      s.output_rate_set = true;
-      break;
-    case PROP_CHUNK_MS: s.chunk_ms = g_value_get_uint (value); break;
-    case PROP_RESAMPLE_QUALITY: s.resample_quality = g_value_get_uint (value); break;
-    case PROP_EOS_TIMEOUT_MS: s.dialog.eos_timeout_ms = g_value_get_uint (value); break;
-    case PROP_MAX_RECONNECTS: s.dialog.max_reconnects = g_value_get_uint (value); break;
-    case PROP_RECONNECT_BACKOFF_MS: s.dialog.reconnect_backoff_ms = g_value_get_uint (value); break;
-    case PROP_MAX_BUFFER_MS: s.dialog.max_buffer_ms = g_value_get_uint (value); break;
-    case PROP_SESSION_LIFETIME_MS: s.dialog.session_lifetime_ms = g_value_get_uint (value); break;
-    case PROP_ALLOW_INSECURE: s.allow_insecure = g_value_get_boolean (value); break;
-    case PROP_CONNECT_TIMEOUT_MS: s.dialog.connect_timeout_ms = g_value_get_uint (value); break;
-    case PROP_MUTE: s.mute = g_value_get_boolean (value); break;
-    case PROP_HALF_DUPLEX: s.half_duplex = g_value_get_boolean (value); break;
-    case PROP_SSL_USE_SYSTEM_CA_FILE: s.connection.use_system_ca = g_value_get_boolean (value); break;
-    case PROP_SSL_STRICT: s.connection.strict = g_value_get_boolean (value); break;
-    case PROP_TLS_DATABASE:
-      s.connection.tls_database = share_object ((GTlsDatabase *) g_value_get_object (value));
-      break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
+  if (!known) {
+    G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+  } else if (!refused.empty ()) {
+    refuse_setting (self, pspec->name, refused);
+  } else if (prop_id == PROP_TOOLS || prop_id == PROP_SESSION_EXTRA) {
+    /* Notified only when taken: a refused value sends no session.update. */
+    g_object_notify_by_pspec (object, pspec);
+  } else if (prop_id == PROP_BARGE_IN) {
+    self->priv->dialog.set_barge_in (g_value_get_boolean (value));
   }
-}
-
-static GstStructure *stats_structure (GstYandexRealtime *self)
-{
-  DialogStats st = self->priv->dialog.stats ();
-  guint in_rate = self->priv->settings.session.input_rate;
-  guint out_rate = self->priv->settings.session.output_rate;
-  return gst_structure_new ("application/x-yandexrealtime-stats",
-      "bytes-sent", G_TYPE_UINT64, st.bytes_sent,
-      "bytes-received", G_TYPE_UINT64, st.bytes_received,
-      "queued-bytes", G_TYPE_UINT64, st.bytes_queued,
-      "audio-sent", G_TYPE_UINT64, gst_util_uint64_scale (st.audio_samples_sent, GST_SECOND, in_rate),
-      "audio-received", G_TYPE_UINT64,
-      gst_util_uint64_scale (st.audio_samples_received, GST_SECOND, out_rate),
-      "answers", G_TYPE_UINT, st.answers,
-      "reconnects", G_TYPE_UINT, st.reconnects,
-      "dropped-input", G_TYPE_UINT64,
-      gst_util_uint64_scale (st.dropped_input_samples, GST_SECOND, in_rate),
-      "bad-events", G_TYPE_UINT, st.bad_events,
-      "last-error", G_TYPE_STRING, st.last_error.c_str (), nullptr);
 }
 
 static void gst_yandex_realtime_get_property (GObject *object, guint prop_id,
@@ -877,56 +223,11 @@ static void gst_yandex_realtime_get_property (GObject *object, guint prop_id,
 {
   auto *self = GST_YANDEX_REALTIME (object);
   std::lock_guard<std::mutex> guard (self->priv->settings_lock);
-  const Settings &s = self->priv->settings;
-  const SessionConfig &c = s.session;
-  switch (prop_id) {
-    case PROP_LOCATION: g_value_set_string (value, s.location.c_str ()); break;
-    case PROP_FOLDER_ID: g_value_set_string (value, s.folder_id.c_str ()); break;
-    case PROP_MODEL: g_value_set_string (value, s.model.c_str ()); break;
-    case PROP_VOICE: g_value_set_string (value, c.voice.c_str ()); break;
-    case PROP_INSTRUCTIONS: g_value_set_string (value, c.instructions.c_str ()); break;
-    case PROP_TURN_DETECTION: g_value_set_enum (value, (gint) c.turn_detection); break;
-    case PROP_VAD_THRESHOLD: g_value_set_double (value, c.vad_threshold); break;
-    case PROP_SILENCE_DURATION_MS: g_value_set_uint (value, c.silence_duration_ms); break;
-    case PROP_PREFIX_PADDING_MS: g_value_set_uint (value, c.prefix_padding_ms); break;
-    case PROP_CREATE_RESPONSE: g_value_set_boolean (value, c.create_response); break;
-    case PROP_INTERRUPT_RESPONSE: g_value_set_boolean (value, c.interrupt_response); break;
-    case PROP_OUTPUT_MODALITIES: g_value_set_enum (value, (gint) c.modalities); break;
-    case PROP_INPUT_RATE: g_value_set_uint (value, c.input_rate); break;
-    case PROP_OUTPUT_RATE: g_value_set_uint (value, c.output_rate); break;
-    case PROP_CHUNK_MS: g_value_set_uint (value, s.chunk_ms); break;
-    case PROP_RESAMPLE_QUALITY: g_value_set_uint (value, s.resample_quality); break;
-    case PROP_EOS_TIMEOUT_MS: g_value_set_uint (value, s.dialog.eos_timeout_ms); break;
-    case PROP_MAX_RECONNECTS: g_value_set_uint (value, s.dialog.max_reconnects); break;
-    case PROP_RECONNECT_BACKOFF_MS: g_value_set_uint (value, s.dialog.reconnect_backoff_ms); break;
-    case PROP_MAX_BUFFER_MS: g_value_set_uint (value, s.dialog.max_buffer_ms); break;
-    case PROP_SESSION_LIFETIME_MS: g_value_set_uint (value, s.dialog.session_lifetime_ms); break;
-    case PROP_ALLOW_INSECURE: g_value_set_boolean (value, s.allow_insecure); break;
-    case PROP_CONNECT_TIMEOUT_MS: g_value_set_uint (value, s.dialog.connect_timeout_ms); break;
-    case PROP_STATS: g_value_take_boxed (value, stats_structure (self)); break;
-    case PROP_TOOLS: g_value_set_string (value, c.tools_json.c_str ()); break;
-    case PROP_TOOL_CHOICE: g_value_set_string (value, c.tool_choice.c_str ()); break;
-    case PROP_MUTE: g_value_set_boolean (value, s.mute); break;
-    case PROP_BARGE_IN: g_value_set_boolean (value, s.barge_in); break;
-    case PROP_HALF_DUPLEX: g_value_set_boolean (value, s.half_duplex); break;
-    case PROP_LANGUAGES: {
-      std::string list;
-      for (const std::string &language : c.languages)
-        list += (list.empty () ? "" : ",") + language;
-      g_value_set_string (value, list.c_str ());
-      break;
-    }
-    case PROP_VOICE_ROLE: g_value_set_string (value, c.voice_role.c_str ()); break;
-    case PROP_SESSION_EXTRA: g_value_set_string (value, c.extra_json.c_str ()); break;
-    case PROP_USER_AGENT: g_value_set_string (value, s.connection.user_agent.c_str ()); break;
-    case PROP_SSL_CA_FILE: g_value_set_string (value, s.connection.ca_file.c_str ()); break;
-    case PROP_SSL_USE_SYSTEM_CA_FILE: g_value_set_boolean (value, s.connection.use_system_ca); break;
-    case PROP_TLS_DATABASE: g_value_set_object (value, s.connection.tls_database.get ()); break;
-    case PROP_SSL_STRICT: g_value_set_boolean (value, s.connection.strict); break;
-    case PROP_PROXY: g_value_set_string (value, s.connection.proxy.c_str ()); break;
-    case PROP_PROXY_ID: g_value_set_string (value, s.connection.proxy_id.c_str ()); break;
-    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec); break;
-  }
+  if (prop_id == PROP_STATS)
+    g_value_take_boxed (value, stats_structure (self->priv->dialog.stats (),
+        self->priv->settings.session.input_rate));
+  else if (!get_property (self->priv->settings, prop_id, value))
+    G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
 }
 
 /* ---- sink pad ---- */
@@ -936,293 +237,20 @@ static void gst_yandex_realtime_get_property (GObject *object, guint prop_id,
 static void check_live (GstYandexRealtime *self)
 {
   GstYandexRealtimePrivate *priv = self->priv;
-  if (priv->live_checked)
+  if (!priv->input.check_live (self->sinkpad))
     return;
-  priv->live_checked = true;
-  GstQuery *query = gst_query_new_latency ();
-  gboolean live = FALSE;
-  if (gst_pad_peer_query (self->sinkpad, query))
-    gst_query_parse_latency (query, &live, nullptr, nullptr);
-  gst_query_unref (query);
-  GST_INFO_OBJECT (self, "input is %s", live ? "live" : "not live");
-  priv->input_live = live;
-  {
-    std::lock_guard<std::mutex> guard (priv->text_lock);
-    priv->captions.configure (live);
-  }
-  priv->answer_text.configure (live);
-  priv->transcript_text.configure (live);
+  bool live = priv->input.live ();
+  priv->outputs.set_live (live);
   std::lock_guard<std::mutex> guard (priv->settings_lock);
-  priv->playout.configure (priv->settings.session.output_rate, live);
+  priv->playout.configure (priv->outputs.rate (), live);
   priv->dialog.set_live (live);
-}
-
-/* Hands the uplink's chunks to the dialog, stopping at the first refusal. */
-struct ToDialog {
-  explicit ToDialog (Dialog &d) : dialog (d) {}
-  void operator() (const guint8 *pcm, gsize size)
-  {
-    if (result == Dialog::SendResult::Ok)
-      result = dialog.send_audio (pcm, size);
-  }
-  GstFlowReturn flow () const
-  {
-    switch (result) {
-      case Dialog::SendResult::Ok: return GST_FLOW_OK;
-      case Dialog::SendResult::Flushing: return GST_FLOW_FLUSHING;
-      default: return GST_FLOW_ERROR;  /* the dialog posted the error */
-    }
-  }
-  Dialog &dialog;
-  Dialog::SendResult result = Dialog::SendResult::Ok;
-};
-
-static guint trailing_silence_ms (GstYandexRealtimePrivate *priv)
-{
-  std::lock_guard<std::mutex> guard (priv->settings_lock);
-  const SessionConfig &c = priv->settings.session;
-  return c.turn_detection == TurnDetection::ServerVad ? c.silence_duration_ms + 300 : 0;
-}
-
-/* Sends what is held and, under server VAD, enough silence for the server to
- * close the turn: the end of the input (EOS) or of talking (mute). */
-static void close_turn (GstYandexRealtimePrivate *priv, ToDialog &send)
-{
-  guint silence_ms = trailing_silence_ms (priv);
-  priv->uplink.flush (std::ref (send));
-  if (silence_ms > 0 && priv->uplink.samples_emitted () > 0) {
-    priv->uplink.push_silence (silence_ms, std::ref (send));
-    priv->uplink.flush (std::ref (send));
-  }
-}
-
-/* `commit` asked for since the last buffer: what came before it goes first. */
-static void commit_if_asked (GstYandexRealtimePrivate *priv, ToDialog &send)
-{
-  if (!priv->dialog.take_commit_request ())
-    return;
-  priv->uplink.flush (std::ref (send));
-  priv->dialog.commit_now ();
-}
-
-/* Returns whether input is muted; on muting, ends the turn in progress. */
-static bool update_mute (GstYandexRealtime *self, ToDialog &send)
-{
-  GstYandexRealtimePrivate *priv = self->priv;
-  bool mute;
-  {
-    std::lock_guard<std::mutex> guard (priv->settings_lock);
-    mute = priv->settings.mute;
-  }
-  if (mute && !priv->muted) {
-    GST_DEBUG_OBJECT (self, "muted: closing the turn in progress");
-    close_turn (priv, send);
-  }
-  priv->muted = mute;
-  return mute;
-}
-
-/* ---- half-duplex ---- */
-
-/* How long after the answer's last sample was played its echo may still
- * reach the microphone: the sound's way through the room (up to ~150 ms
- * with a device's unreported output buffering), and its reverberation. */
-static constexpr GstClockTime kEchoTail = 250 * GST_MSECOND;
-
-/* Running time at which `buffer` was captured; the clock's now without a
- * timestamp. */
-static GstClockTime input_running_time (GstYandexRealtimePrivate *priv, GstBuffer *buffer)
-{
-  GstClockTime pts = GST_BUFFER_PTS (buffer);
-  if (GST_CLOCK_TIME_IS_VALID (pts) && priv->in_segment.format == GST_FORMAT_TIME) {
-    GstClockTime t = gst_segment_to_running_time (&priv->in_segment, GST_FORMAT_TIME, pts);
-    if (GST_CLOCK_TIME_IS_VALID (t))
-      return t;
-  }
-  return priv->running_time ();
-}
-
-/* Replaces the samples of `buffer` (captured from running time `t0`) that
- * fall in [from, to) with silence. */
-static GstBuffer *silence_between (GstYandexRealtimePrivate *priv, GstBuffer *buffer,
-    GstClockTime t0, GstClockTime from, GstClockTime to)
-{
-  const GstAudioInfo &info = priv->in_info;
-  gsize frames = gst_buffer_get_size (buffer) / info.bpf;
-  guint64 first = from > t0 ? gst_util_uint64_scale_ceil (from - t0, info.rate, GST_SECOND) : 0;
-  guint64 last = to > t0 ? gst_util_uint64_scale_ceil (to - t0, info.rate, GST_SECOND) : 0;
-  last = MIN (last, frames);
-  if (first >= last)
-    return buffer;
-  buffer = gst_buffer_make_writable (buffer);
-  GstMapInfo map;
-  if (gst_buffer_map (buffer, &map, GST_MAP_WRITE)) {
-    gst_audio_format_info_fill_silence (info.finfo, map.data + first * info.bpf,
-        (last - first) * info.bpf);
-    gst_buffer_unmap (buffer, &map);
-  }
-  return buffer;
-}
-
-/* half-duplex: from the first sample of answer audio pushed on src until
- * its end has been played (+ downstream latency + kEchoTail), the input
- * carries the echo: the service gets silence instead.  Unmuting during an
- * answer (push-to-talk) lets the user talk over the rest of it. */
-static GstBuffer *gate_echo (GstYandexRealtime *self, GstBuffer *buffer, bool unmuted)
-{
-  GstYandexRealtimePrivate *priv = self->priv;
-  {
-    std::lock_guard<std::mutex> guard (priv->settings_lock);
-    if (!priv->settings.half_duplex)
-      return buffer;
-  }
-  GstClockTime start, end;
-  if (!priv->input_live || !priv->playout.pushed_span (start, end))
-    return buffer;  /* a file is not played while it is read */
-  EchoGate &g = priv->echo_gate;
-  if (start != g.start) {
-    g.prev_start = GST_CLOCK_TIME_IS_VALID (g.start) ? g.start : 0;
-    g.prev_until = g.until;
-    g.start = start;
-  }
-  g.until = end + priv->downstream_latency () + kEchoTail;
-  GstClockTime t0 = input_running_time (priv, buffer);
-  if (unmuted && t0 < g.until) {
-    GST_DEBUG_OBJECT (self, "half-duplex: unmuted during the answer, letting the user talk");
-    g.released = g.start;
-    g.prev_until = 0;
-  }
-  if (g.released != g.start)
-    buffer = silence_between (priv, buffer, t0, g.start, g.until);
-  return silence_between (priv, buffer, t0, g.prev_start, g.prev_until);
-}
-
-/* Ties the position this buffer's audio gets among the samples sent (what
- * the ledger counts) to its running time, when the two drift apart: at the
- * first buffer and after a discontinuity or mute. */
-static void anchor_input (GstYandexRealtimePrivate *priv, GstBuffer *buffer)
-{
-  if (!GST_BUFFER_PTS_IS_VALID (buffer))
-    return;
-  GstClockTime at = gst_segment_to_running_time (&priv->in_segment, GST_FORMAT_TIME,
-      GST_BUFFER_PTS (buffer));
-  guint64 position = priv->uplink.samples_emitted () + priv->uplink.samples_held ();
-  GstClockTime predicted = priv->input_clock.time_of (position);
-  if (!GST_CLOCK_TIME_IS_VALID (at))
-    return;
-  if (!GST_CLOCK_TIME_IS_VALID (predicted) ||
-      (at > predicted ? at - predicted : predicted - at) > 10 * GST_MSECOND)
-    priv->input_clock.anchor (position, at);
 }
 
 static GstFlowReturn gst_yandex_realtime_chain (GstPad *, GstObject *parent,
     GstBuffer *buffer)
 {
-  auto *self = GST_YANDEX_REALTIME (parent);
-  GstYandexRealtimePrivate *priv = self->priv;
-  YRT_TRACE ("uplink-in", priv->trace_in++, g_get_monotonic_time ());
-  if (!priv->uplink.has_input ()) {
-    gst_buffer_unref (buffer);
-    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, ("Audio arrived before its caps"),
-        ("upstream must send a CAPS event before the first buffer"));
-    return GST_FLOW_NOT_NEGOTIATED;
-  }
-  GstFlowReturn downstream = priv->src_flow.load ();
-  if (downstream != GST_FLOW_OK) {
-    GST_DEBUG_OBJECT (self, "refusing input: downstream returned %s",
-        gst_flow_get_name (downstream));
-    gst_buffer_unref (buffer);
-    return downstream;
-  }
-  ToDialog send (priv->dialog);
-  commit_if_asked (priv, send);
-  bool was_muted = priv->muted;
-  if (update_mute (self, send)) {
-    gst_buffer_unref (buffer);  /* push-to-talk: nothing goes up while muted */
-    return send.flow ();
-  }
-  anchor_input (priv, buffer);
-  buffer = gate_echo (self, buffer, was_muted);
-  bool converted = priv->uplink.push (buffer, std::ref (send));
-  gst_buffer_unref (buffer);
-  if (!converted) {
-    GST_ELEMENT_ERROR (self, STREAM, FORMAT, ("Could not convert the input audio"),
-        ("mapping or converting an input buffer failed"));
-    return GST_FLOW_ERROR;
-  }
-  return send.flow ();
-}
-
-/* More than two channels without a channel-mask are taken as unpositioned
- * (channel-mask=0), as audioconvert takes them, and mixed down equally. */
-static gboolean audio_info_from_caps (GstAudioInfo *info, GstCaps *caps)
-{
-  if (gst_audio_info_from_caps (info, caps))
-    return TRUE;
-  const GstStructure *s = gst_caps_get_structure (caps, 0);
-  gint channels = 0;
-  if (!s || !gst_structure_get_int (s, "channels", &channels) || channels <= 2 ||
-      gst_structure_has_field (s, "channel-mask"))
-    return FALSE;
-  GstCaps *unpositioned = gst_caps_copy (caps);
-  gst_caps_set_simple (unpositioned, "channel-mask", GST_TYPE_BITMASK, (guint64) 0, nullptr);
-  gboolean ok = gst_audio_info_from_caps (info, unpositioned);
-  gst_caps_unref (unpositioned);
-  return ok;
-}
-
-static gboolean set_input_caps (GstYandexRealtime *self, GstCaps *caps)
-{
-  GstAudioInfo info;
-  std::string why;
-  /* What the old converter still holds belongs to the old caps. */
-  ToDialog send (self->priv->dialog);
-  self->priv->uplink.drain_converter (std::ref (send));
-  if (!audio_info_from_caps (&info, caps)) {
-    GST_ELEMENT_ERROR (self, STREAM, FORMAT, ("Unusable input caps"),
-        ("%" GST_PTR_FORMAT " is not raw interleaved audio", caps));
-    return FALSE;
-  }
-  if (!self->priv->uplink.set_input (info, why)) {
-    GST_ELEMENT_ERROR (self, STREAM, FORMAT, ("Unusable input format"),
-        ("%s: %" GST_PTR_FORMAT, why.c_str (), caps));
-    return FALSE;
-  }
-  self->priv->in_info = info;
-  GST_INFO_OBJECT (self, "input %" GST_PTR_FORMAT " (%s)", caps,
-      self->priv->uplink.passthrough () ? "sent as is" : "converted");
-  check_live (self);
-  return TRUE;
-}
-
-/* EOS on sink: send what is left (and, under server VAD, enough silence for
- * the server to close the turn), then let the dialog wait for the answers.
- * EOS leaves the src pad only when the playout has pushed them all. */
-static void drain (GstYandexRealtime *self)
-{
-  GstYandexRealtimePrivate *priv = self->priv;
-  ToDialog send (priv->dialog);
-  commit_if_asked (priv, send);
-  if (!priv->muted)
-    close_turn (priv, send);
-  priv->dialog.drain ();
-}
-
-static void output_loop (gpointer data);
-
-/* FLUSH_START from upstream: every output pad flushes too. */
-static gboolean flush_start (GstYandexRealtime *self, GstEvent *event)
-{
-  GstYandexRealtimePrivate *priv = self->priv;
-  priv->dialog.set_flushing (true);
-  gboolean ok = TRUE;
-  for (auto &[o, pad] : priv->active_outputs ()) {
-    o->set_flushing (true);
-    ok &= gst_pad_push_event (pad, gst_event_ref (event));
-    gst_object_unref (pad);
-  }
-  gst_event_unref (event);
-  return ok;
+  GstYandexRealtimePrivate *priv = GST_YANDEX_REALTIME (parent)->priv;
+  return priv->input.chain (buffer, priv->outputs.flow (), priv->switches ());
 }
 
 static void start_dialog (GstYandexRealtime *self);
@@ -1235,67 +263,48 @@ static void start_dialog (GstYandexRealtime *self);
 static gboolean flush_stop (GstYandexRealtime *self, GstEvent *event)
 {
   GstYandexRealtimePrivate *priv = self->priv;
-  auto outputs = priv->active_outputs ();
-  for (auto &[o, pad] : outputs)
-    gst_pad_stop_task (pad);
+  Outputs::Held outputs = priv->outputs.stop_tasks ();
   priv->dialog.close ();
   start_dialog (self);
-  if (priv->live_checked)
-    priv->dialog.set_live (priv->input_live);
-  priv->uplink.reset ();
-  priv->echo_gate = EchoGate ();
-  for (Output *o : priv->outputs ()) {
-    o->reset ();
-    o->need_segment = true;
-  }
-  {
-    std::lock_guard<std::mutex> guard (priv->text_lock);
-    priv->captions.reset ();
-    priv->transcripts.reset ();
-    priv->last_speech_end = GST_CLOCK_TIME_NONE;
-  }
-  priv->input_clock.reset ();
-  {
-    std::lock_guard<std::mutex> guard (priv->flow_lock);
-    gst_flow_combiner_reset (priv->flows);
-  }
-  priv->src_flow = GST_FLOW_OK;
+  if (priv->input.live_known ())
+    priv->dialog.set_live (priv->input.live ());
+  priv->input.flush ();
+  priv->outputs.forget ();
   priv->dialog.set_flushing (false);
-  gboolean ok = TRUE;
-  for (auto &[o, pad] : outputs) {
-    o->set_flushing (false);
-    ok &= gst_pad_push_event (pad, gst_event_ref (event));
-    gst_pad_start_task (pad, output_loop, o, nullptr);
-    gst_object_unref (pad);
-  }
-  gst_event_unref (event);
-  return ok;
+  return priv->outputs.restart (outputs, event);
 }
 
 static gboolean gst_yandex_realtime_sink_event (GstPad *, GstObject *parent,
     GstEvent *event)
 {
   auto *self = GST_YANDEX_REALTIME (parent);
+  GstYandexRealtimePrivate *priv = self->priv;
   switch (GST_EVENT_TYPE (event)) {
     case GST_EVENT_CAPS: {
       GstCaps *caps;
       gst_event_parse_caps (event, &caps);
-      gboolean ok = set_input_caps (self, caps);
+      gboolean ok = priv->input.set_caps (caps);
+      if (ok)
+        check_live (self);
       gst_event_unref (event);
       return ok;
     }
     case GST_EVENT_EOS:
-      drain (self);
+      /* The dialog waits for the answers; EOS leaves the src pad when the
+       * playout has pushed them all. */
+      priv->input.drain (priv->switches ());
+      priv->dialog.drain ();
       gst_event_unref (event);
       return TRUE;
     case GST_EVENT_FLUSH_START:
-      return flush_start (self, event);
+      priv->dialog.set_flushing (true);
+      return priv->outputs.flush_start (event);
     case GST_EVENT_FLUSH_STOP:
       return flush_stop (self, event);
     case GST_EVENT_SEGMENT:
       /* Kept for the input's running time (transcripts, half-duplex), not
        * forwarded. */
-      gst_event_copy_segment (event, &self->priv->in_segment);
+      priv->input.set_segment (event);
       gst_event_unref (event);
       return TRUE;
     default:
@@ -1306,28 +315,12 @@ static gboolean gst_yandex_realtime_sink_event (GstPad *, GstObject *parent,
   }
 }
 
-/* A CAPS query's answer: `caps` (taken) within the query's filter. */
-static gboolean answer_caps_query (GstQuery *query, GstCaps *caps)
-{
-  GstCaps *filter;
-  gst_query_parse_caps (query, &filter);
-  if (filter) {
-    GstCaps *both = gst_caps_intersect_full (filter, caps, GST_CAPS_INTERSECT_FIRST);
-    gst_caps_unref (caps);
-    caps = both;
-  }
-  gst_query_set_caps_result (query, caps);
-  gst_caps_unref (caps);
-  return TRUE;
-}
-
 static gboolean gst_yandex_realtime_sink_query (GstPad *pad, GstObject *parent,
     GstQuery *query)
 {
   switch (GST_QUERY_TYPE (query)) {
-    case GST_QUERY_CAPS: {
-      return answer_caps_query (query, gst_pad_get_pad_template_caps (pad));
-    }
+    case GST_QUERY_CAPS:
+      return Outputs::answer_caps_query (query, gst_pad_get_pad_template_caps (pad));
     case GST_QUERY_ALLOCATION:
       return FALSE;  /* we consume the buffers; downstream's pool is not upstream's */
     default:
@@ -1335,207 +328,31 @@ static gboolean gst_yandex_realtime_sink_query (GstPad *pad, GstObject *parent,
   }
 }
 
-/* ---- src pad ---- */
+/* ---- output pads ---- */
 
-static GstCaps *caps_at_rate (guint rate)
+/* The output-rate the user set, 0 when unset. */
+static guint user_output_rate (GstYandexRealtime *self)
 {
-  return gst_caps_new_simple ("audio/x-raw", "format", G_TYPE_STRING, "S16LE",
-      "channels", G_TYPE_INT, 1, "rate", G_TYPE_INT, (gint) rate,
-      "layout", G_TYPE_STRING, "interleaved", nullptr);
-}
-
-/* What src can produce: the caps in use, else only output-rate when the user
- * set it, else every rate we may ask the service for. */
-static GstCaps *src_caps (GstYandexRealtime *self)
-{
-  if (GstCaps *current = gst_pad_get_current_caps (self->srcpad))
-    return current;
   std::lock_guard<std::mutex> guard (self->priv->settings_lock);
   const Settings &s = self->priv->settings;
-  if (s.output_rate_set)
-    return caps_at_rate (s.session.output_rate);
-  return gst_pad_get_pad_template_caps (self->srcpad);
-}
-
-/* READY→PAUSED: the rate the service is asked for.  The user's output-rate
- * must suit downstream; otherwise downstream's preferred rate among ours,
- * DEFAULT_OUTPUT_RATE when it takes that. */
-static gboolean negotiate_output_rate (GstYandexRealtime *self)
-{
-  GstYandexRealtimePrivate *priv = self->priv;
-  GstCaps *ours = src_caps (self);
-  GstCaps *allowed = gst_pad_peer_query_caps (self->srcpad, ours);
-  bool linked = gst_pad_is_linked (self->srcpad);
-  std::lock_guard<std::mutex> guard (priv->settings_lock);
-  Settings &s = priv->settings;
-  gboolean ok = TRUE;
-  if (linked && gst_caps_is_empty (allowed)) {
-    if (s.output_rate_set)
-      GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
-          ("Downstream does not take the output-rate of %u Hz", s.session.output_rate),
-          ("set output-rate to a rate downstream accepts, leave it unset to "
-           "negotiate, or put audioresample after the element; downstream "
-           "rejected %" GST_PTR_FORMAT, ours));
-    else
-      GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
-          ("Downstream takes no rate the element can produce"),
-          ("the src pad produces %" GST_PTR_FORMAT "; put audioresample after "
-           "the element", ours));
-    ok = FALSE;
-  } else if (!s.output_rate_set) {
-    GstCaps *preferred = caps_at_rate (DEFAULT_OUTPUT_RATE);
-    guint rate = DEFAULT_OUTPUT_RATE;
-    if (linked && !gst_caps_can_intersect (allowed, preferred)) {
-      allowed = gst_caps_make_writable (allowed);
-      allowed = gst_caps_truncate (allowed);
-      GstStructure *st = gst_caps_get_structure (allowed, 0);
-      gst_structure_fixate_field_nearest_int (st, "rate", DEFAULT_OUTPUT_RATE);
-      gint r = DEFAULT_OUTPUT_RATE;
-      gst_structure_get_int (st, "rate", &r);
-      rate = (guint) r;
-    }
-    gst_caps_unref (preferred);
-    s.session.output_rate = rate;
-  }
-  GST_INFO_OBJECT (self, "output rate %u Hz (%s)", s.session.output_rate,
-      s.output_rate_set ? "output-rate" : "negotiated");
-  gst_caps_unref (allowed);
-  gst_caps_unref (ours);
-  return ok;
-}
-
-GstCaps *GstYandexRealtimePrivate::audio_caps ()
-{
-  return caps_at_rate (playout.rate ());
-}
-
-static void push_sticky_events (Output &o, GstPad *pad)
-{
-  if (o.need_stream_start) {
-    gchar *id = gst_pad_create_stream_id (pad, GST_ELEMENT (o.self), o.stream);
-    GstEvent *start = gst_event_new_stream_start (id);
-    gst_event_set_group_id (start, o.self->priv->group_id);  /* one group: the outputs */
-    g_free (id);
-    gst_pad_push_event (pad, start);
-    GstCaps *caps = o.caps ();
-    gst_pad_push_event (pad, gst_event_new_caps (caps));
-    gst_caps_unref (caps);
-    o.need_stream_start = false;
-  }
-  if (o.need_segment) {
-    GstSegment segment;
-    gst_segment_init (&segment, GST_FORMAT_TIME);
-    gst_pad_push_event (pad, gst_event_new_segment (&segment));
-    o.need_segment = false;
-  }
-}
-
-/* What a pad's push returned, combined over the output pads: the chain
- * function returns that upstream.  An unlinked pad goes on (its output is
- * dropped) while another takes data; anything else stops it as a source
- * would: EOS pushed, after an error message for anything but EOS. */
-static void handle_flow (Output &o, GstPad *pad, GstFlowReturn ret)
-{
-  GstYandexRealtimePrivate *priv = o.self->priv;
-  GstFlowReturn combined;
-  {
-    std::lock_guard<std::mutex> guard (priv->flow_lock);
-    combined = gst_flow_combiner_update_pad_flow (priv->flows, pad, ret);
-  }
-  priv->src_flow = combined;
-  if (ret == GST_FLOW_OK || (ret == GST_FLOW_NOT_LINKED && combined != GST_FLOW_NOT_LINKED))
-    return;
-  GST_DEBUG_OBJECT (pad, "pausing task: %s", gst_flow_get_name (ret));
-  if (ret == GST_FLOW_NOT_LINKED || ret < GST_FLOW_EOS)
-    GST_ELEMENT_FLOW_ERROR (o.self, ret);
-  gst_pad_push_event (pad, gst_event_new_eos ());
-  gst_pad_pause_task (pad);
-}
-
-/* The end of the answers is the end of their text too. */
-static void on_eos (Output &o)
-{
-  GstYandexRealtimePrivate *priv = o.self->priv;
-  if (&o != &priv->src)
-    return;
-  GST_INFO_OBJECT (o.self, "all answers pushed, EOS");
-  priv->answer_text.finish ();
-  priv->transcript_text.finish ();
-}
-
-/* The task of every output pad. */
-static void output_loop (gpointer data)
-{
-  Output &o = *static_cast<Output *> (data);
-  GstYandexRealtimePrivate *priv = o.self->priv;
-  GstPad *pad = o.pad.load ();
-  PlayoutItem item = o.pop ([priv] { return priv->running_time (); });
-  if (item.kind != PlayoutItem::Kind::Flushing)
-    push_sticky_events (o, pad);
-
-  switch (item.kind) {
-    case PlayoutItem::Kind::Buffer:
-      if (&o == &priv->src)
-        YRT_TRACE ("downlink-out", priv->trace_out++, g_get_monotonic_time ());
-      handle_flow (o, pad, gst_pad_push (pad, item.buffer));
-      break;
-    case PlayoutItem::Kind::Flush:
-      /* Barge-in: downstream drops what it still holds of the answer. */
-      gst_pad_push_event (pad, gst_event_new_flush_start ());
-      gst_pad_push_event (pad, gst_event_new_flush_stop (FALSE));
-      o.need_segment = true;
-      break;
-    case PlayoutItem::Kind::Gap:
-      gst_pad_push_event (pad, gst_event_new_gap (item.gap_start, item.gap_duration));
-      break;
-    case PlayoutItem::Kind::Eos:
-      on_eos (o);
-      gst_pad_push_event (pad, gst_event_new_eos ());
-      gst_pad_pause_task (pad);
-      break;
-    case PlayoutItem::Kind::Flushing:
-      gst_pad_pause_task (pad);
-      break;
-  }
-}
-
-static Output *output_of (GstYandexRealtime *self, GstPad *pad)
-{
-  for (Output *o : self->priv->outputs ())
-    if (o->pad.load () == pad)
-      return o;
-  return nullptr;
+  return s.output_rate_set ? s.session.output_rate : 0;
 }
 
 static gboolean gst_yandex_realtime_src_activate_mode (GstPad *pad, GstObject *parent,
     GstPadMode mode, gboolean active)
 {
-  auto *self = GST_YANDEX_REALTIME (parent);
-  Output *o = output_of (self, pad);
-  if (mode != GST_PAD_MODE_PUSH || !o)
-    return FALSE;
-  if (active) {
-    {
-      std::lock_guard<std::mutex> guard (self->priv->flow_lock);
-      gst_flow_combiner_reset (self->priv->flows);
-    }
-    self->priv->src_flow = GST_FLOW_OK;
-    o->set_flushing (false);
-    return gst_pad_start_task (pad, output_loop, o, nullptr);
-  }
-  o->set_flushing (true);
-  return gst_pad_stop_task (pad);
+  return GST_YANDEX_REALTIME (parent)->priv->outputs.activate (pad, mode, active);
 }
 
 static gboolean gst_yandex_realtime_src_event (GstPad *pad, GstObject *parent,
     GstEvent *event)
 {
-  if (GST_EVENT_TYPE (event) == GST_EVENT_LATENCY &&
-      pad == GST_YANDEX_REALTIME (parent)->srcpad) {
+  auto *self = GST_YANDEX_REALTIME (parent);
+  if (GST_EVENT_TYPE (event) == GST_EVENT_LATENCY && pad == self->srcpad) {
     GstClockTime latency;
     gst_event_parse_latency (event, &latency);
     /* Barge-in's estimate of what is still unheard when the sink cannot tell. */
-    GST_YANDEX_REALTIME (parent)->priv->downstream_latency_ns = latency;
+    self->priv->outputs.set_downstream_latency (latency);
   }
   return gst_pad_event_default (pad, parent, event);
 }
@@ -1569,7 +386,8 @@ static gboolean gst_yandex_realtime_src_query (GstPad *pad, GstObject *parent,
     case GST_QUERY_CAPS: {
       if (pad != self->srcpad)
         return gst_pad_query_default (pad, parent, query);  /* fixed text caps */
-      return answer_caps_query (query, src_caps (self));
+      return Outputs::answer_caps_query (query,
+          self->priv->outputs.src_caps (user_output_rate (self)));
     }
     case GST_QUERY_POSITION:
     case GST_QUERY_DURATION:
@@ -1578,6 +396,39 @@ static gboolean gst_yandex_realtime_src_query (GstPad *pad, GstObject *parent,
     default:
       return gst_pad_query_default (pad, parent, query);
   }
+}
+
+static GstPadLinkReturn gst_yandex_realtime_src_link (GstPad *pad, GstObject *parent,
+    GstPad *)
+{
+  GST_YANDEX_REALTIME (parent)->priv->outputs.linked (pad);
+  return GST_PAD_LINK_OK;
+}
+
+static void setup_output_pad (GstPad *pad)
+{
+  gst_pad_set_link_function (pad, gst_yandex_realtime_src_link);
+  gst_pad_set_activatemode_function (pad, gst_yandex_realtime_src_activate_mode);
+  gst_pad_set_query_function (pad, gst_yandex_realtime_src_query);
+  gst_pad_set_event_function (pad, gst_yandex_realtime_src_event);
+  gst_pad_use_fixed_caps (pad);
+}
+
+/* text_src and transcript_src: one of each.  A pad requested while the
+ * element runs is activated by gst_element_add_pad, which starts its task. */
+static GstPad *gst_yandex_realtime_request_new_pad (GstElement *element,
+    GstPadTemplate *templ, const gchar *, const GstCaps *)
+{
+  GstPad *pad = GST_YANDEX_REALTIME (element)->priv->outputs.request (templ, setup_output_pad);
+  if (pad)
+    gst_element_add_pad (element, pad);
+  return pad;
+}
+
+static void gst_yandex_realtime_release_pad (GstElement *element, GstPad *pad)
+{
+  if (GST_YANDEX_REALTIME (element)->priv->outputs.release (pad))
+    gst_element_remove_pad (element, pad);
 }
 
 /* ---- state ---- */
@@ -1597,8 +448,9 @@ static void start_dialog (GstYandexRealtime *self)
     endpoint.connection = s.connection;
     config = s.session;
     options = s.dialog;
+    options.resample_quality = s.resample_quality;
   }
-  log_extra_overrides (self, config);
+  log_extra_overrides (GST_OBJECT (self), config);
   if (!endpoint.connection.strict && is_secure (endpoint.url)) {
     GST_WARNING_OBJECT (self, "ssl-strict=false: the server's certificate is NOT checked");
     GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
@@ -1614,34 +466,47 @@ static void start_dialog (GstYandexRealtime *self)
 static void open_dialog (GstYandexRealtime *self)
 {
   GstYandexRealtimePrivate *priv = self->priv;
-  guint input_rate;
+  guint input_rate, chunk_ms, quality;
   {
     std::lock_guard<std::mutex> guard (priv->settings_lock);
     const Settings &s = priv->settings;
     input_rate = s.session.input_rate;
-    priv->uplink.set_output (input_rate, s.chunk_ms);
-    priv->uplink.set_quality (s.resample_quality);
-    priv->playout.configure (s.session.output_rate, false);
+    chunk_ms = s.chunk_ms;
+    quality = s.resample_quality;
+    priv->playout.configure (priv->outputs.rate (), false);
   }
-  priv->input_clock.configure (input_rate);
-  priv->answer_text.configure (false);
-  priv->transcript_text.configure (false);
-  for (Output *o : priv->outputs ()) {
-    o->reset ();
-    o->need_stream_start = o->need_segment = true;
-  }
-  {
-    std::lock_guard<std::mutex> guard (priv->text_lock);
-    priv->captions.configure (false);
-    priv->captions.reset ();
-    priv->transcripts.reset ();
-    priv->last_speech_end = GST_CLOCK_TIME_NONE;
-  }
-  gst_segment_init (&priv->in_segment, GST_FORMAT_TIME);
-  priv->live_checked = false;
-  priv->input_live = false;
-  priv->group_id = gst_util_group_id_next ();
+  priv->input.configure (input_rate, chunk_ms, quality);
+  priv->outputs.start ();
   start_dialog (self);
+}
+
+/* NULL→READY: the settings are usable, and the credentials are found. */
+static gboolean check_settings (GstYandexRealtime *self)
+{
+  GstYandexRealtimePrivate *priv = self->priv;
+  Settings settings;
+  {
+    std::lock_guard<std::mutex> guard (priv->settings_lock);
+    settings = priv->settings;
+  }
+  Credentials credentials;
+  Verdict verdict = check_for_ready (settings, credentials);
+  {
+    std::lock_guard<std::mutex> guard (priv->settings_lock);
+    priv->credentials = credentials;
+  }
+  return post_verdict (self, verdict);
+}
+
+/* READY→PAUSED: the rate of src, which the playout converts the answers to. */
+static gboolean negotiate_output_rate (GstYandexRealtime *self)
+{
+  guint asked;
+  {
+    std::lock_guard<std::mutex> guard (self->priv->settings_lock);
+    asked = self->priv->settings.session.output_rate;
+  }
+  return self->priv->outputs.negotiate_rate (user_output_rate (self), asked);
 }
 
 static GstStateChangeReturn gst_yandex_realtime_change_state (GstElement *element,
@@ -1651,8 +516,7 @@ static GstStateChangeReturn gst_yandex_realtime_change_state (GstElement *elemen
   GstYandexRealtimePrivate *priv = self->priv;
   switch (transition) {
     case GST_STATE_CHANGE_NULL_TO_READY:
-      if (!check_location (self) || !check_refused (self) ||
-          !check_connection_settings (self) || !resolve_credentials (self))
+      if (!check_settings (self))
         return GST_STATE_CHANGE_FAILURE;
       break;
     case GST_STATE_CHANGE_READY_TO_PAUSED:
@@ -1664,8 +528,7 @@ static GstStateChangeReturn gst_yandex_realtime_change_state (GstElement *elemen
       /* Wake a chain function waiting for the session before the pads
        * deactivate (they take the stream lock it holds). */
       priv->dialog.set_flushing (true);
-      for (Output *o : priv->outputs ())
-        o->set_flushing (true);
+      priv->outputs.set_flushing (true);
       break;
     default:
       break;
@@ -1675,9 +538,8 @@ static GstStateChangeReturn gst_yandex_realtime_change_state (GstElement *elemen
   switch (transition) {
     case GST_STATE_CHANGE_PAUSED_TO_READY:
       priv->dialog.close ();
-      priv->uplink.reset ();
-      for (Output *o : priv->outputs ())
-        o->reset ();
+      priv->input.stop ();
+      priv->outputs.reset ();
       break;
     default:
       break;
@@ -1687,14 +549,6 @@ static GstStateChangeReturn gst_yandex_realtime_change_state (GstElement *elemen
 
 /* ---- conversation control ---- */
 
-static bool is_session_property (GParamSpec *pspec)
-{
-  for (guint id : session_properties)
-    if (pspec->param_id == id && pspec->owner_type == GST_TYPE_YANDEX_REALTIME)
-      return true;
-  return false;
-}
-
 /* GObject batches the notifications of one g_object_set() call, so several
  * settings changed together make one session.update. */
 static void gst_yandex_realtime_dispatch_properties_changed (GObject *object,
@@ -1702,7 +556,8 @@ static void gst_yandex_realtime_dispatch_properties_changed (GObject *object,
 {
   auto *self = GST_YANDEX_REALTIME (object);
   for (guint i = 0; i < n_pspecs; i++) {
-    if (is_session_property (pspecs[i])) {
+    if (pspecs[i]->owner_type == GST_TYPE_YANDEX_REALTIME &&
+        is_session_property (pspecs[i]->param_id)) {
       SessionConfig config;
       {
         std::lock_guard<std::mutex> guard (self->priv->settings_lock);
@@ -1735,10 +590,7 @@ static gboolean send_text (GstYandexRealtime *self, const gchar *text)
   return self->priv->dialog.send_text (text);
 }
 
-static gboolean commit (GstYandexRealtime *self)
-{
-  return self->priv->dialog.commit ();
-}
+static gboolean commit (GstYandexRealtime *self) { return self->priv->dialog.commit (); }
 
 static gboolean create_response (GstYandexRealtime *self, const gchar *instructions)
 {
@@ -1750,10 +602,7 @@ static gboolean cancel_response (GstYandexRealtime *self)
   return self->priv->dialog.cancel_response ();
 }
 
-static gboolean clear_input (GstYandexRealtime *self)
-{
-  return self->priv->dialog.clear_input ();
-}
+static gboolean clear_input (GstYandexRealtime *self) { return self->priv->dialog.clear_input (); }
 
 static gboolean clear_conversation (GstYandexRealtime *self)
 {
@@ -1791,77 +640,6 @@ static void gst_yandex_realtime_finalize (GObject *object)
   G_OBJECT_CLASS (gst_yandex_realtime_parent_class)->finalize (object);
 }
 
-/* A text pad requested while running may have pushed its first GAP before
- * it was linked: its new peer gets one too. */
-static GstPadLinkReturn gst_yandex_realtime_src_link (GstPad *pad, GstObject *parent,
-    GstPad *)
-{
-  Output *o = output_of (GST_YANDEX_REALTIME (parent), pad);
-  if (o && o->linked)
-    o->linked ();
-  return GST_PAD_LINK_OK;
-}
-
-static void setup_output_pad (GstPad *pad)
-{
-  gst_pad_set_link_function (pad, gst_yandex_realtime_src_link);
-  gst_pad_set_activatemode_function (pad, gst_yandex_realtime_src_activate_mode);
-  gst_pad_set_query_function (pad, gst_yandex_realtime_src_query);
-  gst_pad_set_event_function (pad, gst_yandex_realtime_src_event);
-  gst_pad_use_fixed_caps (pad);
-}
-
-/* text_src and transcript_src: one of each.  A pad requested while the
- * element runs is activated by gst_element_add_pad, which starts its task. */
-static GstPad *gst_yandex_realtime_request_new_pad (GstElement *element,
-    GstPadTemplate *templ, const gchar *, const GstCaps *)
-{
-  auto *self = GST_YANDEX_REALTIME (element);
-  GstYandexRealtimePrivate *priv = self->priv;
-  GstPad *pad = nullptr;
-  {
-    std::lock_guard<std::mutex> guard (priv->outputs_lock);
-    for (Output *o : priv->outputs ()) {
-      if (g_strcmp0 (o->name, GST_PAD_TEMPLATE_NAME_TEMPLATE (templ)) != 0 || o->pad.load ())
-        continue;
-      pad = gst_pad_new_from_template (templ, o->name);
-      setup_output_pad (pad);
-      o->need_stream_start = o->need_segment = true;
-      o->pad = pad;
-    }
-  }
-  if (!pad) {
-    GST_WARNING_OBJECT (self, "%s is already requested", GST_PAD_TEMPLATE_NAME_TEMPLATE (templ));
-    return nullptr;
-  }
-  {
-    std::lock_guard<std::mutex> guard (priv->flow_lock);
-    gst_flow_combiner_add_pad (priv->flows, pad);
-  }
-  gst_element_add_pad (element, pad);
-  return pad;
-}
-
-static void gst_yandex_realtime_release_pad (GstElement *element, GstPad *pad)
-{
-  auto *self = GST_YANDEX_REALTIME (element);
-  GstYandexRealtimePrivate *priv = self->priv;
-  Output *o = output_of (self, pad);
-  if (!o || pad == self->srcpad)
-    return;
-  gst_pad_set_active (pad, FALSE);
-  {
-    std::lock_guard<std::mutex> guard (priv->outputs_lock);
-    o->pad = nullptr;
-  }
-  {
-    std::lock_guard<std::mutex> guard (priv->flow_lock);
-    gst_flow_combiner_remove_pad (priv->flows, pad);
-  }
-  o->reset ();
-  gst_element_remove_pad (element, pad);
-}
-
 static void gst_yandex_realtime_init (GstYandexRealtime *self)
 {
   self->priv = new GstYandexRealtimePrivate (self);
@@ -1874,197 +652,8 @@ static void gst_yandex_realtime_init (GstYandexRealtime *self)
 
   self->srcpad = gst_pad_new_from_static_template (&src_template, "src");
   setup_output_pad (self->srcpad);
-  self->priv->src.pad = self->srcpad;
-  {
-    std::lock_guard<std::mutex> guard (self->priv->flow_lock);
-    gst_flow_combiner_add_pad (self->priv->flows, self->srcpad);
-  }
+  self->priv->outputs.set_src (self->srcpad);
   gst_element_add_pad (GST_ELEMENT (self), self->srcpad);
-}
-
-static void install_properties (GObjectClass *gobject_class)
-{
-  const auto rw = (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-      GST_PARAM_MUTABLE_READY);
-  /* Sent again with session.update when changed during a session. */
-  const auto live = (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-      GST_PARAM_MUTABLE_PLAYING);
-  /* Write-only and never notified: secrets stay out of gst-launch -v. */
-  const auto secret = (GParamFlags) (G_PARAM_WRITABLE | G_PARAM_STATIC_STRINGS |
-      GST_PARAM_MUTABLE_READY);
-
-  g_object_class_install_property (gobject_class, PROP_LOCATION,
-      g_param_spec_string ("location", "Location",
-          "Realtime API endpoint (ws:// or wss://); model=gpt://<folder-id>/<model> "
-          "is added unless the URL has a model parameter", DEFAULT_LOCATION, rw));
-  g_object_class_install_property (gobject_class, PROP_API_KEY,
-      g_param_spec_string ("api-key", "API key",
-          "Service account API key, sent as 'Authorization: Api-Key'; "
-          "default from $" ENV_API_KEY " (write-only)", nullptr, secret));
-  g_object_class_install_property (gobject_class, PROP_IAM_TOKEN,
-      g_param_spec_string ("iam-token", "IAM token",
-          "IAM token, sent as 'Authorization: Bearer' when no API key is set; "
-          "default from $" ENV_IAM_TOKEN " (write-only)", nullptr, secret));
-  g_object_class_install_property (gobject_class, PROP_FOLDER_ID,
-      g_param_spec_string ("folder-id", "Folder ID",
-          "Yandex Cloud folder of the model; default from $" ENV_FOLDER_ID,
-          nullptr, rw));
-  g_object_class_install_property (gobject_class, PROP_MODEL,
-      g_param_spec_string ("model", "Model", "Realtime model name; empty means the default",
-          DEFAULT_MODEL, rw));
-  g_object_class_install_property (gobject_class, PROP_VOICE,
-      g_param_spec_string ("voice", "Voice", "Voice of the answers (marina, dasha, ...); "
-          "empty means the default", DEFAULT_VOICE, live));
-  g_object_class_install_property (gobject_class, PROP_INSTRUCTIONS,
-      g_param_spec_string ("instructions", "Instructions",
-          "System instructions for the model", "", live));
-  g_object_class_install_property (gobject_class, PROP_TURN_DETECTION,
-      g_param_spec_enum ("turn-detection", "Turn detection",
-          "Who decides when the user's turn ends",
-          GST_TYPE_YANDEX_REALTIME_TURN_DETECTION, (gint) TurnDetection::ServerVad, live));
-  g_object_class_install_property (gobject_class, PROP_VAD_THRESHOLD,
-      g_param_spec_double ("vad-threshold", "VAD threshold",
-          "Server VAD sensitivity (higher needs louder speech)", 0.0, 1.0, 0.5, live));
-  g_object_class_install_property (gobject_class, PROP_SILENCE_DURATION_MS,
-      g_param_spec_uint ("silence-duration-ms", "Silence duration",
-          "Silence that ends a turn under server VAD, in ms", 0, 10000, 400, live));
-  g_object_class_install_property (gobject_class, PROP_PREFIX_PADDING_MS,
-      g_param_spec_uint ("prefix-padding-ms", "Prefix padding",
-          "Audio kept before detected speech, in ms", 0, 10000, 300, live));
-  g_object_class_install_property (gobject_class, PROP_CREATE_RESPONSE,
-      g_param_spec_boolean ("create-response", "Create response",
-          "The server answers each detected turn by itself; when false the "
-          "element sends response.create after each committed turn", TRUE, live));
-  g_object_class_install_property (gobject_class, PROP_INTERRUPT_RESPONSE,
-      g_param_spec_boolean ("interrupt-response", "Interrupt response",
-          "The server cancels its answer when the user starts speaking", TRUE, live));
-  g_object_class_install_property (gobject_class, PROP_OUTPUT_MODALITIES,
-      g_param_spec_enum ("output-modalities", "Output modalities",
-          "What the answers consist of", GST_TYPE_YANDEX_REALTIME_MODALITIES,
-          (gint) Modalities::AudioText, live));
-  g_object_class_install_property (gobject_class, PROP_INPUT_RATE,
-      g_param_spec_uint ("input-rate", "Input rate",
-          "Sample rate of the audio sent to the service, in Hz", 8000, 48000, 24000, rw));
-  g_object_class_install_property (gobject_class, PROP_OUTPUT_RATE,
-      g_param_spec_uint ("output-rate", "Output rate",
-          "Sample rate requested for the answers and produced on src, in Hz; "
-          "unset, the rate downstream prefers (44100 when it takes it)",
-          MIN_OUTPUT_RATE, MAX_OUTPUT_RATE, DEFAULT_OUTPUT_RATE, rw));
-  g_object_class_install_property (gobject_class, PROP_CHUNK_MS,
-      g_param_spec_uint ("chunk-ms", "Chunk duration",
-          "Duration of audio in each input_audio_buffer.append, in ms", 10, 1000,
-          DEFAULT_CHUNK_MS, rw));
-  g_object_class_install_property (gobject_class, PROP_RESAMPLE_QUALITY,
-      g_param_spec_uint ("resample-quality", "Resample quality",
-          "Quality of the resampler converting the input to input-rate, as "
-          "audioresample's (0 = fastest, 10 = best)",
-          GST_AUDIO_RESAMPLER_QUALITY_MIN, GST_AUDIO_RESAMPLER_QUALITY_MAX,
-          DEFAULT_RESAMPLE_QUALITY, rw));
-  g_object_class_install_property (gobject_class, PROP_EOS_TIMEOUT_MS,
-      g_param_spec_uint ("eos-timeout-ms", "EOS timeout",
-          "How long EOS waits for outstanding answers, in ms (0 = forever)", 0,
-          G_MAXUINT, DEFAULT_EOS_TIMEOUT_MS, rw));
-  g_object_class_install_property (gobject_class, PROP_MAX_RECONNECTS,
-      g_param_spec_uint ("max-reconnects", "Max reconnects",
-          "Reconnection attempts in a row after the session is lost (0 = never)",
-          0, G_MAXUINT, 5, rw));
-  g_object_class_install_property (gobject_class, PROP_RECONNECT_BACKOFF_MS,
-      g_param_spec_uint ("reconnect-backoff-ms", "Reconnect backoff",
-          "Delay before the first reconnection attempt, in ms; doubles per "
-          "attempt up to 30 s", 0, 60000, 500, rw));
-  g_object_class_install_property (gobject_class, PROP_MAX_BUFFER_MS,
-      g_param_spec_uint ("max-buffer-ms", "Max buffer",
-          "Input held while no session can take it, in ms: non-live input waits "
-          "beyond it, live input loses its oldest part", 100, 600000, 10000, rw));
-  g_object_class_install_property (gobject_class, PROP_SESSION_LIFETIME_MS,
-      g_param_spec_uint ("session-lifetime-ms", "Session lifetime",
-          "Roll over to a fresh session after this long, between turns "
-          "(0 = only when the server ends it)", 0, G_MAXUINT, 0, rw));
-  g_object_class_install_property (gobject_class, PROP_CONNECT_TIMEOUT_MS,
-      g_param_spec_uint ("connect-timeout-ms", "Connect timeout",
-          "How long the WebSocket handshake may take, in ms (0 = no limit)",
-          0, G_MAXUINT, 20000, rw));
-  g_object_class_install_property (gobject_class, PROP_ALLOW_INSECURE,
-      g_param_spec_boolean ("allow-insecure", "Allow insecure",
-          "Allow credentials over plain ws:// to hosts other than this machine",
-          FALSE, rw));
-  g_object_class_install_property (gobject_class, PROP_STATS,
-      g_param_spec_boxed ("stats", "Statistics",
-          "Bytes and audio sent and received, answers, reconnects, dropped "
-          "input, malformed server events and the last error",
-          GST_TYPE_STRUCTURE, (GParamFlags) (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
-  g_object_class_install_property (gobject_class, PROP_TOOLS,
-      g_param_spec_string ("tools", "Tools",
-          "JSON array of tools passed to session.tools as given (function tools, "
-          "Yandex's web_search and file_search, mcp); invalid JSON is refused",
-          "", (GParamFlags) (live | G_PARAM_EXPLICIT_NOTIFY)));
-  g_object_class_install_property (gobject_class, PROP_TOOL_CHOICE,
-      g_param_spec_string ("tool-choice", "Tool choice",
-          "auto, none, required, the name of the one function to call, or a JSON "
-          "tool_choice object", "auto", live));
-  g_object_class_install_property (gobject_class, PROP_LANGUAGES,
-      g_param_spec_string ("languages", "Languages",
-          "Comma-separated recognition languages (e.g. ru-RU,en-US), sent as "
-          "session.audio.input.languages; empty leaves it to the service", "", live));
-  g_object_class_install_property (gobject_class, PROP_VOICE_ROLE,
-      g_param_spec_string ("voice-role", "Voice role",
-          "Manner of the voice (good, friendly, neutral, strict, whisper, ... "
-          "depending on the voice), sent as session.audio.output.role; empty "
-          "means the voice's default", "", live));
-  g_object_class_install_property (gobject_class, PROP_SESSION_EXTRA,
-      g_param_spec_string ("session-extra", "Session extra",
-          "JSON object deep-merged into the session of every session.update, "
-          "after the element's own fields (its values win): any session field "
-          "the element does not model; anything but a JSON object is refused",
-          "", (GParamFlags) (live | G_PARAM_EXPLICIT_NOTIFY)));
-  g_object_class_install_property (gobject_class, PROP_EXTRA_HEADERS,
-      g_param_spec_boxed ("extra-headers", "Extra headers",
-          "Extra headers for the WebSocket handshake, one per field (an array "
-          "or list field gives one per value); the values are never logged "
-          "(write-only)", GST_TYPE_STRUCTURE, secret));
-  g_object_class_install_property (gobject_class, PROP_USER_AGENT,
-      g_param_spec_string ("user-agent", "User-Agent",
-          "User-Agent header of the WebSocket handshake (empty: none)",
-          DEFAULT_USER_AGENT, rw));
-  g_object_class_install_property (gobject_class, PROP_SSL_CA_FILE,
-      g_param_spec_string ("ssl-ca-file", "SSL CA file",
-          "PEM file of certificate authorities to trust for wss://, besides the "
-          "system's (unless ssl-use-system-ca-file is false)", "", rw));
-  g_object_class_install_property (gobject_class, PROP_SSL_USE_SYSTEM_CA_FILE,
-      g_param_spec_boolean ("ssl-use-system-ca-file", "Use system CA file",
-          "Trust the system's certificate authorities", TRUE, rw));
-  g_object_class_install_property (gobject_class, PROP_TLS_DATABASE,
-      g_param_spec_object ("tls-database", "TLS database",
-          "TLS database that verifies the server's certificate; when set, "
-          "ssl-ca-file and ssl-use-system-ca-file are not used",
-          G_TYPE_TLS_DATABASE, rw));
-  g_object_class_install_property (gobject_class, PROP_SSL_STRICT,
-      g_param_spec_boolean ("ssl-strict", "SSL strict",
-          "Refuse servers whose certificate does not verify; false accepts any "
-          "certificate (with a warning): for tests only", TRUE, rw));
-  g_object_class_install_property (gobject_class, PROP_PROXY,
-      g_param_spec_string ("proxy", "Proxy",
-          "HTTP proxy for the connection (http://host:port); empty uses the "
-          "environment's (https_proxy, no_proxy, the desktop's settings)", "", rw));
-  g_object_class_install_property (gobject_class, PROP_PROXY_ID,
-      g_param_spec_string ("proxy-id", "Proxy user",
-          "User name for the proxy's authentication", "", rw));
-  g_object_class_install_property (gobject_class, PROP_PROXY_PW,
-      g_param_spec_string ("proxy-pw", "Proxy password",
-          "Password for the proxy's authentication (write-only)", nullptr, secret));
-  g_object_class_install_property (gobject_class, PROP_MUTE,
-      g_param_spec_boolean ("mute", "Mute",
-          "Send no input audio (push-to-talk); muting mid-speech closes the turn",
-          FALSE, live));
-  g_object_class_install_property (gobject_class, PROP_BARGE_IN,
-      g_param_spec_boolean ("barge-in", "Barge-in",
-          "Stop the answer when the user starts speaking over it (live input)",
-          TRUE, live));
-  g_object_class_install_property (gobject_class, PROP_HALF_DUPLEX,
-      g_param_spec_boolean ("half-duplex", "Half duplex",
-          "For speakers without echo cancellation: send silence instead of the "
-          "input while an answer plays (live input; no barge-in by voice)",
-          FALSE, live));
 }
 
 static void gst_yandex_realtime_class_init (GstYandexRealtimeClass *klass)

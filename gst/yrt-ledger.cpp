@@ -20,7 +20,7 @@ void InputLedger::clear ()
 {
   items_.clear ();
   unsent_index_ = 0;
-  released_ = sent_end_ = given_end_ = natural_ = end_;
+  released_ = sent_end_ = given_end_ = natural_ = uncommitted_from_ = end_;
   rewind ();
 }
 
@@ -40,6 +40,7 @@ void InputLedger::add_commit ()
   Item mark;
   mark.position = end_;
   items_.push_back (std::move (mark));
+  uncommitted_from_ = end_;
 }
 
 void InputLedger::take_unsent (const std::function<void (const Item &)> &give)
@@ -189,6 +190,7 @@ void InputLedger::input_cleared ()
   /* The service forgot its uncommitted audio; a new session must not get it
    * either.  Committed turns still owed an answer keep theirs. */
   last_commit_ = sent_end_;
+  uncommitted_from_ = end_;
   commits_.clear ();
   speech_open_ = false;
   heard_ = MAX (heard_, sent_end_);

@@ -52,6 +52,8 @@ class InputLedger {
   void configure (guint rate, guint max_ms, guint padding_ms, guint detect_ms,
       bool manual_turns);
   void set_manual_turns (bool manual) { manual_ = manual; }
+  bool manual_turns () const { return manual_; }
+  guint rate () const { return rate_; }
   /* A flush: nothing of the old stream is owed any more. */
   void clear ();
 
@@ -64,7 +66,11 @@ class InputLedger {
   void take_unsent (const std::function<void (const Item &)> &give);
   bool has_unsent () const { return unsent_index_ < items_.size (); }
 
+  /* Samples accepted since the stream started: 0 while no input came. */
   guint64 end () const { return end_; }
+  /* Samples added since our last commit mark, input_cleared() or clear():
+   * what a commit now would commit. */
+  guint64 uncommitted () const { return end_ - uncommitted_from_; }
   guint64 sent_end () const { return sent_end_; }
   guint64 released () const { return released_; }
   guint64 retained () const { return end_ - released_; }
@@ -162,6 +168,7 @@ class InputLedger {
   guint64 end_ = 0;
   guint64 given_end_ = 0;        /* the most any session was given */
   guint64 natural_ = 0;          /* where the release point would be unforced */
+  guint64 uncommitted_from_ = 0; /* end_ at our last commit mark, clear or flush */
 
   /* The current session. */
   guint64 base_ = 0;             /* position of its first sample */

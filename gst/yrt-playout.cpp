@@ -50,9 +50,30 @@ void Playout::configure (guint rate, bool live)
   std::lock_guard<std::mutex> guard (lock_);
   rate_ = rate;
   live_ = live;
+  reconfigure_resampler_locked ();
   /* Live sinks wait for preroll: a GAP at once lets them reach PLAYING. */
   gap_owed_ = live && offset_ == 0 && next_ts_ == 0;
   wake_.notify_all ();
+}
+
+void Playout::set_source_rate (guint source_rate, guint quality)
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  if (source_rate == source_rate_ && quality == quality_)
+    return;
+  /* An answer in progress keeps what it had at the old rate. */
+  if (!resampler_.passthrough ())
+    end_audio_locked (resampler_.current ());
+  source_rate_ = source_rate;
+  quality_ = quality;
+  reconfigure_resampler_locked ();
+}
+
+void Playout::reconfigure_resampler_locked ()
+{
+  guint from = source_rate_ ? source_rate_ : rate_;
+  if (from != resampler_.in_rate () || rate_ != resampler_.out_rate ())
+    resampler_.configure (from, rate_, quality_);
 }
 
 Playout::Answer *Playout::find_answer (const std::string &response_id)
@@ -85,6 +106,8 @@ gsize Playout::push_audio (const std::string &response_id,
   /* A sample split across two deltas is joined, never lost or padded. */
   gsize total = size + (answer->has_odd_byte ? 1 : 0);
   gsize even = total & ~(gsize) 1;
+  if (!resampler_.passthrough ())
+    return convert_locked (response_id, data, size, arrival);
   if (even > 0) {
     GstBuffer *buffer = gst_buffer_new_allocate (nullptr, even, nullptr);
     GstMapInfo map;
@@ -104,6 +127,73 @@ gsize Playout::push_audio (const std::string &response_id,
   return even / 2;
 }
 
+/* push_audio at another rate than the src pad's: whole samples through the
+ * answer's resampler, its odd byte kept for the next delta. */
+gsize Playout::convert_locked (const std::string &response_id, const guint8 *data, gsize size,
+    GstClockTime arrival)
+{
+  Answer *answer = find_answer (response_id);
+  std::vector<gint16> in;
+  in.reserve ((size + 1) / 2);
+  gsize pos = 0;
+  if (answer->has_odd_byte && size > 0) {
+    guint8 pair[2] = {answer->odd_byte, data[0]};
+    gint16 v;
+    memcpy (&v, pair, 2);
+    in.push_back (GINT16_FROM_LE (v));
+    pos = 1;
+    answer->has_odd_byte = false;
+  }
+  for (; pos + 1 < size; pos += 2) {
+    gint16 v;
+    memcpy (&v, data + pos, 2);
+    in.push_back (GINT16_FROM_LE (v));
+  }
+  if (pos < size) {
+    answer->has_odd_byte = true;
+    answer->odd_byte = data[pos];
+  }
+  std::vector<gint16> out, tail;
+  std::string previous = resampler_.current ();
+  resampler_.process (response_id, in.data (), in.size (), out, tail);
+  /* The previous answer's last samples go before this one's. */
+  enqueue_locked (previous, tail.data (), tail.size (), arrival);
+  enqueue_locked (response_id, out.data (), out.size (), arrival);
+  return out.size ();
+}
+
+void Playout::enqueue_locked (const std::string &response_id, const gint16 *pcm, gsize n,
+    GstClockTime arrival)
+{
+  Answer *answer = find_answer (response_id);
+  if (n == 0 || !answer)
+    return;
+  GstBuffer *buffer = gst_buffer_new_allocate (nullptr, n * 2, nullptr);
+  GstMapInfo map;
+  gst_buffer_map (buffer, &map, GST_MAP_WRITE);
+  for (gsize i = 0; i < n; i++) {
+    gint16 le = GINT16_TO_LE (pcm[i]);
+    memcpy (map.data + 2 * i, &le, 2);
+  }
+  gst_buffer_unmap (buffer, &map);
+  queue_.push_back (Chunk {response_id, answer->item_id, buffer, arrival});
+  answer->received += n;
+  wake_.notify_one ();
+}
+
+void Playout::end_audio (const std::string &response_id)
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  end_audio_locked (response_id);
+}
+
+void Playout::end_audio_locked (const std::string &response_id)
+{
+  std::vector<gint16> tail;
+  resampler_.finish (response_id, tail);
+  enqueue_locked (response_id, tail.data (), tail.size (), GST_CLOCK_TIME_NONE);
+}
+
 Playout::Answer &Playout::remember (const std::string &response_id,
     const std::string &item_id)
 {
@@ -118,6 +208,7 @@ Playout::Answer &Playout::remember (const std::string &response_id,
 void Playout::complete_response (const std::string &response_id)
 {
   std::lock_guard<std::mutex> guard (lock_);
+  end_audio_locked (response_id);
   remember (response_id, {}).complete = true;
   wake_.notify_one ();
 }
@@ -133,6 +224,7 @@ void Playout::new_session ()
   answers_.erase (std::remove_if (answers_.begin (), answers_.end (),
       [&] (const Answer &a) { return !queued (a); }), answers_.end ());
   playing_.clear ();
+  resampler_.reset ();
 }
 
 bool Playout::may_go_out (const Chunk &chunk) const
@@ -152,6 +244,7 @@ void Playout::ignore_response (const std::string &response_id, bool drop_queued)
   if (ignored_.size () == kRemembered)
     ignored_.pop_front ();
   ignored_.push_back (response_id);
+  resampler_.forget (response_id);
   if (!drop_queued)
     return;
   for (auto it = queue_.begin (); it != queue_.end ();) {
@@ -348,6 +441,7 @@ void Playout::reset ()
   answers_.clear ();
   ignored_.clear ();
   playing_.clear ();
+  resampler_.reset ();
   eos_ = flush_ = false;
   gap_owed_ = live_;
   offset_ = 0;

@@ -7,6 +7,8 @@
  *    time so sinks and mixers never wait on us. */
 #pragma once
 
+#include "yrt-resample.h"
+
 #include <gst/gst.h>
 
 #include <condition_variable>
@@ -57,7 +59,10 @@ class Playout {
 
   ~Playout ();
 
+  /* `rate`: the src pad's.  Audio arrives at `source_rate` (0: the same)
+   * and is converted at resampler `quality` (0-10). */
   void configure (guint rate, bool live);
+  void set_source_rate (guint source_rate, guint quality = GST_AUDIO_RESAMPLER_QUALITY_DEFAULT);
   /* Live: how much later than its timestamp the src task may push audio (a
    * delta of a playing answer that comes just before a GAP would be due is
    * stamped on after the previous one).  Part of the element's LATENCY
@@ -67,7 +72,8 @@ class Playout {
   guint rate () const { return rate_; }
 
   /* Network thread. */
-  /* Returns the number of whole samples queued (0 if the response is ignored). */
+  /* `data` at the source rate.  Returns the number of samples queued at the
+   * src pad's rate (0 if the response is ignored). */
   gsize push_audio (const std::string &response_id, const std::string &item_id,
       const guint8 *data, gsize size, GstClockTime arrival);
   /* Audio of `response_id` still to come is ignored from now on; with
@@ -79,6 +85,9 @@ class Playout {
    * queued, and the last audio pushed ended (plus downstream `latency`)
    * before running time `now` (when known). */
   bool interrupt (Interruption &out, GstClockTime now, GstClockTime latency);
+  /* The last audio of `response_id` has arrived (output_audio.done): what
+   * the resampler holds of it goes out too. */
+  void end_audio (const std::string &response_id);
   /* Non-live output is a file being written: an answer goes out only once
    * the service finished it, so one cut short by a lost connection (and
    * asked for again) never leaves half of itself in the output. */
@@ -132,11 +141,20 @@ class Playout {
   GstClockTime planned_end_locked () const;
   bool may_go_out (const Chunk &chunk) const;
   Answer &remember (const std::string &response_id, const std::string &item_id);
+  gsize convert_locked (const std::string &response_id, const guint8 *data, gsize size,
+      GstClockTime arrival);
+  void enqueue_locked (const std::string &response_id, const gint16 *pcm, gsize n,
+      GstClockTime arrival);
+  void end_audio_locked (const std::string &response_id);
+  void reconfigure_resampler_locked ();
   void clear_queue ();
 
   mutable std::mutex lock_;
   std::condition_variable wake_;
   guint rate_ = 44100;
+  guint source_rate_ = 0;   /* 0: rate_ */
+  guint quality_ = GST_AUDIO_RESAMPLER_QUALITY_DEFAULT;
+  PcmResampler resampler_;
   bool live_ = false;
   bool flushing_ = false;
   bool eos_ = false;

@@ -5,7 +5,7 @@
  * its own:
  *
  *   webrtcbin → rtpopusdepay → opusdec → yandexrealtime → clocksync →
- *     audioresample → opusenc → rtpopuspay → webrtcbin
+ *     audio/x-raw,rate=48000 → opusenc → rtpopuspay → webrtcbin
  *
  * and loses it the moment its WebSocket closes.  Nothing is shared between
  * tabs, so several instances behind a load balancer with sticky WebSocket
@@ -31,6 +31,7 @@
  * The first line on stdout is the page's URL. */
 #define GST_USE_UNSTABLE_API
 #include <gst/gst.h>
+#include <gst/audio/audio.h>
 #include <gst/sdp/sdp.h>
 #include <gst/webrtc/webrtc.h>
 #include <glib-unix.h>
@@ -40,6 +41,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#define OPUS_FRAME_MS 20  /* opusenc's frame-size */
 #define RTP_OPUS_CAPS "application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,encoding-params=(string)2,payload=97"
 
 typedef struct {
@@ -382,6 +384,67 @@ on_bus_message (GstBus *bus, GstMessage *msg, gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
+/* Each answer ends in packets of its own.  Between answers the element
+ * pushes GAP events, and opusenc (a GstAudioEncoder) does not drain on a
+ * GAP: it kept the end of an answer (the part of its last 20 ms frame that
+ * was not full, and Opus's 6.5 ms lookahead) until the next answer came,
+ * then sent it in one packet with the next answer's first samples, stamped
+ * at the previous answer's time.  The RTP timestamps jumped by the pause
+ * after that packet, and the browser concealed there: a break or a hole in
+ * the first 100 ms of every answer but the first (docs/webchat.md).  So at
+ * the first GAP after audio, a probe on opusenc's sink pad gives it one
+ * frame of silence (right after the answer: it pushes the answer's last
+ * samples through the lookahead) and its segment again: GstAudioEncoder
+ * drains on a new segment (the end of the answer goes out at once, the last
+ * frame padded) and stamps what comes next from its own first sample. */
+static void
+drain_encoder (GstPad *pad, GstClockTime end)
+{
+  GstCaps *caps = gst_pad_get_current_caps (pad);
+  GstAudioInfo info;
+  if (caps && gst_audio_info_from_caps (&info, caps) && GST_CLOCK_TIME_IS_VALID (end)) {
+    gint frames = GST_AUDIO_INFO_RATE (&info) * OPUS_FRAME_MS / 1000;
+    gsize size = (gsize) frames * GST_AUDIO_INFO_BPF (&info);
+    GstBuffer *silence = gst_buffer_new_allocate (NULL, size, NULL);
+    GstMapInfo map;
+    gst_buffer_map (silence, &map, GST_MAP_WRITE);
+    gst_audio_format_info_fill_silence (info.finfo, map.data, size);
+    gst_buffer_unmap (silence, &map);
+    GST_BUFFER_PTS (silence) = end;
+    GST_BUFFER_DURATION (silence) = OPUS_FRAME_MS * GST_MSECOND;
+    gst_pad_chain (pad, silence);
+  }
+  if (caps)
+    gst_caps_unref (caps);
+  GstEvent *sticky = gst_pad_get_sticky_event (pad, GST_EVENT_SEGMENT, 0);
+  if (sticky) {
+    const GstSegment *segment;
+    gst_event_parse_segment (sticky, &segment);
+    gst_pad_send_event (pad, gst_event_new_segment (segment));
+    gst_event_unref (sticky);
+  }
+}
+
+static GstPadProbeReturn
+drain_encoder_on_gap (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  gboolean *holds_audio = user_data;  /* audio went in since the last drain */
+  if (info->type & GST_PAD_PROBE_TYPE_BUFFER) {
+    *holds_audio = TRUE;
+    return GST_PAD_PROBE_OK;
+  }
+  GstEvent *event = GST_PAD_PROBE_INFO_EVENT (info);
+  if (GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP) {
+    *holds_audio = FALSE;  /* dropped (barge-in) */
+  } else if (GST_EVENT_TYPE (event) == GST_EVENT_GAP && *holds_audio) {
+    GstClockTime start;
+    gst_event_parse_gap (event, &start, NULL);
+    drain_encoder (pad, start);
+    *holds_audio = FALSE;
+  }
+  return GST_PAD_PROBE_OK;
+}
+
 static GstElement *
 make (GstElement *pipeline, const gchar *factory, const gchar *name)
 {
@@ -404,13 +467,17 @@ session_build (Session *s)
   /* The element pushes an answer as fast as it arrives; webrtcbin's
    * network sink does not wait for the clock, so clocksync paces it. */
   GstElement *sync = make (p, "clocksync", NULL);
-  GstElement *convert = make (p, "audioconvert", NULL);
-  GstElement *resample = make (p, "audioresample", NULL);
+  /* 48 kHz, Opus's own rate, straight from the element: it negotiates the
+   * rate downstream takes and asks the service for it.  Nothing converts:
+   * opusenc takes the element's S16LE mono as it is (a resampler here also
+   * kept history through the pause between answers, and pushed it out when
+   * the next one began, stamped at the end of the previous one). */
+  GstElement *rate = make (p, "capsfilter", NULL);
   GstElement *enc = make (p, "opusenc", NULL);
   GstElement *pay = make (p, "rtpopuspay", NULL);
   GstElement *caps = make (p, "capsfilter", NULL);
 
-  if (!webrtc || !depay || !dec || !rt || !sync || !convert || !resample || !enc || !pay || !caps)
+  if (!webrtc || !depay || !dec || !rt || !sync || !rate || !enc || !pay || !caps)
     return FALSE;
   s->webrtc = webrtc;
   s->rt = rt;
@@ -438,13 +505,20 @@ session_build (Session *s)
     g_object_set (rt, "voice", opts.voice, NULL);
   if (opts.instructions)
     g_object_set (rt, "instructions", opts.instructions, NULL);
-  g_object_set (enc, "frame-size", 20, NULL);
+  GstCaps *raw_caps = gst_caps_from_string ("audio/x-raw,rate=48000");
+  g_object_set (rate, "caps", raw_caps, NULL);
+  gst_caps_unref (raw_caps);
+  g_object_set (enc, "frame-size", OPUS_FRAME_MS, NULL);
+  GstPad *enc_sink = gst_element_get_static_pad (enc, "sink");
+  gst_pad_add_probe (enc_sink, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM |
+      GST_PAD_PROBE_TYPE_EVENT_FLUSH, drain_encoder_on_gap, g_new0 (gboolean, 1), g_free);
+  gst_object_unref (enc_sink);
   g_object_set (pay, "pt", 97, NULL);
   GstCaps *rtp_caps = gst_caps_from_string (RTP_OPUS_CAPS);
   g_object_set (caps, "caps", rtp_caps, NULL);
   gst_caps_unref (rtp_caps);
 
-  if (!gst_element_link_many (depay, dec, rt, sync, convert, resample, enc, pay, caps, NULL) ||
+  if (!gst_element_link_many (depay, dec, rt, sync, rate, enc, pay, caps, NULL) ||
       !gst_element_link_pads (caps, "src", webrtc, "sink_%u"))
     return FALSE;
 

@@ -18,6 +18,7 @@
  * VERIFY_SEED=<n> in the environment repeats them (or tries others). */
 #include "micro.h"
 
+#include "yrt-playout.h"
 #include "yrt-protocol.h"
 #include "yrt-uplink.h"
 
@@ -148,6 +149,30 @@ struct UplinkCase {
   }
 };
 
+/* One 100 ms answer delta through Playout (queued, then popped as the src
+ * task would): as is when the service serves the src pad's rate, else
+ * through the answer resampler. */
+struct PlayoutCase {
+  yrt::Playout playout;
+  std::vector<guint8> delta;
+  guint64 sink = 0;
+  PlayoutCase (guint served, guint pad)
+  {
+    playout.configure (pad, true);
+    playout.set_source_rate (served);
+    delta = as_bytes (voice (served, served / 10));
+  }
+  void run ()
+  {
+    playout.push_audio ("resp_1", "item_1", delta.data (), delta.size (), GST_CLOCK_TIME_NONE);
+    yrt::PlayoutItem item = playout.pop ([] { return GST_CLOCK_TIME_NONE; });
+    if (item.buffer) {
+      sink += gst_buffer_get_size (item.buffer);
+      gst_buffer_unref (item.buffer);
+    }
+  }
+};
+
 }  // namespace
 
 int cmd_micro (double seconds, guint64 iterations)
@@ -204,6 +229,11 @@ int cmd_micro (double seconds, guint64 iterations)
   cases.push_back ({"uplink S16 mono 24k (as is), 960 frames", "in", 960.0 * 2, [&] { mono24.run (); }});
   cases.push_back ({"uplink F32 stereo 48k, 960 frames", "in", 960.0 * 8, [&] { f32.run (); }});
   cases.push_back ({"uplink S16 mono 16k, 320 frames", "in", 320.0 * 2, [&] { mono16.run (); }});
+  PlayoutCase same (44100, 44100), up (44100, 48000), down (44100, 16000);
+  cases.push_back ({"playout 100 ms delta @44.1k, src 44.1k (as is)", "in", 8820.0,
+                    [&] { same.run (); }});
+  cases.push_back ({"playout 100 ms delta @44.1k, src 48k", "in", 8820.0, [&] { up.run (); }});
+  cases.push_back ({"playout 100 ms delta @44.1k, src 16k", "in", 8820.0, [&] { down.run (); }});
 
   printf ("| hot path | ns per call | MB/s (%s) |\n|---|---:|---:|\n", "bytes in or out");
   for (Case &c : cases) {

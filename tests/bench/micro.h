@@ -11,7 +11,7 @@ int cmd_micro (double seconds, guint64 iterations);
 int cmd_verify ();
 int cmd_resampler (double seconds);
 
-/* parse_server_event() of gst/yrt-protocol.cpp built with
+/* parse_server_event() of gst/yrt-server-events.cpp built with
  * YRT_PROTOCOL_NO_FAST_PATH, flattened so that no type of that second copy
  * leaks out of slow-protocol.cpp. */
 struct SlowResult {

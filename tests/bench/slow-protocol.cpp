@@ -1,10 +1,12 @@
-/* A second copy of the protocol code with the audio-delta fast path compiled
- * out (json-glib for everything), in namespace yrt_slow, for `yrt-bench
- * verify`.  Nothing else may be included before it: the macro renames the
- * namespace of gst/yrt-protocol.{h,cpp} as they are read. */
+/* A second copy of the server-event parser with the audio-delta fast path
+ * compiled out (json-glib for everything), in namespace yrt_slow, for
+ * `yrt-bench verify`.  Nothing else may be included before it: the macro
+ * renames the namespace of gst/yrt-server-events.{h,cpp} and
+ * gst/yrt-base64.{h,cpp} as they are read. */
 #define YRT_PROTOCOL_NO_FAST_PATH 1
 #define yrt yrt_slow
-#include "../../gst/yrt-protocol.cpp"
+#include "../../gst/yrt-server-events.cpp"
+#include "../../gst/yrt-base64.cpp"
 #undef yrt
 
 #include "micro.h"

@@ -213,25 +213,6 @@ guint64 dropped_input (GstElement *element)
   return v;
 }
 
-/* The warnings the element posted (their debug strings). */
-std::vector<std::string> warnings (Fixture &f)
-{
-  while (GstMessage *m = gst_bus_pop (f.bus))
-    f.seen.push_back (m);
-  std::vector<std::string> out;
-  for (GstMessage *m : f.seen) {
-    if (GST_MESSAGE_TYPE (m) != GST_MESSAGE_WARNING)
-      continue;
-    GError *error = nullptr;
-    gchar *debug = nullptr;
-    gst_message_parse_warning (m, &error, &debug);
-    out.push_back (std::string (error->message) + ": " + (debug ? debug : ""));
-    g_clear_error (&error);
-    g_free (debug);
-  }
-  return out;
-}
-
 /* One file through a connection cut as `cut` says; everything checked. */
 void run_file (const Input &in, const emu::Faults &cut, const std::string &what)
 {
@@ -248,7 +229,7 @@ void run_file (const Input &in, const emu::Faults &cut, const std::string &what)
   fail_unless_equals_uint64 (check_sessions_got_everything (f.server, in), 0);
   check_one_answer_per_question (f.server, in, concat (out));
   fail_unless_equals_uint64 (dropped_input (f.element), 0);
-  std::vector<std::string> warned = warnings (f);
+  std::vector<std::string> warned = f.warnings ();
   fail_unless (warned.empty (), "%s: warned: %s", what.c_str (),
       warned.empty () ? "" : warned[0].c_str ());
   unref_all (out);
@@ -370,7 +351,7 @@ GST_START_TEST (test_live_loses_only_beyond_the_bound)
   fail_unless (missing >= dropped_samples && missing <= dropped_samples + kRate / 25,
       "%" G_GUINT64_FORMAT " samples reached no session, %" G_GUINT64_FORMAT " counted",
       missing, dropped_samples);
-  std::vector<std::string> warned = warnings (f);
+  std::vector<std::string> warned = f.warnings ();
   std::string ms = std::to_string (dropped_samples * 1000 / kRate) + " ms";
   fail_unless (warned.size () == 1 && warned[0].find (ms) != std::string::npos,
       "expected one warning about %s", ms.c_str ());
@@ -420,7 +401,7 @@ GST_START_TEST (test_refused_replay_travels_in_instructions)
     assistant_items += ev.type == "conversation.item.create" &&
         ev.json.find ("\"assistant\"") != std::string::npos;
   fail_unless_equals_int (assistant_items, 1);
-  fail_unless (warnings (f).empty ());
+  fail_unless (f.warnings ().empty ());
   free_nodes (updates);
   unref_all (out);
 }

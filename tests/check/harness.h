@@ -5,6 +5,7 @@
 /* Before gstcheck.h, whose macros break <ios>. */
 #include "docs-table.h"
 #include "emulator.h"
+#include "tone.h"
 
 #include <gst/audio/audio.h>
 #include <gst/check/gstcheck.h>
@@ -13,6 +14,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -154,6 +156,57 @@ struct Fixture {
     return h;
   }
 
+  /* A harness around yandexrealtime `properties` ! capsfilter `sink_caps`
+   * (element is the bin; rt() the element), started like start(). */
+  GstHarness *start_with_sink_caps (const char *sink_caps, const std::string &properties = "",
+      const char *caps = kLiveCaps, bool live = false)
+  {
+    std::string desc = "yandexrealtime name=rt api-key=test-key location=" + server.url () +
+        " " + properties + " ! capsfilter caps=\"" + sink_caps + "\"";
+    GError *error = nullptr;
+    element = gst_parse_bin_from_description (desc.c_str (), TRUE, &error);
+    fail_unless (element != nullptr, "%s", error ? error->message : "?");
+    bus = gst_bus_new ();
+    gst_bus_set_sync_handler (bus, check_against_docs, this, nullptr);
+    gst_element_set_bus (element, bus);
+    h = gst_harness_new_with_element (element, "sink", "src");
+    gst_object_unref (element);
+    gst_harness_set_live (h, live);
+    gst_harness_play (h);
+    gst_harness_set_src_caps_str (h, caps);
+    return h;
+  }
+
+  /* The yandexrealtime element (inside the bin of start_with_sink_caps). */
+  GstElement *rt ()
+  {
+    if (!GST_IS_BIN (element))
+      return element;
+    GstElement *e = gst_bin_get_by_name (GST_BIN (element), "rt");
+    gst_object_unref (e);  /* the bin holds it */
+    return e;
+  }
+
+  /* The warnings posted so far (message: debug), keeping every message in
+   * `seen`. */
+  std::vector<std::string> warnings ()
+  {
+    while (GstMessage *m = gst_bus_pop (bus))
+      seen.push_back (m);
+    std::vector<std::string> out;
+    for (GstMessage *m : seen) {
+      if (GST_MESSAGE_TYPE (m) != GST_MESSAGE_WARNING)
+        continue;
+      GError *error = nullptr;
+      gchar *debug = nullptr;
+      gst_message_parse_warning (m, &error, &debug);
+      out.push_back (std::string (error->message) + ": " + (debug ? debug : ""));
+      g_clear_error (&error);
+      g_free (debug);
+    }
+    return out;
+  }
+
   /* Pushes S16 samples in 20 ms buffers with contiguous timestamps. */
   void push (const std::vector<gint16> &samples, guint rate = 24000, guint channels = 1)
   {
@@ -241,6 +294,16 @@ inline std::vector<guint8> concat (const std::vector<GstBuffer *> &buffers)
     out.resize (pos + size);
     gst_buffer_extract (b, 0, out.data () + pos, size);
   }
+  return out;
+}
+
+/* The samples of `buffers`, S16 native. */
+inline std::vector<gint16> pcm_of (const std::vector<GstBuffer *> &buffers)
+{
+  std::vector<guint8> bytes = concat (buffers);
+  std::vector<gint16> out (bytes.size () / 2);
+  if (!out.empty ())
+    memcpy (out.data (), bytes.data (), out.size () * 2);
   return out;
 }
 

@@ -366,6 +366,42 @@ GST_START_TEST (test_live_bound_holds_without_confirmation)
 }
 GST_END_TEST;
 
+/* What a commit now would commit: the input since our last commit mark,
+ * input_cleared or a flush, whether sent, released or dropped at the bound
+ * since (the EOS drain decides by it whether a manual turn is left). */
+GST_START_TEST (test_uncommitted_counts_since_the_last_mark)
+{
+  InputLedger l = make (true, 1000);
+  fail_unless_equals_uint64 (l.end (), 0);
+  fail_unless_equals_uint64 (l.uncommitted (), 0);
+  fail_unless (l.manual_turns ());
+  fail_unless_equals_int (l.rate (), kRate);
+  add_ms (l, 300);
+  fail_unless_equals_uint64 (l.uncommitted (), 300);
+  l.add_commit ();
+  fail_unless_equals_uint64 (l.uncommitted (), 0);
+  add_ms (l, 200);
+  give (l);
+  fail_unless_equals_uint64 (l.uncommitted (), 200);
+  /* A cut sends it again, but it is no more than it was. */
+  l.rewind ();
+  give (l);
+  fail_unless_equals_uint64 (l.uncommitted (), 200);
+  l.input_cleared ();
+  fail_unless_equals_uint64 (l.uncommitted (), 0);
+  /* Past the bound, during an outage: the oldest goes, the count stays. */
+  l.rewind ();
+  add_ms (l, 1500);
+  fail_unless (l.drop_oldest_unsent () > 0);
+  fail_unless_equals_uint64 (l.uncommitted (), 1500);
+  l.clear ();
+  fail_unless_equals_uint64 (l.uncommitted (), 0);
+  fail_unless_equals_uint64 (l.end (), 2000);  /* positions go on */
+  l.set_manual_turns (false);
+  fail_if (l.manual_turns ());
+}
+GST_END_TEST;
+
 static Suite *ledger_suite (void)
 {
   Suite *s = suite_create ("ledger");
@@ -384,6 +420,7 @@ static Suite *ledger_suite (void)
   tcase_add_test (tc, test_bound_and_forced_release);
   tcase_add_test (tc, test_outage_drops_oldest_unsent);
   tcase_add_test (tc, test_clear_forgets);
+  tcase_add_test (tc, test_uncommitted_counts_since_the_last_mark);
   return s;
 }
 

@@ -349,6 +349,67 @@ GST_START_TEST (test_session_lifetime_rollover)
 }
 GST_END_TEST;
 
+/* The first session.update whose text has `needle`, waited for. */
+static bool wait_for_update_with (Fixture &f, const std::string &needle, guint timeout_ms)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  do {
+    for (const emu::ClientEvent &ev : f.server.client_events ())
+      if (ev.type == "session.update" && ev.json.find (needle) != std::string::npos)
+        return true;
+    g_usleep (20000);
+  } while (g_get_monotonic_time () < deadline);
+  return false;
+}
+
+/* A rollover settles the old session as a reconnection does: once the
+ * service refused replayed items, each new session gets the conversation
+ * so far in its instructions, not the conversation as it was at the
+ * refusal; and an answer of a new session is heard as itself. */
+GST_START_TEST (test_rollover_carries_the_conversation_so_far)
+{
+  emu::Config config;
+  config.faults.refuse_assistant_items = true;
+  Fixture f (config);
+  f.make ("session-lifetime-ms=300");
+  f.start (kLiveCaps, true);
+  f.push (turn (24000));
+  GstMessage *m = f.wait_message ("response-done");
+  fail_unless (m != nullptr);
+  gst_message_unref (m);
+  /* The second session refuses "answer 1" as an item: it travels in the
+   * instructions from then on, and no session is sent items again. */
+  fail_unless (wait_for_update_with (f, "Assistant: answer 1", 20000));
+  emu::TurnScript second;
+  second.transcript = "second question";
+  second.answer_text = "second answer";
+  f.server.push_turn (second);
+  f.push (turn (24000));
+  for (;;) {
+    m = f.wait_message ("response-done");
+    fail_unless (m != nullptr, "the second question was not answered");
+    bool completed = g_strcmp0 (gst_structure_get_string (structure (m), "status"),
+        "completed") == 0;
+    gst_message_unref (m);
+    if (completed)
+      break;
+  }
+  /* Response IDs start again in a new session: the second answer's text
+   * is its own, not the first's under the same ID. */
+  bool heard = false;
+  for (GstMessage *seen : f.seen) {
+    const GstStructure *st = gst_message_get_structure (seen);
+    gboolean final = FALSE;
+    if (st && gst_structure_has_name (st, "yandexrealtime/response-text") &&
+        gst_structure_get_boolean (st, "final", &final) && final)
+      heard |= g_strcmp0 (gst_structure_get_string (st, "text"), "second answer") == 0;
+  }
+  fail_unless (heard, "no final response-text \"second answer\"");
+  const char *told = "User: second question\\nAssistant: second answer";  /* in JSON */
+  fail_unless (wait_for_update_with (f, told, 20000), "no later session was told the second answer");
+}
+GST_END_TEST;
+
 GST_START_TEST (test_stats)
 {
   Fixture f;
@@ -441,6 +502,7 @@ static Suite *reliability_suite (void)
   tcase_add_test (tc, test_file_waits_for_a_stalled_server);
   tcase_add_test (tc, test_live_outage_drops_oldest);
   tcase_add_test (tc, test_session_lifetime_rollover);
+  tcase_add_test (tc, test_rollover_carries_the_conversation_so_far);
   tcase_add_test (tc, test_stats);
   tcase_add_test (tc, test_plain_ws_elsewhere_is_refused);
   tcase_add_test (tc, test_unanswered_handshake_times_out);

@@ -3,7 +3,8 @@
  * WebRTC with a fake microphone playing a spoken question (espeak-ng); the
  * server's pipelines talk to the emulator, which this program runs and
  * questions for the driver ("? <question>" lines on its stdout, one answer
- * line back on its stdin).
+ * line back on its stdin).  The emulator answers with its 440 Hz tone, and
+ * the driver listens to what the page plays for a break inside an answer.
  *
  * Skipped (exit 77, with the reason printed) only when something it needs
  * is not installed: tests/run.sh installs all of it. */
@@ -31,6 +32,7 @@ const char *const kTypedAnswer = "A little rain is likely in the evening.";
 const char *const kLongAnswer = "Here is a long answer about the weather in Moscow: the morning is cool "
     "and cloudy, by noon the sun comes out, the afternoon is warm with a light breeze, and in the "
     "evening a little rain may fall, so take an umbrella with you.";
+const guint kDefaultAnswerMs = 1010;
 const guint kBytesPerMs = 48;  /* the emulator records 24 kHz mono S16 */
 
 std::string driver_dir () { return std::string (YRT_SOURCE_ROOT) + "/tests/webchat"; }
@@ -170,6 +172,19 @@ struct WebchatServer {
   }
 };
 
+/* The rate the first session asked its answers in (audio.output.format.rate
+ * of its session.update): what the element negotiated downstream. */
+guint output_rate (emu::Server &server)
+{
+  std::string json = server.session_update_json (0);
+  gsize output = json.find ("\"output\"");
+  gsize rate = output == std::string::npos ? output : json.find ("\"rate\"", output);
+  gsize colon = rate == std::string::npos ? rate : json.find (':', rate);
+  guint hz = colon == std::string::npos ? 0 : (guint) atoi (json.c_str () + colon + 1);
+  fail_unless (hz >= 8000, "no output rate in the session.update: %s", json.c_str ());
+  return hz;
+}
+
 std::string answer (const std::string &question, emu::Server &server, WebchatServer &webchat,
     const std::string &location)
 {
@@ -189,8 +204,10 @@ std::string answer (const std::string &question, emu::Server &server, WebchatSer
     return kAnswer;
   if (question == "typed-answer")
     return kTypedAnswer;
-  if (question == "answer-ms")  /* all the answer audio sent so far, at 44.1 kHz mono S16 */
-    return std::to_string (server.sent_audio ().size () * 10 / 882);
+  if (question == "answer-ms")  /* all the answer audio sent so far (mono S16) */
+    return std::to_string (server.sent_audio ().size () / 2 * 1000 / output_rate (server));
+  if (question == "default-answer-ms")
+    return std::to_string (kDefaultAnswerMs);
   if (question == "sessions-active")
     return std::to_string (server.sessions_active ());
   if (g_str_has_prefix (question.c_str (), "count ")) {
@@ -227,19 +244,23 @@ GST_START_TEST (test_webchat_in_chromium)
   fail_unless (g_mkdir_with_parents (dir, 0700) == 0);
   std::string wav = make_question (dir);
 
+  /* The answers are the emulator's 440 Hz tone (not speak=true), so the
+   * driver can tell whether the page played each one whole.  Their lengths
+   * are not whole 20 ms Opus frames: the end of each answer leaves part of
+   * a frame in the encoder, as a real answer does. */
   emu::Config cfg;
   cfg.api_key = kKey;
-  cfg.speak = true;
+  cfg.default_turn.answer_ms = kDefaultAnswerMs;  /* push-to-talk by the space bar and a touch */
   emu::Server server (cfg);
   fail_unless (server.start () != 0);
   emu::TurnScript first;
   first.transcript = kQuestion;
   first.answer_text = kAnswer;
-  first.answer_ms = 2000;  /* the answers' lengths when the emulator has no espeak-ng: a tone */
+  first.answer_ms = 2010;
   server.push_turn (first);
   emu::TurnScript typed;  /* the typed message that follows */
   typed.answer_text = kTypedAnswer;
-  typed.answer_ms = 1500;
+  typed.answer_ms = 1510;
   server.push_turn (typed);
 
   WebchatServer webchat;
@@ -251,9 +272,10 @@ GST_START_TEST (test_webchat_in_chromium)
   g_subprocess_launcher_set_cwd (launcher, driver_dir ().c_str ());
   g_subprocess_launcher_set_child_setup (launcher, die_with_parent, nullptr, nullptr);
   GError *error = nullptr;
+  std::string windows = std::string (dir) + "/tone-windows.json";
   GSubprocess *driver = g_subprocess_launcher_spawn (launcher, &error, "node", "drive.mjs",
       "--url", webchat.url.c_str (), "--wav", wav.c_str (), "--key", kKey, "--shot", YRT_WEBCHAT_SHOT,
-      "--chromium", chromium (), nullptr);
+      "--chromium", chromium (), "--windows", windows.c_str (), nullptr);
   g_object_unref (launcher);
   fail_unless (driver != nullptr, "%s", error ? error->message : "?");
 

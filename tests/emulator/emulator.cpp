@@ -32,6 +32,13 @@ constexpr gint64 kMinCommitMs = 100;
 constexpr guint kMinRate = 8000;
 constexpr guint kMaxRate = 192000;
 constexpr guint kDrainTimeoutMs = 2000;
+constexpr guint kDefaultInRate = 24000;
+constexpr guint kDefaultOutRate = 44100;
+
+// The rate a session starts at: the rule's for Serve and Refuse.
+guint initial_rate(const RateRule &rule, guint fallback) {
+  return rule.policy == RatePolicy::Accept || rule.rate == 0 ? fallback : rule.rate;
+}
 
 std::string ascii_lower(std::string s) {
   for (char &c : s)
@@ -142,7 +149,8 @@ JsonNode *object_node(JObj &obj) {
   return node;
 }
 
-JsonNode *default_session(const std::string &id, const std::string &model) {
+JsonNode *default_session(const std::string &id, const std::string &model, guint in_rate,
+                          guint out_rate) {
   JObj turn_detection;
   turn_detection.str("type", "server_vad")
       .real("threshold", 0.5)
@@ -151,10 +159,10 @@ JsonNode *default_session(const std::string &id, const std::string &model) {
       .boolean("create_response", true)
       .boolean("interrupt_response", true);
   JObj input;
-  input.obj("format", JObj().str("type", "audio/pcm").num("rate", 24000))
+  input.obj("format", JObj().str("type", "audio/pcm").num("rate", in_rate))
       .obj("turn_detection", turn_detection);
   JObj output;
-  output.obj("format", JObj().str("type", "audio/pcm").num("rate", 44100)).str("voice", "marina");
+  output.obj("format", JObj().str("type", "audio/pcm").num("rate", out_rate)).str("voice", "marina");
   JObj session;
   session.str("id", id)
       .str("object", "realtime.session")
@@ -335,11 +343,14 @@ struct Server::Impl {
   struct SessionRecord {
     std::vector<guint8> audio;  // every append it handled
     guint64 bytes_read = 0;     // at the gate, until a cut
+    guint in_rate = 0;          // rates in effect (latest)
+    guint out_rate = 0;
   };
   std::vector<SessionRecord> per_session;  // index: session number - 1
   std::vector<CommittedTurn> commits;
   std::vector<AnswerRecord> answer_records;
   guint response_serial = 0;  // server-wide, for AnswerRecord::signature
+  guint refused_updates = 0;  // session.updates refused by a rate rule
   guint opened = 0;
   guint active = 0;
   std::string auth_scheme;
@@ -370,6 +381,8 @@ struct Server::Impl {
                             const std::string &user_item_id);
   void record_answer_end(guint session, const std::string &response_id, const char *status);
   void record_session_update(std::string json);
+  void record_rates(guint session, guint in_rate, guint out_rate);
+  void record_refused_update();
   Faults current_faults() const;
   Faults faults_for_new_session();
   bool take_drop_mid_answer();
@@ -524,6 +537,7 @@ class Session {
   void on_text(const std::string &text);
   void record(const std::string &type, const std::string &json);
   void on_session_update(JsonObject *ev, const std::string &eid);
+  bool apply_rate_rules(JsonObject *update, JsonObject *merged, const std::string &eid);
   void on_append(JsonObject *ev, const std::string &eid);
   void on_commit(JsonObject *ev, const std::string &eid);
   void on_clear(JsonObject *ev, const std::string &eid);
@@ -545,15 +559,19 @@ class Session {
   bool can_send() const;
 
   // Session configuration.
-  guint in_rate() const { return rate_of(json_node_get_object(session_), "input", 24000); }
-  guint out_rate() const { return rate_of(json_node_get_object(session_), "output", 44100); }
+  guint in_rate() const {
+    return rate_of(json_node_get_object(session_), "input", kDefaultInRate);
+  }
+  guint out_rate() const {
+    return rate_of(json_node_get_object(session_), "output", kDefaultOutRate);
+  }
   JsonObject *turn_detection() const;
   bool td_flag(const char *key) const;
   void configure_vad();
 
   // Input audio and turns.
   void feed_audio(const std::vector<guint8> &bytes);
-  void on_speech_started(gint64 at_ms);
+  void on_speech_started(const Vad::Edge &edge);
   void on_speech_stopped(gint64 at_ms);
   void trim_idle_buffer();
   void commit_buffer(bool respond);
@@ -607,6 +625,8 @@ class Session {
   Timer cut_timer_;             // drop once the read frames are handled
   Timer drop_timer_;            // Faults::drop_after_ms
 
+  bool discard_audio_ = false;  // RatePolicy::Refuse refused an update: appends are dropped
+
   Vad vad_;
   std::vector<gint16> buffer_;  // uncommitted input audio
   std::string speech_item_;     // item id announced by speech_started
@@ -630,7 +650,9 @@ Session::Session(Server::Impl &srv, guint number, SoupWebsocketConnection *ws, G
       ws_(SOUP_WEBSOCKET_CONNECTION(g_object_ref(ws))),
       gate_(G_IO_STREAM(g_object_ref(gate))),
       sock_(sock ? G_SOCKET(g_object_ref(sock)) : nullptr),
-      session_(default_session("sess_" + std::to_string(number), model)),
+      session_(default_session("sess_" + std::to_string(number), model,
+                               initial_rate(srv.cfg.input_rate_rule, kDefaultInRate),
+                               initial_rate(srv.cfg.output_rate_rule, kDefaultOutRate))),
       started_us_(g_get_monotonic_time()) {
   g_signal_connect(ws_, "message", G_CALLBACK(on_message_cb), this);
   g_signal_connect(ws_, "closed", G_CALLBACK(on_closed_cb), this);
@@ -649,6 +671,7 @@ Session::~Session() {
 }
 
 void Session::start() {
+  srv_.record_rates(index(), in_rate(), out_rate());
   send(event("session.created").node("session", session_));
   apply_faults(srv_.faults_for_new_session());
 }
@@ -909,10 +932,53 @@ void Session::on_session_update(JsonObject *ev, const std::string &eid) {
     send_error("invalid_value", bad.message, bad.param.c_str(), eid);
     return;
   }
+  if (!apply_rate_rules(update, s, eid)) {
+    json_node_unref(next);
+    return;
+  }
   json_node_unref(session_);
   session_ = next;
+  discard_audio_ = false;
   configure_vad();
+  srv_.record_rates(index(), in_rate(), out_rate());
   send(event("session.updated").node("session", session_));
+}
+
+// Config::input_rate_rule / output_rate_rule on a valid update (`merged` is
+// the session it would make). Serve: the served rate replaces the asked one.
+// Refuse: another rate refuses the whole update; appends are then discarded
+// until an update is applied. Returns false when refused.
+bool Session::apply_rate_rules(JsonObject *update, JsonObject *merged, const std::string &eid) {
+  const struct {
+    const char *dir;
+    const RateRule &rule;
+    guint fallback;
+  } dirs[] = {{"input", srv_.cfg.input_rate_rule, kDefaultInRate},
+              {"output", srv_.cfg.output_rate_rule, kDefaultOutRate}};
+  for (const auto &d : dirs) {
+    const guint rate = initial_rate(d.rule, d.fallback);
+    double asked = 0;
+    if (d.rule.policy != RatePolicy::Refuse ||
+        !get_number(get_obj(get_obj(get_obj(update, "audio"), d.dir), "format"), "rate", &asked) ||
+        asked == rate)
+      continue;
+    const std::string param = std::string("session.audio.") + d.dir + ".format.rate";
+    srv_.record_refused_update();  // before the error: a client may check it at once
+    discard_audio_ = true;
+    send_error("invalid_value",
+               "Invalid '" + param + "': expected " + std::to_string(rate) + ", got " +
+                   std::to_string(static_cast<guint>(asked)) + ".",
+               param.c_str(), eid);
+    return false;
+  }
+  for (const auto &d : dirs) {
+    if (d.rule.policy != RatePolicy::Serve)
+      continue;
+    JsonObject *fmt = get_obj(get_obj(get_obj(merged, "audio"), d.dir), "format");
+    if (fmt)  // check_session() made sure it is an object if present
+      json_object_set_int_member(fmt, "rate", initial_rate(d.rule, d.fallback));
+  }
+  return true;
 }
 
 void Session::on_append(JsonObject *ev, const std::string &eid) {
@@ -927,8 +993,10 @@ void Session::on_append(JsonObject *ev, const std::string &eid) {
                "audio must be whole 16-bit samples, got " + std::to_string(pcm.size()) + " bytes",
                "audio", eid);
   } else {
-    srv_.record_received_audio(index(), pcm);
-    feed_audio(pcm);
+    if (!discard_audio_) {  // RatePolicy::Refuse: no audio until a valid update
+      srv_.record_received_audio(index(), pcm);
+      feed_audio(pcm);
+    }
     pace_input(pcm.size() / 2);
   }
 }
@@ -1201,7 +1269,12 @@ void Session::configure_vad() {
   get_number(td, "threshold", &threshold);
   get_number(td, "prefix_padding_ms", &prefix);
   get_number(td, "silence_duration_ms", &silence);
-  vad_.set_params({threshold, static_cast<guint>(prefix), static_cast<guint>(silence)});
+  Vad::Params params;
+  params.model = srv_.cfg.vad_model;
+  params.threshold = threshold;
+  params.prefix_padding_ms = static_cast<guint>(prefix);
+  params.silence_duration_ms = static_cast<guint>(silence);
+  vad_.set_params(params);
 }
 
 // ----- Session: input audio and user turns ------------------------------------------
@@ -1214,7 +1287,7 @@ void Session::feed_audio(const std::vector<guint8> &bytes) {
     buffer_.insert(buffer_.end(), pcm.begin() + done, pcm.begin() + edge.consumed);
     done = edge.consumed;
     if (edge.started)
-      on_speech_started(edge.at_ms);
+      on_speech_started(edge);
     else
       on_speech_stopped(edge.at_ms);
   }
@@ -1222,21 +1295,29 @@ void Session::feed_audio(const std::vector<guint8> &bytes) {
   trim_idle_buffer();
 }
 
-// Under server VAD, audio before speech is only kept as prefix padding.
+// Under server VAD, audio before speech is only kept as prefix padding
+// (and, while the VAD weighs whether loud audio is speech, all of it).
 void Session::trim_idle_buffer() {
-  if (!vad_.enabled() || vad_.in_speech())
+  if (!vad_.enabled() || vad_.active())
     return;
   double prefix_ms = 300;
   get_number(turn_detection(), "prefix_padding_ms", &prefix_ms);
-  const gsize keep = static_cast<gsize>(prefix_ms * in_rate() / 1000);
+  const double keep_ms = prefix_ms + static_cast<double>(vad_.pending_ms());
+  const gsize keep = static_cast<gsize>(keep_ms * in_rate() / 1000);
   if (buffer_.size() > keep)
     buffer_.erase(buffer_.begin(), buffer_.end() - keep);
 }
 
-void Session::on_speech_started(gint64 at_ms) {
+// The buffer holds at least the audio since at_ms (the prefix padding
+// before the speech and the speech so far): the turn starts at at_ms.
+void Session::on_speech_started(const Vad::Edge &edge) {
+  const gint64 keep_us = edge.clock_us - edge.at_ms * 1000;
+  const gsize keep = static_cast<gsize>(std::llround(keep_us * double(in_rate()) / G_USEC_PER_SEC));
+  if (buffer_.size() > keep)
+    buffer_.erase(buffer_.begin(), buffer_.end() - keep);
   speech_item_ = next_id("item");
   send(event("input_audio_buffer.speech_started")
-           .num("audio_start_ms", at_ms)
+           .num("audio_start_ms", edge.at_ms)
            .str("item_id", speech_item_));
   if (active_ && td_flag("interrupt_response"))
     cancel_response("turn_detected");
@@ -1753,6 +1834,17 @@ void Server::Impl::record_session_update(std::string json) {
   session_updates.push_back(std::move(json));
 }
 
+void Server::Impl::record_rates(guint session, guint in_rate, guint out_rate) {
+  std::lock_guard<std::mutex> lock(mu);
+  per_session.at(session).in_rate = in_rate;
+  per_session.at(session).out_rate = out_rate;
+}
+
+void Server::Impl::record_refused_update() {
+  std::lock_guard<std::mutex> lock(mu);
+  refused_updates++;
+}
+
 Faults Server::Impl::current_faults() const {
   std::lock_guard<std::mutex> lock(mu);
   return faults;
@@ -2162,6 +2254,21 @@ std::vector<AnswerRecord> Server::answers() const {
   return impl_->answer_records;
 }
 
+guint Server::input_rate(guint session) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return session < impl_->per_session.size() ? impl_->per_session[session].in_rate : 0;
+}
+
+guint Server::output_rate(guint session) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return session < impl_->per_session.size() ? impl_->per_session[session].out_rate : 0;
+}
+
+guint Server::refused_updates() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->refused_updates;
+}
+
 guint Server::sessions_opened() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->opened;
@@ -2204,6 +2311,7 @@ void Server::clear_records() {
     record.audio.clear();
   impl_->commits.clear();
   impl_->answer_records.clear();
+  impl_->refused_updates = 0;
 }
 
 }  // namespace yrt::emu

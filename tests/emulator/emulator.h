@@ -14,8 +14,22 @@
 //   case-insensitive. With Config::api_key / iam_token set, only those
 //   credentials pass; with neither set, any non-empty Authorization header
 //   passes (check last_authorization_scheme() to see what the client sent).
-// - Server VAD: see vad.h for the energy -> probability mapping
-//   (p = clamp((dBFS + 60) / 50, 0, 1), speech when p > threshold).
+// - Server VAD (turn_detection threshold, prefix_padding_ms,
+//   silence_duration_ms; details in vad.h): each 10 ms frame's energy maps to
+//   a probability p = clamp((dBFS + 60) / 50, 0, 1). Config::vad_model:
+//     Realistic (default), like real server VADs: p is smoothed (moving
+//       average, 30 ms) with hysteresis (voiced above threshold, until below
+//       threshold - 0.15); voiced audio is speech once it spans 250 ms
+//       (gaps of up to 200 ms within it count, as speech has them), so a
+//       shorter blip is no turn and speech_started comes about 250 ms after
+//       the speech began. audio_start_ms is the speech's first loud frame
+//       minus prefix_padding_ms (clamped at 0); the committed turn starts
+//       there. silence_duration_ms of unvoiced level (counted from the first
+//       quiet frame) ends the turn: audio_end_ms is the end of that silence,
+//       so a shorter dip does not split a turn.
+//     Energy (the old model): the first loud frame (p > threshold) starts
+//       speech at once; silence_duration_ms of quiet frames ends it.
+//   For clean tone-then-silence both report the same times.
 // - Error events: {type:"error", event_id, error:{type:"invalid_request_error",
 //   code, message, param, event_id:<client event_id or null>}} with codes
 //     invalid_json                    text frame is not a JSON object
@@ -40,7 +54,8 @@
 //   input_audio_buffer.committed, conversation.item.added,
 //   conversation.item.input_audio_transcription.completed, then (if
 //   create_response) a response. While no speech is going on, the buffer only
-//   keeps prefix_padding_ms of audio (what a manual commit would then commit).
+//   keeps prefix_padding_ms of audio (what a manual commit would then commit),
+//   plus any loud audio the VAD may yet take for the start of speech.
 // - An answer: response.created, response.output_item.added,
 //   response.content_part.added, output_text.delta (one per word) interleaved
 //   with output_audio.delta, output_audio.done, output_text.done,
@@ -82,6 +97,29 @@
 // - Config::answer_signature: the answer audio of response k is the constant
 //   sample value 1000 + k for answer_ms, so a client's output tells which
 //   response each stretch came from and whether it is whole.
+// - Rate policies (Config::input_rate_rule / output_rate_rule; pitfall 9 of
+//   PROTOCOL.md: formats are the service's to grant). Without a session.update
+//   a session runs at input 24000 Hz and output 44100 Hz, or at the rule's
+//   rate for Serve and Refuse (session.created reports it).
+//     Accept  the session takes whatever format.rate a session.update asks.
+//     Serve   the asked rate is ignored: session.updated reports the served
+//             rate, and answers are made at it.
+//     Refuse  a session.update asking for another rate is refused whole
+//             (nothing applied, no session.updated) with
+//               {type:"error", event_id, error:{type:"invalid_request_error",
+//                code:"invalid_value", message:"Invalid 'session.audio.output
+//                .format.rate': expected 24000, got 44100.", param:
+//                "session.audio.output.format.rate", event_id:<the update's
+//                event_id or null>}}
+//             (input: session.audio.input.format.rate; input is checked
+//             first). From then until a session.update is applied, the
+//             session discards appended audio: not in received_audio, not fed
+//             to the VAD, not buffered (it is still read at the lazy-reading
+//             pace). refused_updates() counts such refusals. A refused update
+//             is a barrier like any other: answered after the audio before it.
+//   Answer audio (tone, espeak, answer_signature) is always made at the rate
+//   the session serves; TurnScript::answer_ms is its duration at that rate.
+//   input_rate(s) / output_rate(s) tell the rates session s uses.
 // - Faults::refuse_assistant_items: conversation.item.create of a message
 //   with role "assistant" gets error invalid_value, message "Assistant
 //   messages are not supported yet", param "item.role" (as Yandex reportedly
@@ -94,6 +132,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "vad.h"
 
 namespace yrt::emu {
 
@@ -170,6 +210,22 @@ struct AnswerRecord {
   guint signature = 0;        // k: server-wide serial of the response, from 1
 };
 
+// What a session does with the audio rate a session.update asks for, per
+// direction (Config::input_rate_rule / output_rate_rule): the service's word
+// on formats (see "Rate policies" above).
+enum class RatePolicy {
+  Accept,  // the session uses whatever rate session.update asks for
+  Serve,   // the session ignores the asked rate and serves `rate`; session.created and every
+           // session.updated report format.rate = rate (the effective value)
+  Refuse,  // a session.update asking for a rate other than `rate` is refused whole (nothing of it
+           // applied) with an error event; until a valid session.update is applied the session
+           // discards input_audio_buffer.append audio (not recorded, not fed to the VAD)
+};
+struct RateRule {
+  RatePolicy policy = RatePolicy::Accept;
+  guint rate = 0;  // Serve/Refuse: the one rate (0: the direction's default, 24000 in, 44100 out)
+};
+
 struct Config {
   std::string api_key;  // if non-empty, "Api-Key <api_key>" is accepted
   std::string iam_token;  // if non-empty, "Bearer <iam_token>" is accepted
@@ -181,6 +237,11 @@ struct Config {
   TurnScript default_turn;     // used when the queue is empty ("" fields keep "<n>" defaults)
   bool answer_signature = false;  // answer audio of response k is the constant sample
                                   // 1000 + k for answer_ms (see AnswerRecord::signature)
+  RateRule output_rate_rule;   // e.g. {RatePolicy::Serve, 44100}
+  RateRule input_rate_rule;    // e.g. {RatePolicy::Refuse, 24000} (Serve works too: the
+                               // session takes input as `rate`, whatever was asked)
+  VadModel vad_model = VadModel::Realistic;  // server VAD (see vad.h); Energy only for a
+                                            // test that needs the old per-frame model
   bool record_audio = true;    // keep sent/received PCM and append payloads (tests); the
                                // long-running CLI turns it off to bound memory
   // With a certificate (and its private key), the server speaks TLS only:
@@ -220,13 +281,19 @@ class Server {
   std::vector<CommittedTurn> committed_turns() const;  // all sessions, in order (PCM only
                                                       // with Config::record_audio)
   std::vector<AnswerRecord> answers() const;           // all sessions, in order of start
+  // The rates session s uses now (the latest in effect; 0 for unknown sessions).
+  guint input_rate(guint session) const;
+  guint output_rate(guint session) const;
+  // session.update events refused by a rate rule (RatePolicy::Refuse), all sessions.
+  guint refused_updates() const;
   guint sessions_opened() const;
   guint sessions_active() const;
   std::string last_authorization_scheme() const;  // "Api-Key" / "Bearer" / raw scheme
   std::string last_request_path_and_query() const;
   // Values of a header of the last handshake (case-insensitive name), in order.
   std::vector<std::string> last_request_header(const std::string &name) const;
-  void clear_records();  // forget recorded events/audio/turns/answers (not sessions or scripts)
+  void clear_records();  // forget recorded events/audio/turns/answers and the refused_updates()
+                         // count (not sessions, their rates or scripts)
 
   struct Impl;
 

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <string>
 
 #include "emulator.h"
 
@@ -24,7 +25,39 @@ struct Options {
   gdouble read_speed = 0;
   gboolean speak = FALSE;
   gboolean verbose = FALSE;
+  gchar *vad_model = nullptr;
+  gchar *input_rate_policy = nullptr;
+  gchar *output_rate_policy = nullptr;
+  yrt::emu::RateRule input_rule, output_rule;
 };
+
+// "accept", "serve:44100", "refuse:24000" (a rate of 8000..192000; without
+// one, the direction's default rate).
+bool parse_rate_rule(const char *text, yrt::emu::RateRule *rule) {
+  if (!text)
+    return true;
+  const std::string s = text;
+  const std::string name = s.substr(0, s.find(':'));
+  if (name == "accept" && name.size() == s.size()) {
+    *rule = {};
+    return true;
+  }
+  if (name == "serve")
+    rule->policy = yrt::emu::RatePolicy::Serve;
+  else if (name == "refuse")
+    rule->policy = yrt::emu::RatePolicy::Refuse;
+  else
+    return false;
+  rule->rate = 0;
+  if (name.size() == s.size())
+    return true;
+  gchar *end = nullptr;
+  const guint64 rate = g_ascii_strtoull(s.c_str() + name.size() + 1, &end, 10);
+  if (!end || *end || end == s.c_str() + name.size() + 1 || rate < 8000 || rate > 192000)
+    return false;
+  rule->rate = static_cast<guint>(rate);
+  return true;
+}
 
 bool parse(int argc, char **argv, Options *o) {
   const GOptionEntry entries[] = {
@@ -48,6 +81,17 @@ bool parse(int argc, char **argv, Options *o) {
        "Read input audio at S x real time, like a real service (0 = as fast as sent)", "S"},
       {"speak", 0, 0, G_OPTION_ARG_NONE, &o->speak,
        "Speak answers with espeak-ng if built with it (a tone otherwise)", nullptr},
+      {"vad-model", 0, 0, G_OPTION_ARG_STRING, &o->vad_model,
+       "Server VAD: realistic (default: smoothed, 250 ms of speech before a turn starts) or "
+       "energy (the old one: any loud 10 ms frame starts a turn)",
+       "MODEL"},
+      {"output-rate-policy", 0, 0, G_OPTION_ARG_STRING, &o->output_rate_policy,
+       "What a session does with the output rate a session.update asks for: accept (default), "
+       "serve:RATE (ignore it, serve RATE and report it) or refuse:RATE (refuse the update with "
+       "an error; no input audio until a valid update)",
+       "POLICY"},
+      {"input-rate-policy", 0, 0, G_OPTION_ARG_STRING, &o->input_rate_policy,
+       "Same for the input rate: accept (default), serve:RATE or refuse:RATE", "POLICY"},
       {"verbose", 'v', 0, G_OPTION_ARG_NONE, &o->verbose,
        "Print each client event type to stderr", nullptr},
       {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr},
@@ -62,6 +106,14 @@ bool parse(int argc, char **argv, Options *o) {
   } else if (o->port < 0 || o->port > 65535 || o->answer_ms < 0 || o->pace_ms < 0 ||
              o->audio_delta_ms <= 0 || o->first_audio_delay_ms < 0 || o->read_speed < 0) {
     std::cerr << "invalid numeric option\n";
+    ok = false;
+  } else if (!parse_rate_rule(o->output_rate_policy, &o->output_rule) ||
+             !parse_rate_rule(o->input_rate_policy, &o->input_rule)) {
+    std::cerr << "invalid rate policy (accept, serve:RATE or refuse:RATE)\n";
+    ok = false;
+  } else if (o->vad_model && g_strcmp0(o->vad_model, "realistic") != 0 &&
+             g_strcmp0(o->vad_model, "energy") != 0) {
+    std::cerr << "invalid VAD model (realistic or energy)\n";
     ok = false;
   }
   g_option_context_free(ctx);
@@ -81,6 +133,10 @@ yrt::emu::Config make_config(const Options &o) {
   cfg.faults.first_audio_delay_ms = static_cast<guint>(o.first_audio_delay_ms);
   cfg.faults.read_speed = o.read_speed;
   cfg.speak = o.speak;
+  if (g_strcmp0(o.vad_model, "energy") == 0)
+    cfg.vad_model = yrt::emu::VadModel::Energy;
+  cfg.input_rate_rule = o.input_rule;
+  cfg.output_rate_rule = o.output_rule;
   cfg.record_audio = false;  // runs for a long time: don't accumulate audio
   if (o.verbose)
     cfg.on_client_event = [](const yrt::emu::ClientEvent &ev) {
@@ -120,5 +176,8 @@ int main(int argc, char **argv) {
   g_free(opts.iam_token);
   g_free(opts.answer_text);
   g_free(opts.transcript);
+  g_free(opts.vad_model);
+  g_free(opts.input_rate_policy);
+  g_free(opts.output_rate_policy);
   return status;
 }

@@ -1055,6 +1055,410 @@ void test_answer_signature() {
   server.stop();
 }
 
+// Server VAD without responses (create_response false), so a test reads
+// only the VAD's events.
+void vad_without_responses(Client &c, guint prefix_padding_ms = 300) {
+  c.send(JObj().str("type", "session.update").obj(
+      "session", JObj().obj("audio", JObj().obj("input", JObj().obj(
+                                         "turn_detection",
+                                         JObj()
+                                             .str("type", "server_vad")
+                                             .num("prefix_padding_ms", prefix_padding_ms)
+                                             .boolean("create_response", false))))));
+  c.until("session.updated");
+}
+
+// Appends `pcm`, then a barrier (input_audio_buffer.clear), and returns the
+// VAD's events (speech_started / speech_stopped) sent before it was answered.
+std::vector<Event> vad_events(Client &c, const std::vector<gint16> &pcm) {
+  append_chunked(c, pcm);
+  c.send(JObj().str("type", "input_audio_buffer.clear"));
+  std::vector<Event> events;
+  for (;;) {
+    Event ev = c.next();
+    if (ev.type() == "input_audio_buffer.cleared")
+      return events;
+    if (ev.type().rfind("input_audio_buffer.speech_", 0) == 0)
+      events.push_back(ev);
+  }
+}
+
+std::vector<gint16> pcm_of(std::initializer_list<std::vector<gint16>> parts) {
+  std::vector<gint16> out;
+  for (const auto &part : parts)
+    out.insert(out.end(), part.begin(), part.end());
+  return out;
+}
+
+gsize samples_at(guint ms) {
+  return gsize(ms) * kInRate / 1000;
+}
+
+// VadModel::Realistic (the default): a short blip is no turn.
+void test_vad_blip() {
+  Server server;
+  server.start();
+  Client c;
+  open(c, server);
+  vad_without_responses(c);
+  // 100 ms of loud tone, and a 200 ms one, between silences.
+  auto events = vad_events(c, pcm_of({silence(500), tone(100), silence(1000), tone(200),
+                                      silence(1000)}));
+  g_assert_cmpuint(events.size(), ==, 0);
+  // Two blips 300 ms apart are two blips.
+  events = vad_events(c, pcm_of({tone(100), silence(300), tone(100), silence(1000)}));
+  g_assert_cmpuint(events.size(), ==, 0);
+  g_assert_true(server.committed_turns().empty());
+  // A gap of 100 ms early in the speech (a stop consonant) does not make the
+  // start a blip: the speech began with the first sound.
+  const gint64 t0 = 500 + 100 + 1000 + 200 + 1000 + 100 + 300 + 100 + 1000;
+  events = vad_events(c, pcm_of({tone(120), silence(100), tone(200), silence(600)}));
+  g_assert_cmpuint(events.size(), ==, 2);
+  g_assert_cmpint(events[0].num("audio_start_ms"), ==, t0 - 300);
+  g_assert_cmpint(events[1].num("audio_end_ms"), ==, t0 + 420 + 400);
+  // VadModel::Energy, the old model, takes a blip for a turn.
+  Config cfg;
+  cfg.vad_model = VadModel::Energy;
+  Server energy(cfg);
+  energy.start();
+  Client e;
+  open(e, energy);
+  vad_without_responses(e);
+  events = vad_events(e, pcm_of({silence(500), tone(100), silence(1000)}));
+  g_assert_cmpuint(events.size(), ==, 2);
+  g_assert_cmpint(events[0].num("audio_start_ms"), ==, 500 - 300);
+  g_assert_cmpint(events[1].num("audio_end_ms"), ==, 600 + 400);
+  energy.stop();
+  server.stop();
+}
+
+// 300 ms of speech is a turn: speech_started is reported once 250 ms of it
+// were heard, with audio_start_ms at its start minus the prefix padding; the
+// committed turn holds exactly the padding, the speech and the silence.
+void test_vad_speech() {
+  const double speed = 4.0;
+  Config cfg;
+  cfg.faults.read_speed = speed;  // to see when speech_started is sent
+  Server server(cfg);
+  server.start();
+  Client c;
+  open(c, server);
+  vad_without_responses(c);
+  const std::vector<gint16> audio = pcm_of({silence(500), tone(300), silence(600)});
+  auto events = vad_events(c, audio);
+  g_assert_cmpuint(events.size(), ==, 2);
+  ASSERT_STR(events[0].type(), ==, "input_audio_buffer.speech_started");
+  g_assert_cmpint(events[0].num("audio_start_ms"), ==, 500 - 300);
+  ASSERT_STR(events[1].type(), ==, "input_audio_buffer.speech_stopped");
+  g_assert_cmpint(events[1].num("audio_end_ms"), ==, 800 + 400);
+  ASSERT_STR(events[1].str("item_id"), ==, events[0].str("item_id"));
+  // Sent no sooner than 750 ms of audio were read at the pace.
+  gint64 first_us = 0;
+  for (const ClientEvent &ev : server.client_events())
+    if (ev.type == "input_audio_buffer.append" && !first_us)
+      first_us = ev.monotonic_us;
+  g_assert_cmpint(events[0].at_us - first_us, >=, gint64((750 - 40) * 1000 / speed) - 2000);
+  const auto turns = server.committed_turns();
+  g_assert_cmpuint(turns.size(), ==, 1);
+  ASSERT_STR(turns[0].item_id, ==, events[0].str("item_id"));
+  const std::vector<guint8> bytes = bytes_of(audio);
+  g_assert_true(turns[0].pcm == std::vector<guint8>(bytes.begin() + samples_at(200) * 2,
+                                                    bytes.begin() + samples_at(1200) * 2));
+  server.stop();
+}
+
+// audio_start_ms is the speech's start minus prefix_padding_ms, clamped at
+// 0, and the committed turn starts there.
+void test_vad_prefix_padding() {
+  Server server;
+  server.start();
+  Client c;
+  open(c, server);
+  vad_without_responses(c, 100);
+  const std::vector<gint16> audio = pcm_of({silence(500), tone(400), silence(500)});
+  auto events = vad_events(c, audio);
+  g_assert_cmpuint(events.size(), ==, 2);
+  g_assert_cmpint(events[0].num("audio_start_ms"), ==, 500 - 100);
+  g_assert_cmpint(events[1].num("audio_end_ms"), ==, 900 + 400);
+  const std::vector<guint8> bytes = bytes_of(audio);
+  auto turns = server.committed_turns();
+  g_assert_cmpuint(turns.size(), ==, 1);
+  g_assert_true(turns[0].pcm == std::vector<guint8>(bytes.begin() + samples_at(400) * 2,
+                                                    bytes.begin() + samples_at(1300) * 2));
+  // The padding may reach back before the buffer was last cleared (at 1400
+  // ms of audio); audio_start_ms still counts from the session's first audio.
+  vad_without_responses(c, 300);
+  events = vad_events(c, pcm_of({silence(100), tone(400), silence(500)}));
+  g_assert_cmpuint(events.size(), ==, 2);
+  g_assert_cmpint(events[0].num("audio_start_ms"), ==, 1400 + 100 - 300);
+  // And at 0.
+  Client c2;
+  open(c2, server);
+  vad_without_responses(c2, 300);
+  events = vad_events(c2, pcm_of({silence(100), tone(400), silence(500)}));
+  g_assert_cmpuint(events.size(), ==, 2);
+  g_assert_cmpint(events[0].num("audio_start_ms"), ==, 0);
+  turns = server.committed_turns();
+  g_assert_cmpuint(turns.size(), ==, 3);
+  g_assert_cmpuint(turns[2].pcm.size(), ==, samples_at(100 + 400 + 400) * 2);
+  server.stop();
+}
+
+// A dip shorter than silence_duration_ms (400 ms) does not split the turn;
+// a longer silence does.
+void test_vad_dip() {
+  Server server;
+  server.start();
+  Client c;
+  open(c, server);
+  vad_without_responses(c);
+  auto events = vad_events(c, pcm_of({tone(400), silence(150), tone(400), silence(600)}));
+  g_assert_cmpuint(events.size(), ==, 2);
+  g_assert_cmpint(events[0].num("audio_start_ms"), ==, 0);
+  g_assert_cmpint(events[1].num("audio_end_ms"), ==, 950 + 400);
+  g_assert_cmpuint(server.committed_turns().size(), ==, 1);
+  // A quiet stretch inside the speech (-48 dBFS: below the threshold, above
+  // the silence) is a dip like any other.
+  gint64 t0 = 400 + 150 + 400 + 600;
+  events = vad_events(c, pcm_of({tone(400), tone(300, kInRate, 185), tone(400), silence(600)}));
+  g_assert_cmpuint(events.size(), ==, 2);
+  g_assert_cmpint(events[0].num("audio_start_ms"), ==, t0 - 300);
+  g_assert_cmpint(events[1].num("audio_end_ms"), ==, t0 + 1100 + 400);
+  // 450 ms of silence ends the turn after 400 ms.
+  t0 += 1100 + 600;
+  events = vad_events(c, pcm_of({tone(400), silence(450), tone(400), silence(600)}));
+  g_assert_cmpuint(events.size(), ==, 4);
+  g_assert_cmpint(events[1].num("audio_end_ms"), ==, t0 + 400 + 400);
+  g_assert_cmpint(events[2].num("audio_start_ms"), ==, t0 + 850 - 300);
+  g_assert_cmpint(events[3].num("audio_end_ms"), ==, t0 + 1250 + 400);
+  g_assert_cmpuint(server.committed_turns().size(), ==, 4);
+  server.stop();
+}
+
+// A session.update asking for these rates (0: not asked), with an event_id
+// and instructions unless nullptr.
+JObj rate_update(const char *event_id, gint64 in_rate, gint64 out_rate,
+                 const char *instructions = nullptr) {
+  auto dir = [](gint64 rate) {
+    JObj d;
+    if (rate)
+      d.obj("format", JObj().str("type", "audio/pcm").num("rate", rate));
+    return d;
+  };
+  JObj session;
+  if (instructions)
+    session.str("instructions", instructions);
+  session.obj("audio", JObj().obj("input", dir(in_rate)).obj("output", dir(out_rate)));
+  JObj ev;
+  ev.str("type", "session.update");
+  if (event_id)
+    ev.str("event_id", event_id);
+  ev.obj("session", session);
+  return ev;
+}
+
+// Every output_audio.delta but the last is audio_delta_ms (100) at `rate`.
+void expect_delta_sizes(const std::vector<Event> &events, guint rate) {
+  std::vector<gsize> sizes;
+  for (const Event &e : events)
+    if (e.type() == "response.output_audio.delta")
+      sizes.push_back(b64decode(e.str("delta")).size());
+  g_assert_cmpuint(sizes.size(), >=, 2);
+  for (gsize i = 0; i + 1 < sizes.size(); i++)
+    g_assert_cmpuint(sizes[i], ==, gsize(rate / 10) * 2);
+}
+
+// RatePolicy::Accept (the default): the session takes the asked rates.
+void test_rate_accept() {
+  Server server;
+  server.start();
+  Client c;
+  g_assert_cmpuint(c.connect(model_url(server), kAuth), ==, 101);
+  Event created = c.next();
+  g_assert_cmpint(created.num("session.audio.input.format.rate"), ==, kInRate);
+  g_assert_cmpint(created.num("session.audio.output.format.rate"), ==, kOutRate);
+  g_assert_cmpuint(server.input_rate(0), ==, kInRate);
+  g_assert_cmpuint(server.output_rate(0), ==, kOutRate);
+  c.send(rate_update("u1", 16000, 16000));
+  Event updated = c.next();
+  ASSERT_STR(updated.type(), ==, "session.updated");
+  g_assert_cmpint(updated.num("session.audio.input.format.rate"), ==, 16000);
+  g_assert_cmpint(updated.num("session.audio.output.format.rate"), ==, 16000);
+  g_assert_cmpuint(server.input_rate(0), ==, 16000);
+  g_assert_cmpuint(server.output_rate(0), ==, 16000);
+  g_assert_cmpuint(server.input_rate(1), ==, 0);  // no such session
+  manual_turns(c);
+  std::vector<guint8> audio;
+  expect_delta_sizes(ask(c, &audio), 16000);
+  g_assert_cmpuint(audio.size(), ==, 16000 * 2);  // default answer: 1000 ms
+  g_assert_cmpuint(server.refused_updates(), ==, 0);
+  server.stop();
+}
+
+// RatePolicy::Serve: the asked output rate is ignored; session.created and
+// every session.updated report the served one, and answers are made at it.
+void test_rate_serve() {
+  {
+    Config cfg;
+    cfg.output_rate_rule = {RatePolicy::Serve, 44100};
+    Server server(cfg);
+    server.start();
+    Client c;
+    g_assert_cmpuint(c.connect(model_url(server), kAuth), ==, 101);
+    g_assert_cmpint(c.next().num("session.audio.output.format.rate"), ==, 44100);
+    c.send(rate_update("u1", 16000, 48000));
+    Event updated = c.next();
+    ASSERT_STR(updated.type(), ==, "session.updated");
+    g_assert_cmpint(updated.num("session.audio.output.format.rate"), ==, 44100);
+    g_assert_cmpint(updated.num("session.audio.input.format.rate"), ==, 16000);  // Accept
+    g_assert_cmpuint(server.output_rate(0), ==, 44100);
+    g_assert_cmpuint(server.input_rate(0), ==, 16000);
+    manual_turns(c);  // an update without rates: still 44100
+    TurnScript turn;
+    turn.answer_ms = 300;
+    server.push_turn(turn);
+    std::vector<guint8> audio;
+    expect_delta_sizes(ask(c, &audio), 44100);
+    g_assert_cmpuint(audio.size(), ==, gsize(std::lround(300 * 44100 / 1000.0)) * 2);
+    g_assert_cmpuint(server.refused_updates(), ==, 0);
+    server.stop();
+  }
+  {
+    Config cfg;
+    cfg.output_rate_rule = {RatePolicy::Serve, 22050};
+    Server server(cfg);
+    server.start();
+    Client c;
+    g_assert_cmpuint(c.connect(model_url(server), kAuth), ==, 101);
+    Event created = c.next();
+    g_assert_cmpint(created.num("session.audio.output.format.rate"), ==, 22050);
+    g_assert_cmpint(created.num("session.audio.input.format.rate"), ==, kInRate);
+    g_assert_cmpuint(server.output_rate(0), ==, 22050);
+    c.send(rate_update("u1", 0, kOutRate));
+    g_assert_cmpint(c.until("session.updated").num("session.audio.output.format.rate"), ==, 22050);
+    manual_turns(c);
+    std::vector<guint8> audio;
+    expect_delta_sizes(ask(c, &audio), 22050);
+    g_assert_cmpuint(audio.size(), ==, 22050 * 2);  // default answer: 1000 ms
+    server.stop();
+  }
+}
+
+// RatePolicy::Refuse: an update asking for another rate is refused whole
+// with an error naming the field; no session.updated; appended audio is
+// discarded (not recorded, not heard by the VAD) until a valid update.
+void test_rate_refuse() {
+  Config cfg;
+  cfg.input_rate_rule = {RatePolicy::Refuse, 24000};
+  cfg.output_rate_rule = {RatePolicy::Refuse, 24000};
+  Server server(cfg);
+  server.start();
+  Client c;
+  g_assert_cmpuint(c.connect(model_url(server), kAuth), ==, 101);
+  Event created = c.next();
+  g_assert_cmpint(created.num("session.audio.input.format.rate"), ==, 24000);
+  g_assert_cmpint(created.num("session.audio.output.format.rate"), ==, 24000);
+  g_assert_cmpuint(server.output_rate(0), ==, 24000);
+  const std::vector<gint16> taken = silence(100);
+  c.append(taken);  // before any update: taken
+
+  c.send(rate_update("u1", 0, 44100, "refused"));
+  Event err = c.next();
+  ASSERT_STR(err.type(), ==, "error");
+  g_assert_false(err.str("event_id").empty());
+  ASSERT_STR(err.str("error.type"), ==, "invalid_request_error");
+  ASSERT_STR(err.str("error.code"), ==, "invalid_value");
+  ASSERT_STR(err.str("error.message"), ==,
+             "Invalid 'session.audio.output.format.rate': expected 24000, got 44100.");
+  ASSERT_STR(err.str("error.param"), ==, "session.audio.output.format.rate");
+  ASSERT_STR(err.str("error.event_id"), ==, "u1");
+  g_assert_cmpuint(server.refused_updates(), ==, 1);
+
+  // Discarded: speech the VAD would take, then a barrier.
+  append_chunked(c, tone(1000));
+  append_chunked(c, silence(600));
+  c.send(JObj().str("type", "input_audio_buffer.clear"));
+  ASSERT_STR(c.next().type(), ==, "input_audio_buffer.cleared");  // no speech events
+  g_assert_true(server.received_audio(0) == bytes_of(taken));
+  g_assert_true(server.committed_turns().empty());
+
+  c.send(rate_update(nullptr, 16000, 24000));
+  Event err2 = c.next();
+  ASSERT_STR(err2.type(), ==, "error");
+  ASSERT_STR(err2.str("error.message"), ==,
+             "Invalid 'session.audio.input.format.rate': expected 24000, got 16000.");
+  ASSERT_STR(err2.str("error.param"), ==, "session.audio.input.format.rate");
+  g_assert_true(err2.is_null("error.event_id"));
+  g_assert_cmpuint(server.refused_updates(), ==, 2);
+  g_assert_cmpuint(server.input_rate(0), ==, 24000);
+
+  // Asking for the rates the session takes is valid; nothing of the refused
+  // updates was applied.
+  c.send(rate_update("u3", 24000, 24000));
+  Event updated = c.next();
+  ASSERT_STR(updated.type(), ==, "session.updated");
+  ASSERT_STR(updated.str("session.instructions"), ==, "");
+  g_assert_cmpint(updated.num("session.audio.output.format.rate"), ==, 24000);
+  g_assert_cmpint(updated.num("session.audio.input.format.rate"), ==, 24000);
+  g_assert_cmpuint(server.refused_updates(), ==, 2);
+  const std::vector<gint16> later = silence(200);
+  c.append(later);
+  c.send(JObj().str("type", "input_audio_buffer.clear"));
+  c.until("input_audio_buffer.cleared");
+  g_assert_true(server.received_audio(0) == concat(bytes_of(taken), bytes_of(later)));
+  manual_turns(c);
+  std::vector<guint8> audio;
+  ask(c, &audio);
+  g_assert_cmpuint(audio.size(), ==, 24000 * 2);  // answers at the session's rate
+  g_assert_cmpuint(server.output_rate(0), ==, 24000);
+  server.clear_records();
+  g_assert_cmpuint(server.refused_updates(), ==, 0);
+  server.stop();
+}
+
+// A refused update is a barrier like any other: with lazy reading it is
+// answered only after the audio before it was read (and taken); the audio
+// between it and the next valid update is discarded.
+void test_rate_refuse_barrier() {
+  const double speed = 2.0;
+  Config cfg;
+  cfg.output_rate_rule = {RatePolicy::Refuse, 24000};
+  cfg.faults.read_speed = speed;
+  Server server(cfg);
+  server.start();
+  Client c;
+  open(c, server);
+  const std::vector<gint16> before = silence(400), between = silence(400), after = silence(200);
+  append_chunked(c, before);
+  c.send(rate_update("bad", 0, 44100));
+  append_chunked(c, between);
+  c.send(rate_update("good", 0, 24000));
+  append_chunked(c, after);
+  ASSERT_STR(c.next().str("error.event_id"), ==, "bad");
+  Event updated = c.next();
+  ASSERT_STR(updated.type(), ==, "session.updated");
+  g_assert_true(server.wait_for_client_event("input_audio_buffer.append", 25, kTimeoutMs));
+  g_assert_true(server.received_audio(0) == concat(bytes_of(before), bytes_of(after)));
+  gint64 first_us = 0;
+  std::vector<gint64> updates_us;
+  guint appends_before_bad = 0;
+  for (const ClientEvent &ev : server.client_events()) {
+    if (ev.type == "input_audio_buffer.append" && !first_us)
+      first_us = ev.monotonic_us;
+    if (ev.type == "input_audio_buffer.append" && updates_us.empty())
+      appends_before_bad++;
+    if (ev.type == "session.update")
+      updates_us.push_back(ev.monotonic_us - first_us);
+  }
+  g_assert_cmpuint(appends_before_bad, ==, 10);
+  g_assert_cmpuint(updates_us.size(), ==, 2);
+  // Read at the pace, discarded or not.
+  g_assert_cmpint(updates_us[0], >=, gint64((400 - 40) * 1000 / speed) - 2000);
+  g_assert_cmpint(updates_us[1], >=, gint64((800 - 40) * 1000 / speed) - 2000);
+  g_assert_cmpuint(server.refused_updates(), ==, 1);
+  server.stop();
+}
+
 // Bytes a client's masked text frame of `payload` bytes takes on the wire.
 gsize client_frame_size(gsize payload) {
   return 2 + (payload <= 125 ? 0 : payload <= 65535 ? 2 : 8) + 4 + payload;
@@ -1261,6 +1665,14 @@ int main(int argc, char **argv) {
   g_test_add_func("/emulator/faults/lazy-reading-stop-reading", test_lazy_reading_stop_reading);
   g_test_add_func("/emulator/records", test_records);
   g_test_add_func("/emulator/answer-signature", test_answer_signature);
+  g_test_add_func("/emulator/vad/blip", test_vad_blip);
+  g_test_add_func("/emulator/vad/speech", test_vad_speech);
+  g_test_add_func("/emulator/vad/prefix-padding", test_vad_prefix_padding);
+  g_test_add_func("/emulator/vad/dip", test_vad_dip);
+  g_test_add_func("/emulator/rates/accept", test_rate_accept);
+  g_test_add_func("/emulator/rates/serve", test_rate_serve);
+  g_test_add_func("/emulator/rates/refuse", test_rate_refuse);
+  g_test_add_func("/emulator/rates/refuse-barrier", test_rate_refuse_barrier);
   g_test_add_func("/emulator/stop", test_stop_is_prompt);
   g_test_add_func("/emulator/stop-with-pending-faults", test_stop_with_pending_faults);
   return g_test_run();

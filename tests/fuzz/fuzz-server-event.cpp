@@ -1,5 +1,5 @@
 /* libFuzzer target: one WebSocket text frame from the server, as the element's
- * network thread hands it to the protocol parser (Dialog::on_text).
+ * network thread hands it to the protocol parser (Session::on_text).
  *
  *   tests/fuzz/run.sh                 build with clang and fuzz for 60 s
  *   FUZZ_SECONDS=600 tests/fuzz/run.sh
@@ -8,7 +8,8 @@
  * the bytes; a frame it accepts must hold consistent values; and its fast
  * path for audio deltas must agree with json-glib on every input: same
  * verdict, same event, same reason for a refusal (reference-parser.cpp). */
-#include "yrt-protocol.h"
+#include "yrt-base64.h"
+#include "yrt-server-events.h"
 
 #include "describe-event.h"
 #include "reference-parser.h"

@@ -7,6 +7,8 @@
 //   node drive.mjs --url http://127.0.0.1:PORT/ --wav question.wav
 //                  --key <the API key, must never reach the page>
 //                  [--shot screenshot.png] [--chromium /usr/bin/chromium]
+//                  [--windows tone-windows.json]
+import fs from 'node:fs';
 import readline from 'node:readline';
 import { parseArgs, withChromium } from './chromium.mjs';
 
@@ -80,6 +82,132 @@ async function inbound(page) {
 }
 const micSpeaking = (page) => page.evaluate(() => window.webchat.micSpeaking);
 
+// ---- what the page plays: the answers' 440 Hz tone, window by window ----
+// The emulator answers with a 440 Hz tone (tests/emulator/synth.cpp), whole
+// from its first sample to its last.  An AudioWorklet on the remote WebRTC
+// stream (the one the page's <audio> plays, after Chromium's jitter buffer,
+// decoder and concealment) measures every 10 ms window: the amplitude of its
+// 440 Hz component (Goertzel) and its RMS.  The hook lives here, not in app.js.
+const TONE_HZ = 440;
+const WINDOW_MS = 10;
+const SOUNDING = 0.05;   // 440 Hz amplitude (full scale 1) above which a window has the tone
+const PAUSE_MS = 300;    // a pause this long ends an answer
+const LOW = 0.8;         // inside an answer, a window below this share of its level is low...
+const BREAK_MS = 30;     // ...and this long a run of low windows is a break
+async function listen(page) {
+  await page.waitForFunction(() => document.getElementById('remote').srcObject, { timeout: 15000 });
+  await page.evaluate(async (toneHz, windowMs) => {
+    const code = `
+      class ToneMeter extends AudioWorkletProcessor {
+        constructor() {
+          super();
+          this.n = Math.round(sampleRate * ${windowMs} / 1000);
+          this.coeff = 2 * Math.cos(2 * Math.PI * ${toneHz} / sampleRate);
+          this.i = this.s1 = this.s2 = this.sq = 0;
+        }
+        process(inputs) {
+          const x = inputs[0] && inputs[0][0];
+          for (let k = 0; x && k < x.length; k++) {
+            const s = x[k] + this.coeff * this.s1 - this.s2;
+            this.s2 = this.s1;
+            this.s1 = s;
+            this.sq += x[k] * x[k];
+            if (++this.i === this.n) {
+              const power = this.s1 * this.s1 + this.s2 * this.s2 - this.coeff * this.s1 * this.s2;
+              this.port.postMessage([2 * Math.sqrt(Math.max(power, 0)) / this.n, Math.sqrt(this.sq / this.n)]);
+              this.i = this.s1 = this.s2 = this.sq = 0;
+            }
+          }
+          return true;
+        }
+      }
+      registerProcessor('tone-meter', ToneMeter);`;
+    const ctx = new AudioContext({ sampleRate: 48000 });
+    await ctx.audioWorklet.addModule(URL.createObjectURL(new Blob([code], { type: 'text/javascript' })));
+    const meter = new AudioWorkletNode(ctx, 'tone-meter');
+    const windows = window.toneWindows = [];  // [440 Hz amplitude, RMS] of each window, in order
+    meter.port.onmessage = (e) => windows.push(e.data);
+    ctx.createMediaStreamSource(document.getElementById('remote').srcObject).connect(meter);
+    meter.connect(ctx.destination);  // so the graph pulls it; it outputs silence
+    if (ctx.state === 'suspended') await ctx.resume();
+  }, TONE_HZ, WINDOW_MS);
+}
+const toneWindows = (page, from = 0) => page.evaluate((n) => window.toneWindows.slice(n), from);
+const toneCount = (page) => page.evaluate(() => window.toneWindows.length);
+
+// The answers among `windows`: stretches of the tone, pauses shorter than
+// PAUSE_MS inside.  Each: where it starts (ms from the first window), how long
+// it sounds (from its first window with the tone to its last at LOW of its
+// level: Chromium fades a stream out after its last packet), its level (the
+// median amplitude), and its breaks: runs of windows at least BREAK_MS long
+// in that span where the tone is below LOW of its level (or of the loudest
+// window before, while it fades in) or gone.
+function toneAnswers(windows) {
+  const amp = windows.map((w) => w[0]);
+  const pause = PAUSE_MS / WINDOW_MS;
+  const answers = [];
+  for (let i = 0; i < amp.length;) {
+    if (amp[i] <= SOUNDING) { i++; continue; }
+    let end = i + 1;  // one past the last sounding window
+    for (let j = end; j < amp.length && j < end + pause; j++) if (amp[j] > SOUNDING) end = j + 1;
+    const sounding = amp.slice(i, end).filter((a) => a > SOUNDING).sort((x, y) => x - y);
+    const level = sounding[Math.floor(sounding.length / 2)];
+    let last = end - 1;
+    while (amp[last] < LOW * level) last--;
+    const breaks = [];
+    let loudest = 0;
+    for (let k = i; k <= last; k++) {
+      const low = (n) => amp[n] < LOW * Math.min(level, loudest);
+      loudest = Math.max(loudest, amp[k]);
+      if (!low(k)) continue;
+      let m = k;
+      while (m <= last && low(m)) m++;
+      if ((m - k) * WINDOW_MS >= BREAK_MS) {
+        breaks.push({ at: (k - i) * WINDOW_MS, ms: (m - k) * WINDOW_MS,
+          low: Math.round(100 * Math.min(...amp.slice(k, m)) / level) });
+      }
+      k = m;
+    }
+    answers.push({ start: i * WINDOW_MS, ms: (last - i + 1) * WINDOW_MS, level, breaks });
+    i = end;
+  }
+  return answers;
+}
+
+// The windows from `from` on, once `count()` answers have been played there
+// and PAUSE_MS has passed without the tone.
+async function playedOut(page, from, what, count) {
+  const pause = PAUSE_MS / WINDOW_MS;
+  let heard = 0;
+  let due = 0;
+  return waitFor(`${what} to be played`, async () => {
+    const w = await toneWindows(page, from);
+    due = await count();
+    heard = toneAnswers(w).length;
+    const quiet = w.length > pause && w.slice(-pause).every((x) => x[0] <= SOUNDING);
+    return quiet && heard >= due ? w : null;
+  }, 20000).catch((e) => { throw new Error(`${e.message} (${heard} of ${due} played)`); });
+}
+
+// Checks that the answers in `windows` were played whole: as many as the
+// emulator spoke (`lengths`, their lengths in ms), each with no break inside
+// and no more than one 20 ms Opus frame missing.
+function checkWhole(windows, what, lengths) {
+  const answers = toneAnswers(windows);
+  const describe = (a) => `${a.ms} ms at ${(20 * Math.log10(a.level)).toFixed(1)} dBFS` + (a.breaks.length
+    ? `, broken: ${a.breaks.map((b) => `at +${b.at} ms for ${b.ms} ms, the tone down to ${b.low} % of its level`).join('; ')}`
+    : '');
+  console.log(`what the page played (${what}): ` +
+    `${answers.map((a, i) => `answer ${i + 1} at ${a.start} ms, ${describe(a)}`).join(' | ') || 'nothing'}`);
+  check(answers.length === lengths.length, `the page played ${what}`,
+    `${answers.length} answers heard, ${lengths.length} spoken`);
+  const broken = answers.findIndex((a) => a.breaks.length);
+  check(broken < 0, `no break inside ${what} as the page played them (the 440 Hz tone in every ${WINDOW_MS} ms window)`,
+    broken < 0 ? `${answers.length} answers` : `answer ${broken + 1}: ${describe(answers[broken])}`);
+  const short = answers.findIndex((a, i) => a.ms < lengths[i] - 20);
+  check(short < 0, `${what} played in full`, `${answers.map((a, i) => `${a.ms} ms of ${lengths[i]}`).join(', ')}`);
+}
+
 async function main() {
   const frames = [];
   await withChromium({ chromium: args.chromium, wav: args.wav }, async (browser) => {
@@ -90,6 +218,12 @@ async function main() {
         if (!p.isClosed()) failedPages.push(await p.evaluate(() => document.body.innerText).catch(() => '?'));
       }
       throw e;
+    } finally {
+      // Every window the first tab measured, for a look: [440 Hz amplitude, RMS], 10 ms each.
+      if (args.windows && pages[0] && !pages[0].isClosed()) {
+        const w = await toneWindows(pages[0]).catch(() => []);
+        fs.writeFileSync(args.windows, JSON.stringify(w));
+      }
     }
   });
 }
@@ -97,6 +231,7 @@ async function main() {
 async function conversation(browser, frames) {
   // -- tab A, push-to-talk: nothing is sent before the button is pressed
   const a = await openTab(browser, frames);
+  await listen(a);
   check(/Hold the button/.test(await statusText(a)), 'the page says it is connected, in words', await statusText(a));
   await sleep(1500);
   check(await askNumber('audio-ms') === 0, 'push-to-talk, not pressed: the service received no audio');
@@ -129,7 +264,7 @@ async function conversation(browser, frames) {
   let last = null;
   const stats = await waitFor('the answer audio in inbound-rtp', async () => {
     const s = last = await inbound(a);
-    // opusenc keeps the last partial 20 ms frame until more audio comes
+    // within one 20 ms Opus frame (the last one goes out when the element goes idle)
     const due = answerMs - 20;
     return s && (s.samples - s.concealed) / 48 >= due && s.packets * 20 >= due ? s : null;
   }).catch((e) => { throw new Error(`${e.message}: ${JSON.stringify(last)}, answer ${answerMs} ms`); });
@@ -154,11 +289,16 @@ async function conversation(browser, frames) {
     `element first-audio-latency ${element / 1e6} ms`);
 
   // -- a typed message
+  const beforeTyped = await toneCount(a);
   await a.type('#text', 'Will it rain tomorrow?');
   await a.click('#send');
   const typedAnswer = await ask('typed-answer');
   await waitFor('the typed message\'s answer', async () => (await logText(a)).includes(typedAnswer));
   check(true, 'a typed message is answered (send-text)');
+  // -- what the page played of both answers: whole, no break inside
+  await playedOut(a, beforeTyped, 'the typed message\'s answer', async () => 1);
+  const typedMs = await askNumber('answer-ms') - answerMs;
+  checkWhole(await toneWindows(a), 'the spoken question\'s answer and the typed message\'s', [answerMs, typedMs]);
   if (args.shot) {
     await a.screenshot({ path: args.shot });
     console.log(`screenshot: ${args.shot}`);
@@ -192,6 +332,7 @@ async function conversation(browser, frames) {
   check(true, 'a closed tab frees its pipeline', `${Date.now() - closed} ms`);
 
   // -- push-to-talk by the space bar and by a touch, as by the mouse above
+  const eachMs = await askNumber('default-answer-ms');
   for (const [how, down, up] of [
     ['the space bar', () => a.keyboard.down('Space'), () => a.keyboard.up('Space')],
     ['a touch', async () => {
@@ -200,6 +341,8 @@ async function conversation(browser, frames) {
     }, () => a.touchscreen.touchEnd()],
   ]) {
     const before = await askNumber('audio-ms');
+    const windowsBefore = await toneCount(a);
+    const spokenBefore = await askNumber('answer-ms');
     await down();
     const shown = await a.$eval('#talk', (e) => e.getAttribute('aria-pressed'));
     await sleep(600);
@@ -210,6 +353,12 @@ async function conversation(browser, frames) {
     // 600 ms held, then the element's closing silence (silence-duration-ms + 300 ms)
     check(shown === 'true' && after === 'false' && held >= 1000 && held <= 2500,
       `push-to-talk by ${how}`, `${held} ms of audio reached the service`);
+    // Its answer, if the service heard speech in those 600 ms of the looping
+    // question, played whole (and over before the next press).
+    await sleep(1000);
+    const spoken = async () => Math.round((await askNumber('answer-ms') - spokenBefore) / eachMs);
+    checkWhole(await playedOut(a, windowsBefore, `the answer to ${how}`, spoken), `the answer to ${how}`,
+      Array(await spoken()).fill(eachMs));
   }
 
   // -- hands-free: the service's VAD ends the turns; speaking over an answer interrupts it
