@@ -677,7 +677,7 @@ main (int argc, char **argv)
   if (speakers)   /* the settings and why: docs/yandexrealtime.md */
     description = g_strdup_printf ("%s ! audioconvert ! audioresample ! "
         "audio/x-raw,format=S16LE,rate=48000,channels=1 ! webrtcdsp probe=echo "
-        "delay-agnostic=false echo-suppression-level=high noise-suppression=true gain-control=false ! "
+        "delay-agnostic=false echo-suppression-level=high noise-suppression=true gain-control=true ! "
         "yandexrealtime name=rt half-duplex=true ! webrtcechoprobe name=echo ! "
         "audioconvert ! audioresample ! %s", source ? source : "autoaudiosrc",
         sink ? sink : "autoaudiosink");

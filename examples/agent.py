@@ -118,7 +118,7 @@ class Agent:
         if options.speakers:  # the settings and why: docs/yandexrealtime.md
             description = (f"{options.source} ! audioconvert ! audioresample ! "
                            "audio/x-raw,format=S16LE,rate=48000,channels=1 ! webrtcdsp probe=echo "
-                           "delay-agnostic=false echo-suppression-level=high noise-suppression=true gain-control=false ! "
+                           "delay-agnostic=false echo-suppression-level=high noise-suppression=true gain-control=true ! "
                            "yandexrealtime name=rt half-duplex=true ! webrtcechoprobe name=echo ! "
                            f"audioconvert ! audioresample ! {options.sink}")
         else:

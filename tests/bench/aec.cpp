@@ -76,7 +76,7 @@ int main (int argc, char **argv)
   const std::string caps = "audio/x-raw,format=S16LE,rate=48000,channels=1";
   const std::string mic = "audiotestsrc is-live=true wave=pink-noise volume=0.1 samplesperbuffer=480 ! " + caps;
   const std::string answer = "audiotestsrc is-live=true wave=pink-noise volume=0.3 samplesperbuffer=4800 ! " + caps;
-  const std::string dsp = "webrtcdsp probe=echo delay-agnostic=false echo-suppression-level=high noise-suppression=true gain-control=false";
+  const std::string dsp = "webrtcdsp probe=echo delay-agnostic=false echo-suppression-level=high noise-suppression=true gain-control=true";
   const std::string with = mic + " ! " + dsp + " ! fakesink  " + answer +
       " ! webrtcechoprobe name=echo ! fakesink sync=true";
   const std::string without = mic + " ! identity ! fakesink  " + answer +

@@ -21,7 +21,7 @@ std::string kCanceller ()
 {
   const char *other = g_getenv ("ROOM_CANCELLER");
   return other ? std::string (other) + " ! " :
-      "webrtcdsp probe=echo delay-agnostic=false echo-suppression-level=high noise-suppression=true gain-control=false ! ";
+      "webrtcdsp probe=echo delay-agnostic=false echo-suppression-level=high noise-suppression=true gain-control=true ! ";
 }
 /* Half-duplex until the canceller has heard the first answer. */
 const char *kHandsFree = "half-duplex=true";
