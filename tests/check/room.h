@@ -268,8 +268,10 @@ class Room {
    * user was silent (from 10 ms before to 30 ms after): the loudest frame
    * of the microphone and of what the service received (sample j of the
    * session at running time j / 24 kHz), and the frames the emulator's VAD
-   * takes for speech (p = (dBFS + 60) / 50 above vad-threshold, so above
-   * -35 dBFS by default). */
+   * counts as loud (p = (dBFS + 60) / 50 above vad-threshold, so above
+   * -35 dBFS by default): the longest run of them, and the longest sound
+   * (loud frames less than 200 ms apart), which the realistic VAD takes for
+   * speech from 250 ms. */
   std::string story () const
   {
     struct Line {
@@ -343,6 +345,10 @@ class Room {
       const gsize to = (run.second + taps_.back ().delay + kBlock - 1) / kBlock;
       double mic_max = -120, sent_max = -120;
       gsize sent_max_at = 0, silent = 0, loud = 0, loud_run = 0, longest = 0, first_loud = 0;
+      /* Loud frames less than 200 ms apart, as one sound: what a VAD with a
+       * minimum speech duration (the emulator's realistic one: 250 ms)
+       * weighs. */
+      gsize sound_from = 0, last_loud = 0, longest_sound = 0;
       /* The user's voice reaches the service up to ~30 ms late (the
        * canceller's frames, the noise suppressor). */
       auto user_speaks = [this] (gsize f) {
@@ -367,6 +373,12 @@ class Room {
         if (s > vad_dbfs) {
           if (loud++ == 0)
             first_loud = f;
+          else if (f - last_loud >= 20)
+            sound_from = f;
+          if (loud == 1)
+            sound_from = f;
+          last_loud = f;
+          longest_sound = std::max (longest_sound, f + 1 - sound_from);
           longest = std::max (longest, ++loud_run);
         } else {
           loud_run = 0;
@@ -381,7 +393,8 @@ class Room {
       g_free (text);
       if (loud)
         line += " (the first at " + std::to_string (first_loud * 10) + " ms, longest run " +
-            std::to_string (longest * 10) + " ms)";
+            std::to_string (longest * 10) + " ms, longest sound " +
+            std::to_string (longest_sound * 10) + " ms)";
       lines.push_back ({gst_util_uint64_scale (run.first, GST_SECOND, kRoomRate) + 1, line});
     }
     std::stable_sort (lines.begin (), lines.end (),
