@@ -519,7 +519,7 @@ void Connection::restart (guint delay_ms)
   attach (context_, 0, [w, delay_ms] { w->restart (delay_ms); });
 }
 
-bool Connection::send (std::string text, Frame kind)
+bool Connection::send (std::string text, Frame kind, guint64 samples)
 {
   GMainContext *context;
   bool soon = kind == Frame::FileAudio;
@@ -528,7 +528,7 @@ bool Connection::send (std::string text, Frame kind)
     if (stopped_ || !context_ || !open_)
       return false;
     outbox_bytes_ += text.size ();
-    outbox_.push_back (Queued {std::move (text), kind == Frame::LiveAudio});
+    outbox_.push_back (Queued {std::move (text), kind == Frame::LiveAudio, samples});
     if (outbox_bytes_ > outbox_limit_)
       drop_oldest_locked ();
     soon = soon && outbox_bytes_ < kBatchBytes;
@@ -547,7 +547,7 @@ void Connection::drop_oldest_locked ()
       continue;
     }
     outbox_bytes_ -= it->text.size ();
-    dropped_bytes_ += it->text.size ();
+    dropped_samples_ += it->samples;
     it = outbox_.erase (it);
   }
 }
@@ -683,10 +683,10 @@ guint64 Connection::received_bytes () const
   return received_bytes_;
 }
 
-guint64 Connection::dropped_bytes () const
+guint64 Connection::dropped_samples () const
 {
   std::lock_guard<std::mutex> guard (lock_);
-  return dropped_bytes_;
+  return dropped_samples_;
 }
 
 }  // namespace yrt

@@ -85,8 +85,10 @@ class Connection {
    * audio wake the network thread at once; file audio (non-live, which
    * comes far faster than real time) is written in batches, a few ms later,
    * to spare a wake-up per chunk.  Beyond the outbox limit the oldest live
-   * audio is dropped.  Returns false when there is no socket to write to. */
-  bool send (std::string text, Frame kind = Frame::Control);
+   * audio is dropped.  Returns false when there is no socket to write to.
+   * `samples`: the input samples a live audio frame carries, counted in
+   * dropped_samples () if it is dropped. */
+  bool send (std::string text, Frame kind = Frame::Control, guint64 samples = 0);
   void set_outbox_limit (gsize bytes);
   /* Runs `fn` on the worker thread after `ms` (0 = soon), unless stopped. */
   void call_later (guint ms, std::function<void ()> fn);
@@ -95,14 +97,16 @@ class Connection {
   gsize queued_bytes () const;
   guint64 sent_bytes () const;
   guint64 received_bytes () const;
-  /* Bytes of droppable frames dropped because the outbox was full. */
-  guint64 dropped_bytes () const;
+  /* Input samples of the live audio frames dropped because the outbox was
+   * full. */
+  guint64 dropped_samples () const;
 
  private:
   struct Worker;
   struct Queued {
     std::string text;
     bool droppable;
+    guint64 samples;
   };
   static gpointer thread_main (gpointer data);
   GMainContext *flush_due_locked (bool soon);
@@ -123,7 +127,7 @@ class Connection {
   gsize outbox_limit_ = G_MAXSIZE;
   guint64 sent_bytes_ = 0;
   guint64 received_bytes_ = 0;
-  guint64 dropped_bytes_ = 0;
+  guint64 dropped_samples_ = 0;
   enum class Flush { None, Now, Soon, Parked };
   Flush flush_ = Flush::None;  /* Parked: until the socket takes data again */
   bool open_ = false;

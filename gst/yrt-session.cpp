@@ -114,8 +114,8 @@ DialogStats Session::stats_locked () const
     s.bytes_sent = connection_->sent_bytes ();
     s.bytes_received = connection_->received_bytes ();
     s.bytes_queued = connection_->queued_bytes ();
-    /* Live audio the outbox dropped (base64 JSON) in samples: near enough. */
-    s.dropped_input_samples += connection_->dropped_bytes () * 3 / 4 / 2;
+    /* Live audio the outbox dropped. */
+    s.dropped_input_samples += connection_->dropped_samples ();
   }
   return s;
 }
@@ -258,14 +258,15 @@ void Session::send_append_locked (const guint8 *pcm, gsize size, Connection::Fra
   if (size == 0)
     return;
   if (wire_.passthrough ()) {
-    connection_->send (client::audio_append (pcm, size), kind);
+    connection_->send (client::audio_append (pcm, size), kind, size / 2);
     return;
   }
   std::vector<gint16> in (size / 2), out, none;
   memcpy (in.data (), pcm, in.size () * 2);
   wire_.process ("input", in.data (), in.size (), out, none);
   if (!out.empty ())
-    connection_->send (client::audio_append ((const guint8 *) out.data (), out.size () * 2), kind);
+    connection_->send (client::audio_append ((const guint8 *) out.data (), out.size () * 2), kind,
+        in.size ());
 }
 
 /* Only to a session that has one: the next session's initial update

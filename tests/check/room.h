@@ -268,8 +268,10 @@ class Room {
    * user was silent (from 10 ms before to 30 ms after): the loudest frame
    * of the microphone and of what the service received (sample j of the
    * session at running time j / 24 kHz), and the frames the emulator's VAD
-   * takes for speech (p = (dBFS + 60) / 50 above vad-threshold, so above
-   * -35 dBFS by default). */
+   * counts as loud (p = (dBFS + 60) / 50 above vad-threshold, so above
+   * -35 dBFS by default): the longest run of them, and the longest sound
+   * (loud frames less than 200 ms apart), which the realistic VAD takes for
+   * speech from 250 ms. */
   std::string story () const
   {
     struct Line {
@@ -282,10 +284,6 @@ class Room {
       g_free (text);
     };
     auto secs = [] (gsize samples, guint rate) { return (double) samples / rate; };
-    for (const Said &s : said_)
-      add (gst_util_uint64_scale (s.first, GST_SECOND, kRoomRate),
-          g_strdup_printf ("user speaks for %.3f s (to %.3f s)", secs (s.pcm.size (), kRoomRate),
-              secs (s.first + s.pcm.size (), kRoomRate)));
     for (const RoomMessage &m : messages_) {
       if (m.name == "response-text")
         continue;  /* the text, word by word */
@@ -309,6 +307,35 @@ class Room {
     const auto *sent = reinterpret_cast<const gint16 *> (sent_bytes.data ());
     const gsize sent_n = sent_bytes.size () / 2;
     const gsize sent_block = 24000 / 100;
+    /* What the user said, and how it reached the service: its voiced 10 ms
+     * frames (the user's part above -60 dBFS), in what the service got. */
+    for (const Said &s : said_) {
+      gsize voiced = 0, loud = 0;
+      double loudest = -120;
+      gint64 first_loud = -1;
+      for (gsize f = s.first / kBlock; f * kBlock < s.first + s.pcm.size () &&
+          (f + 1) * kBlock <= user_pcm_.size (); f++) {
+        if (rms_dbfs (user_pcm_.data () + f * kBlock, kBlock) <= -60)
+          continue;
+        voiced++;
+        double got = (f + 1) * sent_block <= sent_n ?
+            rms_dbfs (sent + f * sent_block, sent_block) : -120;
+        loudest = std::max (loudest, got);
+        if (got > vad_dbfs && loud++ == 0)
+          first_loud = (gint64) (f * kBlock) - (gint64) s.first;
+      }
+      gchar *text = g_strdup_printf ("user speaks for %.3f s (to %.3f s)%s; the service got %"
+          G_GSIZE_FORMAT " of its %" G_GSIZE_FORMAT " voiced 10 ms frames above the VAD's "
+          "%.1f dBFS, the loudest at %.1f dBFS", secs (s.pcm.size (), kRoomRate),
+          secs (s.first + s.pcm.size (), kRoomRate),
+          plays_during (s.first, s.first + s.pcm.size ()) ? ", over the answer" : "", loud,
+          voiced, vad_dbfs, loudest);
+      std::string line = text;
+      g_free (text);
+      if (loud)
+        line += " (the first " + std::to_string (first_loud * 1000 / kRoomRate) + " ms in)";
+      lines.push_back ({gst_util_uint64_scale (s.first, GST_SECOND, kRoomRate), line});
+    }
     for (const auto &run : runs_) {
       add (gst_util_uint64_scale (run.first, GST_SECOND, kRoomRate),
           g_strdup_printf ("speaker: %.3f s of answer left src (to %.3f s; played %.0f ms later)",
@@ -318,6 +345,10 @@ class Room {
       const gsize to = (run.second + taps_.back ().delay + kBlock - 1) / kBlock;
       double mic_max = -120, sent_max = -120;
       gsize sent_max_at = 0, silent = 0, loud = 0, loud_run = 0, longest = 0, first_loud = 0;
+      /* Loud frames less than 200 ms apart, as one sound: what a VAD with a
+       * minimum speech duration (the emulator's realistic one: 250 ms)
+       * weighs. */
+      gsize sound_from = 0, last_loud = 0, longest_sound = 0;
       /* The user's voice reaches the service up to ~30 ms late (the
        * canceller's frames, the noise suppressor). */
       auto user_speaks = [this] (gsize f) {
@@ -342,6 +373,12 @@ class Room {
         if (s > vad_dbfs) {
           if (loud++ == 0)
             first_loud = f;
+          else if (f - last_loud >= 20)
+            sound_from = f;
+          if (loud == 1)
+            sound_from = f;
+          last_loud = f;
+          longest_sound = std::max (longest_sound, f + 1 - sound_from);
           longest = std::max (longest, ++loud_run);
         } else {
           loud_run = 0;
@@ -356,7 +393,8 @@ class Room {
       g_free (text);
       if (loud)
         line += " (the first at " + std::to_string (first_loud * 10) + " ms, longest run " +
-            std::to_string (longest * 10) + " ms)";
+            std::to_string (longest * 10) + " ms, longest sound " +
+            std::to_string (longest_sound * 10) + " ms)";
       lines.push_back ({gst_util_uint64_scale (run.first, GST_SECOND, kRoomRate) + 1, line});
     }
     std::stable_sort (lines.begin (), lines.end (),
@@ -384,6 +422,17 @@ class Room {
     gsize first;
     std::vector<gint16> pcm;
   };
+
+  /* Whether the speaker plays during [from, to) (samples of the timeline,
+   * by the time the microphone hears it). */
+  bool plays_during (gsize from, gsize to) const
+  {
+    gsize lag = gst_util_uint64_scale (latency_, kRoomRate, GST_SECOND);
+    for (const auto &run : runs_)
+      if (run.first + lag < to && run.second + lag > from)
+        return true;
+    return false;
+  }
 
   static GstBusSyncReply on_message (GstBus *bus, GstMessage *msg, gpointer data)
   {
