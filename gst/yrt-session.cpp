@@ -132,8 +132,10 @@ void Session::set_live (bool live)
   live_ = live;
   live_known_ = true;
   SessionConfig after = effective_config_locked ();
-  if (ready_ && (after.interrupt_response != before.interrupt_response ||
-          after.create_response != before.create_response))
+  /* Also while the session's first update is unanswered: the audio held
+   * for the session goes after this one. */
+  if (after.interrupt_response != before.interrupt_response ||
+      after.create_response != before.create_response)
     send_session_update_locked ();
 }
 

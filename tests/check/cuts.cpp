@@ -353,8 +353,11 @@ GST_START_TEST (test_live_loses_only_beyond_the_bound)
       missing, dropped_samples);
   std::vector<std::string> warned = f.warnings ();
   std::string ms = std::to_string (dropped_samples * 1000 / kRate) + " ms";
+  std::string all;
+  for (const std::string &w : warned)
+    all += "\n  " + w;
   fail_unless (warned.size () == 1 && warned[0].find (ms) != std::string::npos,
-      "expected one warning about %s", ms.c_str ());
+      "expected one warning about %s, got %zu:%s", ms.c_str (), warned.size (), all.c_str ());
   unref_all (out);
 }
 GST_END_TEST;
