@@ -200,6 +200,43 @@ GST_START_TEST (test_silent_live_pipeline_plays)
 }
 GST_END_TEST;
 
+/* Defect: a pipeline gives its elements the clock before their base
+ * time; an idle src task that read both in between took the clock's
+ * absolute time for a running time and covered hours with one GAP. */
+GST_START_TEST (test_no_running_time_before_playing)
+{
+  emu::Server server;
+  fail_unless (server.start () != 0);
+  {
+    Pipeline p (server, "audiotestsrc is-live=true wave=silence ! yandexrealtime name=rt "
+        "! fakesink name=sink sync=true");
+    Gaps gaps;
+    gaps.watch (p.get ("sink"), "sink");
+    fail_unless_equals_int (gst_element_set_state (p.pipeline, GST_STATE_PAUSED),
+        GST_STATE_CHANGE_NO_PREROLL);
+    /* The window, held open: a clock, and the base time not yet set. */
+    GstClock *clock = gst_system_clock_obtain ();
+    gst_element_set_clock (p.get ("rt"), clock);
+    gst_object_unref (clock);
+    gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+    auto prerolled = [&gaps] {
+      std::lock_guard<std::mutex> guard (gaps.lock);
+      return !gaps.seen.empty ();
+    };
+    while (!prerolled () && g_get_monotonic_time () < deadline)
+      g_usleep (1000);
+    fail_unless (prerolled (), "no GAP to preroll the sink");
+    /* The preroll GAP, then nothing while PAUSED (the task polls every
+     * 50 ms). */
+    g_usleep (200000);
+    fail_unless_equals_clocktime (gaps.covered (), 0);
+    std::lock_guard<std::mutex> guard (gaps.lock);
+    fail_unless_equals_int (gaps.seen.size (), 1);
+  }
+  server.stop ();
+}
+GST_END_TEST;
+
 /* Defect: a GST_FLOW_EOS from downstream paused the src task and nothing
  * else: no EOS went on, and upstream kept feeding the element. */
 GST_START_TEST (test_downstream_eos_reaches_upstream)
@@ -880,6 +917,7 @@ static Suite *outputs_suite (void)
   tcase_set_timeout (tc, 120);
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_silent_live_pipeline_plays);
+  tcase_add_test (tc, test_no_running_time_before_playing);
   tcase_add_test (tc, test_downstream_eos_reaches_upstream);
   tcase_add_test (tc, test_downstream_eos_ends_a_file_pipeline);
   tcase_add_test (tc, test_output_rate_follows_downstream);
