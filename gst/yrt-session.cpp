@@ -181,10 +181,11 @@ bool Session::takes_requests_locked (const char *action) const
 /* ---- streaming thread ---- */
 
 /* Bytes of append events for max-buffer-ms of audio: the outbox's bound. */
-gsize Session::outbox_limit_locked () const
+/* In input samples: what the ledger holds at most, so that sending it
+ * again to a new session never drops any of it. */
+guint64 Session::live_audio_limit_locked () const
 {
-  gsize pcm = (gsize) config_.input_rate * 2 * options_.max_buffer_ms / 1000;
-  return pcm * 4 / 3 + 4096;
+  return (guint64) config_.input_rate * options_.max_buffer_ms / 1000;
 }
 
 Session::SendResult Session::send_audio (const guint8 *pcm, gsize size)
@@ -540,7 +541,7 @@ void Session::start_session_locked ()
   failures_in_a_row_ = 0;
   configuring_ = true;
   wire_.reset ();
-  connection_->set_outbox_limit (outbox_limit_locked ());
+  connection_->set_live_audio_limit (live_audio_limit_locked ());
   lost_at_cut_ += ledger_.rewind ();
   ledger_.set_manual_turns (config_.turn_detection == TurnDetection::None);
   send_update_locked ();
