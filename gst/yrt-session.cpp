@@ -9,6 +9,9 @@
 namespace yrt {
 
 namespace {
+/* A stall of the network thread the send backlog absorbs beyond
+ * max-buffer-ms before it drops live input. */
+constexpr guint kBacklogStallMs = 1000;
 /* Reconnect delays double from reconnect-backoff-ms up to this. */
 constexpr guint kMaxBackoffMs = 30000;
 constexpr gushort kCloseNormal = 1000;
@@ -182,10 +185,11 @@ bool Session::takes_requests_locked (const char *action) const
 
 /* Bytes of append events for max-buffer-ms of audio: the outbox's bound. */
 /* In input samples: what the ledger holds at most, so that sending it
- * again to a new session never drops any of it. */
+ * again to a new session never drops any of it, plus kBacklogStallMs of
+ * live input arriving before the network thread writes it. */
 guint64 Session::live_audio_limit_locked () const
 {
-  return (guint64) config_.input_rate * options_.max_buffer_ms / 1000;
+  return (guint64) config_.input_rate * (options_.max_buffer_ms + kBacklogStallMs) / 1000;
 }
 
 Session::SendResult Session::send_audio (const guint8 *pcm, gsize size)
