@@ -9,8 +9,9 @@
 namespace yrt {
 
 namespace {
-/* A stall of the network thread the send backlog absorbs beyond
- * max-buffer-ms before it drops live input. */
+/* A stall of the network thread (or of the service's reading) that live
+ * input is protected against beyond max-buffer-ms: in the send backlog and
+ * in the ledger. */
 constexpr guint kBacklogStallMs = 1000;
 /* Reconnect delays double from reconnect-backoff-ms up to this. */
 constexpr guint kMaxBackoffMs = 30000;
@@ -212,7 +213,11 @@ Session::SendResult Session::send_audio (const guint8 *pcm, gsize size)
     outage_dropped_ += dropped;
     stats_.dropped_input_samples += dropped;
   }
-  if (live_ && ledger_.full ())
+  /* Live input never waits: past the bound the oldest input loses its
+   * protection, heard or not.  The bound has the backlog's second more, or
+   * a session just given max-buffer-ms again would forget, at the next
+   * buffer, input it has not read yet. */
+  if (live_ && ledger_.retained () >= live_audio_limit_locked ())
     ledger_.force_release (true);
   return SendResult::Ok;
 }
