@@ -36,6 +36,8 @@ struct PhoneMedia {
   gboolean session_seen;     /* the first session message came */
   /* The silence probe's state (the encoder's streaming thread). */
   gboolean in_silence;       /* chaining our own silence */
+  gboolean timeline_started; /* something went through */
+  guint64 next_sample;       /* where the timeline pushed so far ends, in samples */
   gint64 audio_end;          /* end (running time, ns) of the last answer audio; atomic */
 };
 
@@ -108,12 +110,11 @@ phone_media_agent (PhoneMedia *m)
 
 /* ---- GAPs become silence ---- */
 
+/* Silence for samples [first, last) at `rate`, in packet-time buffers. */
 static void
-push_silence (PhoneMedia *m, GstPad *pad, const GstAudioInfo *info, GstClockTime start, GstClockTime end)
+push_silence (PhoneMedia *m, GstPad *pad, const GstAudioInfo *info, guint64 first, guint64 last)
 {
   gint rate = GST_AUDIO_INFO_RATE (info);
-  guint64 first = gst_util_uint64_scale_round (start, rate, GST_SECOND);
-  guint64 last = gst_util_uint64_scale_round (end, rate, GST_SECOND);
   guint64 step = (guint64) rate * m->params.ptime_ms / 1000;
   m->in_silence = TRUE;
   for (guint64 s = first; s < last;) {
@@ -130,32 +131,72 @@ push_silence (PhoneMedia *m, GstPad *pad, const GstAudioInfo *info, GstClockTime
     s += n;
   }
   m->in_silence = FALSE;
+  m->next_sample = MAX (m->next_sample, last);
+}
+
+static gboolean
+pad_audio_info (GstPad *pad, GstAudioInfo *info)
+{
+  GstCaps *caps = gst_pad_get_current_caps (pad);
+  gboolean ok = caps && gst_audio_info_from_caps (info, caps);
+  if (caps)
+    gst_caps_unref (caps);
+  return ok;
+}
+
+/* The element's timeline has holes: a GAP is pushed when the idle check
+ * runs, and an answer starts at the time its first audio arrived, after
+ * the last GAP's end.  Silence fills them too, so the RTP timestamps never
+ * jump. */
+static void
+fill_up_to (PhoneMedia *m, GstPad *pad, const GstAudioInfo *info, guint64 sample)
+{
+  if (m->timeline_started && sample > m->next_sample)
+    push_silence (m, pad, info, m->next_sample, sample);
+  m->timeline_started = TRUE;
 }
 
 static GstPadProbeReturn
 gap_to_silence (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
 {
   PhoneMedia *m = user_data;
+  GstAudioInfo ainfo;
   if (info->type & GST_PAD_PROBE_TYPE_BUFFER) {
     GstBuffer *b = GST_PAD_PROBE_INFO_BUFFER (info);
-    if (!m->in_silence && GST_BUFFER_PTS_IS_VALID (b) && GST_BUFFER_DURATION_IS_VALID (b))
-      __atomic_store_n (&m->audio_end, (gint64) (GST_BUFFER_PTS (b) + GST_BUFFER_DURATION (b)), __ATOMIC_RELEASE);
+    if (m->in_silence || !GST_BUFFER_PTS_IS_VALID (b) || !pad_audio_info (pad, &ainfo))
+      return GST_PAD_PROBE_OK;
+    gint rate = GST_AUDIO_INFO_RATE (&ainfo);
+    guint64 first = gst_util_uint64_scale_round (GST_BUFFER_PTS (b), rate, GST_SECOND);
+    gboolean started = m->timeline_started;
+    fill_up_to (m, pad, &ainfo, first);
+    if (started && first == m->next_sample && GST_BUFFER_FLAG_IS_SET (b, GST_BUFFER_FLAG_DISCONT)) {
+      /* Continuous now: the encoder and payloader must not resync (the
+       * payloader sends what it holds as a short packet, then jumps). */
+      b = gst_buffer_make_writable (b);
+      GST_BUFFER_FLAG_UNSET (b, GST_BUFFER_FLAG_DISCONT);
+      GST_PAD_PROBE_INFO_DATA (info) = b;
+    }
+    guint64 end = first + gst_buffer_get_size (b) / GST_AUDIO_INFO_BPF (&ainfo);
+    m->next_sample = MAX (m->next_sample, end);
+    __atomic_store_n (&m->audio_end, (gint64) gst_util_uint64_scale_int (end, GST_SECOND, rate), __ATOMIC_RELEASE);
     return GST_PAD_PROBE_OK;
   }
   GstEvent *event = GST_PAD_PROBE_INFO_EVENT (info);
+  if (GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP)  /* barge-in: the timeline goes on */
+    return GST_PAD_PROBE_OK;
   if (GST_EVENT_TYPE (event) != GST_EVENT_GAP)
     return GST_PAD_PROBE_OK;
   GstClockTime start, duration;
   gst_event_parse_gap (event, &start, &duration);
-  GstCaps *caps = gst_pad_get_current_caps (pad);
-  GstAudioInfo ainfo;
-  gboolean ok = caps && gst_audio_info_from_caps (&ainfo, caps) && GST_CLOCK_TIME_IS_VALID (start) &&
-      GST_CLOCK_TIME_IS_VALID (duration) && duration > 0;
-  if (caps)
-    gst_caps_unref (caps);
-  if (!ok)
+  if (!GST_CLOCK_TIME_IS_VALID (start) || !GST_CLOCK_TIME_IS_VALID (duration) || duration == 0 ||
+      !pad_audio_info (pad, &ainfo))
     return GST_PAD_PROBE_OK;  /* nothing to fill: let it pass */
-  push_silence (m, pad, &ainfo, start, start + duration);
+  gint rate = GST_AUDIO_INFO_RATE (&ainfo);
+  guint64 first = gst_util_uint64_scale_round (start, rate, GST_SECOND);
+  guint64 last = gst_util_uint64_scale_round (start + duration, rate, GST_SECOND);
+  fill_up_to (m, pad, &ainfo, first);
+  if (last > m->next_sample)
+    push_silence (m, pad, &ainfo, MAX (first, m->next_sample), last);
   return GST_PAD_PROBE_DROP;
 }
 

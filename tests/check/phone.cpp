@@ -1,0 +1,248 @@
+/* examples/phone called by a real softphone: Debian's baresip dials
+ * yandexrealtime-phone over SIP on 127.0.0.1 and plays a question (a chirp)
+ * as its microphone; the phone's pipeline talks to the emulator, which this
+ * program runs.  Checked by content: the question the emulator received
+ * (correlated with what baresip played, after the 8 kHz line and the
+ * element's 24 kHz), the answer baresip heard (the emulator's 440 Hz tone,
+ * whole), the RTP arriving at baresip (sniffed on lo: continuous sequence
+ * numbers and timestamps, no gap over 60 ms while the agent is silent), and
+ * the end of the call (the pipeline and its session gone promptly after the
+ * caller's BYE).  Raw SIP checks what baresip cannot send: OPTIONS over UDP
+ * and TCP, an offer without our codecs, CANCEL before the answer, 486
+ * beyond --max-calls.
+ *
+ * Skipped (exit 77, saying why) only when baresip or the phone (sofia-sip)
+ * is missing: tests/run.sh installs both. */
+#include "harness.h"
+#include "phone-harness.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+using namespace yrt::test;
+using namespace yrt::phone;
+namespace emu = yrt::emu;
+
+namespace {
+
+const char *const kKey = "phone-test-key";
+const guint kLineRate = 8000;
+const guint kQuestionStartMs = 500, kQuestionMs = 1200;
+
+/* A fresh directory for one test, in the build directory: a failed run's
+ * logs and recordings stay there for a look. */
+std::string test_dir (const char *name)
+{
+  std::string dir = std::string (YRT_PHONE_TMP) + "/" + name;
+  gchar *rm[] = {(gchar *) "rm", (gchar *) "-rf", (gchar *) dir.c_str (), nullptr};
+  g_spawn_sync (nullptr, rm, nullptr, G_SPAWN_SEARCH_PATH, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
+  fail_unless (g_mkdir_with_parents (dir.c_str (), 0700) == 0);
+  return dir;
+}
+
+/* The caller's question: a chirp from 300 to 1300 Hz, loud enough for the
+ * emulator's VAD, between silences; baresip hangs up at the file's end. */
+std::vector<gint16> chirp (guint rate, guint ms)
+{
+  std::vector<gint16> out ((gsize) rate * ms / 1000);
+  double seconds = ms / 1000.0;
+  for (gsize i = 0; i < out.size (); i++) {
+    double t = (double) i / rate;
+    out[i] = (gint16) (12000 * std::sin (2 * G_PI * (300 * t + 1000 * t * t / (2 * seconds))));
+  }
+  return out;
+}
+
+std::string make_question (const std::string &dir, guint tail_ms)
+{
+  std::string wav = dir + "/question.wav";
+  write_wav (wav, silence (kLineRate, kQuestionStartMs) + chirp (kLineRate, kQuestionMs) + silence (kLineRate, tail_ms),
+      kLineRate);
+  return wav;
+}
+
+/* The best normalised correlation of `ref` (8 kHz) with the received 24 kHz
+ * audio, around where their first loud samples line up. */
+double question_correlation (const std::vector<guint8> &received24, const std::vector<gint16> &ref)
+{
+  std::vector<gint16> rec (received24.size () / 2);
+  memcpy (rec.data (), received24.data (), rec.size () * 2);
+  auto onset = [] (const std::vector<gint16> &v, gsize step) {
+    for (gsize i = 0; i < v.size (); i += step)
+      if (std::abs (v[i]) > 3000)
+        return (gssize) i;
+    return (gssize) -1;
+  };
+  gssize rec_on = onset (rec, 1), ref_on = onset (ref, 1);
+  fail_unless (rec_on >= 0, "the emulator received nothing loud (%zu samples)", rec.size ());
+  double best = 0;
+  for (int phase = 0; phase < 3; phase++)
+    for (gssize lag = -40; lag <= 40; lag++) {
+      /* rec (decimated by 3: the element's 24 kHz holds nothing above 4 kHz) at ref index i */
+      double xy = 0, xx = 0, yy = 0;
+      for (gsize i = 0; i < ref.size (); i++) {
+        gssize j = (rec_on / 3 - ref_on + lag + (gssize) i) * 3 + phase;
+        double x = ref[i], y = j >= 0 && j < (gssize) rec.size () ? rec[(gsize) j] : 0;
+        xy += x * y, xx += x * x, yy += y * y;
+      }
+      if (xx > 0 && yy > 0)
+        best = std::max (best, xy / std::sqrt (xx * yy));
+    }
+  return best;
+}
+
+/* The loud stretch of a recording: [first, last] loud sample (|x| > 2000). */
+std::pair<gsize, gsize> loud_span (const std::vector<gint16> &pcm)
+{
+  gsize first = pcm.size (), last = 0;
+  for (gsize i = 0; i < pcm.size (); i++)
+    if (std::abs (pcm[i]) > 2000) {
+      first = std::min (first, i);
+      last = i;
+    }
+  return {first, last};
+}
+
+guint16 caller_rtp_port (const Phone &phone)
+{
+  std::string log = phone.text ();
+  gsize at = log.find ("RTP 127.0.0.1:");
+  fail_unless (at != std::string::npos, "the phone did not say where the call's RTP goes:\n%s", log.c_str ());
+  return (guint16) atoi (log.c_str () + at + 14);
+}
+
+/* The RTP the phone sent to the caller: one stream, every packet 20 ms of
+ * PCMU after the previous one (sequence numbers and timestamps without a
+ * jump), none arriving more than 60 ms after the one before. */
+void check_rtp (const std::vector<RtpPacket> &packets, gint64 established_us, gint64 closed_us,
+    const std::string &dir)
+{
+  fail_unless (packets.size () > 2);
+  std::string table = "arrival_ms seq ts pt marker payload\n";  /* for a look after a failure */
+  for (auto &p : packets)
+    table += std::to_string ((p.arrival_us - packets[0].arrival_us) / 1000.0) + " " + std::to_string (p.seq) + " " +
+        std::to_string (p.ts) + " " + std::to_string (p.pt) + " " + std::to_string (p.marker) + " " +
+        std::to_string (p.payload_size) + "\n";
+  g_file_set_contents ((dir + "/rtp-to-caller.txt").c_str (), table.c_str (), -1, nullptr);
+  gint64 worst = 0;
+  gsize worst_at = 0;
+  for (gsize i = 1; i < packets.size (); i++) {
+    const RtpPacket &a = packets[i - 1], &b = packets[i];
+    fail_unless (b.ssrc == a.ssrc && b.pt == 0, "packet %zu: SSRC %08x PT %u after %08x", i, b.ssrc, b.pt, a.ssrc);
+    fail_unless ((guint16) (b.seq - a.seq) == 1, "packet %zu: sequence %u after %u", i, b.seq, a.seq);
+    fail_unless (b.ts - a.ts == 160, "packet %zu: timestamp %u after %u (+%d, not +160)", i, b.ts, a.ts,
+        (int) (b.ts - a.ts));
+    if (b.arrival_us - a.arrival_us > worst)
+      worst = b.arrival_us - a.arrival_us, worst_at = i;
+  }
+  gint64 span = packets.back ().arrival_us - packets.front ().arrival_us;
+  g_print ("phone: %zu RTP packets over %.2f s to the caller, the longest gap %.1f ms (packet %zu)\n",
+      packets.size (), span / 1e6, worst / 1e3, worst_at);
+  fail_unless (worst <= 60000, "RTP to the caller paused for %.1f ms (packet %zu)", worst / 1e3, worst_at);
+  /* From the answer (2xx) to the caller's hang-up, packets all the way. */
+  fail_unless (packets.front ().arrival_us < established_us + 500000, "the first RTP packet came %.0f ms after "
+      "the call was established", (packets.front ().arrival_us - established_us) / 1e3);
+  fail_unless (packets.back ().arrival_us > closed_us - 200000, "RTP stopped %.0f ms before the caller hung up",
+      (closed_us - packets.back ().arrival_us) / 1e3);
+}
+
+struct Call {
+  emu::Server server;
+  Phone phone;
+  Baresip caller;
+  explicit Call (emu::Config cfg) : server (std::move (cfg)) { fail_unless (server.start () != 0); }
+};
+
+emu::Config config ()
+{
+  emu::Config cfg;
+  cfg.api_key = kKey;
+  return cfg;
+}
+
+}  // namespace
+
+/* A whole call: the question reaches the service, the answer the caller,
+ * the line never goes quiet, and the caller's BYE ends it all. */
+GST_START_TEST (test_call_pcmu)
+{
+  std::string dir = test_dir ("call-pcmu");
+  std::string wav = make_question (dir, 4500);
+  Call call (config ());
+  call.phone.start (YRT_PHONE, dir, call.server.url ());
+  RtpSniffer sniffer;
+  bool sniffing = sniffer.start ();
+  if (!sniffing)
+    g_print ("phone: RTP arrival times not checked: %s\n", sniffer.why_not.c_str ());
+
+  call.caller.start (dir + "/caller", wav, {"g711"});
+  call.caller.command ("dial", "sip:agent@127.0.0.1:" + std::to_string (call.phone.port));
+  call.caller.wait_event ("CALL_ESTABLISHED", 20000);
+  gint64 established = g_get_monotonic_time ();
+  std::string why = call.caller.wait_event ("CALL_CLOSED", 30000);
+  gint64 closed = g_get_monotonic_time ();
+  fail_unless (why == "end of file", "the call ended otherwise than by the caller: %s", why.c_str ());
+
+  /* The caller's BYE: the pipeline goes, and with it the session. */
+  while (call.server.sessions_active () > 0 && g_get_monotonic_time () < closed + G_USEC_PER_SEC)
+    g_usleep (5000);
+  gint64 gone = g_get_monotonic_time ();
+  fail_unless (call.server.sessions_active () == 0, "the session outlived the caller's BYE by 1 s");
+  fail_unless (call.phone.wait_for ("call 1: ended (0 open)", 1000), "%s", call.phone.text ().c_str ());
+  g_print ("phone: the session closed %.0f ms after the caller hung up\n", (gone - closed) / 1e3);
+  sniffer.stop ();
+
+  /* The question, as the service got it. */
+  double corr = question_correlation (call.server.received_audio (0), chirp (kLineRate, kQuestionMs));
+  g_print ("phone: the question's correlation with what the emulator received: %.3f\n", corr);
+  fail_unless (corr > 0.9, "the emulator did not get the caller's question (correlation %.3f)", corr);
+  std::vector<emu::AnswerRecord> answers = call.server.answers ();
+  fail_unless (answers.size () == 1 && answers[0].status == "completed", "%zu answers", answers.size ());
+
+  /* The answer, as the caller heard it: the 440 Hz tone, 1 s of it. */
+  guint rate = 0;
+  std::vector<gint16> heard = read_wav (call.caller.dump ("dec"), &rate);
+  fail_unless (rate == kLineRate);
+  auto span = loud_span (heard);
+  fail_unless (span.first < span.second, "the caller heard nothing");
+  std::vector<gint16> answer (heard.begin () + (gssize) span.first, heard.begin () + (gssize) span.second + 1);
+  double hz = tone_frequency (answer, rate);
+  double ms = (span.second - span.first + 1) * 1000.0 / rate;
+  g_print ("phone: the caller heard %.1f Hz for %.0f ms\n", hz, ms);
+  fail_unless (std::fabs (hz - 440) < 3, "the caller heard %.1f Hz, not the answer's 440 Hz", hz);
+  fail_unless (std::fabs (ms - 1000) < 30, "the caller heard %.0f ms of the 1000 ms answer", ms);
+
+  if (sniffing)
+    check_rtp (sniffer.to_port (caller_rtp_port (call.phone)), established, closed, dir);
+  fail_unless (call.phone.stop () == 0, "the phone did not stop cleanly:\n%s", call.phone.text ().c_str ());
+}
+GST_END_TEST;
+
+static Suite *phone_suite ()
+{
+  Suite *s = suite_create ("phone");
+  TCase *tc = tcase_create ("baresip");
+  tcase_set_timeout (tc, 120);
+  suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_call_pcmu);
+  return s;
+}
+
+int main (int argc, char **argv)
+{
+  gst_check_init (&argc, &argv);
+  std::string why;
+  if (!*YRT_PHONE)
+    why += " the phone (examples/phone: needs libsofia-sip-ua-glib-dev at setup);";
+  gchar *baresip = g_find_program_in_path ("baresip");
+  if (!baresip)
+    why += " baresip (Debian package baresip);";
+  g_free (baresip);
+  if (!why.empty ()) {
+    std::printf ("SKIP: the phone test needs:%s install them with tests/install-packages.sh --phone "
+                 "(tests/run.sh does)\n", why.c_str ());
+    return 77;
+  }
+  return gst_check_run_suite (phone_suite (), "phone", __FILE__);
+}
