@@ -147,6 +147,85 @@ void check_rtp (const std::vector<RtpPacket> &packets, gint64 established_us, gi
       (closed_us - packets.back ().arrival_us) / 1e3);
 }
 
+/* ---- raw SIP: what baresip cannot send ---- */
+
+struct Dialog {
+  std::string call_id, from_tag, branch;
+  guint cseq = 1;
+};
+
+std::string sip_request (const RawSip &sip, const std::string &method, const Dialog &d, const std::string &to_tag,
+    const std::string &sdp, guint cseq)
+{
+  std::string transport = sip.tcp ? "TCP" : "UDP", local = "127.0.0.1:" + std::to_string (sip.local_port);
+  std::string target = "sip:agent@127.0.0.1:" + std::to_string (sip.remote_port);
+  std::string r = method + " " + target + " SIP/2.0\r\n"
+      "Via: SIP/2.0/" + transport + " " + local + ";branch=" + d.branch + ";rport\r\n"
+      "Max-Forwards: 70\r\n"
+      "From: <sip:tester@" + local + ">;tag=" + d.from_tag + "\r\n"
+      "To: <" + target + ">" + (to_tag.empty () ? "" : ";tag=" + to_tag) + "\r\n"
+      "Call-ID: " + d.call_id + "\r\n"
+      "CSeq: " + std::to_string (cseq) + " " + method + "\r\n"
+      "Contact: <sip:tester@" + local + ">\r\n";
+  if (!sdp.empty ())
+    r += "Content-Type: application/sdp\r\n";
+  r += "Content-Length: " + std::to_string (sdp.size ()) + "\r\n\r\n" + sdp;
+  return r;
+}
+
+Dialog new_dialog (const char *name)
+{
+  static int n = 0;
+  Dialog d;
+  d.call_id = std::string (name) + "-" + std::to_string (++n) + "@127.0.0.1";
+  d.from_tag = "t" + std::to_string (n);
+  d.branch = "z9hG4bK-" + std::string (name) + std::to_string (n);
+  return d;
+}
+
+std::string offer (const std::string &codecs_line, const std::string &rtpmaps)
+{
+  return "v=0\r\no=tester 1 1 IN IP4 127.0.0.1\r\ns=test\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+      "m=audio 40000 RTP/AVP " + codecs_line + "\r\n" + rtpmaps;
+}
+
+std::string header (const std::string &msg, const std::string &name)
+{
+  gsize at = msg.find ("\r\n" + name + ":");
+  if (at == std::string::npos)
+    return "";
+  gsize from = at + 2 + name.size () + 1, to = msg.find ("\r\n", from);
+  std::string v = msg.substr (from, to - from);
+  return v.substr (v.find_first_not_of (' '));
+}
+
+std::string to_tag (const std::string &response)
+{
+  std::string to = header (response, "To");
+  gsize at = to.find (";tag=");
+  return at == std::string::npos ? "" : to.substr (at + 5);
+}
+
+/* The INVITE's final response (>= 300) wants an ACK in the same transaction. */
+void ack (RawSip &sip, const Dialog &d, const std::string &final_response)
+{
+  sip.send (sip_request (sip, "ACK", d, to_tag (final_response), "", d.cseq));
+}
+
+/* A socket that takes TCP connections and never answers: a service whose
+ * WebSocket handshake never completes (the call rings until CANCEL). */
+GSocket *silent_service (guint *port)
+{
+  *port = free_port ();
+  GInetAddress *lo = g_inet_address_new_from_string ("127.0.0.1");
+  GSocketAddress *a = g_inet_socket_address_new (lo, (guint16) *port);
+  GSocket *s = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, nullptr);
+  fail_unless (g_socket_bind (s, a, TRUE, nullptr) && g_socket_listen (s, nullptr));
+  g_object_unref (a);
+  g_object_unref (lo);
+  return s;
+}
+
 struct Call {
   emu::Server server;
   Phone phone;
@@ -219,6 +298,89 @@ GST_START_TEST (test_call_pcmu)
 }
 GST_END_TEST;
 
+/* OPTIONS over UDP and TCP; an offer without our codecs (488); a call that
+ * rings while the service does not answer: a second call is busy (486,
+ * --max-calls 1), CANCEL ends the first (487) and frees its pipeline. */
+GST_START_TEST (test_sip_edges)
+{
+  std::string dir = test_dir ("sip-edges");
+  guint service_port = 0;
+  GSocket *service = silent_service (&service_port);
+  Phone phone;
+  phone.start (YRT_PHONE, dir, "ws://127.0.0.1:" + std::to_string (service_port) + "/v1/realtime",
+      {"--max-calls", "1"});
+
+  for (bool tcp : {false, true}) {
+    RawSip sip;
+    sip.open (phone.port, tcp);
+    Dialog d = new_dialog ("options");
+    sip.send (sip_request (sip, "OPTIONS", d, "", "", 1));
+    std::string r = sip.until_status (200, 5000);
+    fail_unless (sip_status (r) == 200, "OPTIONS over %s: %s", tcp ? "TCP" : "UDP", r.c_str ());
+    std::string allow = header (r, "Allow");
+    for (const char *m : {"INVITE", "BYE", "CANCEL", "OPTIONS", "REFER", "INFO"})
+      fail_unless (allow.find (m) != std::string::npos, "Allow: %s lacks %s", allow.c_str (), m);
+  }
+
+  RawSip sip;
+  sip.open (phone.port, false);
+  Dialog gsm = new_dialog ("gsm");
+  sip.send (sip_request (sip, "INVITE", gsm, "", offer ("3", "a=rtpmap:3 GSM/8000\r\n"), 1));
+  std::string r = sip.until_status (300, 5000);
+  fail_unless (sip_status (r) == 488, "an offer of GSM only: %s", r.c_str ());
+  ack (sip, gsm, r);
+
+  Dialog first = new_dialog ("first");
+  sip.send (sip_request (sip, "INVITE", first, "", offer ("0 101", "a=rtpmap:101 telephone-event/8000\r\n"), 1));
+  r = sip.until_status (180, 5000);
+  fail_unless (sip_status (r) == 180, "no 180 Ringing: %s", r.c_str ());
+  fail_unless (phone.wait_for ("call 2: from tester (1 open)", 2000), "%s", phone.text ().c_str ());
+
+  RawSip other;
+  other.open (phone.port, false);
+  Dialog second = new_dialog ("second");
+  other.send (sip_request (other, "INVITE", second, "", offer ("8", ""), 1));
+  std::string busy = other.until_status (300, 5000);
+  fail_unless (sip_status (busy) == 486, "a call beyond --max-calls 1: %s", busy.c_str ());
+  ack (other, second, busy);
+
+  sip.send (sip_request (sip, "CANCEL", first, "", "", 1));
+  std::string got_200 = "", got_487 = "";
+  for (int i = 0; i < 2; i++) {
+    std::string m = sip.until_status (200, 5000);
+    (header (m, "CSeq").find ("CANCEL") != std::string::npos ? got_200 : got_487) = m;
+  }
+  fail_unless (sip_status (got_200) == 200, "CANCEL: %s", got_200.c_str ());
+  fail_unless (sip_status (got_487) == 487, "the cancelled INVITE: %s", got_487.c_str ());
+  ack (sip, first, got_487);
+  fail_unless (phone.wait_for ("call 2: ended (0 open)", 2000), "%s", phone.text ().c_str ());
+  fail_unless (phone.stop () == 0, "the phone did not stop cleanly:\n%s", phone.text ().c_str ());
+  g_object_unref (service);
+}
+GST_END_TEST;
+
+/* The service refuses the connection: the call is refused with 503. */
+GST_START_TEST (test_service_down)
+{
+  std::string dir = test_dir ("service-down");
+  emu::Config cfg = config ();
+  cfg.faults.refuse_status = 503;
+  emu::Server server (cfg);
+  fail_unless (server.start () != 0);
+  Phone phone;
+  phone.start (YRT_PHONE, dir, server.url ());
+  RawSip sip;
+  sip.open (phone.port, false);
+  Dialog d = new_dialog ("down");
+  sip.send (sip_request (sip, "INVITE", d, "", offer ("0", ""), 1));
+  std::string r = sip.until_status (300, 10000);
+  fail_unless (sip_status (r) == 503, "the service refused, the call got: %s", r.c_str ());
+  ack (sip, d, r);
+  fail_unless (phone.wait_for ("call 1: ended (0 open)", 2000), "%s", phone.text ().c_str ());
+  fail_unless (phone.stop () == 0, "the phone did not stop cleanly:\n%s", phone.text ().c_str ());
+}
+GST_END_TEST;
+
 static Suite *phone_suite ()
 {
   Suite *s = suite_create ("phone");
@@ -226,6 +388,8 @@ static Suite *phone_suite ()
   tcase_set_timeout (tc, 120);
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_call_pcmu);
+  tcase_add_test (tc, test_sip_edges);
+  tcase_add_test (tc, test_service_down);
   return s;
 }
 
