@@ -20,6 +20,8 @@
 
 #include <gst/audio/audio.h>
 
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -39,6 +41,9 @@ struct PhoneMedia {
   gboolean timeline_started; /* something went through */
   guint64 next_sample;       /* where the timeline pushed so far ends, in samples */
   gint64 audio_end;          /* end (running time, ns) of the last answer audio; atomic */
+  gint64 audio_pushed;       /* answer audio that went by the probe, ns; atomic */
+  gint64 audio_expected;     /* audio-duration of the completed answers, ns (main thread) */
+  gint rt_priority_warned;
 };
 
 static GSocket *
@@ -179,6 +184,8 @@ gap_to_silence (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
     guint64 end = first + gst_buffer_get_size (b) / GST_AUDIO_INFO_BPF (&ainfo);
     m->next_sample = MAX (m->next_sample, end);
     __atomic_store_n (&m->audio_end, (gint64) gst_util_uint64_scale_int (end, GST_SECOND, rate), __ATOMIC_RELEASE);
+    __atomic_add_fetch (&m->audio_pushed, (gint64) gst_util_uint64_scale_int (end - first, GST_SECOND, rate),
+        __ATOMIC_RELEASE);
     return GST_PAD_PROBE_OK;
   }
   GstEvent *event = GST_PAD_PROBE_INFO_EVENT (info);
@@ -200,9 +207,15 @@ gap_to_silence (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
   return GST_PAD_PROBE_DROP;
 }
 
+/* Played out: every completed answer's audio has come out of the element
+ * (response-done may come before its last audio has been pushed), and the
+ * RTP sink has sent past its end. */
 gboolean
 phone_media_played_out (PhoneMedia *m)
 {
+  gint64 pushed = __atomic_load_n (&m->audio_pushed, __ATOMIC_ACQUIRE);
+  if (pushed < m->audio_expected - 5 * (gint64) GST_MSECOND)
+    return FALSE;
   gint64 end = __atomic_load_n (&m->audio_end, __ATOMIC_ACQUIRE);
   if (end == 0 || !m->rtp_sink)
     return TRUE;
@@ -321,18 +334,24 @@ on_agent_message (PhoneMedia *m, const GstStructure *st)
     m->cb.function_call (m->user, gst_structure_get_string (st, "call-id"), gst_structure_get_string (st, "name"),
         gst_structure_get_string (st, "arguments"), gst_structure_get_string (st, "response-id"));
   } else if (g_str_equal (name, "yandexrealtime/response-done")) {
+    guint64 duration = 0;
+    if (g_strcmp0 (gst_structure_get_string (st, "status"), "completed") == 0 &&
+        gst_structure_get_uint64 (st, "audio-duration", &duration))
+      m->audio_expected += (gint64) duration;
     m->cb.response_done (m->user, gst_structure_get_string (st, "response-id"));
   }
 }
 
-/* rtpdtmfdepay's "dtmf-event": type 1 (RFC 4733), number 0-15. */
+/* rtpdtmfdepay's "dtmf-event" (one per key press, at its start): type 1
+ * (RFC 4733), number 0-15. */
 static void
 on_dtmf_message (PhoneMedia *m, const GstStructure *st)
 {
   gint type = 0, number = -1;
-  gboolean start = FALSE;
+  gboolean start = TRUE;
+  gst_structure_get_boolean (st, "start", &start);  /* dtmfsrc's form has it */
   if (!gst_structure_get_int (st, "type", &type) || type != 1 || !gst_structure_get_int (st, "number", &number) ||
-      !gst_structure_get_boolean (st, "start", &start) || !start || number < 0 || number > 15)
+      !start || number < 0 || number > 15)
     return;
   m->cb.dtmf (m->user, "0123456789*#ABCD"[number]);
 }
@@ -376,6 +395,30 @@ on_bus_message (GstBus *bus, GstMessage *msg, gpointer user_data)
   g_clear_error (&err);
   g_free (debug);
   return G_SOURCE_CONTINUE;
+}
+
+/* --rt-priority: each streaming thread of the call (the element's output,
+ * the encoder, payloader and the RTP sink's clock waits; the caller's audio
+ * in) runs under SCHED_RR, so that a busy machine does not hold the line's
+ * packets back.  Needs CAP_SYS_NICE (or an rtprio limit); without it the
+ * threads keep their priority and the call says so once. */
+static GstBusSyncReply
+on_sync_message (GstBus *bus, GstMessage *msg, gpointer user_data)
+{
+  (void) bus;
+  PhoneMedia *m = user_data;
+  GstStreamStatusType type;
+  GstElement *owner = NULL;
+  if (GST_MESSAGE_TYPE (msg) != GST_MESSAGE_STREAM_STATUS)
+    return GST_BUS_PASS;
+  gst_message_parse_stream_status (msg, &type, &owner);
+  if (type == GST_STREAM_STATUS_TYPE_ENTER) {
+    struct sched_param param = {.sched_priority = (int) m->agent.rt_priority};
+    int err = pthread_setschedparam (pthread_self (), SCHED_RR, &param);
+    if (err && !g_atomic_int_exchange (&m->rt_priority_warned, TRUE))
+      g_printerr ("call %u: --rt-priority: %s (needs CAP_SYS_NICE or an rtprio limit)\n", m->id, g_strerror (err));
+  }
+  return GST_BUS_PASS;
 }
 
 /* ---- building ---- */
@@ -454,6 +497,13 @@ build (PhoneMedia *m)
     return FALSE;
 
   g_object_set (m->rtpbin, "latency", m->agent.latency_ms, NULL);
+  /* A fixed latency: the jitter buffer, the element's (chunk-ms plus its
+   * 70 ms bound) and a packet.  Recomputed when the caller's stream came
+   * in, it grew, and the RTP sink held the packets back for that long. */
+  guint chunk_ms = 40;
+  g_object_get (m->rt, "chunk-ms", &chunk_ms, NULL);
+  gst_pipeline_set_latency (GST_PIPELINE (m->pipeline),
+      (GstClockTime) (m->agent.latency_ms + chunk_ms + 70 + m->params.ptime_ms) * GST_MSECOND);
   g_object_set (dtmf_sink, "sync", FALSE, "async", FALSE, NULL);
   configure_agent (m, m->rt);
   configure_encoder (m, enc, pay);
@@ -482,6 +532,7 @@ copy_agent (PhoneAgentConfig *to, const PhoneAgentConfig *from)
   to->tools = g_strdup (from->tools);
   to->greeting = g_strdup (from->greeting);
   to->latency_ms = from->latency_ms;
+  to->rt_priority = from->rt_priority;
 }
 
 gboolean
@@ -500,6 +551,8 @@ phone_media_start (PhoneMedia *m, const PhoneMediaParams *p, const PhoneAgentCon
     return FALSE;
   }
   m->bus_watch = gst_bus_add_watch (GST_ELEMENT_BUS (m->pipeline), on_bus_message, m);
+  if (m->agent.rt_priority)
+    gst_bus_set_sync_handler (GST_ELEMENT_BUS (m->pipeline), on_sync_message, m, NULL);
   return gst_element_set_state (m->pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE;
 }
 

@@ -39,6 +39,7 @@
 #define ANSWER_TIMEOUT_S 15      /* the service must be up by then, or 503 */
 #define HANGUP_TIMEOUT_S 20      /* end_call/transfer: the goodbye must have played by then */
 #define DTMF_GATHER_MS 800       /* digits pressed closer than this go to the model together */
+#define FAR_JITTER_MS 300        /* after the goodbye's last packet: the far end's jitter buffer plays it */
 
 typedef struct {
   gchar *listen;
@@ -50,6 +51,7 @@ typedef struct {
   gchar *operator_uri;
   gint max_calls;
   gint latency_ms;
+  gint rt_priority;
 } Options;
 
 static Options opts = {
@@ -203,13 +205,22 @@ do_after_answer (Call *c)
 }
 
 static gboolean
+far_end_played (gpointer data)
+{
+  Call *c = data;
+  c->after_poll = 0;
+  do_after_answer (c);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
 poll_played_out (gpointer data)
 {
   Call *c = data;
   if (c->media && !phone_media_played_out (c->media))
     return G_SOURCE_CONTINUE;
-  c->after_poll = 0;
-  do_after_answer (c);
+  /* Sent; now let the far end play it. */
+  c->after_poll = g_timeout_add (FAR_JITTER_MS, far_end_played, c);
   return G_SOURCE_REMOVE;
 }
 
@@ -317,6 +328,7 @@ call_start_media (Call *c, gchar **why)
     .tools = tools,
     .greeting = opts.greeting,
     .latency_ms = (guint) opts.latency_ms,
+    .rt_priority = (guint) opts.rt_priority,
   };
   gboolean ok = phone_media_start (c->media, &c->params, &agent, &media_callbacks, c);
   g_free (instructions);
@@ -523,6 +535,9 @@ parse_options (int *argc, char ***argv)
     {"max-calls", 0, 0, G_OPTION_ARG_INT, &opts.max_calls, "Calls at once; more get 486 Busy (default 8)", "N"},
     {"latency", 0, 0, G_OPTION_ARG_INT, &opts.latency_ms, "Jitter buffer of the caller's audio, ms (default 60)",
         "MS"},
+    {"rt-priority", 0, 0, G_OPTION_ARG_INT, &opts.rt_priority,
+        "Run each call's streaming threads under SCHED_RR at this priority (1-99; needs CAP_SYS_NICE), so a "
+        "busy machine does not delay the line's packets (default 0: off)", "N"},
     {NULL, 0, 0, G_OPTION_ARG_NONE, NULL, NULL, NULL},
   };
   GOptionContext *ctx = g_option_context_new ("- a voice agent that answers SIP calls, on yandexrealtime");
@@ -536,8 +551,8 @@ parse_options (int *argc, char ***argv)
     g_error_free (error);
     return FALSE;
   }
-  if (opts.max_calls < 1 || opts.latency_ms < 0) {
-    g_printerr ("invalid --max-calls or --latency\n");
+  if (opts.max_calls < 1 || opts.latency_ms < 0 || opts.rt_priority < 0 || opts.rt_priority > 99) {
+    g_printerr ("invalid --max-calls, --latency or --rt-priority\n");
     return FALSE;
   }
   codec_prefs = g_strsplit (opts.codecs ? opts.codecs : "PCMU,PCMA,G722,opus", ",", -1);

@@ -59,6 +59,7 @@ typedef struct {
   const gchar *tools;         /* JSON array or NULL */
   const gchar *greeting;      /* the agent speaks first, with these instructions; NULL: it waits */
   guint latency_ms;           /* the jitter buffer */
+  guint rt_priority;          /* SCHED_RR priority of the streaming threads; 0: none */
 } PhoneAgentConfig;
 
 typedef struct PhoneMedia PhoneMedia;

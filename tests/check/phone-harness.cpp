@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <gst/check/gstcheck.h>
+#include <linux/filter.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
 #include <net/if.h>
@@ -12,12 +13,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace yrt::phone {
 
 guint free_port ()
 {
+  /* Each port once per test process: one let go may come back at once,
+   * and baresip's SIP and control ports must differ. */
+  static std::vector<guint> given;
   for (int attempt = 0; attempt < 100; attempt++) {
     GInetAddress *lo = g_inet_address_new_from_string ("127.0.0.1");
     GSocketAddress *any = g_inet_socket_address_new (lo, 0);
@@ -36,8 +41,10 @@ guint free_port ()
     g_object_unref (same);
     g_object_unref (any);
     g_object_unref (lo);
-    if (ok)
+    if (ok && std::find (given.begin (), given.end (), port) == given.end ()) {
+      given.push_back (port);
       return port;
+    }
   }
   fail ("no free port on 127.0.0.1");
   return 0;
@@ -144,7 +151,10 @@ void Phone::start (const std::string &exe, const std::string &dir, const std::st
 {
   port = free_port ();
   log = dir + "/phone.log";
-  std::vector<std::string> argv = {exe, "--listen", "127.0.0.1:" + std::to_string (port), "--location", location};
+  /* --rt-priority: the line's packets on time on a busy machine (CI runs
+   * this as root; elsewhere the phone says it could not, and goes on). */
+  std::vector<std::string> argv = {exe, "--listen", "127.0.0.1:" + std::to_string (port), "--location", location,
+      "--rt-priority", "10"};
   argv.insert (argv.end (), extra.begin (), extra.end ());
   /* The key the emulator wants: in the environment, never on the command line. */
   spawn (argv, {{"YANDEX_CLOUD_API_KEY", "phone-test-key"}});
@@ -285,6 +295,20 @@ bool RtpSniffer::start ()
   sll.sll_protocol = htons (ETH_P_IP);
   sll.sll_ifindex = (int) if_nametoindex ("lo");
   fail_unless (bind (fd, (struct sockaddr *) &sll, sizeof sll) == 0, "bind to lo: %s", g_strerror (errno));
+  /* UDP only (the WebSocket's TCP would crowd the buffer), and room for
+   * seconds of it while this thread waits for a core. */
+  struct sock_filter udp_only[] = {
+    BPF_STMT (BPF_LD | BPF_B | BPF_ABS, 9),
+    BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, 17, 0, 1),
+    BPF_STMT (BPF_RET | BPF_K, 0xffff),
+    BPF_STMT (BPF_RET | BPF_K, 0),
+  };
+  struct sock_fprog prog = {G_N_ELEMENTS (udp_only), udp_only};
+  fail_unless (setsockopt (fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) == 0, "%s", g_strerror (errno));
+  int size = 8 << 20, on = 1;
+  setsockopt (fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size);
+  fail_unless (setsockopt (fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on) == 0, "%s", g_strerror (errno));
+  realtime_offset = g_get_real_time () - g_get_monotonic_time ();
   thread = std::thread ([this] {
     guint8 buf[2048];
     while (!stopping) {
@@ -292,9 +316,25 @@ bool RtpSniffer::start ()
       if (poll (&p, 1, 50) <= 0)
         continue;
       struct sockaddr_ll from = {};
-      socklen_t fromlen = sizeof from;
-      gssize n = recvfrom (fd, buf, sizeof buf, 0, (struct sockaddr *) &from, &fromlen);
+      char control[256];
+      struct iovec iov = {buf, sizeof buf};
+      struct msghdr msg = {};
+      msg.msg_name = &from;
+      msg.msg_namelen = sizeof from;
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof control;
+      gssize n = recvmsg (fd, &msg, 0);
+      /* The kernel's arrival time, not this thread's: under load it may
+       * wake up long after a packet came. */
       gint64 now = g_get_monotonic_time ();
+      for (struct cmsghdr *c = CMSG_FIRSTHDR (&msg); c; c = CMSG_NXTHDR (&msg, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_TIMESTAMPNS) {
+          struct timespec ts;
+          memcpy (&ts, CMSG_DATA (c), sizeof ts);
+          now = (gint64) ts.tv_sec * G_USEC_PER_SEC + ts.tv_nsec / 1000 - realtime_offset;
+        }
       /* On lo each packet shows twice: going out, and arriving. */
       if (n < 20 || from.sll_pkttype == PACKET_OUTGOING)
         continue;
@@ -326,8 +366,13 @@ void RtpSniffer::stop ()
   stopping = true;
   if (thread.joinable ())
     thread.join ();
-  if (fd >= 0)
+  if (fd >= 0) {
+    struct tpacket_stats stats = {};
+    socklen_t len = sizeof stats;
+    if (getsockopt (fd, SOL_PACKET, PACKET_STATISTICS, &stats, &len) == 0)
+      dropped += stats.tp_drops;
     close (fd);
+  }
   fd = -1;
 }
 

@@ -84,6 +84,8 @@ struct RtpSniffer {
   mutable std::mutex lock;
   std::vector<RtpPacket> packets;
   std::string why_not;  /* set when it cannot run (no CAP_NET_RAW) */
+  gint64 realtime_offset = 0;  /* real time - monotonic time, us */
+  guint dropped = 0;    /* packets the kernel could not queue for it (known after stop ()) */
   bool start ();
   void stop ();
   std::vector<RtpPacket> to_port (guint16 dst_port) const;

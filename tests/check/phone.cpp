@@ -104,6 +104,21 @@ std::pair<gsize, gsize> loud_span (const std::vector<gint16> &pcm)
   return {first, last};
 }
 
+/* The loud stretches of a recording, split where it is quiet for 100 ms. */
+std::vector<std::pair<gsize, gsize>> loud_runs (const std::vector<gint16> &pcm, guint rate)
+{
+  std::vector<std::pair<gsize, gsize>> runs;
+  for (gsize i = 0; i < pcm.size (); i++) {
+    if (std::abs (pcm[i]) <= 2000)
+      continue;
+    if (!runs.empty () && i - runs.back ().second < rate / 10)
+      runs.back ().second = i;
+    else
+      runs.push_back ({i, i});
+  }
+  return runs;
+}
+
 guint16 caller_rtp_port (const Phone &phone)
 {
   std::string log = phone.text ();
@@ -292,8 +307,63 @@ GST_START_TEST (test_call_pcmu)
   fail_unless (std::fabs (hz - 440) < 3, "the caller heard %.1f Hz, not the answer's 440 Hz", hz);
   fail_unless (std::fabs (ms - 1000) < 30, "the caller heard %.0f ms of the 1000 ms answer", ms);
 
+  fail_unless (sniffer.dropped == 0, "the sniffer missed %u packets", sniffer.dropped);
   if (sniffing)
     check_rtp (sniffer.to_port (caller_rtp_port (call.phone)), established, closed, dir);
+  fail_unless (call.phone.stop () == 0, "the phone did not stop cleanly:\n%s", call.phone.text ().c_str ());
+}
+GST_END_TEST;
+
+/* DTMF from baresip (RFC 4733) reaches the model as text, the digits in
+ * order; the model then calls end_call, and the phone hangs up once the
+ * goodbye has been played out on the line. */
+GST_START_TEST (test_dtmf_and_end_call)
+{
+  std::string dir = test_dir ("dtmf-end-call");
+  std::string wav = make_question (dir, 20000);  /* longer than the call: the phone hangs up */
+  Call call (config ());
+  emu::TurnScript question, digits, goodbye;
+  digits.calls.push_back ({"end_call", "{}"});
+  goodbye.answer_text = "Goodbye.";
+  goodbye.answer_ms = 1500;
+  call.server.push_turn (question);
+  call.server.push_turn (digits);
+  call.server.push_turn (goodbye);
+  call.phone.start (YRT_PHONE, dir, call.server.url ());
+  call.caller.start (dir + "/caller", wav, {"g711"});
+  call.caller.command ("dial", "sip:agent@127.0.0.1:" + std::to_string (call.phone.port));
+  call.caller.wait_event ("CALL_ESTABLISHED", 20000);
+  fail_unless (call.phone.wait_for ("call 1: agent: answer 1", 15000), "%s", call.phone.text ().c_str ());
+  for (const char *key : {"1", "2", "3"})
+    call.caller.command ("sndcode", key);
+  std::string why = call.caller.wait_event ("CALL_CLOSED", 30000);
+  gint64 closed = g_get_monotonic_time ();
+  g_print ("phone: the phone hung up (baresip: %s)\n", why.c_str ());
+  fail_unless (why != "end of file", "the caller's file ended before the phone hung up");
+
+  std::string pressed;
+  for (auto &e : call.server.client_events ())
+    if (e.type == "conversation.item.create" && e.json.find ("The caller pressed") != std::string::npos)
+      pressed += e.json.substr (e.json.find ("The caller pressed"), 26) + "|";
+  fail_unless (pressed == "The caller pressed 1, 2, 3|", "the model was told: %s", pressed.c_str ());
+  std::string log = call.phone.text ();
+  fail_unless (log.find ("call 1: the agent calls end_call") != std::string::npos &&
+      log.find ("call 1: hanging up (the agent ended the call)") != std::string::npos, "%s", log.c_str ());
+
+  /* The caller heard the goodbye whole, and the line closed right after. */
+  guint rate = 0;
+  std::vector<gint16> heard = read_wav (call.caller.dump ("dec"), &rate);
+  auto runs = loud_runs (heard, rate);
+  fail_unless (runs.size () == 2, "the caller heard %zu answers, not the first and the goodbye", runs.size ());
+  double goodbye_ms = (runs[1].second - runs[1].first + 1) * 1000.0 / rate;
+  double after_ms = (heard.size () - runs[1].second) * 1000.0 / rate;
+  g_print ("phone: the goodbye lasted %.0f ms on the line, the BYE came %.0f ms after its end\n", goodbye_ms,
+      after_ms);
+  fail_unless (std::fabs (goodbye_ms - 1500) < 30, "the caller heard %.0f ms of the 1500 ms goodbye", goodbye_ms);
+  fail_unless (after_ms < 500, "the phone hung up %.0f ms after the goodbye ended", after_ms);
+  while (call.server.sessions_active () > 0 && g_get_monotonic_time () < closed + G_USEC_PER_SEC)
+    g_usleep (5000);
+  fail_unless (call.server.sessions_active () == 0, "the session outlived the call");
   fail_unless (call.phone.stop () == 0, "the phone did not stop cleanly:\n%s", call.phone.text ().c_str ());
 }
 GST_END_TEST;
@@ -388,6 +458,7 @@ static Suite *phone_suite ()
   tcase_set_timeout (tc, 120);
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_call_pcmu);
+  tcase_add_test (tc, test_dtmf_and_end_call);
   tcase_add_test (tc, test_sip_edges);
   tcase_add_test (tc, test_service_down);
   return s;
