@@ -169,7 +169,8 @@ Baresip::~Baresip ()
   g_clear_object (&ctrl);
 }
 
-void Baresip::start (const std::string &d, const std::string &wav, const std::vector<std::string> &codecs)
+void Baresip::start (const std::string &d, const std::string &wav, const std::vector<std::string> &codecs,
+    const std::string &user)
 {
   dir = d;
   fail_unless (g_mkdir_with_parents ((dir + "/rec").c_str (), 0700) == 0);
@@ -190,7 +191,7 @@ void Baresip::start (const std::string &d, const std::string &wav, const std::ve
       "ctrl_tcp_listen 127.0.0.1:" + std::to_string (ctrl_port) + "\n"
       "snd_path " + dir + "/rec\n";
   fail_unless (g_file_set_contents ((dir + "/config").c_str (), config.c_str (), -1, nullptr));
-  std::string account = "<sip:caller@127.0.0.1:" + std::to_string (sip_port) + ">;regint=0;answermode=auto\n";
+  std::string account = "<sip:" + user + "@127.0.0.1:" + std::to_string (sip_port) + ">;regint=0;answermode=auto\n";
   fail_unless (g_file_set_contents ((dir + "/accounts").c_str (), account.c_str (), -1, nullptr));
   log = dir + "/baresip.log";
   spawn ({"baresip", "-f", dir, "-t", "120"}, {});

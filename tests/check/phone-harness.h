@@ -56,7 +56,8 @@ struct Baresip : Child {
   std::string pending;               /* bytes read, not yet a whole netstring */
   std::vector<std::string> events;   /* "TYPE param" of each event, in order */
   ~Baresip ();
-  void start (const std::string &dir, const std::string &wav, const std::vector<std::string> &codecs);
+  void start (const std::string &dir, const std::string &wav, const std::vector<std::string> &codecs,
+      const std::string &user = "caller");
   void command (const std::string &cmd, const std::string &params);
   /* Waits for an event of `type` (after any already seen when `from` says
    * so); its param, or fails. */

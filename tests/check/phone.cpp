@@ -368,6 +368,48 @@ GST_START_TEST (test_dtmf_and_end_call)
 }
 GST_END_TEST;
 
+/* The model calls transfer_to_operator: after its last words the phone
+ * sends REFER to the caller, whose baresip calls the operator (a second
+ * baresip, --operator); the phone's side of the call ends. */
+GST_START_TEST (test_transfer_to_operator)
+{
+  std::string dir = test_dir ("transfer");
+  std::string wav = make_question (dir, 20000);
+  Call call (config ());
+  emu::TurnScript question, transferring;
+  question.calls.push_back ({"transfer_to_operator", "{}"});
+  transferring.answer_text = "I am transferring you to an operator.";
+  transferring.answer_ms = 800;
+  call.server.push_turn (question);
+  call.server.push_turn (transferring);
+  Baresip op;
+  op.start (dir + "/operator", make_question (dir, 20000), {"g711"}, "operator");
+  std::string operator_uri = "sip:operator@127.0.0.1:" + std::to_string (op.sip_port);
+  call.phone.start (YRT_PHONE, dir, call.server.url (), {"--operator", operator_uri});
+  call.caller.start (dir + "/caller", wav, {"g711"});
+  call.caller.command ("dial", "sip:agent@127.0.0.1:" + std::to_string (call.phone.port));
+  call.caller.wait_event ("CALL_ESTABLISHED", 20000);
+
+  /* The operator's phone rings from the caller, and answers. */
+  std::string from = op.wait_event ("CALL_ESTABLISHED", 30000);
+  fail_unless (from.find ("sip:caller@127.0.0.1") != std::string::npos, "the operator got a call from %s",
+      from.c_str ());
+  fail_unless (call.phone.wait_for ("call 1: ended (0 open)", 5000), "%s", call.phone.text ().c_str ());
+  std::string log = call.phone.text ();
+  for (const std::string &line : std::vector<std::string> {"call 1: the agent calls transfer_to_operator",
+      "call 1: agent: I am transferring you", "call 1: transferring to " + operator_uri,
+      "call 1: transfer accepted (202"})
+    fail_unless (log.find (line) != std::string::npos, "no \"%s\" in:\n%s", line.c_str (), log.c_str ());
+  /* Its words came before the REFER. */
+  fail_unless (log.find ("agent: I am transferring") < log.find ("transferring to sip:"), "%s", log.c_str ());
+  gint64 deadline = g_get_monotonic_time () + G_USEC_PER_SEC;
+  while (call.server.sessions_active () > 0 && g_get_monotonic_time () < deadline)
+    g_usleep (5000);
+  fail_unless (call.server.sessions_active () == 0, "the session outlived the transfer");
+  fail_unless (call.phone.stop () == 0, "the phone did not stop cleanly:\n%s", call.phone.text ().c_str ());
+}
+GST_END_TEST;
+
 /* OPTIONS over UDP and TCP; an offer without our codecs (488); a call that
  * rings while the service does not answer: a second call is busy (486,
  * --max-calls 1), CANCEL ends the first (487) and frees its pipeline. */
@@ -459,6 +501,7 @@ static Suite *phone_suite ()
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_call_pcmu);
   tcase_add_test (tc, test_dtmf_and_end_call);
+  tcase_add_test (tc, test_transfer_to_operator);
   tcase_add_test (tc, test_sip_edges);
   tcase_add_test (tc, test_service_down);
   return s;
