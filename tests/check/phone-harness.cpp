@@ -50,12 +50,16 @@ guint free_port ()
   return 0;
 }
 
-void write_wav (const std::string &path, const std::vector<gint16> &pcm, guint rate)
+void write_wav (const std::string &path, const std::vector<gint16> &mono, guint rate, guint channels)
 {
+  std::vector<gint16> pcm;
+  for (gint16 v : mono)
+    pcm.insert (pcm.end (), channels, v);
   std::string out ("RIFF....WAVEfmt ", 16);
   auto u32 = [&out] (guint32 v) { out.append ((const char *) &v, 4); };
   auto u16 = [&out] (guint16 v) { out.append ((const char *) &v, 2); };
-  u32 (16), u16 (1), u16 (1), u32 (rate), u32 (rate * 2), u16 (2), u16 (16);
+  u32 (16), u16 (1), u16 ((guint16) channels), u32 (rate), u32 (rate * 2 * channels), u16 ((guint16) (2 * channels)),
+      u16 (16);
   out += "data";
   u32 ((guint32) (pcm.size () * 2));
   out.append ((const char *) pcm.data (), pcm.size () * 2);
@@ -71,11 +75,14 @@ std::vector<gint16> read_wav (const std::string &path, guint *rate)
   fail_unless (g_file_get_contents (path.c_str (), &wav, &size, nullptr), "cannot read %s", path.c_str ());
   std::vector<gint16> pcm;
   *rate = 0;
+  guint16 channels = 1;
   for (gsize pos = 12; pos + 8 <= size;) {
     guint32 len;
     memcpy (&len, wav + pos + 4, 4);
-    if (memcmp (wav + pos, "fmt ", 4) == 0 && pos + 16 <= size)
+    if (memcmp (wav + pos, "fmt ", 4) == 0 && pos + 16 <= size) {
+      memcpy (&channels, wav + pos + 10, 2);
       memcpy (rate, wav + pos + 12, 4);
+    }
     if (memcmp (wav + pos, "data", 4) == 0) {
       len = (guint32) MIN ((gsize) len, size - pos - 8);  /* a dump still being written says 0 or more */
       if (len == 0)
@@ -87,6 +94,11 @@ std::vector<gint16> read_wav (const std::string &path, guint *rate)
     pos += 8 + len + (len & 1);
   }
   g_free (wav);
+  if (channels > 1) {
+    for (gsize i = 0; i < pcm.size () / channels; i++)
+      pcm[i] = pcm[i * channels];
+    pcm.resize (pcm.size () / channels);
+  }
   return pcm;
 }
 

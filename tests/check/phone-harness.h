@@ -21,9 +21,9 @@ namespace yrt::phone {
 /* A free port on 127.0.0.1 for both UDP and TCP (bound, then let go). */
 guint free_port ();
 
-/* Writes mono S16 at `rate` as a WAV file. */
-void write_wav (const std::string &path, const std::vector<gint16> &pcm, guint rate);
-/* Reads a mono S16 WAV file; its rate into *rate. */
+/* Writes S16 at `rate` as a WAV file, the mono `pcm` in each of `channels`. */
+void write_wav (const std::string &path, const std::vector<gint16> &pcm, guint rate, guint channels = 1);
+/* Reads an S16 WAV file: its first channel; its rate into *rate. */
 std::vector<gint16> read_wav (const std::string &path, guint *rate);
 
 /* A child process whose stdout and stderr go to a log file. */

@@ -54,11 +54,11 @@ std::vector<gint16> chirp (guint rate, guint ms)
   return out;
 }
 
-std::string make_question (const std::string &dir, guint tail_ms)
+std::string make_question (const std::string &dir, guint tail_ms, guint rate = kLineRate, guint channels = 1)
 {
   std::string wav = dir + "/question.wav";
-  write_wav (wav, silence (kLineRate, kQuestionStartMs) + chirp (kLineRate, kQuestionMs) + silence (kLineRate, tail_ms),
-      kLineRate);
+  write_wav (wav, silence (rate, kQuestionStartMs) + chirp (rate, kQuestionMs) + silence (rate, tail_ms), rate,
+      channels);
   return wav;
 }
 
@@ -314,6 +314,50 @@ GST_START_TEST (test_call_pcmu)
 }
 GST_END_TEST;
 
+/* The other codecs: the caller offers only one (baresip's module), or the
+ * phone's --codecs picks it; the question arrives and the answer is heard
+ * at the codec's rate. */
+struct CodecCase {
+  const char *name, *module, *codecs;
+  guint rate, channels;  /* of the audio baresip plays and records */
+};
+const CodecCase kCodecCases[] = {
+  {"PCMA", "g711", "PCMA,PCMU", 8000, 1},
+  {"G722", "g722", "PCMU,PCMA,G722,opus", 16000, 1},
+  {"opus", "opus", "opus,PCMU", 48000, 2},
+};
+
+GST_START_TEST (test_codecs)
+{
+  const CodecCase &cc = kCodecCases[__i__];
+  std::string dir = test_dir ((std::string ("codec-") + cc.name).c_str ());
+  std::string wav = make_question (dir, 3500, cc.rate, cc.channels);
+  Call call (config ());
+  call.phone.start (YRT_PHONE, dir, call.server.url (), {"--codecs", cc.codecs});
+  call.caller.start (dir + "/caller", wav, {cc.module});
+  call.caller.command ("dial", "sip:agent@127.0.0.1:" + std::to_string (call.phone.port));
+  call.caller.wait_event ("CALL_ESTABLISHED", 20000);
+  std::string why = call.caller.wait_event ("CALL_CLOSED", 30000);
+  fail_unless (why == "end of file", "the call ended otherwise than by the caller: %s", why.c_str ());
+  fail_unless (call.phone.text ().find (std::string ("call 1: answered (") + cc.name + ",") != std::string::npos,
+      "not answered with %s:\n%s", cc.name, call.phone.text ().c_str ());
+
+  double corr = question_correlation (call.server.received_audio (0), chirp (kLineRate, kQuestionMs));
+  guint rate = 0;
+  std::vector<gint16> heard = read_wav (call.caller.dump ("dec"), &rate);
+  fail_unless (rate == cc.rate, "baresip recorded %u Hz", rate);
+  auto span = loud_span (heard);
+  fail_unless (span.first < span.second, "the caller heard nothing");
+  std::vector<gint16> answer (heard.begin () + (gssize) span.first, heard.begin () + (gssize) span.second + 1);
+  double hz = tone_frequency (answer, rate), ms = (span.second - span.first + 1) * 1000.0 / rate;
+  g_print ("phone: %s: question correlation %.3f; the caller heard %.1f Hz for %.0f ms\n", cc.name, corr, hz, ms);
+  fail_unless (corr > 0.9, "the emulator did not get the caller's question (correlation %.3f)", corr);
+  fail_unless (std::fabs (hz - 440) < 3, "the caller heard %.1f Hz, not the answer's 440 Hz", hz);
+  fail_unless (std::fabs (ms - 1000) < 30, "the caller heard %.0f ms of the 1000 ms answer", ms);
+  fail_unless (call.phone.stop () == 0, "the phone did not stop cleanly:\n%s", call.phone.text ().c_str ());
+}
+GST_END_TEST;
+
 /* DTMF from baresip (RFC 4733) reaches the model as text, the digits in
  * order; the model then calls end_call, and the phone hangs up once the
  * goodbye has been played out on the line. */
@@ -500,6 +544,7 @@ static Suite *phone_suite ()
   tcase_set_timeout (tc, 120);
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_call_pcmu);
+  tcase_add_loop_test (tc, test_codecs, 0, G_N_ELEMENTS (kCodecCases));
   tcase_add_test (tc, test_dtmf_and_end_call);
   tcase_add_test (tc, test_transfer_to_operator);
   tcase_add_test (tc, test_sip_edges);
