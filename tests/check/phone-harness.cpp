@@ -296,6 +296,13 @@ std::string Baresip::dump (const char *kind) const
 
 /* ---- RTP sniffer ---- */
 
+static gint mulaw_decode (guint8 byte)
+{
+  guint8 u = (guint8) ~byte;
+  gint magnitude = ((((u & 0x0f) << 3) + 0x84) << ((u >> 4) & 7)) - 0x84;
+  return (u & 0x80) ? -magnitude : magnitude;
+}
+
 bool RtpSniffer::start ()
 {
   fd = socket (AF_PACKET, SOCK_DGRAM, htons (ETH_P_IP));
@@ -367,6 +374,9 @@ bool RtpSniffer::start ()
       pk.ts = (guint32) rtp[4] << 24 | (guint32) rtp[5] << 16 | (guint32) rtp[6] << 8 | rtp[7];
       pk.ssrc = (guint32) rtp[8] << 24 | (guint32) rtp[9] << 16 | (guint32) rtp[10] << 8 | rtp[11];
       pk.payload_size = (guint) ((gsize) n - ihl - 8 - 12);
+      pk.peak = 0;
+      for (guint i = 0; pk.pt == 0 && i < pk.payload_size; i++)
+        pk.peak = MAX (pk.peak, std::abs (mulaw_decode (rtp[12 + i])));
       std::lock_guard<std::mutex> l (lock);
       packets.push_back (pk);
     }
@@ -395,6 +405,16 @@ std::vector<RtpPacket> RtpSniffer::to_port (guint16 dst_port) const
   std::vector<RtpPacket> out;
   for (auto &p : packets)
     if (p.dst_port == dst_port)
+      out.push_back (p);
+  return out;
+}
+
+std::vector<RtpPacket> RtpSniffer::from_port (guint16 src_port) const
+{
+  std::lock_guard<std::mutex> l (lock);
+  std::vector<RtpPacket> out;
+  for (auto &p : packets)
+    if (p.src_port == src_port)
       out.push_back (p);
   return out;
 }

@@ -75,6 +75,7 @@ struct RtpPacket {
   guint16 seq;
   guint32 ts, ssrc;
   guint payload_size;
+  gint peak;  /* PCMU (PT 0): the loudest sample, decoded; else 0 */
 };
 
 /* Every UDP packet on lo that looks like RTP, with its arrival time. */
@@ -90,6 +91,7 @@ struct RtpSniffer {
   bool start ();
   void stop ();
   std::vector<RtpPacket> to_port (guint16 dst_port) const;
+  std::vector<RtpPacket> from_port (guint16 src_port) const;
   ~RtpSniffer () { stop (); }
 };
 

@@ -308,8 +308,24 @@ GST_START_TEST (test_call_pcmu)
   fail_unless (std::fabs (ms - 1000) < 30, "the caller heard %.0f ms of the 1000 ms answer", ms);
 
   fail_unless (sniffer.dropped == 0, "the sniffer missed %u packets", sniffer.dropped);
-  if (sniffing)
-    check_rtp (sniffer.to_port (caller_rtp_port (call.phone)), established, closed, dir);
+  if (sniffing) {
+    guint16 port = caller_rtp_port (call.phone);
+    check_rtp (sniffer.to_port (port), established, closed, dir);
+    /* Line to line: the question's last loud packet from the caller, the
+     * answer's first loud packet to it. */
+    gint64 question_end = 0, answer_start = 0;
+    for (auto &p : sniffer.from_port (port))
+      if (p.peak > 3000)
+        question_end = p.arrival_us;
+    for (auto &p : sniffer.to_port (port))
+      if (p.peak > 3000 && !answer_start)
+        answer_start = p.arrival_us;
+    fail_unless (question_end && answer_start > question_end, "no question before the answer on the line");
+    double ms = (answer_start - question_end) / 1e3;
+    g_print ("phone: the answer's first sound reached the caller %.0f ms after the question's last "
+        "(the service's VAD waited 400 ms of it)\n", ms);
+    fail_unless (ms < 1500, "the answer came %.0f ms after the question", ms);
+  }
   fail_unless (call.phone.stop () == 0, "the phone did not stop cleanly:\n%s", call.phone.text ().c_str ());
 }
 GST_END_TEST;
