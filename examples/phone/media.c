@@ -44,6 +44,7 @@ struct PhoneMedia {
   gint64 audio_pushed;       /* answer audio that went by the probe, ns; atomic */
   gint64 audio_expected;     /* audio-duration of the completed answers, ns (main thread) */
   gint rt_priority_warned;
+  gint on_hold;              /* atomic: the far end takes no audio (re-INVITE) */
 };
 
 static GSocket *
@@ -421,6 +422,17 @@ on_sync_message (GstBus *bus, GstMessage *msg, gpointer user_data)
   return GST_BUS_PASS;
 }
 
+/* On hold the far end takes no audio: the RTP is dropped before the sink
+ * (the timeline goes on, so the timestamps jump by the hold when it ends,
+ * as after any pause in a stream). */
+static GstPadProbeReturn
+drop_on_hold (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  (void) pad, (void) info;
+  PhoneMedia *m = user_data;
+  return g_atomic_int_get (&m->on_hold) ? GST_PAD_PROBE_DROP : GST_PAD_PROBE_OK;
+}
+
 /* ---- building ---- */
 
 static void
@@ -511,6 +523,9 @@ build (PhoneMedia *m)
   gst_pad_add_probe (enc_sink, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, gap_to_silence,
       m, NULL);
   gst_object_unref (enc_sink);
+  GstPad *rtp_in = gst_element_get_static_pad (m->rtp_sink, "sink");
+  gst_pad_add_probe (rtp_in, GST_PAD_PROBE_TYPE_BUFFER, drop_on_hold, m, NULL);
+  gst_object_unref (rtp_in);
   g_signal_connect (m->rtpbin, "request-pt-map", G_CALLBACK (on_request_pt_map), m);
   g_signal_connect (m->rtpbin, "pad-added", G_CALLBACK (on_pad_added), m);
 
@@ -561,6 +576,7 @@ phone_media_retarget (PhoneMedia *m, const PhoneMediaParams *p)
 {
   if (!m->rtp_sink)
     return;
+  g_atomic_int_set (&m->on_hold, p->on_hold);
   g_free (m->params.remote_addr);
   m->params.remote_addr = g_strdup (p->remote_addr);
   m->params.remote_port = p->remote_port;

@@ -198,10 +198,39 @@ Dialog new_dialog (const char *name)
   return d;
 }
 
-std::string offer (const std::string &codecs_line, const std::string &rtpmaps)
+std::string offer (const std::string &codecs_line, const std::string &rtpmaps, guint port = 40000, guint version = 1)
 {
-  return "v=0\r\no=tester 1 1 IN IP4 127.0.0.1\r\ns=test\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-      "m=audio 40000 RTP/AVP " + codecs_line + "\r\n" + rtpmaps;
+  return "v=0\r\no=tester 1 " + std::to_string (version) + " IN IP4 127.0.0.1\r\ns=test\r\n"
+      "c=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio " + std::to_string (port) + " RTP/AVP " + codecs_line + "\r\n" +
+      rtpmaps;
+}
+
+/* A UDP socket on 127.0.0.1 that takes a call's RTP. */
+GSocket *rtp_socket (guint *port)
+{
+  *port = free_port ();
+  GInetAddress *lo = g_inet_address_new_from_string ("127.0.0.1");
+  GSocketAddress *a = g_inet_socket_address_new (lo, (guint16) *port);
+  GSocket *s = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, nullptr);
+  fail_unless (g_socket_bind (s, a, FALSE, nullptr));
+  g_object_unref (a);
+  g_object_unref (lo);
+  return s;
+}
+
+/* Waits for an RTP packet of payload type `pt` on `s`. */
+bool rtp_arrives (GSocket *s, guint pt, guint timeout_ms)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  for (;;) {
+    gint64 left = deadline - g_get_monotonic_time ();
+    if (left <= 0 || !g_socket_condition_timed_wait (s, G_IO_IN, left, nullptr, nullptr))
+      return false;
+    guint8 buf[2048];
+    gssize n = g_socket_receive (s, (gchar *) buf, sizeof buf, nullptr, nullptr);
+    if (n >= 12 && (buf[0] >> 6) == 2 && (buf[1] & 0x7f) == pt)
+      return true;
+  }
 }
 
 std::string header (const std::string &msg, const std::string &name)
@@ -531,6 +560,82 @@ GST_START_TEST (test_sip_edges)
 }
 GST_END_TEST;
 
+/* Re-INVITEs on the same codec: hold (a=sendonly, answered recvonly: no
+ * RTP goes out), then back with a new port, which the RTP follows; one that
+ * changes the codec gets 488 and the call goes on; then a BYE from the
+ * caller's side. */
+GST_START_TEST (test_reinvite)
+{
+  std::string dir = test_dir ("reinvite");
+  Call call (config ());
+  call.phone.start (YRT_PHONE, dir, call.server.url ());
+  guint first_port = 0, second_port = 0;
+  GSocket *first = rtp_socket (&first_port), *second = rtp_socket (&second_port);
+  RawSip sip;
+  sip.open (call.phone.port, false);
+  Dialog d = new_dialog ("reinvite");
+  sip.send (sip_request (sip, "INVITE", d, "", offer ("0", "", first_port), 1));
+  std::string ok = sip.until_status (200, 15000);
+  fail_unless (sip_status (ok) == 200 && ok.find ("a=sendrecv") != std::string::npos, "%s", ok.c_str ());
+  std::string tag = to_tag (ok);
+  d.branch += "-ack1";
+  sip.send (sip_request (sip, "ACK", d, tag, "", 1));
+  /* The phone's RTP flows once the caller's does: 300 ms of silence, a
+   * packet every 20 ms as a caller sends it. */
+  GInetAddress *lo = g_inet_address_new_from_string ("127.0.0.1");
+  std::string answer_sdp = ok.substr (ok.find ("m=audio ") + 8);
+  GSocketAddress *phone_rtp = g_inet_socket_address_new (lo, (guint16) atoi (answer_sdp.c_str ()));
+  for (guint i = 0; i < 15; i++) {
+    guint8 packet[12 + 160] = {0x80, 0, (guint8) (i >> 8), (guint8) i, 0, 0, (guint8) ((i * 160) >> 8),
+        (guint8) (i * 160), 0x12, 0x34, 0x56, 0x78};
+    memset (packet + 12, 0xff, 160);
+    g_socket_send_to (first, phone_rtp, (const gchar *) packet, sizeof packet, nullptr, nullptr);
+    g_usleep (20 * 1000);
+  }
+  fail_unless (rtp_arrives (first, 0, 5000), "no RTP at the offer's port");
+
+  d.branch = "z9hG4bK-hold";
+  sip.send (sip_request (sip, "INVITE", d, tag, offer ("0", "a=sendonly\r\n", first_port, 2), 2));
+  std::string held = sip.until_status (200, 5000);
+  fail_unless (sip_status (held) == 200 && held.find ("a=recvonly") != std::string::npos, "hold: %s", held.c_str ());
+  d.branch += "-ack";
+  sip.send (sip_request (sip, "ACK", d, tag, "", 2));
+  fail_unless (call.phone.wait_for ("call 1: re-INVITE: on hold", 1000), "%s", call.phone.text ().c_str ());
+  /* Held: after what was on its way (the output latency, 190 ms), nothing. */
+  gint64 quiet_from = g_get_monotonic_time () + 300000;
+  while (g_get_monotonic_time () < quiet_from)
+    rtp_arrives (first, 0, 50);
+  fail_unless (!rtp_arrives (first, 0, 500), "RTP to a caller on hold");
+
+  d.branch = "z9hG4bK-unhold";
+  sip.send (sip_request (sip, "INVITE", d, tag, offer ("0", "a=sendrecv\r\n", second_port, 3), 3));
+  std::string back = sip.until_status (200, 5000);
+  fail_unless (sip_status (back) == 200 && back.find ("a=sendrecv") != std::string::npos, "unhold: %s", back.c_str ());
+  d.branch += "-ack";
+  sip.send (sip_request (sip, "ACK", d, tag, "", 3));
+  fail_unless (rtp_arrives (second, 0, 5000), "the RTP did not follow the re-INVITE to its new port");
+  fail_unless (call.phone.wait_for ("call 1: re-INVITE: talking, RTP to 127.0.0.1:" + std::to_string (second_port),
+      1000), "%s", call.phone.text ().c_str ());
+
+  d.branch = "z9hG4bK-pcma";
+  sip.send (sip_request (sip, "INVITE", d, tag, offer ("8", "", second_port, 4), 4));
+  std::string refused = sip.until_status (300, 5000);
+  fail_unless (sip_status (refused) == 488, "a re-INVITE to PCMA: %s", refused.c_str ());
+  ack (sip, d, refused);
+
+  d.branch = "z9hG4bK-bye";
+  sip.send (sip_request (sip, "BYE", d, tag, "", 5));
+  std::string bye = sip.until_status (200, 5000);
+  fail_unless (sip_status (bye) == 200, "BYE: %s", bye.c_str ());
+  fail_unless (call.phone.wait_for ("call 1: ended (0 open)", 2000), "%s", call.phone.text ().c_str ());
+  g_object_unref (phone_rtp);
+  g_object_unref (lo);
+  g_object_unref (first);
+  g_object_unref (second);
+  fail_unless (call.phone.stop () == 0, "the phone did not stop cleanly:\n%s", call.phone.text ().c_str ());
+}
+GST_END_TEST;
+
 /* The service refuses the connection: the call is refused with 503. */
 GST_START_TEST (test_service_down)
 {
@@ -564,6 +669,7 @@ static Suite *phone_suite ()
   tcase_add_test (tc, test_dtmf_and_end_call);
   tcase_add_test (tc, test_transfer_to_operator);
   tcase_add_test (tc, test_sip_edges);
+  tcase_add_test (tc, test_reinvite);
   tcase_add_test (tc, test_service_down);
   return s;
 }
