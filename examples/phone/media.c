@@ -597,13 +597,16 @@ unlink_sink (GstElement *e)
   gst_object_unref (sink);
 }
 
-void
-phone_media_free (PhoneMedia *m)
+static GThreadPool *teardowns;  /* stopping pipelines, off the main loop */
+
+/* A pool thread: the state change to NULL waits for the element to close
+ * its WebSocket (up to 500 ms for the service's reply), and the main loop
+ * must go on with every other call's SIP meanwhile. */
+static void
+teardown (gpointer data, gpointer user_data)
 {
-  if (!m)
-    return;
-  if (m->bus_watch)
-    gst_bus_remove_watch (GST_ELEMENT_BUS (m->pipeline));
+  (void) user_data;
+  PhoneMedia *m = data;
   if (m->pipeline) {
     /* The graph is a loop through rtpbin, so the bin cannot order the
      * stop from the sinks up: the RTP sink (which may hold the element's
@@ -627,4 +630,25 @@ phone_media_free (PhoneMedia *m)
   g_free ((gchar *) m->agent.tools);
   g_free ((gchar *) m->agent.greeting);
   g_free (m);
+}
+
+void
+phone_media_free (PhoneMedia *m)
+{
+  if (!m)
+    return;
+  if (m->bus_watch)  /* no callback comes after this */
+    gst_bus_remove_watch (GST_ELEMENT_BUS (m->pipeline));
+  m->bus_watch = 0;
+  if (!teardowns)
+    teardowns = g_thread_pool_new (teardown, NULL, 4, FALSE, NULL);
+  g_thread_pool_push (teardowns, m, NULL);
+}
+
+void
+phone_media_shutdown (void)
+{
+  if (teardowns)
+    g_thread_pool_free (teardowns, FALSE, TRUE);  /* waits for them all */
+  teardowns = NULL;
 }

@@ -634,6 +634,7 @@ main (int argc, char **argv)
   for (GList *l = open; l; l = l->next)
     call_free (l->data);
   g_list_free (open);
+  phone_media_shutdown ();
   nua_destroy (nua);
   su_root_destroy (root);
   su_deinit ();

@@ -89,7 +89,10 @@ GstElement *phone_media_agent (PhoneMedia *m);  /* the yandexrealtime element, o
 /* Whether every answer's audio pushed so far has gone out on the line
  * (its last RTP packet sent). */
 gboolean phone_media_played_out (PhoneMedia *m);
-/* Stops the pipeline at once and frees everything. */
+/* Stops the pipeline and frees everything, on a thread of its own: no
+ * callback comes after it returns. */
 void phone_media_free (PhoneMedia *m);
+/* Waits until every pipeline freed has stopped. */
+void phone_media_shutdown (void);
 
 G_END_DECLS

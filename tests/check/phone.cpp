@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <memory>
 
 using namespace yrt::test;
 using namespace yrt::phone;
@@ -119,6 +120,16 @@ std::vector<std::pair<gsize, gsize>> loud_runs (const std::vector<gint16> &pcm, 
   return runs;
 }
 
+/* Where the phone sends each call's RTP, in the order the calls were answered. */
+std::vector<guint16> caller_rtp_ports (const Phone &phone)
+{
+  std::string log = phone.text ();
+  std::vector<guint16> ports;
+  for (gsize at = log.find ("RTP 127.0.0.1:"); at != std::string::npos; at = log.find ("RTP 127.0.0.1:", at + 1))
+    ports.push_back ((guint16) atoi (log.c_str () + at + 14));
+  return ports;
+}
+
 guint16 caller_rtp_port (const Phone &phone)
 {
   std::string log = phone.text ();
@@ -131,15 +142,15 @@ guint16 caller_rtp_port (const Phone &phone)
  * PCMU after the previous one (sequence numbers and timestamps without a
  * jump), none arriving more than 60 ms after the one before. */
 void check_rtp (const std::vector<RtpPacket> &packets, gint64 established_us, gint64 closed_us,
-    const std::string &dir)
+    const std::string &dir, const std::string &name = "rtp-to-caller")
 {
-  fail_unless (packets.size () > 2);
+  fail_unless (packets.size () > 2, "%s: %zu packets", name.c_str (), packets.size ());
   std::string table = "arrival_ms seq ts pt marker payload\n";  /* for a look after a failure */
   for (auto &p : packets)
     table += std::to_string ((p.arrival_us - packets[0].arrival_us) / 1000.0) + " " + std::to_string (p.seq) + " " +
         std::to_string (p.ts) + " " + std::to_string (p.pt) + " " + std::to_string (p.marker) + " " +
         std::to_string (p.payload_size) + "\n";
-  g_file_set_contents ((dir + "/rtp-to-caller.txt").c_str (), table.c_str (), -1, nullptr);
+  g_file_set_contents ((dir + "/" + name + ".txt").c_str (), table.c_str (), -1, nullptr);
   gint64 worst = 0;
   gsize worst_at = 0;
   for (gsize i = 1; i < packets.size (); i++) {
@@ -152,9 +163,12 @@ void check_rtp (const std::vector<RtpPacket> &packets, gint64 established_us, gi
       worst = b.arrival_us - a.arrival_us, worst_at = i;
   }
   gint64 span = packets.back ().arrival_us - packets.front ().arrival_us;
-  g_print ("phone: %zu RTP packets over %.2f s to the caller, the longest gap %.1f ms (packet %zu)\n",
-      packets.size (), span / 1e6, worst / 1e3, worst_at);
-  fail_unless (worst <= 60000, "RTP to the caller paused for %.1f ms (packet %zu)", worst / 1e3, worst_at);
+  g_print ("phone: %s: %zu RTP packets over %.2f s to the caller, the longest gap %.1f ms (packet %zu)\n",
+      name.c_str (), packets.size (), span / 1e6, worst / 1e3, worst_at);
+  fail_unless (worst <= 60000, "%s: RTP to the caller paused for %.1f ms (packet %zu)", name.c_str (), worst / 1e3,
+      worst_at);
+  if (!established_us)
+    return;
   /* From the answer (2xx) to the caller's hang-up, packets all the way. */
   fail_unless (packets.front ().arrival_us < established_us + 500000, "the first RTP packet came %.0f ms after "
       "the call was established", (packets.front ().arrival_us - established_us) / 1e3);
@@ -499,6 +513,68 @@ GST_START_TEST (test_transfer_to_operator)
 }
 GST_END_TEST;
 
+/* Twenty calls at once, each a baresip: every question reaches its session,
+ * every caller hears its whole answer, and every call's RTP keeps its
+ * timing (no pause over 60 ms, no jump in sequence or timestamp). */
+GST_START_TEST (test_twenty_calls)
+{
+  const guint kCalls = 20;
+  std::string dir = test_dir ("twenty-calls");
+  std::string wav = make_question (dir, 3500);
+  Call call (config ());
+  call.phone.start (YRT_PHONE, dir, call.server.url (), {"--max-calls", std::to_string (kCalls)});
+  RtpSniffer sniffer;
+  bool sniffing = sniffer.start ();
+  std::vector<std::unique_ptr<Baresip>> callers;
+  for (guint i = 0; i < kCalls; i++) {
+    callers.push_back (std::make_unique<Baresip> ());
+    callers.back ()->start (dir + "/caller-" + std::to_string (i), wav, {"g711"}, "caller" + std::to_string (i));
+  }
+  for (auto &c : callers)
+    c->command ("dial", "sip:agent@127.0.0.1:" + std::to_string (call.phone.port));
+  for (auto &c : callers)
+    c->wait_event ("CALL_ESTABLISHED", 30000);
+  for (auto &c : callers) {
+    std::string why = c->wait_event ("CALL_CLOSED", 40000);
+    fail_unless (why == "end of file", "a call ended otherwise than by its caller: %s", why.c_str ());
+  }
+  gint64 closed = g_get_monotonic_time (), deadline = closed + 10 * G_USEC_PER_SEC;
+  while (call.server.sessions_active () > 0 && g_get_monotonic_time () < deadline)
+    g_usleep (5000);
+  g_print ("phone: the sessions closed %.0f ms after the last caller hung up\n", (g_get_monotonic_time () - closed) / 1e3);
+  fail_unless (call.server.sessions_active () == 0, "%u sessions outlived their calls:\n%s",
+      call.server.sessions_active (), call.phone.text ().c_str ());
+  sniffer.stop ();
+  fail_unless (sniffer.dropped == 0, "the sniffer missed %u packets", sniffer.dropped);
+
+  fail_unless (call.server.sessions_opened () == kCalls);
+  double worst_corr = 1;
+  for (guint s = 0; s < kCalls; s++)
+    worst_corr = std::min (worst_corr, question_correlation (call.server.received_audio (s),
+        chirp (kLineRate, kQuestionMs)));
+  fail_unless (worst_corr > 0.9, "a session did not get its caller's question (correlation %.3f)", worst_corr);
+  for (auto &a : call.server.answers ())
+    fail_unless (a.status == "completed", "an answer %s", a.status.c_str ());
+  for (guint i = 0; i < kCalls; i++) {
+    guint rate = 0;
+    std::vector<gint16> heard = read_wav (callers[i]->dump ("dec"), &rate);
+    auto span = loud_span (heard);
+    fail_unless (span.first < span.second, "caller %u heard nothing", i);
+    std::vector<gint16> answer (heard.begin () + (gssize) span.first, heard.begin () + (gssize) span.second + 1);
+    double hz = tone_frequency (answer, rate), ms = (span.second - span.first + 1) * 1000.0 / rate;
+    fail_unless (std::fabs (hz - 440) < 3 && std::fabs (ms - 1000) < 30, "caller %u heard %.1f Hz for %.0f ms", i,
+        hz, ms);
+  }
+  std::vector<guint16> ports = caller_rtp_ports (call.phone);
+  fail_unless (ports.size () == kCalls, "%zu calls answered", ports.size ());
+  for (guint i = 0; sniffing && i < kCalls; i++)
+    check_rtp (sniffer.to_port (ports[i]), 0, 0, dir, "call-" + std::to_string (i + 1));
+  g_print ("phone: %u calls at once: every caller heard its answer; the worst question correlation %.3f\n", kCalls,
+      worst_corr);
+  fail_unless (call.phone.stop () == 0, "the phone did not stop cleanly:\n%s", call.phone.text ().c_str ());
+}
+GST_END_TEST;
+
 /* OPTIONS over UDP and TCP; an offer without our codecs (488); a call that
  * rings while the service does not answer: a second call is busy (486,
  * --max-calls 1), CANCEL ends the first (487) and frees its pipeline. */
@@ -668,6 +744,7 @@ static Suite *phone_suite ()
   tcase_add_loop_test (tc, test_codecs, 0, G_N_ELEMENTS (kCodecCases));
   tcase_add_test (tc, test_dtmf_and_end_call);
   tcase_add_test (tc, test_transfer_to_operator);
+  tcase_add_test (tc, test_twenty_calls);
   tcase_add_test (tc, test_sip_edges);
   tcase_add_test (tc, test_reinvite);
   tcase_add_test (tc, test_service_down);
