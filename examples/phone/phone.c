@@ -1,4 +1,4 @@
-/* yandexrealtime-phone: a voice agent on the phone.  A small SIP user agent
+/* yandexrealtime-phone: a voice agent on the phone (this file: SIP and main).  A small SIP user agent
  * (sofia-sip's nua, driven from the GLib main loop through su_glib) answers
  * calls and gives each one a pipeline of its own (media.c) in which the
  * yandexrealtime element holds the conversation:
@@ -19,10 +19,15 @@
  *   yandexrealtime-phone [--listen 127.0.0.1:5060] [--location URL] [--voice NAME]
  *                        [--instructions TEXT] [--greeting TEXT] [--max-calls N]
  *                        [--codecs PCMU,PCMA,G722,opus] [--operator sip:…]
+ *                        [--call sip:USER@IP:PORT [--ring-timeout S]]
+ *
+ * With --call it places one call instead (a reminder, a callback), holds the
+ * same conversation when it is answered, and exits when it ends: 0 if it
+ * was answered, 1 if busy, not answered or failed.
  *
  * It prints "listening on sip:ADDRESS:PORT" once it takes calls, then a line
  * per event of each call ("call N: …").  docs/phone.md tells the rest. */
-#include "phone.h"
+#include "call.h"
 
 #include <glib-unix.h>
 #include <sofia-sip/nua.h>
@@ -36,307 +41,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ANSWER_TIMEOUT_S 15      /* the service must be up by then, or 503 */
-#define HANGUP_TIMEOUT_S 20      /* end_call/transfer: the goodbye must have played by then */
-#define DTMF_GATHER_MS 800       /* digits pressed closer than this go to the model together */
-#define FAR_JITTER_MS 300        /* after the goodbye's last packet: the far end's jitter buffer plays it */
-
-typedef struct {
-  gchar *listen;
-  gchar *location;
-  gchar *voice;
-  gchar *instructions;
-  gchar *greeting;
-  gchar *codecs;
-  gchar *operator_uri;
-  gint max_calls;
-  gint latency_ms;
-  gint rt_priority;
-} Options;
-
-static Options opts = {
+PhoneOptions opts = {
   .max_calls = 8,
   .latency_ms = 60,
+  .ring_timeout_s = 30,
 };
+gchar *listen_addr;
+gchar **codec_prefs;
+GHashTable *calls;
 
-static gchar *listen_addr;       /* numeric IP of --listen: our SDP's address */
-static gchar **codec_prefs;      /* --codecs, split */
 static nua_t *nua;
 static GMainLoop *loop;
-static GHashTable *calls;        /* Call* set */
-static guint next_call_id = 1;
 static gboolean shutting_down;
-
-typedef enum { CALL_RINGING, CALL_ACTIVE, CALL_ENDING } CallState;
-typedef enum { AFTER_NOTHING, AFTER_HANGUP, AFTER_TRANSFER } AfterAnswer;
-
-typedef struct {
-  guint id;
-  nua_handle_t *nh;
-  gchar *caller;                 /* the From user (the caller's number) */
-  CallState state;
-  PhoneMediaParams params;
-  PhoneMedia *media;
-  gchar *local_sdp;
-  guint64 sdp_session;
-  guint sdp_version;
-  guint answer_timeout;          /* source: 503 if the service is not up */
-  /* end_call / transfer_to_operator: what to do once the answer after the
-   * function call (the goodbye) has been played out. */
-  AfterAnswer after;
-  gchar *after_response;         /* the response that called the function */
-  gboolean follow_up_done;
-  guint after_poll, after_timeout;
-  GString *digits;               /* DTMF gathered for the model */
-  guint digits_timeout;
-} Call;
-
-/* ---- calls ---- */
-
-static void
-call_free (Call *c)
-{
-  g_print ("call %u: ended (%u open)\n", c->id, g_hash_table_size (calls) - 1);
-  g_hash_table_remove (calls, c);
-  phone_media_free (c->media);
-  g_clear_handle_id (&c->answer_timeout, g_source_remove);
-  g_clear_handle_id (&c->after_poll, g_source_remove);
-  g_clear_handle_id (&c->after_timeout, g_source_remove);
-  g_clear_handle_id (&c->digits_timeout, g_source_remove);
-  if (c->nh) {
-    nua_handle_bind (c->nh, NULL);
-    nua_handle_destroy (c->nh);
-  }
-  phone_media_params_clear (&c->params);
-  g_string_free (c->digits, TRUE);
-  g_free (c->caller);
-  g_free (c->local_sdp);
-  g_free (c->after_response);
-  g_free (c);
-}
-
-/* Stops the audio at once; the SIP side goes on to its end. */
-static void
-call_stop_media (Call *c)
-{
-  g_clear_pointer (&c->media, phone_media_free);
-}
-
-static void
-call_hang_up (Call *c, const gchar *why)
-{
-  if (c->state == CALL_ENDING)
-    return;
-  g_print ("call %u: hanging up (%s)\n", c->id, why);
-  if (c->state == CALL_RINGING)
-    nua_respond (c->nh, SIP_503_SERVICE_UNAVAILABLE, TAG_END ());
-  else
-    nua_bye (c->nh, TAG_END ());
-  c->state = CALL_ENDING;
-  call_stop_media (c);
-}
-
-/* ---- what the pipeline tells ---- */
-
-static gboolean
-answer_timed_out (gpointer data)
-{
-  Call *c = data;
-  c->answer_timeout = 0;
-  call_hang_up (c, "the service did not answer in time");
-  return G_SOURCE_REMOVE;
-}
-
-static void
-on_media_ready (gpointer user)
-{
-  Call *c = user;
-  if (c->state != CALL_RINGING)
-    return;
-  g_clear_handle_id (&c->answer_timeout, g_source_remove);
-  nua_respond (c->nh, SIP_200_OK, SIPTAG_CONTENT_TYPE_STR ("application/sdp"), SIPTAG_PAYLOAD_STR (c->local_sdp),
-      TAG_END ());
-  c->state = CALL_ACTIVE;
-  g_print ("call %u: answered (%s, RTP %s:%u)\n", c->id, c->params.codec->name, c->params.remote_addr,
-      c->params.remote_port);
-}
-
-static gboolean
-send_digits (gpointer data)
-{
-  Call *c = data;
-  c->digits_timeout = 0;
-  GString *text = g_string_new ("The caller pressed ");
-  for (gsize i = 0; i < c->digits->len; i++)
-    g_string_append_printf (text, "%s%c", i ? ", " : "", c->digits->str[i]);
-  g_string_append_c (text, '.');
-  gboolean ok = FALSE;
-  if (c->media)
-    g_signal_emit_by_name (phone_media_agent (c->media), "send-text", text->str, &ok);
-  g_print ("call %u: told the agent: %s%s\n", c->id, text->str, ok ? "" : " (failed: no session)");
-  g_string_free (text, TRUE);
-  g_string_truncate (c->digits, 0);
-  return G_SOURCE_REMOVE;
-}
-
-static void
-on_media_dtmf (gpointer user, gchar digit)
-{
-  Call *c = user;
-  g_print ("call %u: DTMF %c\n", c->id, digit);
-  g_string_append_c (c->digits, digit);
-  g_clear_handle_id (&c->digits_timeout, g_source_remove);
-  c->digits_timeout = g_timeout_add (DTMF_GATHER_MS, send_digits, c);
-}
-
-static void
-do_after_answer (Call *c)
-{
-  g_clear_handle_id (&c->after_poll, g_source_remove);
-  g_clear_handle_id (&c->after_timeout, g_source_remove);
-  AfterAnswer what = c->after;
-  c->after = AFTER_NOTHING;
-  if (what == AFTER_HANGUP) {
-    call_hang_up (c, "the agent ended the call");
-  } else if (what == AFTER_TRANSFER) {
-    g_print ("call %u: transferring to %s\n", c->id, opts.operator_uri);
-    nua_refer (c->nh, SIPTAG_REFER_TO_STR (opts.operator_uri), TAG_END ());
-  }
-}
-
-static gboolean
-far_end_played (gpointer data)
-{
-  Call *c = data;
-  c->after_poll = 0;
-  do_after_answer (c);
-  return G_SOURCE_REMOVE;
-}
-
-static gboolean
-poll_played_out (gpointer data)
-{
-  Call *c = data;
-  if (c->media && !phone_media_played_out (c->media))
-    return G_SOURCE_CONTINUE;
-  /* Sent; now let the far end play it. */
-  c->after_poll = g_timeout_add (FAR_JITTER_MS, far_end_played, c);
-  return G_SOURCE_REMOVE;
-}
-
-static gboolean
-after_timed_out (gpointer data)
-{
-  Call *c = data;
-  c->after_timeout = 0;
-  g_print ("call %u: no goodbye from the agent in %d s\n", c->id, HANGUP_TIMEOUT_S);
-  do_after_answer (c);
-  return G_SOURCE_REMOVE;
-}
-
-static void
-on_media_response_done (gpointer user, const gchar *response_id)
-{
-  Call *c = user;
-  /* The answer after the function call's own response: once it has been
-   * heard, hang up or transfer. */
-  if (c->after == AFTER_NOTHING || g_strcmp0 (response_id, c->after_response) == 0 || c->after_poll)
-    return;
-  c->after_poll = g_timeout_add (20, poll_played_out, c);
-}
-
-static const gchar *
-call_function (Call *c, const gchar *name, const gchar *response_id)
-{
-  if (g_str_equal (name, "end_call") || (g_str_equal (name, "transfer_to_operator") && opts.operator_uri)) {
-    c->after = g_str_equal (name, "end_call") ? AFTER_HANGUP : AFTER_TRANSFER;
-    g_free (c->after_response);
-    c->after_response = g_strdup (response_id);
-    g_clear_handle_id (&c->after_timeout, g_source_remove);
-    c->after_timeout = g_timeout_add_seconds (HANGUP_TIMEOUT_S, after_timed_out, c);
-    return c->after == AFTER_HANGUP ? "{\"ok\": true, \"note\": \"The call ends after your next words.\"}"
-                                    : "{\"ok\": true, \"note\": \"The caller is transferred after your next words.\"}";
-  }
-  if (g_str_equal (name, "transfer_to_operator"))
-    return "{\"error\": \"no operator is available\"}";
-  return "{\"error\": \"unknown function\"}";
-}
-
-static void
-on_media_function_call (gpointer user, const gchar *call_id, const gchar *name, const gchar *arguments,
-    const gchar *response_id)
-{
-  Call *c = user;
-  (void) arguments;
-  g_print ("call %u: the agent calls %s\n", c->id, name);
-  const gchar *output = call_function (c, name, response_id);
-  gboolean ok = FALSE;
-  g_signal_emit_by_name (phone_media_agent (c->media), "send-function-output", call_id, output, &ok);
-}
-
-static void
-on_media_failed (gpointer user, const gchar *message)
-{
-  Call *c = user;
-  (void) message;
-  call_hang_up (c, "the conversation failed");
-}
-
-static const PhoneMediaCallbacks media_callbacks = {
-  .ready = on_media_ready,
-  .dtmf = on_media_dtmf,
-  .function_call = on_media_function_call,
-  .response_done = on_media_response_done,
-  .failed = on_media_failed,
-};
+static int exit_status;
 
 /* ---- SIP ---- */
-
-static const gchar tools_json[] =
-    "[{\"type\": \"function\", \"name\": \"end_call\", \"description\": \"Hang up the phone call. Say goodbye "
-    "first: the call ends once your next words have been played.\", \"parameters\": {\"type\": \"object\", "
-    "\"properties\": {}}}%s]";
-static const gchar transfer_json[] =
-    ", {\"type\": \"function\", \"name\": \"transfer_to_operator\", \"description\": \"Transfer the caller to "
-    "a human operator, when they ask for one or you cannot help.\", \"parameters\": {\"type\": \"object\", "
-    "\"properties\": {}}}";
-
-/* The call's instructions: --instructions and who is calling. */
-static gchar *
-call_instructions (Call *c)
-{
-  return g_strdup_printf ("%s%sYou are on a phone call. The caller's number is %s.",
-      opts.instructions ? opts.instructions : "", opts.instructions ? "\n\n" : "", c->caller);
-}
-
-static gboolean
-call_start_media (Call *c, gchar **why)
-{
-  GError *error = NULL;
-  c->media = phone_media_new (c->id, listen_addr, &error);
-  if (!c->media) {
-    *why = g_strdup (error->message);
-    g_error_free (error);
-    return FALSE;
-  }
-  gchar *instructions = call_instructions (c);
-  gchar *tools = g_strdup_printf (tools_json, opts.operator_uri ? transfer_json : "");
-  PhoneAgentConfig agent = {
-    .location = opts.location,
-    .voice = opts.voice,
-    .instructions = instructions,
-    .tools = tools,
-    .greeting = opts.greeting,
-    .latency_ms = (guint) opts.latency_ms,
-    .rt_priority = (guint) opts.rt_priority,
-  };
-  gboolean ok = phone_media_start (c->media, &c->params, &agent, &media_callbacks, c);
-  g_free (instructions);
-  g_free (tools);
-  if (!ok)
-    *why = g_strdup ("the pipeline did not start (missing GStreamer plugins? see the log)");
-  return ok;
-}
 
 static gchar *
 sip_caller (sip_t const *sip)
@@ -348,21 +67,16 @@ sip_caller (sip_t const *sip)
 static void
 on_new_invite (nua_handle_t *nh, sip_t const *sip)
 {
+  gchar *peer = sip_caller (sip);
   if (shutting_down || (gint) g_hash_table_size (calls) >= opts.max_calls) {
-    g_print ("busy: refusing a call from %s (%u open)\n", sip && sip->sip_from && sip->sip_from->a_url->url_user ?
-        sip->sip_from->a_url->url_user : "?", g_hash_table_size (calls));
+    g_print ("busy: refusing a call from %s (%u open)\n", peer, g_hash_table_size (calls));
     nua_respond (nh, SIP_486_BUSY_HERE, TAG_END ());
+    g_free (peer);
     return;  /* the handle goes when nua says the call is terminated */
   }
-  Call *c = g_new0 (Call, 1);
-  c->id = next_call_id++;
-  c->nh = nh;
-  c->caller = sip_caller (sip);
-  c->digits = g_string_new (NULL);
-  c->sdp_session = (guint64) g_get_real_time ();
-  nua_handle_bind (nh, (nua_hmagic_t *) c);
-  g_hash_table_add (calls, c);
-  g_print ("call %u: from %s (%u open)\n", c->id, c->caller, g_hash_table_size (calls));
+  Call *c = call_new (nh, peer, FALSE);
+  g_free (peer);
+  g_print ("call %u: from %s (%u open)\n", c->id, c->peer, g_hash_table_size (calls));
 
   gchar *why = NULL;
   const sip_payload_t *pl = sip ? sip->sip_payload : NULL;
@@ -374,7 +88,7 @@ on_new_invite (nua_handle_t *nh, sip_t const *sip)
     return;
   }
   nua_respond (nh, SIP_180_RINGING, TAG_END ());
-  if (!call_start_media (c, &why)) {
+  if (!call_bind_media (c, &why) || !call_start_media (c, &why)) {
     g_print ("call %u: refused: %s\n", c->id, why);
     g_free (why);
     call_hang_up (c, "no pipeline");
@@ -382,7 +96,90 @@ on_new_invite (nua_handle_t *nh, sip_t const *sip)
   }
   c->local_sdp = phone_sdp_write (&c->params, codec_prefs, listen_addr, phone_media_local_port (c->media),
       c->sdp_session, c->sdp_version);
-  c->answer_timeout = g_timeout_add_seconds (ANSWER_TIMEOUT_S, answer_timed_out, c);
+}
+
+/* ---- outbound: --call ---- */
+
+static gboolean
+ring_timed_out (gpointer data)
+{
+  Call *c = data;
+  c->answer_timeout = 0;
+  g_print ("call %u: no answer within %d s\n", c->id, opts.ring_timeout_s);
+  exit_status = 1;
+  call_hang_up (c, "no answer");
+  return G_SOURCE_REMOVE;
+}
+
+/* Places the --call call: our offer, every codec of --codecs. */
+static gboolean
+place_call (gpointer data)
+{
+  (void) data;
+  gchar *from = g_strdup_printf ("<sip:agent@%s>", listen_addr);
+  nua_handle_t *nh = nua_handle (nua, NULL, SIPTAG_TO_STR (opts.call_uri), SIPTAG_FROM_STR (from), TAG_END ());
+  g_free (from);
+  const gchar *user = opts.call_uri + 4, *at = strchr (user, '@');  /* sip:USER@… */
+  gchar *peer = at ? g_strndup (user, (gsize) (at - user)) : g_strdup (user);
+  Call *c = call_new (nh, peer, TRUE);
+  g_free (peer);
+  gchar *why = NULL;
+  if (!call_bind_media (c, &why)) {
+    g_printerr ("call %u: %s\n", c->id, why);
+    g_free (why);
+    exit_status = 1;
+    nua_handle_destroy (nh);
+    c->nh = NULL;
+    call_free (c);
+    g_main_loop_quit (loop);
+    return G_SOURCE_REMOVE;
+  }
+  c->params.ptime_ms = 20;
+  c->local_sdp = phone_sdp_write (&c->params, codec_prefs, listen_addr, phone_media_local_port (c->media),
+      c->sdp_session, c->sdp_version);
+  g_print ("call %u: calling %s\n", c->id, opts.call_uri);
+  nua_invite (nh, SIPTAG_CONTENT_TYPE_STR ("application/sdp"), SIPTAG_PAYLOAD_STR (c->local_sdp), TAG_END ());
+  c->answer_timeout = g_timeout_add_seconds ((guint) opts.ring_timeout_s, ring_timed_out, c);
+  return G_SOURCE_REMOVE;
+}
+
+/* The answer to our INVITE: ringing, answered (the conversation starts),
+ * or a clear word on why not. */
+static void
+on_invite_response (Call *c, int status, char const *phrase, sip_t const *sip)
+{
+  if (status < 200) {
+    if (status == 180 || status == 183)
+      g_print ("call %u: ringing\n", c->id);
+    return;
+  }
+  g_clear_handle_id (&c->answer_timeout, g_source_remove);
+  if (status >= 300) {
+    const gchar *what = status == 486 || status == 600 ? "busy" : status == 480 || status == 408 || status == 487 ?
+        "no answer" : "failed";
+    g_print ("call %u: %s (%d %s)\n", c->id, what, status, phrase);
+    exit_status = 1;
+    c->state = CALL_ENDING;
+    call_stop_media (c);
+    return;
+  }
+  if (c->state != CALL_RINGING)
+    return;  /* a retransmitted 200 */
+  gchar *why = NULL;
+  const sip_payload_t *pl = sip ? sip->sip_payload : NULL;
+  PhoneMediaParams answer = {0};
+  if (!pl || !phone_sdp_read_answer (pl->pl_data, pl->pl_len, &answer, &why) || !(c->params = answer, TRUE) ||
+      !call_start_media (c, &why)) {
+    g_print ("call %u: answered, but %s\n", c->id, why ? why : "without SDP");
+    g_free (why);
+    exit_status = 1;
+    c->state = CALL_ACTIVE;
+    call_hang_up (c, "no media");
+    return;
+  }
+  c->state = CALL_ACTIVE;
+  g_print ("call %u: answered (%s, RTP %s:%u)\n", c->id, c->params.codec->name, c->params.remote_addr,
+      c->params.remote_port);
 }
 
 /* A re-INVITE: hold, unhold, or a new address, on the same codec; another
@@ -428,7 +225,7 @@ on_info (Call *c, sip_t const *sip)
   const gchar *signal = body ? strstr (body, "Signal=") : NULL;
   gchar digit = signal ? signal[7] == ' ' ? signal[8] : signal[7] : 0;
   if (c && g_strcmp0 (type, "application/dtmf-relay") == 0 && digit && strchr ("0123456789*#ABCD", digit))
-    on_media_dtmf (c, digit);
+    call_dtmf (c, digit);
   g_free (body);
 }
 
@@ -439,10 +236,15 @@ on_state (nua_handle_t *nh, Call *c, tagi_t tags[])
   tl_gets (tags, NUTAG_CALLSTATE_REF (state), TAG_END ());
   if (state != nua_callstate_terminated)
     return;
+  gboolean outbound = c && c->outbound;
   if (c)
     call_free (c);  /* destroys the handle */
   else
     nua_handle_destroy (nh);
+  if (outbound && !shutting_down) {  /* --call: one call, then stop */
+    shutting_down = TRUE;
+    nua_shutdown (nua);
+  }
 }
 
 static void
@@ -458,6 +260,10 @@ on_nua_event (nua_event_t event, int status, char const *phrase, nua_t *n, nua_m
       else
         on_new_invite (nh, sip);
       break;
+    case nua_r_invite:
+      if (c && c->outbound)
+        on_invite_response (c, status, phrase, sip);
+      break;
     case nua_i_state:
       on_state (nh, c, tags);
       break;
@@ -470,7 +276,7 @@ on_nua_event (nua_event_t event, int status, char const *phrase, nua_t *n, nua_m
       break;
     case nua_i_bye:
       if (c) {
-        g_print ("call %u: the caller hung up\n", c->id);
+        g_print ("call %u: the %s hung up\n", c->id, c->outbound ? "callee" : "caller");
         c->state = CALL_ENDING;
         call_stop_media (c);
       }
@@ -532,6 +338,11 @@ parse_options (int *argc, char ***argv)
     {"operator", 0, 0, G_OPTION_ARG_STRING, &opts.operator_uri,
         "Where transfer_to_operator sends the caller (SIP REFER); without it the agent cannot transfer",
         "sip:URI"},
+    {"call", 0, 0, G_OPTION_ARG_STRING, &opts.call_uri,
+        "Place one call (numeric address: sip:USER@IP:PORT), hold the conversation, and exit when it ends: 0 if "
+        "it was answered, 1 if busy, not answered or failed", "sip:URI"},
+    {"ring-timeout", 0, 0, G_OPTION_ARG_INT, &opts.ring_timeout_s,
+        "--call: give up when nobody answers within this (default 30 s)", "S"},
     {"max-calls", 0, 0, G_OPTION_ARG_INT, &opts.max_calls, "Calls at once; more get 486 Busy (default 8)", "N"},
     {"latency", 0, 0, G_OPTION_ARG_INT, &opts.latency_ms, "Jitter buffer of the caller's audio, ms (default 60)",
         "MS"},
@@ -551,8 +362,9 @@ parse_options (int *argc, char ***argv)
     g_error_free (error);
     return FALSE;
   }
-  if (opts.max_calls < 1 || opts.latency_ms < 0 || opts.rt_priority < 0 || opts.rt_priority > 99) {
-    g_printerr ("invalid --max-calls, --latency or --rt-priority\n");
+  if (opts.max_calls < 1 || opts.latency_ms < 0 || opts.rt_priority < 0 || opts.rt_priority > 99 ||
+      opts.ring_timeout_s < 1 || (opts.call_uri && !g_str_has_prefix (opts.call_uri, "sip:"))) {
+    g_printerr ("invalid --max-calls, --latency, --rt-priority, --ring-timeout or --call\n");
     return FALSE;
   }
   codec_prefs = g_strsplit (opts.codecs ? opts.codecs : "PCMU,PCMA,G722,opus", ",", -1);
@@ -625,6 +437,8 @@ main (int argc, char **argv)
   }
   g_print ("listening on %s\n", url);
   g_free (url);
+  if (opts.call_uri)
+    g_idle_add (place_call, NULL);
   g_unix_signal_add (SIGINT, on_signal, NULL);
   g_unix_signal_add (SIGTERM, on_signal, NULL);
 
@@ -643,5 +457,5 @@ main (int argc, char **argv)
   g_strfreev (codec_prefs);
   g_free (listen_addr);
   gst_deinit ();
-  return 0;
+  return exit_status;
 }

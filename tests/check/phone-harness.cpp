@@ -18,33 +18,38 @@
 
 namespace yrt::phone {
 
-guint free_port ()
+/* Whether `port` can be bound on 127.0.0.1 for both UDP and TCP now. */
+static bool port_free (guint port)
 {
-  /* Each port once per test process: one let go may come back at once,
-   * and baresip's SIP and control ports must differ. */
+  GInetAddress *lo = g_inet_address_new_from_string ("127.0.0.1");
+  GSocketAddress *a = g_inet_socket_address_new (lo, (guint16) port);
+  GSocket *udp = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, nullptr);
+  GSocket *tcp = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, nullptr);
+  bool ok = g_socket_bind (udp, a, FALSE, nullptr) && g_socket_bind (tcp, a, FALSE, nullptr);
+  g_object_unref (tcp);
+  g_object_unref (udp);
+  g_object_unref (a);
+  g_object_unref (lo);
+  return ok;
+}
+
+guint free_port (bool with_next)
+{
+  /* Below the ephemeral range (32768 and up on Linux), where the system
+   * never hands a port out by itself: a port chosen here and bound a moment
+   * later by baresip is not taken meanwhile by some client socket on the
+   * machine.  Each port once per test process. */
   static std::vector<guint> given;
-  for (int attempt = 0; attempt < 100; attempt++) {
-    GInetAddress *lo = g_inet_address_new_from_string ("127.0.0.1");
-    GSocketAddress *any = g_inet_socket_address_new (lo, 0);
-    GSocket *udp = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, nullptr);
-    guint port = 0;
-    if (g_socket_bind (udp, any, FALSE, nullptr)) {
-      GSocketAddress *bound = g_socket_get_local_address (udp, nullptr);
-      port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
-      g_object_unref (bound);
-    }
-    GSocketAddress *same = g_inet_socket_address_new (lo, (guint16) port);
-    GSocket *tcp = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, nullptr);
-    bool ok = port && g_socket_bind (tcp, same, FALSE, nullptr);
-    g_object_unref (tcp);
-    g_object_unref (udp);
-    g_object_unref (same);
-    g_object_unref (any);
-    g_object_unref (lo);
-    if (ok && std::find (given.begin (), given.end (), port) == given.end ()) {
-      given.push_back (port);
-      return port;
-    }
+  static GRand *rand = g_rand_new ();
+  for (int attempt = 0; attempt < 1000; attempt++) {
+    guint port = (guint) g_rand_int_range (rand, 20000, 32000);
+    auto taken = [] (guint p) { return std::find (given.begin (), given.end (), p) != given.end (); };
+    if (taken (port) || (with_next && taken (port + 1)) || !port_free (port) || (with_next && !port_free (port + 1)))
+      continue;
+    given.push_back (port);
+    if (with_next)
+      given.push_back (port + 1);
+    return port;
   }
   fail ("no free port on 127.0.0.1");
   return 0;
@@ -186,7 +191,7 @@ void Baresip::start (const std::string &d, const std::string &wav, const std::ve
 {
   dir = d;
   fail_unless (g_mkdir_with_parents ((dir + "/rec").c_str (), 0700) == 0);
-  sip_port = free_port ();
+  sip_port = free_port (true);  /* baresip takes the next for SIP over TLS */
   ctrl_port = free_port ();
   /* No audio_player and no sound card module: headless.  Only the account
    * written here (auto-answer, no REGISTER): never the default file, which
@@ -474,6 +479,109 @@ std::string RawSip::until_status (int min_status, guint timeout_ms)
     if (sip_status (r) >= min_status)
       return r;
   }
+}
+
+/* ---- raw SIP dialogs ---- */
+
+std::string sip_request (const RawSip &sip, const std::string &method, const Dialog &d, const std::string &to_tag,
+    const std::string &sdp, guint cseq)
+{
+  std::string transport = sip.tcp ? "TCP" : "UDP", local = "127.0.0.1:" + std::to_string (sip.local_port);
+  std::string target = "sip:agent@127.0.0.1:" + std::to_string (sip.remote_port);
+  std::string r = method + " " + target + " SIP/2.0\r\n"
+      "Via: SIP/2.0/" + transport + " " + local + ";branch=" + d.branch + ";rport\r\n"
+      "Max-Forwards: 70\r\n"
+      "From: <sip:tester@" + local + ">;tag=" + d.from_tag + "\r\n"
+      "To: <" + target + ">" + (to_tag.empty () ? "" : ";tag=" + to_tag) + "\r\n"
+      "Call-ID: " + d.call_id + "\r\n"
+      "CSeq: " + std::to_string (cseq) + " " + method + "\r\n"
+      "Contact: <sip:tester@" + local + ">\r\n";
+  if (!sdp.empty ())
+    r += "Content-Type: application/sdp\r\n";
+  r += "Content-Length: " + std::to_string (sdp.size ()) + "\r\n\r\n" + sdp;
+  return r;
+}
+
+Dialog new_dialog (const char *name)
+{
+  static int n = 0;
+  Dialog d;
+  d.call_id = std::string (name) + "-" + std::to_string (++n) + "@127.0.0.1";
+  d.from_tag = "t" + std::to_string (n);
+  d.branch = "z9hG4bK-" + std::string (name) + std::to_string (n);
+  return d;
+}
+
+std::string offer (const std::string &codecs_line, const std::string &rtpmaps, guint port, guint version)
+{
+  return "v=0\r\no=tester 1 " + std::to_string (version) + " IN IP4 127.0.0.1\r\ns=test\r\n"
+      "c=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio " + std::to_string (port) + " RTP/AVP " + codecs_line + "\r\n" +
+      rtpmaps;
+}
+
+/* A UDP socket on 127.0.0.1 that takes a call's RTP. */
+GSocket *rtp_socket (guint *port)
+{
+  *port = free_port ();
+  GInetAddress *lo = g_inet_address_new_from_string ("127.0.0.1");
+  GSocketAddress *a = g_inet_socket_address_new (lo, (guint16) *port);
+  GSocket *s = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, nullptr);
+  fail_unless (g_socket_bind (s, a, FALSE, nullptr));
+  g_object_unref (a);
+  g_object_unref (lo);
+  return s;
+}
+
+/* Waits for an RTP packet of payload type `pt` on `s`. */
+bool rtp_arrives (GSocket *s, guint pt, guint timeout_ms)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  for (;;) {
+    gint64 left = deadline - g_get_monotonic_time ();
+    if (left <= 0 || !g_socket_condition_timed_wait (s, G_IO_IN, left, nullptr, nullptr))
+      return false;
+    guint8 buf[2048];
+    gssize n = g_socket_receive (s, (gchar *) buf, sizeof buf, nullptr, nullptr);
+    if (n >= 12 && (buf[0] >> 6) == 2 && (buf[1] & 0x7f) == pt)
+      return true;
+  }
+}
+
+std::string header (const std::string &msg, const std::string &name)
+{
+  gsize at = msg.find ("\r\n" + name + ":");
+  if (at == std::string::npos)
+    return "";
+  gsize from = at + 2 + name.size () + 1, to = msg.find ("\r\n", from);
+  std::string v = msg.substr (from, to - from);
+  return v.substr (v.find_first_not_of (' '));
+}
+
+std::string to_tag (const std::string &response)
+{
+  std::string to = header (response, "To");
+  gsize at = to.find (";tag=");
+  return at == std::string::npos ? "" : to.substr (at + 5);
+}
+
+/* The INVITE's final response (>= 300) wants an ACK in the same transaction. */
+void ack (RawSip &sip, const Dialog &d, const std::string &final_response)
+{
+  sip.send (sip_request (sip, "ACK", d, to_tag (final_response), "", d.cseq));
+}
+
+/* A socket that takes TCP connections and never answers: a service whose
+ * WebSocket handshake never completes (the call rings until CANCEL). */
+GSocket *silent_service (guint *port)
+{
+  *port = free_port ();
+  GInetAddress *lo = g_inet_address_new_from_string ("127.0.0.1");
+  GSocketAddress *a = g_inet_socket_address_new (lo, (guint16) *port);
+  GSocket *s = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, nullptr);
+  fail_unless (g_socket_bind (s, a, TRUE, nullptr) && g_socket_listen (s, nullptr));
+  g_object_unref (a);
+  g_object_unref (lo);
+  return s;
 }
 
 }  // namespace yrt::phone

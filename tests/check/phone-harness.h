@@ -18,8 +18,9 @@
 
 namespace yrt::phone {
 
-/* A free port on 127.0.0.1 for both UDP and TCP (bound, then let go). */
-guint free_port ();
+/* A free port on 127.0.0.1 for both UDP and TCP (bound, then let go); with
+ * `with_next`, the next one is free too. */
+guint free_port (bool with_next = false);
 
 /* Writes S16 at `rate` as a WAV file, the mono `pcm` in each of `channels`. */
 void write_wav (const std::string &path, const std::vector<gint16> &pcm, guint rate, guint channels = 1);
@@ -111,5 +112,33 @@ struct RawSip {
 };
 
 int sip_status (const std::string &response);
+
+/* ---- raw SIP: what baresip cannot send ---- */
+
+/* The identifiers of a raw SIP dialog; `branch` is the transaction's. */
+struct Dialog {
+  std::string call_id, from_tag, branch;
+  guint cseq = 1;
+};
+Dialog new_dialog (const char *name);
+/* A request of `method` to the phone (the socket's peer) in dialog `d`. */
+std::string sip_request (const RawSip &sip, const std::string &method, const Dialog &d, const std::string &to_tag,
+    const std::string &sdp, guint cseq);
+/* An SDP offer of one audio stream on 127.0.0.1:port. */
+std::string offer (const std::string &codecs_line, const std::string &rtpmaps, guint port = 40000,
+    guint version = 1);
+/* A header's value ("" when absent). */
+std::string header (const std::string &msg, const std::string &name);
+std::string to_tag (const std::string &response);
+/* The ACK of an INVITE's final response >= 300 (same transaction). */
+void ack (RawSip &sip, const Dialog &d, const std::string &final_response);
+/* A socket that takes TCP connections and never answers: a service whose
+ * WebSocket handshake never completes. */
+GSocket *silent_service (guint *port);
+/* A UDP socket on 127.0.0.1 (a call's RTP, or a raw SIP peer). */
+GSocket *rtp_socket (guint *port);
+/* Waits for an RTP packet of payload type `pt` on `s`. */
+bool rtp_arrives (GSocket *s, guint pt, guint timeout_ms);
+
 
 }  // namespace yrt::phone

@@ -176,114 +176,6 @@ void check_rtp (const std::vector<RtpPacket> &packets, gint64 established_us, gi
       (closed_us - packets.back ().arrival_us) / 1e3);
 }
 
-/* ---- raw SIP: what baresip cannot send ---- */
-
-struct Dialog {
-  std::string call_id, from_tag, branch;
-  guint cseq = 1;
-};
-
-std::string sip_request (const RawSip &sip, const std::string &method, const Dialog &d, const std::string &to_tag,
-    const std::string &sdp, guint cseq)
-{
-  std::string transport = sip.tcp ? "TCP" : "UDP", local = "127.0.0.1:" + std::to_string (sip.local_port);
-  std::string target = "sip:agent@127.0.0.1:" + std::to_string (sip.remote_port);
-  std::string r = method + " " + target + " SIP/2.0\r\n"
-      "Via: SIP/2.0/" + transport + " " + local + ";branch=" + d.branch + ";rport\r\n"
-      "Max-Forwards: 70\r\n"
-      "From: <sip:tester@" + local + ">;tag=" + d.from_tag + "\r\n"
-      "To: <" + target + ">" + (to_tag.empty () ? "" : ";tag=" + to_tag) + "\r\n"
-      "Call-ID: " + d.call_id + "\r\n"
-      "CSeq: " + std::to_string (cseq) + " " + method + "\r\n"
-      "Contact: <sip:tester@" + local + ">\r\n";
-  if (!sdp.empty ())
-    r += "Content-Type: application/sdp\r\n";
-  r += "Content-Length: " + std::to_string (sdp.size ()) + "\r\n\r\n" + sdp;
-  return r;
-}
-
-Dialog new_dialog (const char *name)
-{
-  static int n = 0;
-  Dialog d;
-  d.call_id = std::string (name) + "-" + std::to_string (++n) + "@127.0.0.1";
-  d.from_tag = "t" + std::to_string (n);
-  d.branch = "z9hG4bK-" + std::string (name) + std::to_string (n);
-  return d;
-}
-
-std::string offer (const std::string &codecs_line, const std::string &rtpmaps, guint port = 40000, guint version = 1)
-{
-  return "v=0\r\no=tester 1 " + std::to_string (version) + " IN IP4 127.0.0.1\r\ns=test\r\n"
-      "c=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio " + std::to_string (port) + " RTP/AVP " + codecs_line + "\r\n" +
-      rtpmaps;
-}
-
-/* A UDP socket on 127.0.0.1 that takes a call's RTP. */
-GSocket *rtp_socket (guint *port)
-{
-  *port = free_port ();
-  GInetAddress *lo = g_inet_address_new_from_string ("127.0.0.1");
-  GSocketAddress *a = g_inet_socket_address_new (lo, (guint16) *port);
-  GSocket *s = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, nullptr);
-  fail_unless (g_socket_bind (s, a, FALSE, nullptr));
-  g_object_unref (a);
-  g_object_unref (lo);
-  return s;
-}
-
-/* Waits for an RTP packet of payload type `pt` on `s`. */
-bool rtp_arrives (GSocket *s, guint pt, guint timeout_ms)
-{
-  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
-  for (;;) {
-    gint64 left = deadline - g_get_monotonic_time ();
-    if (left <= 0 || !g_socket_condition_timed_wait (s, G_IO_IN, left, nullptr, nullptr))
-      return false;
-    guint8 buf[2048];
-    gssize n = g_socket_receive (s, (gchar *) buf, sizeof buf, nullptr, nullptr);
-    if (n >= 12 && (buf[0] >> 6) == 2 && (buf[1] & 0x7f) == pt)
-      return true;
-  }
-}
-
-std::string header (const std::string &msg, const std::string &name)
-{
-  gsize at = msg.find ("\r\n" + name + ":");
-  if (at == std::string::npos)
-    return "";
-  gsize from = at + 2 + name.size () + 1, to = msg.find ("\r\n", from);
-  std::string v = msg.substr (from, to - from);
-  return v.substr (v.find_first_not_of (' '));
-}
-
-std::string to_tag (const std::string &response)
-{
-  std::string to = header (response, "To");
-  gsize at = to.find (";tag=");
-  return at == std::string::npos ? "" : to.substr (at + 5);
-}
-
-/* The INVITE's final response (>= 300) wants an ACK in the same transaction. */
-void ack (RawSip &sip, const Dialog &d, const std::string &final_response)
-{
-  sip.send (sip_request (sip, "ACK", d, to_tag (final_response), "", d.cseq));
-}
-
-/* A socket that takes TCP connections and never answers: a service whose
- * WebSocket handshake never completes (the call rings until CANCEL). */
-GSocket *silent_service (guint *port)
-{
-  *port = free_port ();
-  GInetAddress *lo = g_inet_address_new_from_string ("127.0.0.1");
-  GSocketAddress *a = g_inet_socket_address_new (lo, (guint16) *port);
-  GSocket *s = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, nullptr);
-  fail_unless (g_socket_bind (s, a, TRUE, nullptr) && g_socket_listen (s, nullptr));
-  g_object_unref (a);
-  g_object_unref (lo);
-  return s;
-}
-
 struct Call {
   emu::Server server;
   Phone phone;
@@ -575,6 +467,108 @@ GST_START_TEST (test_twenty_calls)
 }
 GST_END_TEST;
 
+/* --greeting: the agent speaks first (a response.create with those
+ * instructions once the session is up, heard by a caller who says
+ * nothing); the call's instructions carry --instructions and the caller's
+ * number. */
+GST_START_TEST (test_greeting_and_caller_number)
+{
+  std::string dir = test_dir ("greeting");
+  std::string wav = dir + "/silence.wav";
+  write_wav (wav, silence (kLineRate, 4000), kLineRate);
+  Call call (config ());
+  call.phone.start (YRT_PHONE, dir, call.server.url (),
+      {"--greeting", "Greet the caller warmly.", "--instructions", "You answer the phone for a pizzeria."});
+  call.caller.start (dir + "/caller", wav, {"g711"});
+  call.caller.command ("dial", "sip:agent@127.0.0.1:" + std::to_string (call.phone.port));
+  call.caller.wait_event ("CALL_ESTABLISHED", 20000);
+  std::string why = call.caller.wait_event ("CALL_CLOSED", 30000);
+  fail_unless (why == "end of file", "%s", why.c_str ());
+
+  std::string session = call.server.session_update_json (0);
+  fail_unless (session.find ("You answer the phone for a pizzeria.") != std::string::npos &&
+      session.find ("The caller's number is caller.") != std::string::npos, "instructions: %s", session.c_str ());
+  bool greeted = false;
+  for (auto &e : call.server.client_events ())
+    greeted |= e.type == "response.create" && e.json.find ("Greet the caller warmly.") != std::string::npos;
+  fail_unless (greeted, "no response.create with the greeting's instructions");
+  fail_unless (call.server.committed_turns ().empty (), "the caller said nothing, yet a turn was committed");
+  guint rate = 0;
+  std::vector<gint16> heard = read_wav (call.caller.dump ("dec"), &rate);
+  auto span = loud_span (heard);
+  fail_unless (span.first < span.second, "the caller heard no greeting");
+  std::vector<gint16> greeting (heard.begin () + (gssize) span.first, heard.begin () + (gssize) span.second + 1);
+  double hz = tone_frequency (greeting, rate), ms = (span.second - span.first + 1) * 1000.0 / rate;
+  fail_unless (std::fabs (hz - 440) < 3 && std::fabs (ms - 1000) < 30, "the greeting: %.1f Hz for %.0f ms", hz, ms);
+  fail_unless (call.phone.stop () == 0, "the phone did not stop cleanly:\n%s", call.phone.text ().c_str ());
+}
+GST_END_TEST;
+
+/* --call: the phone calls an auto-answering baresip, which asks the
+ * question; the answer is heard; when the callee hangs up the phone exits
+ * with 0. */
+GST_START_TEST (test_outbound_call)
+{
+  std::string dir = test_dir ("outbound");
+  std::string wav = make_question (dir, 3500);
+  Call call (config ());
+  call.caller.start (dir + "/callee", wav, {"g711"}, "callee");
+  call.phone.start (YRT_PHONE, dir, call.server.url (),
+      {"--call", "sip:callee@127.0.0.1:" + std::to_string (call.caller.sip_port)});
+  std::string from = call.caller.wait_event ("CALL_ESTABLISHED", 20000);
+  fail_unless (from.find ("sip:agent@127.0.0.1") != std::string::npos, "the callee was called by %s", from.c_str ());
+  std::string why = call.caller.wait_event ("CALL_CLOSED", 30000);
+  fail_unless (why == "end of file", "%s", why.c_str ());
+  fail_unless (call.phone.wait_for ("call 1: the callee hung up", 5000) &&
+      call.phone.wait_for ("call 1: ended (0 open)", 5000), "%s", call.phone.text ().c_str ());
+
+  double corr = question_correlation (call.server.received_audio (0), chirp (kLineRate, kQuestionMs));
+  fail_unless (corr > 0.9, "the emulator did not get the callee's question (correlation %.3f)", corr);
+  fail_unless (call.server.session_update_json (0).find ("You called the number callee.") != std::string::npos,
+      "%s", call.server.session_update_json (0).c_str ());
+  guint rate = 0;
+  std::vector<gint16> heard = read_wav (call.caller.dump ("dec"), &rate);
+  auto span = loud_span (heard);
+  fail_unless (span.first < span.second, "the callee heard nothing");
+  std::vector<gint16> answer (heard.begin () + (gssize) span.first, heard.begin () + (gssize) span.second + 1);
+  double hz = tone_frequency (answer, rate), ms = (span.second - span.first + 1) * 1000.0 / rate;
+  fail_unless (std::fabs (hz - 440) < 3 && std::fabs (ms - 1000) < 30, "the answer: %.1f Hz for %.0f ms", hz, ms);
+  fail_unless (call.phone.stop () == 0, "the phone did not exit with 0 after an answered call:\n%s",
+      call.phone.text ().c_str ());
+}
+GST_END_TEST;
+
+/* --call to a busy line (a raw SIP peer answering 486): the phone says so
+ * and exits with 1. */
+GST_START_TEST (test_outbound_busy)
+{
+  std::string dir = test_dir ("outbound-busy");
+  guint port = 0;
+  GSocket *peer = rtp_socket (&port);  /* a UDP socket: the "phone" that is busy */
+  Call call (config ());
+  call.phone.start (YRT_PHONE, dir, call.server.url (), {"--call", "sip:busy@127.0.0.1:" + std::to_string (port)});
+  fail_unless (g_socket_condition_timed_wait (peer, G_IO_IN, 10 * G_USEC_PER_SEC, nullptr, nullptr), "no INVITE");
+  char buf[8192];
+  GSocketAddress *from = nullptr;
+  gssize n = g_socket_receive_from (peer, &from, buf, sizeof buf - 1, nullptr, nullptr);
+  fail_unless (n > 0);
+  std::string invite (buf, (gsize) n);
+  fail_unless (g_str_has_prefix (invite.c_str (), "INVITE sip:busy@127.0.0.1:"), "%s", invite.c_str ());
+  fail_unless (invite.find ("m=audio ") != std::string::npos && invite.find ("PCMU/8000") != std::string::npos &&
+      invite.find ("telephone-event/8000") != std::string::npos, "the offer: %s", invite.c_str ());
+  std::string busy = "SIP/2.0 486 Busy Here\r\nVia: " + header (invite, "Via") + "\r\nFrom: " +
+      header (invite, "From") + "\r\nTo: " + header (invite, "To") + ";tag=busy1\r\nCall-ID: " +
+      header (invite, "Call-ID") + "\r\nCSeq: " + header (invite, "CSeq") + "\r\nContent-Length: 0\r\n\r\n";
+  g_socket_send_to (peer, from, busy.data (), busy.size (), nullptr, nullptr);
+  fail_unless (call.phone.wait_for ("call 1: busy (486 Busy Here)", 5000), "%s", call.phone.text ().c_str ());
+  fail_unless (call.phone.wait_for ("call 1: ended (0 open)", 5000), "%s", call.phone.text ().c_str ());
+  fail_unless (call.phone.stop () == 1, "the phone did not exit with 1 after a busy line:\n%s",
+      call.phone.text ().c_str ());
+  g_object_unref (from);
+  g_object_unref (peer);
+}
+GST_END_TEST;
+
 /* OPTIONS over UDP and TCP; an offer without our codecs (488); a call that
  * rings while the service does not answer: a second call is busy (486,
  * --max-calls 1), CANCEL ends the first (487) and frees its pipeline. */
@@ -745,6 +739,9 @@ static Suite *phone_suite ()
   tcase_add_test (tc, test_dtmf_and_end_call);
   tcase_add_test (tc, test_transfer_to_operator);
   tcase_add_test (tc, test_twenty_calls);
+  tcase_add_test (tc, test_greeting_and_caller_number);
+  tcase_add_test (tc, test_outbound_call);
+  tcase_add_test (tc, test_outbound_busy);
   tcase_add_test (tc, test_sip_edges);
   tcase_add_test (tc, test_reinvite);
   tcase_add_test (tc, test_service_down);
