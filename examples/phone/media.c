@@ -36,6 +36,8 @@ struct PhoneMedia {
   GstElement *pipeline, *rtpbin, *rt, *depay, *dtmf_depay, *rtp_src, *rtcp_src, *rtp_sink, *rtcp_sink;
   guint bus_watch;
   gboolean session_seen;     /* the first session message came */
+  gboolean input_live;       /* the caller's audio reached the element */
+  gboolean greeted;
   /* The silence probe's state (the encoder's streaming thread). */
   gboolean in_silence;       /* chaining our own silence */
   gboolean timeline_started; /* something went through */
@@ -307,16 +309,40 @@ on_pad_added (GstElement *rtpbin, GstPad *pad, gpointer user_data)
 
 /* ---- bus messages ---- */
 
+/* --greeting: the agent speaks first, once its session is up and the
+ * caller's audio flows.  Before the caller's first packet the element does
+ * not yet know its input is live, and an answer arriving then would be
+ * stamped as a file's (from 0), then restarted at its arrival time when
+ * the input turns out to be live: a break in the greeting. */
+static void
+maybe_greet (PhoneMedia *m)
+{
+  gboolean ok = FALSE;
+  if (!m->agent.greeting || !m->session_seen || !m->input_live || m->greeted)
+    return;
+  m->greeted = TRUE;
+  g_signal_emit_by_name (m->rt, "create-response", m->agent.greeting, &ok);
+}
+
+/* The element's sink pad, once: the caller's first audio. */
+static GstPadProbeReturn
+on_first_input (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  (void) pad, (void) info;
+  PhoneMedia *m = user_data;
+  gst_element_post_message (m->rt, gst_message_new_application (GST_OBJECT (m->rt),
+      gst_structure_new_empty ("phone/input-live")));
+  return GST_PAD_PROBE_REMOVE;
+}
+
 static void
 on_agent_message (PhoneMedia *m, const GstStructure *st)
 {
   const gchar *name = gst_structure_get_name (st);
   if (g_str_equal (name, "yandexrealtime/session") && !m->session_seen) {
     m->session_seen = TRUE;
-    gboolean ok = FALSE;
-    m->cb.ready (m->user);
-    if (m->agent.greeting)  /* the agent speaks first */
-      g_signal_emit_by_name (m->rt, "create-response", m->agent.greeting, &ok);
+    m->cb.ready (m->user);  /* may answer the call: the caller's audio follows */
+    maybe_greet (m);
   } else if (g_str_equal (name, "yandexrealtime/transcript")) {
     gboolean final = FALSE;
     gst_structure_get_boolean (st, "final", &final);
@@ -367,6 +393,12 @@ on_bus_message (GstBus *bus, GstMessage *msg, gpointer user_data)
   const GstStructure *st = gst_message_get_structure (msg);
 
   switch (GST_MESSAGE_TYPE (msg)) {
+    case GST_MESSAGE_APPLICATION:
+      if (GST_MESSAGE_SRC (msg) == GST_OBJECT (m->rt) && st && gst_structure_has_name (st, "phone/input-live")) {
+        m->input_live = TRUE;
+        maybe_greet (m);
+      }
+      break;
     case GST_MESSAGE_ELEMENT:
       if (GST_MESSAGE_SRC (msg) == GST_OBJECT (m->rt) && st)
         on_agent_message (m, st);
@@ -519,6 +551,9 @@ build (PhoneMedia *m)
   g_object_set (dtmf_sink, "sync", FALSE, "async", FALSE, NULL);
   configure_agent (m, m->rt);
   configure_encoder (m, enc, pay);
+  GstPad *rt_sink = gst_element_get_static_pad (m->rt, "sink");
+  gst_pad_add_probe (rt_sink, GST_PAD_PROBE_TYPE_BUFFER, on_first_input, m, NULL);
+  gst_object_unref (rt_sink);
   GstPad *enc_sink = gst_element_get_static_pad (enc, "sink");
   gst_pad_add_probe (enc_sink, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, gap_to_silence,
       m, NULL);
