@@ -1,6 +1,6 @@
 // The page of yandexrealtime-webchat: the microphone goes to the server over
 // WebRTC, the answers come back the same way; the WebSocket carries the
-// signalling and the conversation's events (see webchat.c for the messages).
+// signalling and the conversation's events (see session.c for the messages).
 'use strict';
 
 const $ = (id) => document.getElementById(id);
