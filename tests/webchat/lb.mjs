@@ -116,7 +116,7 @@ async function converse(tab) {
   await tab.page.waitForFunction(() => window.webchat.ready, { timeout: 20000 });
   await tab.page.click('input[value="hands-free"]');
   await waitFor(`${tab.name}'s WebRTC connection`,
-    () => tab.page.evaluate(() => window.webchat.pc && window.webchat.pc.connectionState === 'connected'));
+    () => tab.page.evaluate(() => window.webchat.pc && window.webchat.pc.connectionState === 'connected'), 20000);
 }
 
 const pageState = (tab) => tab.page.evaluate(() => ({
@@ -216,12 +216,14 @@ async function scaleOut(browser) {
   const bHealth = await health(inst.b.url);
   check(bHealth.status === 200 && bHealth.body.status === 'ok', 'B\'s /healthz: 200, ok', JSON.stringify(bHealth.body));
   await waitFor('A\'s tabs to be told', async () => a1.draining === 1 && a2.draining === 1 &&
-    (await Promise.all([a1, a2].map(pageState))).every((s) => s.ready && /shutting down/.test(s.notice)), 5000);
+    (await Promise.all([a1, a2].map(pageState))).every((s) => s.ready && /shutting down/.test(s.notice)), 10000);
   check(true, 'A\'s open tabs are told the server is stopping, and go on', (await pageState(a1)).notice);
 
-  // -- a new tab whose cookie points at A goes to B
+  // -- a new tab whose cookie points at A goes to B (its WebSocket, at
+  // once; its conversation is waited for after the checks that need A)
   const n1 = await openTab(browser, 'N1', args.lb, cookies.a[2]);
-  await converse(n1);
+  await n1.page.waitForFunction(() => window.webchat.ws && window.webchat.ws.readyState === WebSocket.OPEN,
+    { timeout: 10000 });
   const [aNow, bNow] = [await conversations('a'), await conversations('b')];
   check(aNow.total === 2 && bNow.total === 3 && bNow.open === 3, 'a new tab with A\'s cookie went to B',
     `A ${JSON.stringify(aNow)}, B ${JSON.stringify(bNow)}`);
@@ -246,11 +248,14 @@ async function scaleOut(browser) {
   const aDraining = await waitFor('A to see A1 go', async () => {
     const m = await scrape('a');
     return gauge(m, 'conversations_open') === 1 && m;
-  }, 5000);
+  }, 10000);
   check(gauge(aDraining, 'draining') === 1 && counter(aDraining, 'conversations') === 2 &&
     counter(aDraining, 'conversations_refused', { reason: 'draining' }) === 2 &&
     counter(aDraining, 'conversations_refused', { reason: 'full' }) === 0,
   'A\'s /metrics while draining: draining 1, one open of two, two tabs refused (through nginx, then directly)');
+
+  await converse(n1);
+  check(true, 'N1 talks to B');
 
   // -- the drain ends: A2 is closed with the message, A exits 0
   await waitFor('A2 to be closed at the end of the drain', () => a2.closing === 1 && a2.closed, drainSeconds * 1000 + 5000);
@@ -314,7 +319,7 @@ async function scaleOut(browser) {
 
   // -- everyone leaves
   for (const t of onB) await t.page.close();
-  await waitFor('B to close every conversation', async () => gauge(await scrape('b'), 'conversations_open') === 0, 5000);
+  await waitFor('B to close every conversation', async () => gauge(await scrape('b'), 'conversations_open') === 0, 10000);
   check(true, 'closed tabs free their conversations on B');
 
   // -- nginx's own log: which instance took each WebSocket (logged as it closes)
