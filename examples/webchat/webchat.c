@@ -286,6 +286,9 @@ main (int argc, char **argv)
 {
   if (!parse_options (&argc, &argv))
     return 2;
+  /* One line at a time into a log file or a pipe (journald, docker): the
+   * drain's lines show when they happen, not at exit. */
+  setvbuf (stdout, NULL, _IOLBF, 0);
   gst_init (NULL, NULL);
   if (!opts.address)
     opts.address = g_strdup ("127.0.0.1");

@@ -27,7 +27,7 @@ const char *const kKey = "webchat-lb-test-key";
 const char *const kQuestion = "Will it rain in Moscow tomorrow?";
 const char *const kNginx = "/usr/sbin/nginx";
 const char *const kPython = "/usr/bin/python3";  /* Debian's, where python3-prometheus-client is */
-const int kDrainSeconds = 25;  /* long enough for the checks that need A alive, on a loaded machine */
+const int kDrainSeconds = 40;  /* long enough for the checks that need A alive, on a loaded machine */
 const int kMaxSessions = 4;
 
 std::string missing_here ()
