@@ -7,9 +7,11 @@
 #
 # --webchat: also what examples/webchat and its browser test need: WebRTC
 # (gst-plugins-bad, libnice's plugin), Debian's Chromium, espeak-ng (and
-# libespeak-ng-dev, so that the emulator speaks its answers), Node.js and npm
-# (unless node and npm are there already), then puppeteer-core into
-# tests/webchat/node_modules (npm ci, from tests/webchat/package-lock.json).
+# libespeak-ng-dev, so that the emulator speaks its answers), nginx and the
+# Prometheus client's text parser (python3-prometheus-client) for the
+# load-balancer test (webchat-lb), Node.js and npm (unless node and npm are
+# there already), then puppeteer-core into tests/webchat/node_modules (npm ci,
+# from tests/webchat/package-lock.json).
 #
 # --phone: what examples/phone and its test need: sofia-sip's GLib
 # integration (libsofia-sip-ua-glib-dev), Debian's baresip (the softphone
@@ -23,7 +25,7 @@ while [ $# -gt 0 ]; do
       webchat=1
       shift
       set -- libgstreamer-plugins-bad1.0-dev gstreamer1.0-plugins-bad gstreamer1.0-nice \
-        chromium espeak-ng libespeak-ng-dev "$@"
+        chromium espeak-ng libespeak-ng-dev nginx python3-prometheus-client "$@"
       command -v node >/dev/null && command -v npm >/dev/null || set -- nodejs npm "$@"
       ;;
     --phone)
