@@ -360,6 +360,9 @@ PlayoutItem Playout::pop (const Clock &now)
       return PlayoutItem {PlayoutItem::Kind::Flush};
     }
     if (!queue_.empty () && may_go_out (queue_.front ())) {
+      PlayoutItem gap;
+      if (gap_before (queue_.front (), gap))
+        return gap;
       Chunk chunk = std::move (queue_.front ());
       queue_.pop_front ();
       return stamp (std::move (chunk));
@@ -377,6 +380,22 @@ PlayoutItem Playout::pop (const Clock &now)
     }
     wake_.wait_for (lock, kIdlePoll);
   }
+}
+
+/* Live: an answer starts when it arrives.  The idle time since the output
+ * so far (less than a GAP poll) goes out as a GAP first, so the timeline
+ * has no hole and the answer no DISCONT (a payloader resyncs on one). */
+bool Playout::gap_before (const Chunk &chunk, PlayoutItem &gap)
+{
+  bool new_answer = chunk.response_id != playing_ || !GST_CLOCK_TIME_IS_VALID (answer_start_);
+  if (!live_ || !new_answer || !GST_CLOCK_TIME_IS_VALID (chunk.arrival) ||
+      chunk.arrival <= next_ts_)
+    return false;
+  gap = PlayoutItem {PlayoutItem::Kind::Gap};
+  gap.gap_start = next_ts_;
+  gap.gap_duration = chunk.arrival - next_ts_;
+  next_ts_ = chunk.arrival;
+  return true;
 }
 
 PlayoutItem Playout::stamp (Chunk chunk)

@@ -138,6 +138,7 @@ class Playout {
   Answer *find_answer (const std::string &response_id);
   const Answer *find_answer (const std::string &response_id) const;
   PlayoutItem stamp (Chunk chunk);
+  bool gap_before (const Chunk &chunk, PlayoutItem &gap);
   GstClockTime planned_end_locked () const;
   bool may_go_out (const Chunk &chunk) const;
   Answer &remember (const std::string &response_id, const std::string &item_id);

@@ -173,7 +173,7 @@ class Session {
   void post_reconnecting (guint attempt, guint delay_ms, const std::string &reason);
   void start_session_locked ();
   void session_configured_locked ();
-  gsize outbox_limit_locked () const;
+  guint64 live_audio_limit_locked () const;
 
   DialogHost &host_;
   Playout &playout_;

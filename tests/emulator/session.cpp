@@ -87,6 +87,10 @@ void Session::on_message_cb(SoupWebsocketConnection *, gint type, GBytes *messag
 // audio (a session.update barrier) is answered only after that audio was
 // fed to the VAD.
 void Session::handle_inbox() {
+  // Before the events are answered: a client that saw the answer to an
+  // event finds its bytes counted.
+  if (!dead_)
+    record_bytes_read();
   while (!inbox_.empty() && !throttled_ && !dead_ && !closing_) {
     auto frame = std::move(inbox_.front());
     inbox_.pop_front();
