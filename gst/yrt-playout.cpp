@@ -382,13 +382,19 @@ PlayoutItem Playout::pop (const Clock &now)
   }
 }
 
+/* Live: whether `chunk` starts an answer on the timeline (a new one, or the
+ * rest of one after an idle GAP). */
+bool Playout::starts_answer (const Chunk &chunk) const
+{
+  return chunk.response_id != playing_ || !GST_CLOCK_TIME_IS_VALID (answer_start_);
+}
+
 /* Live: an answer starts when it arrives.  The idle time since the output
  * so far (less than a GAP poll) goes out as a GAP first, so the timeline
  * has no hole and the answer no DISCONT (a payloader resyncs on one). */
 bool Playout::gap_before (const Chunk &chunk, PlayoutItem &gap)
 {
-  bool new_answer = chunk.response_id != playing_ || !GST_CLOCK_TIME_IS_VALID (answer_start_);
-  if (!live_ || !new_answer || !GST_CLOCK_TIME_IS_VALID (chunk.arrival) ||
+  if (!live_ || !starts_answer (chunk) || !GST_CLOCK_TIME_IS_VALID (chunk.arrival) ||
       chunk.arrival <= next_ts_)
     return false;
   gap = PlayoutItem {PlayoutItem::Kind::Gap};
@@ -404,9 +410,7 @@ PlayoutItem Playout::stamp (Chunk chunk)
   GstBuffer *buffer = chunk.buffer;
   GstClockTime pts, end;
   if (live_) {
-    bool new_answer = chunk.response_id != playing_ ||
-        !GST_CLOCK_TIME_IS_VALID (answer_start_);
-    if (new_answer) {
+    if (starts_answer (chunk)) {
       answer_start_ = GST_CLOCK_TIME_IS_VALID (chunk.arrival) ?
           std::max (chunk.arrival, next_ts_) : next_ts_;
       answer_offset_ = 0;

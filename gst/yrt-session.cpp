@@ -185,7 +185,6 @@ bool Session::takes_requests_locked (const char *action) const
 
 /* ---- streaming thread ---- */
 
-/* Bytes of append events for max-buffer-ms of audio: the outbox's bound. */
 /* In input samples: what the ledger holds at most, so that sending it
  * again to a new session never drops any of it, plus kBacklogStallMs of
  * live input arriving before the network thread writes it. */

@@ -138,12 +138,12 @@ class Session {
   void on_failed (guint status, const std::string &cause, bool permanent,
       std::optional<guint> retry_after_ms);
   void on_closed (gushort code, const std::string &reason);
-  /* The session ended under us: reconnect if allowed, else fail.  False when
-   * it gave up (the caller reports why). */
   void announce_configured (const output::Session &session);
   void finish_locked ();
-  /* `retry_after_ms`: the service's floor under the delay; `busy`: it
-   * refused for load (429), which is retried before the first session too. */
+  /* The session ended under us: reconnect if allowed, else fail.  False when
+   * it gave up (the caller reports why).  `retry_after_ms`: the service's
+   * floor under the delay; `busy`: it refused for load (429), which is
+   * retried before the first session too. */
   bool reconnect (const std::string &reason, bool retryable, guint retry_after_ms = 0,
       bool busy = false);
   void on_lifetime_over (guint session);

@@ -19,28 +19,28 @@
 set -euo pipefail
 
 webchat=0
+extra=()
 while [ $# -gt 0 ]; do
   case $1 in
     --webchat)
       webchat=1
-      shift
-      set -- libgstreamer-plugins-bad1.0-dev gstreamer1.0-plugins-bad gstreamer1.0-nice \
-        chromium espeak-ng libespeak-ng-dev nginx python3-prometheus-client "$@"
-      command -v node >/dev/null && command -v npm >/dev/null || set -- nodejs npm "$@"
+      extra+=(libgstreamer-plugins-bad1.0-dev gstreamer1.0-plugins-bad gstreamer1.0-nice
+        chromium espeak-ng libespeak-ng-dev nginx python3-prometheus-client)
+      command -v node >/dev/null && command -v npm >/dev/null || extra+=(nodejs npm)
       ;;
     --phone)
-      shift
-      set -- libsofia-sip-ua-glib-dev baresip gstreamer1.0-libav "$@"
+      extra+=(libsofia-sip-ua-glib-dev baresip gstreamer1.0-libav)
       ;;
-    *) break ;;
+    *) extra+=("$1") ;;
   esac
+  shift
 done
 packages=(meson ninja-build pkg-config g++ libgstreamer1.0-dev
   libgstreamer-plugins-base1.0-dev libsoup-3.0-dev libjson-glib-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   glib-networking openssl  # wss:// and the TLS suite's test CA
   gstreamer1.0-plugins-bad gstreamer1.0-x  # srtenc and textoverlay (the text pads)
-  "$@")
+  ${extra[@]+"${extra[@]}"})
 if ! command -v dpkg-query >/dev/null; then
   echo "== not Debian: install by hand: ${packages[*]}"
   exit 0

@@ -203,19 +203,9 @@ void check_one_answer_per_question (const emu::Server &server, const Input &in,
       describe (server, in).c_str ());
 }
 
-guint64 stat_ns (GstElement *element, const char *field)
-{
-  GstStructure *s = nullptr;
-  g_object_get (element, "stats", &s, nullptr);
-  guint64 v = 0;
-  fail_unless (gst_structure_get_uint64 (s, field, &v));
-  gst_structure_free (s);
-  return v;
-}
-
 guint64 dropped_input (GstElement *element)
 {
-  return stat_ns (element, "dropped-input");
+  return stat_of (element, "dropped-input");
 }
 
 /* Whether the element has posted connection state=reconnecting so far. */
@@ -377,7 +367,7 @@ GST_START_TEST (test_live_loses_only_beyond_the_bound)
     std::vector<gint16> chunk (in.pcm.begin () + pos, in.pcm.begin () + pos + step);
     f.push (chunk);
     if (!lost && (lost = reconnecting (f)))
-      given_to_lost = gst_util_uint64_scale_round (stat_ns (f.element, "audio-sent"), kRate,
+      given_to_lost = gst_util_uint64_scale_round (stat_of (f.element, "audio-sent"), kRate,
           GST_SECOND);
   }
   fail_unless (lost, "the session was not lost while the input played");

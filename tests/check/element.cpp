@@ -214,18 +214,10 @@ GST_START_TEST (test_non_live_caps_after_the_first_update)
   gst_harness_set_live (f.h, FALSE);
   gst_harness_play (f.h);
   fail_unless (f.server.wait_for_server_event ("session.created", 1, 20000));
-  auto bytes_sent = [&f] {
-    GstStructure *st = nullptr;
-    g_object_get (f.element, "stats", &st, nullptr);
-    guint64 bytes = 0;
-    fail_unless (gst_structure_get_uint64 (st, "bytes-sent", &bytes));
-    gst_structure_free (st);
-    return bytes;
-  };
   gint64 deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
-  while (bytes_sent () == 0 && g_get_monotonic_time () < deadline)
+  while (stat_of (f.element, "bytes-sent") == 0 && g_get_monotonic_time () < deadline)
     g_usleep (1000);
-  fail_unless (bytes_sent () > 0, "no session.update sent");
+  fail_unless (stat_of (f.element, "bytes-sent") > 0, "no session.update sent");
   gst_harness_set_src_caps_str (f.h, "audio/x-raw,format=S16LE,rate=24000,channels=1,layout=interleaved");
   f.server.set_faults (emu::Faults ());
   f.push (turn (24000) + turn (24000));
