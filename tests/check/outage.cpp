@@ -127,9 +127,8 @@ struct Member {
     bus = gst_bus_new ();
     gst_bus_set_sync_handler (bus, on_message, this, nullptr);
     gst_element_set_bus (element, bus);
-    h = gst_harness_new_with_element (element, "sink", "src");
+    h = harness_for (element, live);
     gst_object_unref (element);
-    gst_harness_set_live (h, live);
     gst_harness_play (h);
     std::string caps = "audio/x-raw,format=S16LE,channels=1,layout=interleaved,rate=" +
         std::to_string (kRate);
