@@ -224,11 +224,15 @@ async function conversation(browser, frames) {
   // -- the answer's audio reached the browser over WebRTC
   const answerMs = await askNumber('answer-ms');
   let last = null;
+  // Every packet of it arrived, within one 20 ms Opus frame (the last one
+  // goes out when the element goes idle).  Not how much of it Chromium
+  // concealed: NetEq conceals a packet that comes late for its own
+  // playout, which a loaded machine makes happen (64 ms of a 2 s answer at
+  // load 25, every packet there); how the page played the answer is
+  // measured window by window below.
   const stats = await waitFor('the answer audio in inbound-rtp', async () => {
     const s = last = await inbound(a);
-    // within one 20 ms Opus frame (the last one goes out when the element goes idle)
-    const due = answerMs - 20;
-    return s && (s.samples - s.concealed) / 48 >= due && s.packets * 20 >= due ? s : null;
+    return s && s.packets * 20 >= answerMs - 20 ? s : null;
   }).catch((e) => { throw new Error(`${e.message}: ${JSON.stringify(last)}, answer ${answerMs} ms`); });
   check(answerMs > 1000, 'the emulator spoke an answer', `${answerMs} ms`);
   check(true, 'the answer\'s audio arrived (inbound-rtp)', `${stats.packets} packets of 20 ms, ` +
