@@ -9,6 +9,8 @@
 #include <net/ethernet.h>
 #include <net/if.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -109,16 +111,21 @@ std::vector<gint16> read_wav (const std::string &path, guint *rate)
 
 /* ---- children ---- */
 
-static void die_with_parent (gpointer)
+static void child_setup (gpointer data)
 {
   prctl (PR_SET_PDEATHSIG, SIGTERM);
+  int priority = *static_cast<int *> (data);
+  struct sched_param param = {};
+  param.sched_priority = priority;
+  if (priority > 0)
+    sched_setscheduler (0, SCHED_RR, &param);  /* real_time () checked that it may */
 }
 
 void Child::spawn (const std::vector<std::string> &argv, const std::vector<std::pair<std::string, std::string>> &env)
 {
   GSubprocessLauncher *launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDERR_MERGE);
   g_subprocess_launcher_set_stdout_file_path (launcher, log.c_str ());
-  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, nullptr, nullptr);
+  g_subprocess_launcher_set_child_setup (launcher, child_setup, &rt_priority, nullptr);
   for (auto &kv : env)
     g_subprocess_launcher_setenv (launcher, kv.first.c_str (), kv.second.c_str (), TRUE);
   std::vector<const gchar *> args;
@@ -180,6 +187,19 @@ void Phone::start (const std::string &exe, const std::string &dir, const std::st
 }
 
 /* ---- baresip ---- */
+
+bool Baresip::real_time ()
+{
+  /* Whether this process may: a thread of its own tries. */
+  int err = 0;
+  std::thread ([&err] {
+    struct sched_param param = {};
+    param.sched_priority = 5;
+    err = pthread_setschedparam (pthread_self (), SCHED_RR, &param);
+  }).join ();
+  rt_priority = err ? 0 : 5;
+  return !err;
+}
 
 Baresip::~Baresip ()
 {

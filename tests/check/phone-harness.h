@@ -31,6 +31,7 @@ std::vector<gint16> read_wav (const std::string &path, guint *rate);
 struct Child {
   GSubprocess *proc = nullptr;
   std::string log;
+  int rt_priority = 0;  /* > 0: the child runs under SCHED_RR at it, when allowed */
   ~Child () { stop (); }
   void spawn (const std::vector<std::string> &argv, const std::vector<std::pair<std::string, std::string>> &env);
   std::string text () const;  /* the log so far */
@@ -59,6 +60,10 @@ struct Baresip : Child {
   ~Baresip ();
   void start (const std::string &dir, const std::string &wav, const std::vector<std::string> &codecs,
       const std::string &user = "caller");
+  /* Before start: baresip sends its audio on time under load (SCHED_RR, as
+   * the phone's own threads; needs CAP_SYS_NICE, which CI has as root).
+   * False when not allowed: it runs as it is. */
+  bool real_time ();
   void command (const std::string &cmd, const std::string &params);
   /* Waits for an event of `type` (after any already seen when `from` says
    * so); its param, or fails. */
