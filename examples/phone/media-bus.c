@@ -34,6 +34,21 @@ phone_media_on_first_input (GstPad *pad, GstPadProbeInfo *info, gpointer user_da
   return GST_PAD_PROBE_REMOVE;
 }
 
+/* A final text of the caller's turn or the agent's answer: the call's log
+ * and its record. */
+static void
+say (PhoneMedia *m, const GstStructure *st, const gchar *who)
+{
+  gboolean final = FALSE;
+  gst_structure_get_boolean (st, "final", &final);
+  if (!final)
+    return;
+  const gchar *text = gst_structure_get_string (st, "text");
+  g_print ("call %u: %s: %s\n", m->id, who, text);
+  phone_record_event (m->record, gst_structure_new ("transcript", "who", G_TYPE_STRING, who, "text", G_TYPE_STRING,
+      text, NULL));
+}
+
 static void
 on_agent_message (PhoneMedia *m, const GstStructure *st)
 {
@@ -43,19 +58,14 @@ on_agent_message (PhoneMedia *m, const GstStructure *st)
     m->cb.ready (m->user);  /* may answer the call: the caller's audio follows */
     maybe_greet (m);
   } else if (g_str_equal (name, "yandexrealtime/transcript")) {
-    gboolean final = FALSE;
-    gst_structure_get_boolean (st, "final", &final);
-    if (final)
-      g_print ("call %u: caller: %s\n", m->id, gst_structure_get_string (st, "text"));
+    say (m, st, "caller");
   } else if (g_str_equal (name, "yandexrealtime/response-text")) {
-    gboolean final = FALSE;
-    gst_structure_get_boolean (st, "final", &final);
-    if (final)
-      g_print ("call %u: agent: %s\n", m->id, gst_structure_get_string (st, "text"));
+    say (m, st, "agent");
   } else if (g_str_equal (name, "yandexrealtime/interrupted")) {
     guint64 played = 0;
     gst_structure_get_uint64 (st, "played-ms", &played);
     g_print ("call %u: the caller talked over the answer (%" G_GUINT64_FORMAT " ms of it heard)\n", m->id, played);
+    phone_record_event (m->record, gst_structure_new ("barge_in", "heard_ms", G_TYPE_UINT64, played, NULL));
   } else if (g_str_equal (name, "yandexrealtime/function-call")) {
     m->cb.function_call (m->user, gst_structure_get_string (st, "call-id"), gst_structure_get_string (st, "name"),
         gst_structure_get_string (st, "arguments"), gst_structure_get_string (st, "response-id"));

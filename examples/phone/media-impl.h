@@ -29,6 +29,8 @@ struct PhoneMedia {
   gint64 audio_expected;     /* audio-duration of the completed answers, ns (main thread) */
   gint rt_priority_warned;
   gint on_hold;              /* atomic: the far end takes no audio (re-INVITE) */
+  GstClockTime latency;      /* the pipeline's: the RTP sink sends at running time + this */
+  PhoneRecord *record;       /* --record: set once (main thread), read by the taps; atomic */
 };
 
 /* media-bus.c: the bus watch, the sync handler (--rt-priority) and the

@@ -183,6 +183,86 @@ gap_to_silence (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
   return GST_PAD_PROBE_DROP;
 }
 
+/* ---- --record: what the line carries ---- */
+
+static GstClockTime
+running_time_of (GstPad *pad, GstClockTime pts)
+{
+  GstEvent *ev = gst_pad_get_sticky_event (pad, GST_EVENT_SEGMENT, 0);
+  const GstSegment *segment = NULL;
+  GstClockTime rt = GST_CLOCK_TIME_NONE;
+  if (ev) {
+    gst_event_parse_segment (ev, &segment);
+    rt = gst_segment_to_running_time (segment, GST_FORMAT_TIME, pts);
+    gst_event_unref (ev);
+  }
+  return rt;
+}
+
+static void
+record_buffer (PhoneRecord *r, guint channel, GstPad *pad, GstBuffer *b, GstClockTime offset)
+{
+  GstMapInfo map;
+  GstClockTime rt = GST_BUFFER_PTS_IS_VALID (b) ? running_time_of (pad, GST_BUFFER_PTS (b)) : GST_CLOCK_TIME_NONE;
+  if (!GST_CLOCK_TIME_IS_VALID (rt) || !gst_buffer_map (b, &map, GST_MAP_READ))
+    return;
+  phone_record_audio (r, channel, rt + offset, (const gint16 *) map.data, map.size / 2);
+  gst_buffer_unmap (b, &map);
+}
+
+/* The caller, at the element's sink pad: S16 mono at the line's rate (the
+ * capsfilter after the decoder), stamped by the jitter buffer with the
+ * time it came in on the line. */
+static GstPadProbeReturn
+record_caller (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  PhoneMedia *m = user_data;
+  PhoneRecord *r = g_atomic_pointer_get (&m->record);
+  if (r)
+    record_buffer (r, PHONE_RECORD_CALLER, pad, GST_PAD_PROBE_INFO_BUFFER (info), 0);
+  return GST_PAD_PROBE_OK;
+}
+
+/* The agent, at the encoder (its answers and our silence): on the line one
+ * pipeline latency later, when the RTP sink sends it.  A barge-in's flush
+ * drops what the sink still held: from the running time the line is at
+ * then, the agent's channel holds nothing more of it.  On hold nothing goes
+ * out. */
+static GstPadProbeReturn
+record_agent (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  PhoneMedia *m = user_data;
+  PhoneRecord *r = g_atomic_pointer_get (&m->record);
+  if (!r)
+    return GST_PAD_PROBE_OK;
+  if (info->type & GST_PAD_PROBE_TYPE_BUFFER) {
+    if (!g_atomic_int_get (&m->on_hold))
+      record_buffer (r, PHONE_RECORD_AGENT, pad, GST_PAD_PROBE_INFO_BUFFER (info), m->latency);
+  } else if (GST_EVENT_TYPE (GST_PAD_PROBE_INFO_EVENT (info)) == GST_EVENT_FLUSH_START) {
+    phone_record_cut (r, PHONE_RECORD_AGENT, phone_media_running_time (m));
+  }
+  return GST_PAD_PROBE_OK;
+}
+
+GstClockTime
+phone_media_running_time (PhoneMedia *m)
+{
+  if (!m->pipeline || GST_STATE (m->pipeline) != GST_STATE_PLAYING)  /* no base time yet */
+    return GST_CLOCK_TIME_NONE;
+  GstClock *clock = gst_pipeline_get_clock (GST_PIPELINE (m->pipeline));
+  if (!clock)
+    return GST_CLOCK_TIME_NONE;
+  GstClockTime now = gst_clock_get_time (clock), base = gst_element_get_base_time (m->pipeline);
+  gst_object_unref (clock);
+  return now > base ? now - base : 0;
+}
+
+void
+phone_media_record (PhoneMedia *m, PhoneRecord *r)
+{
+  g_atomic_pointer_set (&m->record, phone_record_ref (r));
+}
+
 /* Played out: every completed answer's audio has come out of the element
  * (response-done may come before its last audio has been pushed), and the
  * RTP sink has sent past its end. */
@@ -353,6 +433,9 @@ build (PhoneMedia *m)
   m->rtpbin = make (m, "rtpbin", NULL);
   m->depay = make (m, c->depay, NULL);
   GstElement *dec = make (m, c->dec, NULL);
+  /* The caller's audio as the line carries it, whatever the decoder could
+   * also give (opusdec: stereo, other rates): what --record writes. */
+  GstElement *line_caps = make (m, "capsfilter", NULL);
   m->rt = make (m, "yandexrealtime", NULL);
   GstElement *enc = make (m, c->enc, NULL);
   GstElement *pay = make (m, c->pay, NULL);
@@ -362,27 +445,33 @@ build (PhoneMedia *m)
    * and the silence ahead of them. */
   m->rtp_sink = udp_sink (m, m->rtp, m->params.remote_port, TRUE);
   m->rtcp_sink = udp_sink (m, m->rtcp, m->params.remote_rtcp_port, FALSE);
-  if (!rtp_src || !rtcp_src || !m->rtpbin || !m->depay || !dec || !m->rt || !enc || !pay || !m->dtmf_depay ||
+  if (!rtp_src || !rtcp_src || !m->rtpbin || !m->depay || !dec || !line_caps || !m->rt || !enc || !pay || !m->dtmf_depay ||
       !dtmf_sink || !m->rtp_sink || !m->rtcp_sink)
     return FALSE;
 
+  GstCaps *caps = gst_caps_new_simple ("audio/x-raw", "format", G_TYPE_STRING, "S16LE", "channels", G_TYPE_INT, 1,
+      "rate", G_TYPE_INT, (gint) c->audio_rate, NULL);
+  g_object_set (line_caps, "caps", caps, NULL);
+  gst_caps_unref (caps);
   g_object_set (m->rtpbin, "latency", m->agent.latency_ms, NULL);
   /* A fixed latency: the jitter buffer, the element's (chunk-ms plus its
    * 70 ms bound) and a packet.  Recomputed when the caller's stream came
    * in, it grew, and the RTP sink held the packets back for that long. */
   guint chunk_ms = 40;
   g_object_get (m->rt, "chunk-ms", &chunk_ms, NULL);
-  gst_pipeline_set_latency (GST_PIPELINE (m->pipeline),
-      (GstClockTime) (m->agent.latency_ms + chunk_ms + 70 + m->params.ptime_ms) * GST_MSECOND);
+  m->latency = (GstClockTime) (m->agent.latency_ms + chunk_ms + 70 + m->params.ptime_ms) * GST_MSECOND;
+  gst_pipeline_set_latency (GST_PIPELINE (m->pipeline), m->latency);
   g_object_set (dtmf_sink, "sync", FALSE, "async", FALSE, NULL);
   configure_agent (m, m->rt);
   configure_encoder (m, enc, pay);
   GstPad *rt_sink = gst_element_get_static_pad (m->rt, "sink");
   gst_pad_add_probe (rt_sink, GST_PAD_PROBE_TYPE_BUFFER, phone_media_on_first_input, m, NULL);
+  gst_pad_add_probe (rt_sink, GST_PAD_PROBE_TYPE_BUFFER, record_caller, m, NULL);
   gst_object_unref (rt_sink);
   GstPad *enc_sink = gst_element_get_static_pad (enc, "sink");
   gst_pad_add_probe (enc_sink, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, gap_to_silence,
       m, NULL);
+  gst_pad_add_probe (enc_sink, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_FLUSH, record_agent, m, NULL);
   gst_object_unref (enc_sink);
   GstPad *rtp_in = gst_element_get_static_pad (m->rtp_sink, "sink");
   gst_pad_add_probe (rtp_in, GST_PAD_PROBE_TYPE_BUFFER, drop_on_hold, m, NULL);
@@ -392,7 +481,7 @@ build (PhoneMedia *m)
 
   return gst_element_link_pads (rtp_src, "src", m->rtpbin, "recv_rtp_sink_0") &&
       gst_element_link_pads (rtcp_src, "src", m->rtpbin, "recv_rtcp_sink_0") &&
-      gst_element_link_many (m->depay, dec, m->rt, enc, pay, NULL) &&
+      gst_element_link_many (m->depay, dec, line_caps, m->rt, enc, pay, NULL) &&
       gst_element_link_pads (pay, "src", m->rtpbin, "send_rtp_sink_0") &&
       gst_element_link_pads (m->rtpbin, "send_rtp_src_0", m->rtp_sink, "sink") &&
       gst_element_link_pads (m->rtpbin, "send_rtcp_src_0", m->rtcp_sink, "sink") &&
@@ -482,6 +571,7 @@ teardown (gpointer data, gpointer user_data)
     gst_element_set_state (m->pipeline, GST_STATE_NULL);
     gst_object_unref (m->pipeline);
   }
+  phone_record_unref (m->record);  /* the WAV's end: the taps are gone */
   g_clear_object (&m->rtp);
   g_clear_object (&m->rtcp);
   g_free (m->params.remote_addr);

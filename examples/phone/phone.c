@@ -19,7 +19,7 @@
  *   yandexrealtime-phone [--listen 127.0.0.1:5060] [--location URL] [--voice NAME]
  *                        [--instructions TEXT] [--greeting TEXT] [--max-calls N]
  *                        [--codecs PCMU,PCMA,G722,opus] [--operator sip:…]
- *                        [--call sip:USER@IP:PORT [--ring-timeout S]]
+ *                        [--call sip:USER@IP:PORT [--ring-timeout S]] [--record DIR]
  *
  * With --call it places one call instead (a reminder, a callback), holds the
  * same conversation when it is answered, and exits when it ends: 0 if it
@@ -177,9 +177,7 @@ on_invite_response (Call *c, int status, char const *phrase, sip_t const *sip)
     call_hang_up (c, "no media");
     return;
   }
-  c->state = CALL_ACTIVE;
-  g_print ("call %u: answered (%s, RTP %s:%u)\n", c->id, c->params.codec->name, c->params.remote_addr,
-      c->params.remote_port);
+  call_answered (c);
 }
 
 /* A re-INVITE: hold, unhold, or a new address, on the same codec; another
@@ -277,6 +275,8 @@ on_nua_event (nua_event_t event, int status, char const *phrase, nua_t *n, nua_m
     case nua_i_bye:
       if (c) {
         g_print ("call %u: the %s hung up\n", c->id, c->outbound ? "callee" : "caller");
+        phone_record_event (c->record, gst_structure_new ("hangup", "by", G_TYPE_STRING,
+            c->outbound ? "callee" : "caller", NULL));
         c->state = CALL_ENDING;
         call_stop_media (c);
       }
@@ -287,6 +287,8 @@ on_nua_event (nua_event_t event, int status, char const *phrase, nua_t *n, nua_m
     case nua_r_refer:
       if (c && status >= 200) {
         g_print ("call %u: transfer %s (%d %s)\n", c->id, status < 300 ? "accepted" : "refused", status, phrase);
+        phone_record_event (c->record, gst_structure_new (status < 300 ? "transfer_accepted" : "transfer_refused",
+            "status", G_TYPE_INT, status, NULL));
         call_hang_up (c, status < 300 ? "transferred" : "the transfer failed");
       }
       break;
@@ -343,6 +345,9 @@ parse_options (int *argc, char ***argv)
         "it was answered, 1 if busy, not answered or failed", "sip:URI"},
     {"ring-timeout", 0, 0, G_OPTION_ARG_INT, &opts.ring_timeout_s,
         "--call: give up when nobody answers within this (default 30 s)", "S"},
+    {"record", 0, 0, G_OPTION_ARG_FILENAME, &opts.record_dir,
+        "Write each call to DIR: a stereo WAV (the caller left, the agent right, as the line carried them) and "
+        "a JSON-lines file of its transcript and events", "DIR"},
     {"max-calls", 0, 0, G_OPTION_ARG_INT, &opts.max_calls, "Calls at once; more get 486 Busy (default 8)", "N"},
     {"latency", 0, 0, G_OPTION_ARG_INT, &opts.latency_ms, "Jitter buffer of the caller's audio, ms (default 60)",
         "MS"},
@@ -365,6 +370,10 @@ parse_options (int *argc, char ***argv)
   if (opts.max_calls < 1 || opts.latency_ms < 0 || opts.rt_priority < 0 || opts.rt_priority > 99 ||
       opts.ring_timeout_s < 1 || (opts.call_uri && !g_str_has_prefix (opts.call_uri, "sip:"))) {
     g_printerr ("invalid --max-calls, --latency, --rt-priority, --ring-timeout or --call\n");
+    return FALSE;
+  }
+  if (opts.record_dir && !g_file_test (opts.record_dir, G_FILE_TEST_IS_DIR)) {
+    g_printerr ("--record: %s is not a directory\n", opts.record_dir);
     return FALSE;
   }
   codec_prefs = g_strsplit (opts.codecs ? opts.codecs : "PCMU,PCMA,G722,opus", ",", -1);

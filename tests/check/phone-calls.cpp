@@ -127,6 +127,74 @@ emu::Config config ()
   return cfg;
 }
 
+/* The lines of a --record JSON-lines file, parsed (the caller unrefs). */
+std::vector<JsonObject *> record_lines (const std::string &path)
+{
+  gchar *text = nullptr;
+  fail_unless (g_file_get_contents (path.c_str (), &text, nullptr, nullptr), "no %s", path.c_str ());
+  std::vector<JsonObject *> out;
+  gchar **lines = g_strsplit (text, "\n", -1);
+  for (gchar **l = lines; *l; l++) {
+    if (!**l)
+      continue;
+    JsonParser *p = json_parser_new ();
+    fail_unless (json_parser_load_from_data (p, *l, -1, nullptr) && JSON_NODE_HOLDS_OBJECT (json_parser_get_root (p)),
+        "not a JSON object: %s", *l);
+    out.push_back (json_object_ref (json_node_get_object (json_parser_get_root (p))));
+    g_object_unref (p);
+  }
+  g_strfreev (lines);
+  g_free (text);
+  return out;
+}
+
+std::string member (JsonObject *o, const char *name)
+{
+  return json_object_get_string_member_with_default (o, name, "");
+}
+
+std::string record_path (const Phone &phone, guint call)
+{
+  std::string log = phone.text (), what = "call " + std::to_string (call) + ": recording to ";
+  gsize at = log.find (what);
+  fail_unless (at != std::string::npos, "the phone did not say where it records call %u:\n%s", call, log.c_str ());
+  return log.substr (at + what.size (), log.find ('\n', at) - at - what.size ());
+}
+
+std::string record_events (const Phone &phone, guint call)
+{
+  std::string wav = record_path (phone, call), out;
+  for (JsonObject *o : record_lines (wav.substr (0, wav.size () - 4) + ".jsonl")) {
+    out += member (o, "event") + "(";
+    GList *names = json_object_get_members (o);
+    bool first = true;
+    for (GList *l = names; l; l = l->next) {
+      std::string name = (const char *) l->data;
+      if (name == "t_ms" || name == "event")
+        continue;
+      JsonNode *v = json_object_get_member (o, name.c_str ());
+      std::string value = json_node_get_value_type (v) == G_TYPE_STRING ? json_node_get_string (v) :
+          std::to_string (json_node_get_int (v));
+      out += (first ? "" : ",") + name + "=" + value;
+      first = false;
+    }
+    g_list_free (names);
+    out += ") ";
+    json_object_unref (o);
+  }
+  return out;
+}
+
+void fail_in_order (const std::string &text, const std::vector<std::string> &parts)
+{
+  gsize at = 0;
+  for (auto &part : parts) {
+    gsize found = text.find (part, at);
+    fail_unless (found != std::string::npos, "no \"%s\" (in order) in: %s", part.c_str (), text.c_str ());
+    at = found + part.size ();
+  }
+}
+
 int run_phone_suite (int *argc, char ***argv, Suite *(*make) (), const char *name, const char *file)
 {
   gst_check_init (argc, argv);

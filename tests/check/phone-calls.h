@@ -40,6 +40,19 @@ std::vector<std::pair<gsize, gsize>> loud_runs (const std::vector<gint16> &pcm, 
 std::vector<guint16> caller_rtp_ports (const Phone &phone);
 guint16 caller_rtp_port (const Phone &phone);
 
+/* --record: the lines of a JSON-lines file, parsed (the caller unrefs);
+ * a string member of one ("" when absent). */
+std::vector<JsonObject *> record_lines (const std::string &path);
+std::string member (JsonObject *o, const char *name);
+/* The WAV the phone said it records call `call` to. */
+std::string record_path (const Phone &phone, guint call);
+/* That call's JSON lines in short: "event(name=value,…) " each, without
+ * t_ms. */
+std::string record_events (const Phone &phone, guint call);
+
+/* Fails unless `text` holds each of `parts`, in that order. */
+void fail_in_order (const std::string &text, const std::vector<std::string> &parts);
+
 /* An emulator (started), a phone and a caller. */
 struct Call {
   yrt::emu::Server server;

@@ -75,7 +75,7 @@ void write_wav (const std::string &path, const std::vector<gint16> &mono, guint 
   fail_unless (g_file_set_contents (path.c_str (), out.data (), (gssize) out.size (), nullptr));
 }
 
-std::vector<gint16> read_wav (const std::string &path, guint *rate)
+std::vector<gint16> read_wav (const std::string &path, guint *rate, guint channel)
 {
   gchar *wav = nullptr;
   gsize size = 0;
@@ -101,9 +101,10 @@ std::vector<gint16> read_wav (const std::string &path, guint *rate)
     pos += 8 + len + (len & 1);
   }
   g_free (wav);
+  fail_unless (channel < channels, "%s has %u channels", path.c_str (), channels);
   if (channels > 1) {
     for (gsize i = 0; i < pcm.size () / channels; i++)
-      pcm[i] = pcm[i * channels];
+      pcm[i] = pcm[i * channels + channel];
     pcm.resize (pcm.size () / channels);
   }
   return pcm;
@@ -400,8 +401,13 @@ bool RtpSniffer::start ()
       pk.ssrc = (guint32) rtp[8] << 24 | (guint32) rtp[9] << 16 | (guint32) rtp[10] << 8 | rtp[11];
       pk.payload_size = (guint) ((gsize) n - ihl - 8 - 12);
       pk.peak = 0;
-      for (guint i = 0; pk.pt == 0 && i < pk.payload_size; i++)
-        pk.peak = MAX (pk.peak, std::abs (mulaw_decode (rtp[12 + i])));
+      pk.first_loud = -1;
+      for (guint i = 0; pk.pt == 0 && i < pk.payload_size; i++) {
+        gint v = std::abs (mulaw_decode (rtp[12 + i]));
+        pk.peak = MAX (pk.peak, v);
+        if (v > 2000 && pk.first_loud < 0)
+          pk.first_loud = (gint) i;
+      }
       std::lock_guard<std::mutex> l (lock);
       packets.push_back (pk);
     }

@@ -24,8 +24,9 @@ guint free_port (bool with_next = false);
 
 /* Writes S16 at `rate` as a WAV file, the mono `pcm` in each of `channels`. */
 void write_wav (const std::string &path, const std::vector<gint16> &pcm, guint rate, guint channels = 1);
-/* Reads an S16 WAV file: its first channel; its rate into *rate. */
-std::vector<gint16> read_wav (const std::string &path, guint *rate);
+/* Reads an S16 WAV file: one of its channels (the first by default); its
+ * rate into *rate. */
+std::vector<gint16> read_wav (const std::string &path, guint *rate, guint channel = 0);
 
 /* A child process whose stdout and stderr go to a log file. */
 struct Child {
@@ -82,6 +83,7 @@ struct RtpPacket {
   guint32 ts, ssrc;
   guint payload_size;
   gint peak;  /* PCMU (PT 0): the loudest sample, decoded; else 0 */
+  gint first_loud;  /* PCMU: the first sample louder than 2000, or -1 */
 };
 
 /* Every UDP packet on lo that looks like RTP, with its arrival time. */

@@ -69,6 +69,28 @@ JsonObject *client_event (const emu::Server &server, const char *type, gint64 *a
   return nullptr;
 }
 
+/* The line time (monotonic us) of the first loud sample of a PCMU stream:
+ * the RTP clock mapped onto the arrival times by the packet that came
+ * soonest after its time.  A sender late under load sends some packets
+ * late; the jitter buffer, like this, goes by their timestamps. */
+gint64 first_loud_on_line (const std::vector<RtpPacket> &packets)
+{
+  gint64 base = G_MAXINT64, onset = -1;
+  guint32 ts0 = 0;
+  bool any = false;
+  for (auto &p : packets) {
+    if (p.pt != 0)
+      continue;
+    if (!any)
+      ts0 = p.ts, any = true;
+    gint64 due = (gint64) (guint32) (p.ts - ts0) * 1000000 / kLineRate;
+    base = std::min (base, p.arrival_us - due);
+    if (onset < 0 && p.first_loud >= 0)
+      onset = (gint64) (guint32) (p.ts - ts0) + p.first_loud;
+  }
+  return onset < 0 ? 0 : base + onset * 1000000 / kLineRate;
+}
+
 double span_ms (const std::pair<gsize, gsize> &run, guint rate)
 {
   return (run.second - run.first + 1) * 1000.0 / rate;
@@ -194,6 +216,154 @@ GST_START_TEST (test_barge_in_over_the_line)
 }
 GST_END_TEST;
 
+/* --record: the caller's tone on the left, the agent's answers on the
+ * right, each where the line carried it (checked against the RTP sniffed
+ * in both directions: the answer's start after the question's, to within
+ * a packet); the JSON lines: the call's start, both sides' words, the
+ * digit, who hung up, the end, with times that match the WAV. */
+GST_START_TEST (test_record)
+{
+  const guint kToneMs = 1200;
+  std::string dir = test_dir ("record");
+  std::string records = dir + "/records";
+  fail_unless (g_mkdir_with_parents (records.c_str (), 0700) == 0);
+  std::string wav = dir + "/caller.wav";
+  write_wav (wav, silence (kLineRate, kQuestionStartMs) + tone (kLineRate, kToneMs, 12000, 700.0) +
+      silence (kLineRate, 5000), kLineRate);
+  Call call (config ());
+  /* A short first answer: the second (after the digit) comes some 300 ms
+   * after its end, a stretch of its own. */
+  emu::TurnScript question;
+  question.answer_ms = 500;
+  call.server.push_turn (question);
+  /* A jitter buffer of 200 ms: baresip may still send late under load,
+   * and what the phone's jitter buffer drops as too late is not on its
+   * line, nor in the record; this test is about the record. */
+  call.phone.start (YRT_PHONE, dir, call.server.url (), {"--record", records, "--latency", "200"});
+  RtpSniffer sniffer;
+  bool sniffing = sniffer.start ();
+  if (!sniffing)
+    g_print ("phone: the record's alignment not checked against the line: %s\n", sniffer.why_not.c_str ());
+
+  if (!call.caller.real_time ())
+    g_print ("phone: baresip not real-time (no CAP_SYS_NICE): under load it may send late\n");
+  call.caller.start (dir + "/caller", wav, {"g711"});
+  call.caller.command ("dial", "sip:agent@127.0.0.1:" + std::to_string (call.phone.port));
+  call.caller.wait_event ("CALL_ESTABLISHED", 20000);
+  fail_unless (call.phone.wait_for ("call 1: agent: answer 1", 15000), "%s", call.phone.text ().c_str ());
+  call.caller.command ("sndcode", "5");
+  std::string why = call.caller.wait_event ("CALL_CLOSED", 30000);
+  fail_unless (why == "end of file", "the call ended otherwise than by the caller: %s", why.c_str ());
+  fail_unless (call.phone.wait_for ("call 1: ended (0 open)", 5000), "%s", call.phone.text ().c_str ());
+  sniffer.stop ();
+  fail_unless (call.phone.stop () == 0, "the phone did not stop cleanly:\n%s", call.phone.text ().c_str ());
+
+  std::string log = call.phone.text ();
+  gsize at = log.find ("call 1: recording to ");
+  fail_unless (at != std::string::npos, "the phone did not say where it records:\n%s", log.c_str ());
+  std::string path = log.substr (at + 21, log.find ('\n', at) - at - 21);
+  fail_unless (g_str_has_prefix (path.c_str (), records.c_str ()) && g_str_has_suffix (path.c_str (), ".wav"), "%s",
+      path.c_str ());
+
+  /* The WAV: 8 kHz, the caller's tone left, the answers right, nothing of
+   * either on the other side. */
+  guint rate = 0;
+  std::vector<gint16> left = read_wav (path, &rate, 0), right = read_wav (path, &rate, 1);
+  fail_unless (rate == kLineRate, "the record is at %u Hz, not the line's 8000", rate);
+  auto said = loud_runs (left, rate), answers = loud_runs (right, rate);
+  fail_unless (said.size () == 1, "the left channel holds %zu loud stretches, not the caller's tone", said.size ());
+  fail_unless (answers.size () == 2, "the right channel holds %zu loud stretches, not the two answers",
+      answers.size ());
+  std::vector<gint16> tone_part (left.begin () + (gssize) said[0].first, left.begin () + (gssize) said[0].second + 1);
+  std::vector<gint16> answer_part (right.begin () + (gssize) answers[0].first,
+      right.begin () + (gssize) answers[0].second + 1);
+  double tone_hz = tone_frequency (tone_part, rate), answer_hz = tone_frequency (answer_part, rate);
+  double tone_ms = span_ms (said[0], rate), answer_ms = span_ms (answers[0], rate);
+  double gap_ms = ((double) answers[0].first - (double) said[0].second) * 1000 / rate;
+  g_print ("phone: the record: the caller's %.1f Hz for %.0f ms at %.0f ms, the agent's %.1f Hz for %.0f ms at "
+      "%.0f ms (%.0f ms after the tone's end), %.1f s in all\n", tone_hz, tone_ms, said[0].first * 1000.0 / rate,
+      answer_hz, answer_ms, answers[0].first * 1000.0 / rate, gap_ms, left.size () / (double) rate);
+  /* Sample for sample: a dropped or doubled sample here and there would
+   * shorten or stretch them, and move the tone off its frequency. */
+  double caller_gap_ms = 0;  /* baresip's longest pause in sending, should it have been late beyond the buffer */
+  std::vector<RtpPacket> from_caller = sniffer.from_port (caller_rtp_port (call.phone));
+  for (gsize i = 1; i < from_caller.size (); i++)
+    caller_gap_ms = std::max (caller_gap_ms, (from_caller[i].arrival_us - from_caller[i - 1].arrival_us) / 1e3);
+  fail_unless (std::fabs (tone_hz - 700) < 1 && std::fabs (tone_ms - kToneMs) < 5, "left: %.1f Hz for %.0f ms "
+      "(baresip's longest pause in sending: %.0f ms)", tone_hz, tone_ms, caller_gap_ms);
+  fail_unless (std::fabs (answer_hz - 440) < 1 && std::fabs (answer_ms - 500) < 5, "right: %.1f Hz for %.0f ms",
+      answer_hz, answer_ms);
+  auto peak = [] (const std::vector<gint16> &v, std::pair<gsize, gsize> span) {
+    gint p = 0;
+    for (gsize i = span.first; i <= span.second && i < v.size (); i++)
+      p = MAX (p, std::abs (v[i]));
+    return p;
+  };
+  fail_unless (peak (right, said[0]) == 0 && peak (left, answers[0]) == 0 && peak (left, answers[1]) == 0,
+      "a channel holds sound while the other speaks (right %d during the tone, left %d during the answers)",
+      peak (right, said[0]), MAX (peak (left, answers[0]), peak (left, answers[1])));
+
+  /* The JSON lines. */
+  std::string jsonl = path.substr (0, path.size () - 4) + ".jsonl";
+  std::vector<JsonObject *> lines = record_lines (jsonl);
+  std::string events;
+  gint64 last_t = -1, caller_words_t = -1, hangup_t = -1;
+  for (JsonObject *o : lines) {
+    fail_unless (json_object_has_member (o, "t_ms") && json_object_has_member (o, "event"), "a line without "
+        "t_ms or event");
+    gint64 t = json_object_get_int_member (o, "t_ms");
+    fail_unless (t >= last_t, "t_ms goes back: %" G_GINT64_FORMAT " after %" G_GINT64_FORMAT, t, last_t);
+    last_t = t;
+    std::string e = member (o, "event");
+    if (e == "start") {
+      gchar *base = g_path_get_basename (path.c_str ());
+      fail_unless (t == 0 && json_object_get_int_member (o, "call") == 1 && member (o, "direction") == "inbound" &&
+          member (o, "peer") == "caller" && member (o, "codec") == "PCMU" &&
+          json_object_get_int_member (o, "rate") == 8000 && member (o, "wav") == base, "the start line is wrong");
+      g_free (base);
+    } else if (e == "transcript") {
+      e += "(" + member (o, "who") + ": " + member (o, "text") + ")";
+      if (member (o, "who") == "caller" && caller_words_t < 0)
+        caller_words_t = t;
+    } else if (e == "dtmf") {
+      e += "(" + member (o, "digit") + ")";
+    } else if (e == "hangup") {
+      e += "(" + member (o, "by") + ")";
+      hangup_t = t;
+    }
+    events += e + " ";
+    json_object_unref (o);
+  }
+  g_print ("phone: the record's events: %s\n", events.c_str ());
+  fail_unless (events == "start transcript(caller: turn 1) transcript(agent: answer 1) dtmf(5) "
+      "transcript(agent: answer 2) hangup(caller) end ", "the events: %s", events.c_str ());
+  /* Their times are the WAV's: the transcript after the tone's end on the
+   * left; the caller's BYE at the end of the WAV (the pipeline stops then,
+   * less the agent's audio still on its way to the line). */
+  double tone_end_ms = said[0].second * 1000.0 / rate, wav_ms = left.size () * 1000.0 / rate;
+  g_print ("phone: the caller's words at %" G_GINT64_FORMAT " ms (the tone ended at %.0f ms), the hang-up at %"
+      G_GINT64_FORMAT " ms (the WAV ends at %.0f ms)\n", caller_words_t, tone_end_ms, hangup_t, wav_ms);
+  fail_unless (caller_words_t > tone_end_ms, "the transcript came before the words ended");
+  fail_unless (std::fabs (hangup_t - wav_ms) < 500, "the hang-up at %" G_GINT64_FORMAT " ms, the WAV ends at %.0f ms",
+      hangup_t, wav_ms);
+
+  /* Aligned as the line carried them: from the tone's first sample to the
+   * answer's, on the line (both directions sniffed) and in the record. */
+  if (!sniffing)
+    return;
+  fail_unless (sniffer.dropped == 0, "the sniffer missed %u packets", sniffer.dropped);
+  guint16 port = caller_rtp_port (call.phone);
+  gint64 tone_on = first_loud_on_line (sniffer.from_port (port)), answer_on = first_loud_on_line (sniffer.to_port (port));
+  fail_unless (tone_on && answer_on, "no loud packets on the line");
+  double line_ms = (answer_on - tone_on) / 1e3, record_ms = ((double) answers[0].first - (double) said[0].first) *
+      1000 / rate;
+  g_print ("phone: from the caller's tone to the answer: %.1f ms on the line, %.1f ms in the record\n", line_ms,
+      record_ms);
+  fail_unless (std::fabs (line_ms - record_ms) < 20, "the record puts the answer %.1f ms after the tone, the line "
+      "carried it %.1f ms after", record_ms, line_ms);
+}
+GST_END_TEST;
+
 static Suite *phone_line_suite ()
 {
   Suite *s = suite_create ("phone-line");
@@ -201,6 +371,7 @@ static Suite *phone_line_suite ()
   tcase_set_timeout (tc, 120);
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_barge_in_over_the_line);
+  tcase_add_test (tc, test_record);
   return s;
 }
 

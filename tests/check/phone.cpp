@@ -198,7 +198,8 @@ GST_START_TEST (test_dtmf_and_end_call)
   call.server.push_turn (question);
   call.server.push_turn (digits);
   call.server.push_turn (goodbye);
-  call.phone.start (YRT_PHONE, dir, call.server.url ());
+  fail_unless (g_mkdir_with_parents ((dir + "/records").c_str (), 0700) == 0);
+  call.phone.start (YRT_PHONE, dir, call.server.url (), {"--record", dir + "/records"});
   call.caller.start (dir + "/caller", wav, {"g711"});
   call.caller.command ("dial", "sip:agent@127.0.0.1:" + std::to_string (call.phone.port));
   call.caller.wait_event ("CALL_ESTABLISHED", 20000);
@@ -233,6 +234,11 @@ GST_START_TEST (test_dtmf_and_end_call)
   while (call.server.sessions_active () > 0 && g_get_monotonic_time () < closed + G_USEC_PER_SEC)
     g_usleep (5000);
   fail_unless (call.server.sessions_active () == 0, "the session outlived the call");
+  /* The call's record: the digits, the function, who hung up. */
+  fail_unless (call.phone.wait_for ("call 1: ended (0 open)", 2000), "%s", call.phone.text ().c_str ());
+  fail_in_order (record_events (call.phone, 1), {"dtmf(digit=1)", "dtmf(digit=2)", "dtmf(digit=3)",
+      "function_call(name=end_call)", "transcript(who=agent,text=Goodbye.)",
+      "hangup(by=agent,reason=the agent ended the call)", "end()"});
   fail_unless (call.phone.stop () == 0, "the phone did not stop cleanly:\n%s", call.phone.text ().c_str ());
 }
 GST_END_TEST;
@@ -254,7 +260,8 @@ GST_START_TEST (test_transfer_to_operator)
   Baresip op;
   op.start (dir + "/operator", make_question (dir, 20000), {"g711"}, "operator");
   std::string operator_uri = "sip:operator@127.0.0.1:" + std::to_string (op.sip_port);
-  call.phone.start (YRT_PHONE, dir, call.server.url (), {"--operator", operator_uri});
+  fail_unless (g_mkdir_with_parents ((dir + "/records").c_str (), 0700) == 0);
+  call.phone.start (YRT_PHONE, dir, call.server.url (), {"--operator", operator_uri, "--record", dir + "/records"});
   call.caller.start (dir + "/caller", wav, {"g711"});
   call.caller.command ("dial", "sip:agent@127.0.0.1:" + std::to_string (call.phone.port));
   call.caller.wait_event ("CALL_ESTABLISHED", 20000);
@@ -275,6 +282,9 @@ GST_START_TEST (test_transfer_to_operator)
   while (call.server.sessions_active () > 0 && g_get_monotonic_time () < deadline)
     g_usleep (5000);
   fail_unless (call.server.sessions_active () == 0, "the session outlived the transfer");
+  fail_in_order (record_events (call.phone, 1), {"function_call(name=transfer_to_operator)",
+      "transcript(who=agent,text=I am transferring you to an operator.)", "transfer(to=" + operator_uri + ")",
+      "transfer_accepted(status=202)", "hangup(by=phone,reason=transferred)", "end()"});
   fail_unless (call.phone.stop () == 0, "the phone did not stop cleanly:\n%s", call.phone.text ().c_str ());
 }
 GST_END_TEST;
