@@ -20,6 +20,7 @@ typedef struct {
   gchar *operator_uri;
   gchar *call_uri;
   gchar *record_dir;
+  gchar *registrar;
   gint max_calls;
   gint latency_ms;
   gint rt_priority;

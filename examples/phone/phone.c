@@ -20,14 +20,20 @@
  *                        [--instructions TEXT] [--greeting TEXT] [--max-calls N]
  *                        [--codecs PCMU,PCMA,G722,opus] [--operator sip:…]
  *                        [--call sip:USER@IP:PORT [--ring-timeout S]] [--record DIR]
+ *                        [--register sip:IP[:PORT]]
  *
  * With --call it places one call instead (a reminder, a callback), holds the
  * same conversation when it is answered, and exits when it ends: 0 if it
  * was answered, 1 if busy, not answered or failed.
  *
+ * With --register it REGISTERs with a registrar or PBX (digest
+ * authentication, YRT_SIP_USER and YRT_SIP_PASSWORD from the environment:
+ * register.c).
+ *
  * It prints "listening on sip:ADDRESS:PORT" once it takes calls, then a line
  * per event of each call ("call N: …").  docs/phone.md tells the rest. */
 #include "call.h"
+#include "register.h"
 
 #include <glib-unix.h>
 #include <sofia-sip/nua.h>
@@ -56,6 +62,36 @@ static gboolean shutting_down;
 static int exit_status;
 
 /* ---- SIP ---- */
+
+#define UNREGISTER_TIMEOUT_S 3   /* stopping: the registrar's answer to the un-REGISTER, at most */
+
+static gboolean
+shutdown_sip (gpointer data)
+{
+  (void) data;
+  static gboolean done;
+  if (!done)
+    nua_shutdown (nua);  /* nua_r_shutdown quits the loop */
+  done = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+static void
+unregistered (void)
+{
+  shutdown_sip (NULL);
+}
+
+/* Stopping: the registration goes first (--register), then nua. */
+static void
+stop_sip (void)
+{
+  shutting_down = TRUE;
+  if (phone_register_stop (unregistered))
+    g_timeout_add_seconds (UNREGISTER_TIMEOUT_S, shutdown_sip, NULL);
+  else
+    shutdown_sip (NULL);
+}
 
 static gchar *
 sip_caller (sip_t const *sip)
@@ -239,10 +275,8 @@ on_state (nua_handle_t *nh, Call *c, tagi_t tags[])
     call_free (c);  /* destroys the handle */
   else
     nua_handle_destroy (nh);
-  if (outbound && !shutting_down) {  /* --call: one call, then stop */
-    shutting_down = TRUE;
-    nua_shutdown (nua);
-  }
+  if (outbound && !shutting_down)  /* --call: one call, then stop */
+    stop_sip ();
 }
 
 static void
@@ -292,6 +326,11 @@ on_nua_event (nua_event_t event, int status, char const *phrase, nua_t *n, nua_m
         call_hang_up (c, status < 300 ? "transferred" : "the transfer failed");
       }
       break;
+    case nua_r_register:
+    case nua_r_unregister:
+      if (phone_register_is (nh))
+        phone_register_response (event, status, phrase, sip);
+      break;
     case nua_r_shutdown:
       if (status >= 200)
         g_main_loop_quit (loop);
@@ -319,7 +358,7 @@ on_signal (gpointer data)
   for (GList *l = open; l; l = l->next)
     call_hang_up (l->data, "the phone is stopping");
   g_list_free (open);
-  nua_shutdown (nua);  /* nua_r_shutdown quits the loop */
+  stop_sip ();
   return G_SOURCE_CONTINUE;
 }
 
@@ -348,6 +387,10 @@ parse_options (int *argc, char ***argv)
     {"record", 0, 0, G_OPTION_ARG_FILENAME, &opts.record_dir,
         "Write each call to DIR: a stereo WAV (the caller left, the agent right, as the line carried them) and "
         "a JSON-lines file of its transcript and events", "DIR"},
+    {"register", 0, 0, G_OPTION_ARG_STRING, &opts.registrar,
+        "REGISTER with this registrar or PBX (numeric address), as YRT_SIP_USER with the digest password "
+        "YRT_SIP_PASSWORD (both from the environment); refreshed before it expires, removed on exit",
+        "sip:IP[:PORT]"},
     {"max-calls", 0, 0, G_OPTION_ARG_INT, &opts.max_calls, "Calls at once; more get 486 Busy (default 8)", "N"},
     {"latency", 0, 0, G_OPTION_ARG_INT, &opts.latency_ms, "Jitter buffer of the caller's audio, ms (default 60)",
         "MS"},
@@ -370,6 +413,12 @@ parse_options (int *argc, char ***argv)
   if (opts.max_calls < 1 || opts.latency_ms < 0 || opts.rt_priority < 0 || opts.rt_priority > 99 ||
       opts.ring_timeout_s < 1 || (opts.call_uri && !g_str_has_prefix (opts.call_uri, "sip:"))) {
     g_printerr ("invalid --max-calls, --latency, --rt-priority, --ring-timeout or --call\n");
+    return FALSE;
+  }
+  gchar *why = NULL;
+  if (opts.registrar && !phone_register_init (opts.registrar, &why)) {
+    g_printerr ("%s\n", why);
+    g_free (why);
     return FALSE;
   }
   if (opts.record_dir && !g_file_test (opts.record_dir, G_FILE_TEST_IS_DIR)) {
@@ -446,6 +495,7 @@ main (int argc, char **argv)
   }
   g_print ("listening on %s\n", url);
   g_free (url);
+  phone_register_start (nua);
   if (opts.call_uri)
     g_idle_add (place_call, NULL);
   g_unix_signal_add (SIGINT, on_signal, NULL);
@@ -458,6 +508,7 @@ main (int argc, char **argv)
     call_free (l->data);
   g_list_free (open);
   phone_media_shutdown ();
+  phone_register_free ();
   nua_destroy (nua);
   su_root_destroy (root);
   su_deinit ();

@@ -160,6 +160,17 @@ bool Child::wait_for (const std::string &what, guint timeout_ms) const
   return true;
 }
 
+int Child::wait_exit (guint timeout_ms)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  while (proc && g_subprocess_get_identifier (proc)) {  /* NULL once it exited */
+    fail_unless (g_get_monotonic_time () < deadline, "%s did not exit within %u ms:\n%s", log.c_str (), timeout_ms,
+        text ().c_str ());
+    g_usleep (10 * 1000);
+  }
+  return stop ();  /* no signal reaches a process that has exited: only the wait */
+}
+
 int Child::stop ()
 {
   if (!proc)
@@ -172,7 +183,7 @@ int Child::stop ()
 }
 
 void Phone::start (const std::string &exe, const std::string &dir, const std::string &location,
-    const std::vector<std::string> &extra)
+    const std::vector<std::string> &extra, const std::vector<std::pair<std::string, std::string>> &env)
 {
   port = free_port ();
   log = dir + "/phone.log";
@@ -182,7 +193,9 @@ void Phone::start (const std::string &exe, const std::string &dir, const std::st
       "--rt-priority", "10"};
   argv.insert (argv.end (), extra.begin (), extra.end ());
   /* The key the emulator wants: in the environment, never on the command line. */
-  spawn (argv, {{"YANDEX_CLOUD_API_KEY", "phone-test-key"}});
+  std::vector<std::pair<std::string, std::string>> vars = {{"YANDEX_CLOUD_API_KEY", "phone-test-key"}};
+  vars.insert (vars.end (), env.begin (), env.end ());
+  spawn (argv, vars);
   fail_unless (wait_for ("listening on sip:127.0.0.1:" + std::to_string (port), 10000),
       "the phone did not start:\n%s", text ().c_str ());
 }

@@ -40,13 +40,16 @@ struct Child {
   bool wait_for (const std::string &what, guint timeout_ms) const;
   /* SIGTERM, then waits; the exit status (-1: killed by a signal). */
   int stop ();
+  /* Waits for it to exit by itself (within timeout_ms, else fails); the
+   * exit status. */
+  int wait_exit (guint timeout_ms);
 };
 
 /* yandexrealtime-phone against `location`, listening on 127.0.0.1:port. */
 struct Phone : Child {
   guint port = 0;
   void start (const std::string &exe, const std::string &dir, const std::string &location,
-      const std::vector<std::string> &extra = {});
+      const std::vector<std::string> &extra = {}, const std::vector<std::pair<std::string, std::string>> &env = {});
 };
 
 /* baresip with a config of its own in `dir`: auto-answers, plays `wav` as
