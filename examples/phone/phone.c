@@ -175,7 +175,8 @@ place_call (gpointer data)
       c->sdp_session, c->sdp_version);
   g_print ("call %u: calling %s\n", c->id, opts.call_uri);
   nua_invite (nh, SIPTAG_CONTENT_TYPE_STR ("application/sdp"), SIPTAG_PAYLOAD_STR (c->local_sdp), TAG_END ());
-  c->answer_timeout = g_timeout_add_seconds ((guint) opts.ring_timeout_s, ring_timed_out, c);
+  /* In milliseconds: g_timeout_add_seconds fires anywhere in the last second. */
+  c->answer_timeout = g_timeout_add ((guint) opts.ring_timeout_s * 1000, ring_timed_out, c);
   return G_SOURCE_REMOVE;
 }
 
@@ -249,18 +250,32 @@ on_reinvite (Call *c, sip_t const *sip)
 }
 
 /* SIP INFO with application/dtmf-relay ("Signal=5"), what some PBXs send
- * instead of RFC 4733. */
+ * instead of RFC 4733.  INFO is ours to answer (NUTAG_APPL_METHOD; this
+ * request, not the call's INVITE: NUTAG_WITH_THIS): 200 for a digit, 415
+ * for another body, 400 for a relay without a digit, 481 outside a call.
+ * Unanswered, the far end sent each INFO again until its transaction
+ * timed out, and some PBXs drop a call on that. */
 static void
-on_info (Call *c, sip_t const *sip)
+on_info (nua_handle_t *nh, Call *c, sip_t const *sip)
 {
   const sip_payload_t *pl = sip ? sip->sip_payload : NULL;
   const gchar *type = sip && sip->sip_content_type ? sip->sip_content_type->c_type : NULL;
   gchar *body = pl ? g_strndup (pl->pl_data, pl->pl_len) : NULL;
   const gchar *signal = body ? strstr (body, "Signal=") : NULL;
   gchar digit = signal ? signal[7] == ' ' ? signal[8] : signal[7] : 0;
-  if (c && g_strcmp0 (type, "application/dtmf-relay") == 0 && digit && strchr ("0123456789*#ABCD", digit))
-    call_dtmf (c, digit);
   g_free (body);
+  if (!c) {
+    nua_respond (nh, SIP_481_NO_TRANSACTION, NUTAG_WITH_THIS (nua), TAG_END ());
+    nua_handle_destroy (nh);
+  } else if (g_strcmp0 (type, "application/dtmf-relay") != 0) {
+    nua_respond (nh, SIP_415_UNSUPPORTED_MEDIA, SIPTAG_ACCEPT_STR ("application/dtmf-relay"), NUTAG_WITH_THIS (nua),
+        TAG_END ());
+  } else if (!digit || !strchr ("0123456789*#ABCD", digit)) {
+    nua_respond (nh, SIP_400_BAD_REQUEST, NUTAG_WITH_THIS (nua), TAG_END ());
+  } else {
+    nua_respond (nh, SIP_200_OK, NUTAG_WITH_THIS (nua), TAG_END ());
+    call_dtmf (c, digit);
+  }
 }
 
 static void
@@ -316,7 +331,7 @@ on_nua_event (nua_event_t event, int status, char const *phrase, nua_t *n, nua_m
       }
       break;
     case nua_i_info:
-      on_info (c, sip);
+      on_info (nh, c, sip);
       break;
     case nua_r_refer:
       if (c && status >= 200) {

@@ -493,13 +493,42 @@ void RawSip::send (const std::string &request)
   fail_unless (g_socket_send (socket, request.data (), request.size (), nullptr, nullptr) == (gssize) request.size ());
 }
 
+/* TCP: the first whole message of what was read (its Content-Length
+ * says where it ends), or "". */
+static std::string take_message (std::string &pending)
+{
+  gsize head_end = pending.find ("\r\n\r\n");
+  if (head_end == std::string::npos)
+    return "";
+  std::string head = pending.substr (0, head_end + 2);
+  std::string length = header (head, "Content-Length");
+  if (length.empty ())
+    length = header (head, "l");
+  gsize total = head_end + 4 + (gsize) atoi (length.c_str ());
+  if (pending.size () < total)
+    return "";
+  std::string message = pending.substr (0, total);
+  pending.erase (0, total);
+  return message;
+}
+
 std::string RawSip::receive (guint timeout_ms)
 {
-  if (!g_socket_condition_timed_wait (socket, G_IO_IN, (gint64) timeout_ms * 1000, nullptr, nullptr))
-    return "";
-  char buf[8192];
-  gssize n = g_socket_receive (socket, buf, sizeof buf, nullptr, nullptr);
-  return n > 0 ? std::string (buf, (gsize) n) : "";
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  for (;;) {
+    std::string message = tcp ? take_message (pending) : "";
+    gint64 left = deadline - g_get_monotonic_time ();
+    if (!message.empty () || left <= 0 ||
+        !g_socket_condition_timed_wait (socket, G_IO_IN, left, nullptr, nullptr))
+      return message;
+    char buf[8192];
+    gssize n = g_socket_receive (socket, buf, sizeof buf, nullptr, nullptr);
+    if (n <= 0)
+      return "";
+    if (!tcp)
+      return std::string (buf, (gsize) n);
+    pending.append (buf, (gsize) n);  /* a stream: messages may come together, or in pieces */
+  }
 }
 
 int sip_status (const std::string &response)
@@ -523,7 +552,7 @@ std::string RawSip::until_status (int min_status, guint timeout_ms)
 /* ---- raw SIP dialogs ---- */
 
 std::string sip_request (const RawSip &sip, const std::string &method, const Dialog &d, const std::string &to_tag,
-    const std::string &sdp, guint cseq)
+    const std::string &sdp, guint cseq, const std::string &content_type)
 {
   std::string transport = sip.tcp ? "TCP" : "UDP", local = "127.0.0.1:" + std::to_string (sip.local_port);
   std::string target = "sip:agent@127.0.0.1:" + std::to_string (sip.remote_port);
@@ -534,9 +563,9 @@ std::string sip_request (const RawSip &sip, const std::string &method, const Dia
       "To: <" + target + ">" + (to_tag.empty () ? "" : ";tag=" + to_tag) + "\r\n"
       "Call-ID: " + d.call_id + "\r\n"
       "CSeq: " + std::to_string (cseq) + " " + method + "\r\n"
-      "Contact: <sip:tester@" + local + ">\r\n";
+      "Contact: <sip:tester@" + local + (sip.tcp ? ";transport=tcp" : "") + ">\r\n";
   if (!sdp.empty ())
-    r += "Content-Type: application/sdp\r\n";
+    r += "Content-Type: " + content_type + "\r\n";
   r += "Content-Length: " + std::to_string (sdp.size ()) + "\r\n\r\n" + sdp;
   return r;
 }

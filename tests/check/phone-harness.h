@@ -112,6 +112,7 @@ struct RawSip {
   bool tcp = false;
   guint local_port = 0;
   guint remote_port = 0;
+  std::string pending;  /* TCP: read, not yet a whole message */
   void open (guint port, bool over_tcp);
   ~RawSip ();
   void send (const std::string &request);
@@ -131,9 +132,10 @@ struct Dialog {
   guint cseq = 1;
 };
 Dialog new_dialog (const char *name);
-/* A request of `method` to the phone (the socket's peer) in dialog `d`. */
+/* A request of `method` to the phone (the socket's peer) in dialog `d`,
+ * with `body` (of `content_type`) when not empty. */
 std::string sip_request (const RawSip &sip, const std::string &method, const Dialog &d, const std::string &to_tag,
-    const std::string &sdp, guint cseq);
+    const std::string &body, guint cseq, const std::string &content_type = "application/sdp");
 /* An SDP offer of one audio stream on 127.0.0.1:port. */
 std::string offer (const std::string &codecs_line, const std::string &rtpmaps, guint port = 40000,
     guint version = 1);

@@ -1,4 +1,5 @@
-/* examples/phone's SIP beyond a call: registration.
+/* examples/phone's SIP beyond what baresip tells: registration, a call
+ * over TCP with DTMF as SIP INFO, an outbound call nobody answers.
  *
  * - test_register: --register against a registrar written here (UDP on
  *   127.0.0.1: it challenges with 401 and a nonce, and checks each digest
@@ -8,8 +9,13 @@
  *   (authenticated again), and un-REGISTERs on SIGTERM before it exits
  *   with 0; the password is in no SIP message and nowhere in the phone's
  *   output, nor is HA1 (SOFIA_DEBUG=9 too: sofia-sip's own log).
+ * - test_tcp_call_with_info_dtmf: a whole call as raw SIP over one TCP
+ *   connection; INFO application/dtmf-relay 7 and # reach the model as
+ *   "The caller pressed 7, #."
+ * - test_ring_timeout: --call to a peer that only rings: CANCEL at the
+ *   2 s --ring-timeout, the phone says so and exits with 1.
  *
- * Not real-time; it runs under ASan too (the phone's exit status carries
+ * None judges audio; they run under ASan too (the phone's exit status carries
  * LeakSanitizer's verdict). */
 #include "phone-calls.h"
 
@@ -147,6 +153,25 @@ struct Registrar {
   }
 };
 
+/* A response to `request` (its Via, From, Call-ID and CSeq; To with `tag`). */
+std::string response_to (const std::string &request, int status, const char *phrase, const std::string &tag)
+{
+  return "SIP/2.0 " + std::to_string (status) + " " + phrase + "\r\nVia: " + header (request, "Via") + "\r\nFrom: " +
+      header (request, "From") + "\r\nTo: " + header (request, "To") + ";tag=" + tag + "\r\nCall-ID: " +
+      header (request, "Call-ID") + "\r\nCSeq: " + header (request, "CSeq") + "\r\nContent-Length: 0\r\n\r\n";
+}
+
+/* The next SIP message on a raw UDP peer, and who sent it. */
+std::string receive_from (GSocket *s, GSocketAddress **from, guint timeout_ms)
+{
+  if (!g_socket_condition_timed_wait (s, G_IO_IN, (gint64) timeout_ms * 1000, nullptr, nullptr))
+    return "";
+  char buf[8192];
+  g_clear_object (from);
+  gssize n = g_socket_receive_from (s, from, buf, sizeof buf, nullptr, nullptr);
+  return n > 0 ? std::string (buf, (gsize) n) : "";
+}
+
 }  // namespace
 
 GST_START_TEST (test_register)
@@ -211,6 +236,113 @@ GST_START_TEST (test_register)
 }
 GST_END_TEST;
 
+/* A call over SIP TCP (raw SIP on one TCP connection: INVITE, ACK, INFO,
+ * BYE, and every answer on it), with DTMF as SIP INFO
+ * (application/dtmf-relay), as some PBXs send it instead of RFC 4733: the
+ * digits reach the model as one message, in order. */
+GST_START_TEST (test_tcp_call_with_info_dtmf)
+{
+  std::string dir = test_dir ("tcp-info");
+  emu::Server server (config ());
+  fail_unless (server.start () != 0);
+  Phone phone;
+  phone.start (YRT_PHONE, dir, server.url ());
+  guint rtp_port = 0;
+  GSocket *rtp = rtp_socket (&rtp_port);
+  RawSip sip;
+  sip.open (phone.port, true);
+  Dialog d = new_dialog ("tcp");
+  sip.send (sip_request (sip, "INVITE", d, "", offer ("0", "", rtp_port), 1));
+  std::string ok = sip.until_status (200, 15000);
+  fail_unless (sip_status (ok) == 200 && ok.find ("m=audio ") != std::string::npos, "the INVITE over TCP: %s",
+      ok.c_str ());
+  std::string tag = to_tag (ok);
+  d.branch += "-ack";
+  sip.send (sip_request (sip, "ACK", d, tag, "", 1));
+  /* The caller's RTP, 300 ms of silence: the phone's flows then. */
+  GInetAddress *lo = g_inet_address_new_from_string ("127.0.0.1");
+  std::string answer_sdp = ok.substr (ok.find ("m=audio ") + 8);
+  GSocketAddress *phone_rtp = g_inet_socket_address_new (lo, (guint16) atoi (answer_sdp.c_str ()));
+  for (guint i = 0; i < 15; i++) {
+    guint8 packet[12 + 160] = {0x80, 0, 0, (guint8) i, 0, 0, (guint8) ((i * 160) >> 8), (guint8) (i * 160), 1, 2, 3, 4};
+    memset (packet + 12, 0xff, 160);
+    g_socket_send_to (rtp, phone_rtp, (const gchar *) packet, sizeof packet, nullptr, nullptr);
+    g_usleep (20 * 1000);
+  }
+  fail_unless (rtp_arrives (rtp, 0, 5000), "no RTP from the phone");
+
+  guint cseq = 2;
+  for (const char *key : {"7", "#"}) {
+    d.branch = std::string ("z9hG4bK-info") + (key[0] == '#' ? "hash" : key);
+    sip.send (sip_request (sip, "INFO", d, tag, std::string ("Signal=") + key + "\r\nDuration=160\r\n", cseq++,
+        "application/dtmf-relay"));
+    std::string r = sip.until_status (200, 5000);
+    fail_unless (sip_status (r) == 200, "INFO: %s", r.c_str ());
+  }
+  fail_unless (phone.wait_for ("call 1: told the agent: The caller pressed 7, #.", 5000), "%s", phone.text ().c_str ());
+  fail_unless (server.wait_for_client_event ("conversation.item.create", 1, 5000));
+  std::string told;
+  for (auto &e : server.client_events ())
+    if (e.type == "conversation.item.create")
+      told += e.json;
+  fail_unless (told.find ("The caller pressed 7, #.") != std::string::npos, "the model was told: %s", told.c_str ());
+
+  d.branch = "z9hG4bK-tcp-bye";
+  sip.send (sip_request (sip, "BYE", d, tag, "", cseq));
+  std::string bye = sip.until_status (200, 5000);
+  fail_unless (sip_status (bye) == 200, "BYE over TCP: %s", bye.c_str ());
+  fail_unless (phone.wait_for ("call 1: ended (0 open)", 2000), "%s", phone.text ().c_str ());
+  g_object_unref (phone_rtp);
+  g_object_unref (lo);
+  g_object_unref (rtp);
+  fail_unless (phone.stop () == 0, "the phone did not stop cleanly:\n%s", phone.text ().c_str ());
+}
+GST_END_TEST;
+
+/* --call to a peer that rings and never answers: CANCEL at the ring
+ * timeout (2 s), "no answer", exit status 1. */
+GST_START_TEST (test_ring_timeout)
+{
+  std::string dir = test_dir ("ring-timeout");
+  guint port = 0;
+  GSocket *peer = rtp_socket (&port);  /* a raw SIP peer on UDP */
+  emu::Server server (config ());
+  fail_unless (server.start () != 0);
+  Phone phone;
+  phone.start (YRT_PHONE, dir, server.url (), {"--call", "sip:nobody@127.0.0.1:" + std::to_string (port),
+      "--ring-timeout", "2"});
+  GSocketAddress *from = nullptr;
+  std::string invite = receive_from (peer, &from, 10000);
+  gint64 invited = g_get_monotonic_time ();
+  fail_unless (g_str_has_prefix (invite.c_str (), "INVITE sip:nobody@127.0.0.1:"), "%s", invite.c_str ());
+  std::string ringing = response_to (invite, 180, "Ringing", "ring1");
+  g_socket_send_to (peer, from, ringing.data (), ringing.size (), nullptr, nullptr);
+
+  std::string cancel;
+  while (!g_str_has_prefix (cancel.c_str (), "CANCEL ")) {  /* past any INVITE sent again before the 180 came */
+    cancel = receive_from (peer, &from, 5000);
+    fail_unless (!cancel.empty (), "no CANCEL within 5 s of the last message:\n%s", phone.text ().c_str ());
+  }
+  double after_s = (g_get_monotonic_time () - invited) / 1e6;
+  g_print ("phone: CANCEL %.2f s after the INVITE (--ring-timeout 2)\n", after_s);
+  fail_unless (after_s > 1.9 && after_s < 3, "CANCEL %.2f s after the INVITE, not at the 2 s ring timeout", after_s);
+  fail_unless (header (cancel, "Call-ID") == header (invite, "Call-ID"), "%s", cancel.c_str ());
+  std::string cancelled = response_to (cancel, 200, "OK", "ring1"), terminated =
+      response_to (invite, 487, "Request Terminated", "ring1");
+  g_socket_send_to (peer, from, cancelled.data (), cancelled.size (), nullptr, nullptr);
+  g_socket_send_to (peer, from, terminated.data (), terminated.size (), nullptr, nullptr);
+
+  fail_unless (phone.wait_exit (5000) == 1, "the phone did not exit with 1 when nobody answered:\n%s",
+      phone.text ().c_str ());
+  std::string log = phone.text ();
+  fail_in_order (log, {"call 1: calling sip:nobody@", "call 1: ringing", "call 1: no answer within 2 s",
+      "call 1: hanging up (no answer)", "call 1: ended (0 open)"});
+  fail_unless (server.sessions_opened () == 0, "a session for a call nobody answered");
+  g_object_unref (from);
+  g_object_unref (peer);
+}
+GST_END_TEST;
+
 static Suite *phone_sip_suite ()
 {
   Suite *s = suite_create ("phone-sip");
@@ -218,6 +350,8 @@ static Suite *phone_sip_suite ()
   tcase_set_timeout (tc, 60);
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_register);
+  tcase_add_test (tc, test_tcp_call_with_info_dtmf);
+  tcase_add_test (tc, test_ring_timeout);
   return s;
 }
 
