@@ -99,8 +99,11 @@ call_answered (Call *c)
   /* Sample 0 of the WAV is now on the line (an outbound call's pipeline
    * starts now: its running time 0). */
   GstClockTime start = phone_media_running_time (c->media);
+  GstStructure *event = gst_structure_new ("start", "call", G_TYPE_UINT, c->id, "direction", G_TYPE_STRING,
+      c->outbound ? "outbound" : "inbound", "peer", G_TYPE_STRING, c->peer, "codec", G_TYPE_STRING,
+      c->params.codec->name, "rate", G_TYPE_UINT, c->params.codec->audio_rate, NULL);
   c->record = phone_record_new (opts.record_dir, c->id, c->params.codec->audio_rate,
-      GST_CLOCK_TIME_IS_VALID (start) ? start : 0, &error);
+      GST_CLOCK_TIME_IS_VALID (start) ? start : 0, event, &error);
   if (!c->record) {
     g_printerr ("call %u: not recorded: %s\n", c->id, error->message);
     g_error_free (error);
@@ -108,11 +111,6 @@ call_answered (Call *c)
   }
   phone_media_record (c->media, c->record);
   g_print ("call %u: recording to %s\n", c->id, phone_record_wav_path (c->record));
-  gchar *wav = g_path_get_basename (phone_record_wav_path (c->record));
-  phone_record_event (c->record, gst_structure_new ("start", "call", G_TYPE_UINT, c->id, "direction", G_TYPE_STRING,
-      c->outbound ? "outbound" : "inbound", "peer", G_TYPE_STRING, c->peer, "codec", G_TYPE_STRING,
-      c->params.codec->name, "rate", G_TYPE_UINT, c->params.codec->audio_rate, "wav", G_TYPE_STRING, wav, NULL));
-  g_free (wav);
 }
 
 /* ---- what the pipeline tells ---- */

@@ -588,6 +588,9 @@ phone_media_free (PhoneMedia *m)
 {
   if (!m)
     return;
+  PhoneRecord *r = g_atomic_pointer_get (&m->record);
+  if (r)  /* the record ends with the call, not with the pipeline's stop */
+    phone_record_end (r, phone_media_running_time (m));
   if (m->bus_watch)  /* no callback comes after this */
     gst_bus_remove_watch (GST_ELEMENT_BUS (m->pipeline));
   m->bus_watch = 0;

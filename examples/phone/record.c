@@ -36,6 +36,7 @@ struct PhoneRecord {
   guint64 written;           /* frames in the WAV */
   GArray *pending[2];        /* each channel's samples from frame `written` on */
   gint64 next[2];            /* the frame after each channel's last samples; -1: none yet */
+  gint64 end;                /* the frame the call ended at (phone_record_end); -1: not yet */
 };
 
 static void
@@ -61,8 +62,63 @@ wav_header (guint8 h[WAV_HEADER], guint rate, guint64 frames)
   put_u32 (h + 40, data);
 }
 
+/* `s` as a JSON string. */
+static void
+append_json_string (GString *out, const gchar *s)
+{
+  g_string_append_c (out, '"');
+  for (const guchar *c = (const guchar *) (s ? s : ""); *c; c++) {
+    if (*c == '"' || *c == '\\')
+      g_string_append_printf (out, "\\%c", *c);
+    else if (*c < 0x20)
+      g_string_append_printf (out, "\\u%04x", *c);
+    else
+      g_string_append_c (out, (gchar) *c);  /* UTF-8 goes as it is */
+  }
+  g_string_append_c (out, '"');
+}
+
+static gboolean
+append_field (GQuark field, const GValue *value, gpointer user_data)
+{
+  GString *out = user_data;
+  g_string_append (out, ", ");
+  append_json_string (out, g_quark_to_string (field));
+  g_string_append (out, ": ");
+  if (G_VALUE_HOLDS_STRING (value))
+    append_json_string (out, g_value_get_string (value));
+  else if (G_VALUE_HOLDS_BOOLEAN (value))
+    g_string_append (out, g_value_get_boolean (value) ? "true" : "false");
+  else if (G_VALUE_HOLDS_INT (value))
+    g_string_append_printf (out, "%d", g_value_get_int (value));
+  else if (G_VALUE_HOLDS_UINT (value))
+    g_string_append_printf (out, "%u", g_value_get_uint (value));
+  else if (G_VALUE_HOLDS_UINT64 (value))
+    g_string_append_printf (out, "%" G_GUINT64_FORMAT, g_value_get_uint64 (value));
+  else
+    g_string_append (out, "null");
+  return TRUE;
+}
+
+static void
+write_event (PhoneRecord *r, gint64 t_ms, GstStructure *event)
+{
+  GString *line = g_string_new (NULL);
+  g_string_append_printf (line, "{\"t_ms\": %" G_GINT64_FORMAT ", \"event\": ", t_ms);
+  append_json_string (line, gst_structure_get_name (event));
+  gst_structure_foreach (event, append_field, line);
+  g_string_append (line, "}\n");
+  gst_structure_free (event);
+  g_mutex_lock (&r->lock);
+  fputs (line->str, r->jsonl);
+  fflush (r->jsonl);
+  g_mutex_unlock (&r->lock);
+  g_string_free (line, TRUE);
+}
+
 PhoneRecord *
-phone_record_new (const gchar *dir, guint call_id, guint rate, GstClockTime start, GError **error)
+phone_record_new (const gchar *dir, guint call_id, guint rate, GstClockTime start, GstStructure *start_event,
+    GError **error)
 {
   GDateTime *now = g_date_time_new_now_local ();
   gchar *stamp = g_date_time_format (now, "%Y%m%d-%H%M%S");
@@ -80,7 +136,7 @@ phone_record_new (const gchar *dir, guint call_id, guint rate, GstClockTime star
   r->start_us = g_get_monotonic_time ();
   r->pending[0] = g_array_new (FALSE, TRUE, sizeof (gint16));
   r->pending[1] = g_array_new (FALSE, TRUE, sizeof (gint16));
-  r->next[0] = r->next[1] = -1;
+  r->next[0] = r->next[1] = r->end = -1;
   r->wav = fopen (r->wav_path, "wb");
   r->jsonl = r->wav ? fopen (jsonl_path, "w") : NULL;
   guint8 header[WAV_HEADER];
@@ -89,10 +145,15 @@ phone_record_new (const gchar *dir, guint call_id, guint rate, GstClockTime star
     g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno), "cannot write %s: %s",
         r->wav ? jsonl_path : r->wav_path, g_strerror (errno));
     g_free (jsonl_path);
+    gst_structure_free (start_event);
     phone_record_unref (r);
     return NULL;
   }
   g_free (jsonl_path);
+  gchar *wav = g_path_get_basename (r->wav_path);
+  gst_structure_set (start_event, "wav", G_TYPE_STRING, wav, NULL);
+  g_free (wav);
+  write_event (r, 0, start_event);
   return r;
 }
 
@@ -140,6 +201,8 @@ phone_record_audio (PhoneRecord *r, guint channel, GstClockTime running_time, co
       (gint64) gst_util_uint64_scale_round (running_time - r->start, r->rate, GST_SECOND) :
       -(gint64) gst_util_uint64_scale_round (r->start - running_time, r->rate, GST_SECOND);
   g_mutex_lock (&r->lock);
+  if (r->end >= 0 && at + (gint64) n > r->end)  /* the call was over */
+    n = at < r->end ? (gsize) (r->end - at) : 0;
   if (r->next[channel] >= 0 && ABS (at - r->next[channel]) <= (gint64) (r->rate * ALIGN_MS / 1000))
     at = r->next[channel];
   r->next[channel] = at + (gint64) n;
@@ -159,6 +222,21 @@ phone_record_audio (PhoneRecord *r, guint channel, GstClockTime running_time, co
 }
 
 void
+phone_record_end (PhoneRecord *r, GstClockTime running_time)
+{
+  if (!GST_CLOCK_TIME_IS_VALID (running_time))
+    return;
+  gint64 end = running_time > r->start ?
+      (gint64) gst_util_uint64_scale_round (running_time - r->start, r->rate, GST_SECOND) : 0;
+  g_mutex_lock (&r->lock);
+  r->end = MAX (end, (gint64) r->written);
+  for (guint ch = 0; ch < 2; ch++)
+    if (r->pending[ch]->len > r->end - (gint64) r->written)
+      g_array_set_size (r->pending[ch], (guint) (r->end - (gint64) r->written));
+  g_mutex_unlock (&r->lock);
+}
+
+void
 phone_record_cut (PhoneRecord *r, guint channel, GstClockTime running_time)
 {
   if (!GST_CLOCK_TIME_IS_VALID (running_time) || running_time < r->start || channel > 1)
@@ -172,63 +250,13 @@ phone_record_cut (PhoneRecord *r, guint channel, GstClockTime running_time)
   g_mutex_unlock (&r->lock);
 }
 
-/* `s` as a JSON string. */
-static void
-append_json_string (GString *out, const gchar *s)
-{
-  g_string_append_c (out, '"');
-  for (const guchar *c = (const guchar *) (s ? s : ""); *c; c++) {
-    if (*c == '"' || *c == '\\')
-      g_string_append_printf (out, "\\%c", *c);
-    else if (*c < 0x20)
-      g_string_append_printf (out, "\\u%04x", *c);
-    else
-      g_string_append_c (out, (gchar) *c);  /* UTF-8 goes as it is */
-  }
-  g_string_append_c (out, '"');
-}
-
-static gboolean
-append_field (GQuark field, const GValue *value, gpointer user_data)
-{
-  GString *out = user_data;
-  g_string_append (out, ", ");
-  append_json_string (out, g_quark_to_string (field));
-  g_string_append (out, ": ");
-  if (G_VALUE_HOLDS_STRING (value))
-    append_json_string (out, g_value_get_string (value));
-  else if (G_VALUE_HOLDS_BOOLEAN (value))
-    g_string_append (out, g_value_get_boolean (value) ? "true" : "false");
-  else if (G_VALUE_HOLDS_INT (value))
-    g_string_append_printf (out, "%d", g_value_get_int (value));
-  else if (G_VALUE_HOLDS_UINT (value))
-    g_string_append_printf (out, "%u", g_value_get_uint (value));
-  else if (G_VALUE_HOLDS_UINT64 (value))
-    g_string_append_printf (out, "%" G_GUINT64_FORMAT, g_value_get_uint64 (value));
-  else
-    g_string_append (out, "null");
-  return TRUE;
-}
-
 void
 phone_record_event (PhoneRecord *r, GstStructure *event)
 {
-  if (!r) {
+  if (r)
+    write_event (r, (g_get_monotonic_time () - r->start_us) / 1000, event);
+  else
     gst_structure_free (event);
-    return;
-  }
-  GString *line = g_string_new (NULL);
-  g_string_append_printf (line, "{\"t_ms\": %" G_GINT64_FORMAT ", \"event\": ",
-      (g_get_monotonic_time () - r->start_us) / 1000);
-  append_json_string (line, gst_structure_get_name (event));
-  gst_structure_foreach (event, append_field, line);
-  g_string_append (line, "}\n");
-  gst_structure_free (event);
-  g_mutex_lock (&r->lock);
-  fputs (line->str, r->jsonl);
-  fflush (r->jsonl);
-  g_mutex_unlock (&r->lock);
-  g_string_free (line, TRUE);
 }
 
 void
@@ -237,7 +265,10 @@ phone_record_unref (PhoneRecord *r)
   if (!r || !g_atomic_int_dec_and_test (&r->refs))
     return;
   if (r->wav) {
-    write_frames (r, MAX (r->pending[0]->len, r->pending[1]->len));
+    guint64 last = MAX (r->pending[0]->len, r->pending[1]->len);
+    if (r->end >= 0)  /* both sides to the end of the call */
+      last = (guint64) MAX (r->end - (gint64) r->written, 0);
+    write_frames (r, last);
     guint8 header[WAV_HEADER];
     wav_header (header, r->rate, r->written);
     fseek (r->wav, 0, SEEK_SET);

@@ -15,9 +15,11 @@ enum { PHONE_RECORD_CALLER = 0, PHONE_RECORD_AGENT = 1 };
 
 /* Creates DIR/<date>-<time>-call<ID>.wav and .jsonl; sample 0 of the WAV is
  * running time `start` of the call's pipeline, and now (monotonic) is
- * t_ms 0 of the events.  NULL with *error set when the files cannot be
- * made. */
-PhoneRecord *phone_record_new (const gchar *dir, guint call_id, guint rate, GstClockTime start, GError **error);
+ * t_ms 0 of the events.  Takes `start_event`: the first line, at t_ms 0,
+ * with "wav" (the WAV's file name) added.  NULL with *error set when the
+ * files cannot be made. */
+PhoneRecord *phone_record_new (const gchar *dir, guint call_id, guint rate, GstClockTime start,
+    GstStructure *start_event, GError **error);
 PhoneRecord *phone_record_ref (PhoneRecord *r);
 /* The last reference writes the WAV's last samples and its header. */
 void phone_record_unref (PhoneRecord *r);
@@ -26,6 +28,11 @@ const gchar *phone_record_wav_path (PhoneRecord *r);
 /* A streaming thread: `n` S16 samples of `channel` that the line carried
  * from running time `running_time` on. */
 void phone_record_audio (PhoneRecord *r, guint channel, GstClockTime running_time, const gint16 *pcm, gsize n);
+
+/* The call is over at running time `running_time`: nothing after it is
+ * written (the pipeline runs on while it stops, and the agent's audio was
+ * pushed up to a pipeline latency ahead of the line). */
+void phone_record_end (PhoneRecord *r, GstClockTime running_time);
 
 /* What `channel` holds from running time `running_time` on never went out
  * (a flush dropped it): forgotten, unless written already. */

@@ -197,7 +197,8 @@ void Phone::start (const std::string &exe, const std::string &dir, const std::st
   vars.insert (vars.end (), env.begin (), env.end ());
   spawn (argv, vars);
   fail_unless (wait_for ("listening on sip:127.0.0.1:" + std::to_string (port), 10000),
-      "the phone did not start:\n%s", text ().c_str ());
+      "the phone did not start (%s):\n%s", g_subprocess_get_identifier (proc) ? "still running" : "exited",
+      text ().c_str ());
 }
 
 /* ---- baresip ---- */

@@ -16,7 +16,11 @@
  *   2 s --ring-timeout, the phone says so and exits with 1.
  *
  * None judges audio; they run under ASan too (the phone's exit status carries
- * LeakSanitizer's verdict). */
+ * LeakSanitizer's verdict).  The registration's refresh and the ring
+ * timeout are timed: run 20 times in a row under load before handing a
+ * change over, e.g.
+ *   for i in $(seq 20); do meson test -C build phone-sip || break; done
+ * with `meson test -C build phone` looping beside it. */
 #include "phone-calls.h"
 
 #include <map>
