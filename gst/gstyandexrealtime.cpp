@@ -95,6 +95,7 @@ struct GstYandexRealtimePrivate : public DialogHost, public InputHost, public Ou
     return (GstClockTime) position;
   }
   GstClockTime downstream_latency () override { return outputs.downstream_latency (); }
+  void flush_downstream () override { outputs.flush_src (); }
 
   /* InputHost */
   Dialog::SendResult send_audio (const guint8 *pcm, gsize size) override

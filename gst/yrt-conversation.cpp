@@ -323,7 +323,7 @@ void Conversation::barge_in ()
    * server refuses a truncate beyond the item's audio. */
   played = MIN (played, cut.pushed_samples);
   if (played < cut.pushed_samples)
-    playout_.flush_downstream ();
+    host_.flush_downstream ();
   guint64 played_ms = played * 1000 / rate;
   if (played_ms > 0 && !cut.item_id.empty ()) {
     std::lock_guard<std::mutex> guard (lock_);

@@ -29,6 +29,8 @@ class DialogHost {
   virtual GstClockTime played_position () = 0;
   /* Latency configured downstream (LATENCY event), 0 when unknown. */
   virtual GstClockTime downstream_latency () = 0;
+  /* Barge-in: downstream drops what it still holds of the answer, now. */
+  virtual void flush_downstream () = 0;
 };
 
 struct Endpoint {

@@ -21,8 +21,8 @@
 namespace yrt {
 
 struct PlayoutItem {
-  /* Flush: push flush-start/stop so downstream drops what it still holds of
-   * an interrupted answer. */
+  /* Flush: push flush-stop after a barge-in's flush-start (Outputs::flush_src),
+   * so downstream takes data again. */
   enum class Kind { Buffer, Gap, Flush, Eos, Flushing } kind = Kind::Flushing;
   GstBuffer *buffer = nullptr;  /* owned by the receiver */
   GstClockTime gap_start = GST_CLOCK_TIME_NONE;
@@ -95,7 +95,8 @@ class Playout {
   /* A new session: response IDs may repeat, so forget every answer that has
    * nothing queued, and the ignored ones. */
   void new_session ();
-  /* Has the src task push a flush before anything else. */
+  /* Has the src task push FLUSH_STOP before anything else (FLUSH_START went
+   * down already). */
   void flush_downstream ();
   /* EOS goes out after everything queued so far. */
   void finish ();

@@ -244,12 +244,17 @@ void Outputs::loop (gpointer data)
     case PlayoutItem::Kind::Buffer:
       if (&o == &self.src_)
         YRT_TRACE ("downlink-out", self.trace_out_++, g_get_monotonic_time ());
-      self.handle_flow (pad, gst_pad_push (pad, item.buffer));
+    {
+      GstFlowReturn ret = gst_pad_push (pad, item.buffer);
+      if (ret == GST_FLOW_FLUSHING && &o == &self.src_ && self.src_flushing_)
+        break;  /* cut by a barge-in: the task goes on */
+      self.handle_flow (pad, ret);
       break;
+    }
     case PlayoutItem::Kind::Flush:
-      /* Barge-in: downstream drops what it still holds of the answer. */
-      gst_pad_push_event (pad, gst_event_new_flush_start ());
+      /* Barge-in: flush_src pushed FLUSH_START; downstream takes data again. */
       gst_pad_push_event (pad, gst_event_new_flush_stop (FALSE));
+      self.src_flushing_ = false;
       o.need_segment = true;
       break;
     case PlayoutItem::Kind::Gap:
@@ -386,6 +391,13 @@ void Outputs::reset ()
     o->reset ();
 }
 
+void Outputs::flush_src ()
+{
+  src_flushing_ = true;
+  gst_pad_push_event (src_.pad.load (), gst_event_new_flush_start ());
+  playout_.flush_downstream ();  /* after: its Flush brings FLUSH_STOP */
+}
+
 gboolean Outputs::flush_start (GstEvent *event)
 {
   gboolean ok = TRUE;
@@ -413,6 +425,7 @@ void Outputs::forget ()
     o->reset ();
     o->need_segment = true;
   }
+  src_flushing_ = false;  /* a barge-in's Flush went with the playout */
   {
     std::lock_guard<std::mutex> guard (text_lock_);
     captions_.reset ();

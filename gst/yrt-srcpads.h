@@ -99,6 +99,11 @@ class Outputs {
   /* PAUSED→READY, before and after the pads deactivate. */
   void set_flushing (bool flushing);
   void reset ();
+  /* Barge-in (network thread): FLUSH_START down src at once, so that a
+   * sink waiting for the clock drops what it holds now, not after the src
+   * task's push in progress (a whole chunk of the answer) has played out;
+   * the task sends FLUSH_STOP when it pops the playout's Flush. */
+  void flush_src ();
   /* FLUSH_START from upstream: every output pad flushes too. */
   gboolean flush_start (GstEvent *event);
   /* FLUSH_STOP: stop the tasks, then (once the rest of the element started
@@ -153,6 +158,9 @@ class Outputs {
   GstClockTime last_speech_end_ = GST_CLOCK_TIME_NONE;  /* input running time */
 
   std::atomic<GstClockTime> downstream_latency_ {0};
+  /* flush_src sent FLUSH_START, the src task not yet FLUSH_STOP: a push
+   * refused as FLUSHING meanwhile is the barge-in's, not a stop. */
+  std::atomic<bool> src_flushing_ {false};
   /* What downstream last returned to the output tasks; the chain function
    * returns it upstream, so EOS or an error downstream stops the input. */
   std::atomic<GstFlowReturn> flow_ {GST_FLOW_OK};

@@ -36,6 +36,8 @@ void
 call_free (Call *c)
 {
   g_print ("call %u: ended (%u open)\n", c->id, g_hash_table_size (calls) - 1);
+  phone_record_event (c->record, gst_structure_new_empty ("end"));
+  g_clear_pointer (&c->record, phone_record_unref);
   g_hash_table_remove (calls, c);
   phone_media_free (c->media);
   g_clear_handle_id (&c->answer_timeout, g_source_remove);
@@ -60,12 +62,15 @@ call_stop_media (Call *c)
   g_clear_pointer (&c->media, phone_media_free);
 }
 
-void
-call_hang_up (Call *c, const gchar *why)
+/* `by`: who ended it, for the record: "phone" or "agent". */
+static void
+hang_up (Call *c, const gchar *by, const gchar *why)
 {
   if (c->state == CALL_ENDING)
     return;
   g_print ("call %u: hanging up (%s)\n", c->id, why);
+  phone_record_event (c->record, gst_structure_new ("hangup", "by", G_TYPE_STRING, by, "reason", G_TYPE_STRING,
+      why, NULL));
   if (c->state == CALL_RINGING && c->outbound)
     nua_cancel (c->nh, TAG_END ());
   else if (c->state == CALL_RINGING)
@@ -74,6 +79,38 @@ call_hang_up (Call *c, const gchar *why)
     nua_bye (c->nh, TAG_END ());
   c->state = CALL_ENDING;
   call_stop_media (c);
+}
+
+void
+call_hang_up (Call *c, const gchar *why)
+{
+  hang_up (c, "phone", why);
+}
+
+void
+call_answered (Call *c)
+{
+  GError *error = NULL;
+  c->state = CALL_ACTIVE;
+  g_print ("call %u: answered (%s, RTP %s:%u)\n", c->id, c->params.codec->name, c->params.remote_addr,
+      c->params.remote_port);
+  if (!opts.record_dir || !c->media)
+    return;
+  /* Sample 0 of the WAV is now on the line (an outbound call's pipeline
+   * starts now: its running time 0). */
+  GstClockTime start = phone_media_running_time (c->media);
+  GstStructure *event = gst_structure_new ("start", "call", G_TYPE_UINT, c->id, "direction", G_TYPE_STRING,
+      c->outbound ? "outbound" : "inbound", "peer", G_TYPE_STRING, c->peer, "codec", G_TYPE_STRING,
+      c->params.codec->name, "rate", G_TYPE_UINT, c->params.codec->audio_rate, NULL);
+  c->record = phone_record_new (opts.record_dir, c->id, c->params.codec->audio_rate,
+      GST_CLOCK_TIME_IS_VALID (start) ? start : 0, event, &error);
+  if (!c->record) {
+    g_printerr ("call %u: not recorded: %s\n", c->id, error->message);
+    g_error_free (error);
+    return;
+  }
+  phone_media_record (c->media, c->record);
+  g_print ("call %u: recording to %s\n", c->id, phone_record_wav_path (c->record));
 }
 
 /* ---- what the pipeline tells ---- */
@@ -96,9 +133,7 @@ on_media_ready (gpointer user)
   g_clear_handle_id (&c->answer_timeout, g_source_remove);
   nua_respond (c->nh, SIP_200_OK, SIPTAG_CONTENT_TYPE_STR ("application/sdp"), SIPTAG_PAYLOAD_STR (c->local_sdp),
       TAG_END ());
-  c->state = CALL_ACTIVE;
-  g_print ("call %u: answered (%s, RTP %s:%u)\n", c->id, c->params.codec->name, c->params.remote_addr,
-      c->params.remote_port);
+  call_answered (c);
 }
 
 static gboolean
@@ -123,6 +158,8 @@ void
 call_dtmf (Call *c, gchar digit)
 {
   g_print ("call %u: DTMF %c\n", c->id, digit);
+  gchar key[2] = {digit, 0};
+  phone_record_event (c->record, gst_structure_new ("dtmf", "digit", G_TYPE_STRING, key, NULL));
   g_string_append_c (c->digits, digit);
   g_clear_handle_id (&c->digits_timeout, g_source_remove);
   c->digits_timeout = g_timeout_add (DTMF_GATHER_MS, send_digits, c);
@@ -136,9 +173,10 @@ do_after_answer (Call *c)
   AfterAnswer what = c->after;
   c->after = AFTER_NOTHING;
   if (what == AFTER_HANGUP) {
-    call_hang_up (c, "the agent ended the call");
+    hang_up (c, "agent", "the agent ended the call");
   } else if (what == AFTER_TRANSFER) {
     g_print ("call %u: transferring to %s\n", c->id, opts.operator_uri);
+    phone_record_event (c->record, gst_structure_new ("transfer", "to", G_TYPE_STRING, opts.operator_uri, NULL));
     nua_refer (c->nh, SIPTAG_REFER_TO_STR (opts.operator_uri), TAG_END ());
   }
 }
@@ -208,6 +246,7 @@ on_media_function_call (gpointer user, const gchar *call_id, const gchar *name, 
   Call *c = user;
   (void) arguments;
   g_print ("call %u: the agent calls %s\n", c->id, name);
+  phone_record_event (c->record, gst_structure_new ("function_call", "name", G_TYPE_STRING, name, NULL));
   const gchar *output = call_function (c, name, response_id);
   gboolean ok = FALSE;
   g_signal_emit_by_name (phone_media_agent (c->media), "send-function-output", call_id, output, &ok);

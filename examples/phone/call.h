@@ -19,6 +19,8 @@ typedef struct {
   gchar *codecs;
   gchar *operator_uri;
   gchar *call_uri;
+  gchar *record_dir;
+  gchar *registrar;
   gint max_calls;
   gint latency_ms;
   gint rt_priority;
@@ -52,6 +54,7 @@ typedef struct {
   guint after_poll, after_timeout;
   GString *digits;               /* DTMF gathered for the model */
   guint digits_timeout;
+  PhoneRecord *record;           /* --record, from the answer on */
 } Call;
 
 Call *call_new (nua_handle_t *nh, const gchar *peer, gboolean outbound);
@@ -62,7 +65,10 @@ gboolean call_bind_media (Call *c, gchar **why);
 gboolean call_start_media (Call *c, gchar **why);
 /* Stops the audio at once; the SIP side goes on to its end. */
 void call_stop_media (Call *c);
-/* 503 before the answer, BYE after it; the audio stops at once. */
+/* The call is answered (either way): --record starts. */
+void call_answered (Call *c);
+/* 503 before the answer, BYE after it; the audio stops at once.  The
+ * phone's doing (the agent's end_call is call.c's own). */
 void call_hang_up (Call *c, const gchar *why);
 /* The caller pressed a key (RFC 4733 or SIP INFO). */
 void call_dtmf (Call *c, gchar digit);

@@ -15,39 +15,12 @@
  * buffer resyncs after a pause), so a probe before the encoder turns each
  * GAP into silence buffers of the packet time, stamped where the GAP was:
  * the RTP timestamps run on without a jump, and the sink sends them at
- * their time. */
-#include "phone.h"
+ * their time.  What the bus says is media-bus.c's. */
+#include "media-impl.h"
 
 #include <gst/audio/audio.h>
 
-#include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
-#include <string.h>
-
-struct PhoneMedia {
-  guint id;
-  GSocket *rtp, *rtcp;
-  guint port;
-  PhoneMediaParams params;   /* remote_addr owned */
-  PhoneAgentConfig agent;    /* strings owned */
-  PhoneMediaCallbacks cb;
-  gpointer user;
-  GstElement *pipeline, *rtpbin, *rt, *depay, *dtmf_depay, *rtp_src, *rtcp_src, *rtp_sink, *rtcp_sink;
-  guint bus_watch;
-  gboolean session_seen;     /* the first session message came */
-  gboolean input_live;       /* the caller's audio reached the element */
-  gboolean greeted;
-  /* The silence probe's state (the encoder's streaming thread). */
-  gboolean in_silence;       /* chaining our own silence */
-  gboolean timeline_started; /* something went through */
-  guint64 next_sample;       /* where the timeline pushed so far ends, in samples */
-  gint64 audio_end;          /* end (running time, ns) of the last answer audio; atomic */
-  gint64 audio_pushed;       /* answer audio that went by the probe, ns; atomic */
-  gint64 audio_expected;     /* audio-duration of the completed answers, ns (main thread) */
-  gint rt_priority_warned;
-  gint on_hold;              /* atomic: the far end takes no audio (re-INVITE) */
-};
 
 static GSocket *
 bind_udp (GInetAddress *ip, guint port, GError **error)
@@ -210,6 +183,86 @@ gap_to_silence (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
   return GST_PAD_PROBE_DROP;
 }
 
+/* ---- --record: what the line carries ---- */
+
+static GstClockTime
+running_time_of (GstPad *pad, GstClockTime pts)
+{
+  GstEvent *ev = gst_pad_get_sticky_event (pad, GST_EVENT_SEGMENT, 0);
+  const GstSegment *segment = NULL;
+  GstClockTime rt = GST_CLOCK_TIME_NONE;
+  if (ev) {
+    gst_event_parse_segment (ev, &segment);
+    rt = gst_segment_to_running_time (segment, GST_FORMAT_TIME, pts);
+    gst_event_unref (ev);
+  }
+  return rt;
+}
+
+static void
+record_buffer (PhoneRecord *r, guint channel, GstPad *pad, GstBuffer *b, GstClockTime offset)
+{
+  GstMapInfo map;
+  GstClockTime rt = GST_BUFFER_PTS_IS_VALID (b) ? running_time_of (pad, GST_BUFFER_PTS (b)) : GST_CLOCK_TIME_NONE;
+  if (!GST_CLOCK_TIME_IS_VALID (rt) || !gst_buffer_map (b, &map, GST_MAP_READ))
+    return;
+  phone_record_audio (r, channel, rt + offset, (const gint16 *) map.data, map.size / 2);
+  gst_buffer_unmap (b, &map);
+}
+
+/* The caller, at the element's sink pad: S16 mono at the line's rate (the
+ * capsfilter after the decoder), stamped by the jitter buffer with the
+ * time it came in on the line. */
+static GstPadProbeReturn
+record_caller (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  PhoneMedia *m = user_data;
+  PhoneRecord *r = g_atomic_pointer_get (&m->record);
+  if (r)
+    record_buffer (r, PHONE_RECORD_CALLER, pad, GST_PAD_PROBE_INFO_BUFFER (info), 0);
+  return GST_PAD_PROBE_OK;
+}
+
+/* The agent, at the encoder (its answers and our silence): on the line one
+ * pipeline latency later, when the RTP sink sends it.  A barge-in's flush
+ * drops what the sink still held: from the running time the line is at
+ * then, the agent's channel holds nothing more of it.  On hold nothing goes
+ * out. */
+static GstPadProbeReturn
+record_agent (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  PhoneMedia *m = user_data;
+  PhoneRecord *r = g_atomic_pointer_get (&m->record);
+  if (!r)
+    return GST_PAD_PROBE_OK;
+  if (info->type & GST_PAD_PROBE_TYPE_BUFFER) {
+    if (!g_atomic_int_get (&m->on_hold))
+      record_buffer (r, PHONE_RECORD_AGENT, pad, GST_PAD_PROBE_INFO_BUFFER (info), m->latency);
+  } else if (GST_EVENT_TYPE (GST_PAD_PROBE_INFO_EVENT (info)) == GST_EVENT_FLUSH_START) {
+    phone_record_cut (r, PHONE_RECORD_AGENT, phone_media_running_time (m));
+  }
+  return GST_PAD_PROBE_OK;
+}
+
+GstClockTime
+phone_media_running_time (PhoneMedia *m)
+{
+  if (!m->pipeline || GST_STATE (m->pipeline) != GST_STATE_PLAYING)  /* no base time yet */
+    return GST_CLOCK_TIME_NONE;
+  GstClock *clock = gst_pipeline_get_clock (GST_PIPELINE (m->pipeline));
+  if (!clock)
+    return GST_CLOCK_TIME_NONE;
+  GstClockTime now = gst_clock_get_time (clock), base = gst_element_get_base_time (m->pipeline);
+  gst_object_unref (clock);
+  return now > base ? now - base : 0;
+}
+
+void
+phone_media_record (PhoneMedia *m, PhoneRecord *r)
+{
+  g_atomic_pointer_set (&m->record, phone_record_ref (r));
+}
+
 /* Played out: every completed answer's audio has come out of the element
  * (response-done may come before its last audio has been pushed), and the
  * RTP sink has sent past its end. */
@@ -307,153 +360,6 @@ on_pad_added (GstElement *rtpbin, GstPad *pad, gpointer user_data)
   }
 }
 
-/* ---- bus messages ---- */
-
-/* --greeting: the agent speaks first, once its session is up and the
- * caller's audio flows.  Before the caller's first packet the element does
- * not yet know its input is live, and an answer arriving then would be
- * stamped as a file's (from 0), then restarted at its arrival time when
- * the input turns out to be live: a break in the greeting. */
-static void
-maybe_greet (PhoneMedia *m)
-{
-  gboolean ok = FALSE;
-  if (!m->agent.greeting || !m->session_seen || !m->input_live || m->greeted)
-    return;
-  m->greeted = TRUE;
-  g_signal_emit_by_name (m->rt, "create-response", m->agent.greeting, &ok);
-}
-
-/* The element's sink pad, once: the caller's first audio. */
-static GstPadProbeReturn
-on_first_input (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
-{
-  (void) pad, (void) info;
-  PhoneMedia *m = user_data;
-  gst_element_post_message (m->rt, gst_message_new_application (GST_OBJECT (m->rt),
-      gst_structure_new_empty ("phone/input-live")));
-  return GST_PAD_PROBE_REMOVE;
-}
-
-static void
-on_agent_message (PhoneMedia *m, const GstStructure *st)
-{
-  const gchar *name = gst_structure_get_name (st);
-  if (g_str_equal (name, "yandexrealtime/session") && !m->session_seen) {
-    m->session_seen = TRUE;
-    m->cb.ready (m->user);  /* may answer the call: the caller's audio follows */
-    maybe_greet (m);
-  } else if (g_str_equal (name, "yandexrealtime/transcript")) {
-    gboolean final = FALSE;
-    gst_structure_get_boolean (st, "final", &final);
-    if (final)
-      g_print ("call %u: caller: %s\n", m->id, gst_structure_get_string (st, "text"));
-  } else if (g_str_equal (name, "yandexrealtime/response-text")) {
-    gboolean final = FALSE;
-    gst_structure_get_boolean (st, "final", &final);
-    if (final)
-      g_print ("call %u: agent: %s\n", m->id, gst_structure_get_string (st, "text"));
-  } else if (g_str_equal (name, "yandexrealtime/interrupted")) {
-    guint64 played = 0;
-    gst_structure_get_uint64 (st, "played-ms", &played);
-    g_print ("call %u: the caller talked over the answer (%" G_GUINT64_FORMAT " ms of it heard)\n", m->id, played);
-  } else if (g_str_equal (name, "yandexrealtime/function-call")) {
-    m->cb.function_call (m->user, gst_structure_get_string (st, "call-id"), gst_structure_get_string (st, "name"),
-        gst_structure_get_string (st, "arguments"), gst_structure_get_string (st, "response-id"));
-  } else if (g_str_equal (name, "yandexrealtime/response-done")) {
-    guint64 duration = 0;
-    if (g_strcmp0 (gst_structure_get_string (st, "status"), "completed") == 0 &&
-        gst_structure_get_uint64 (st, "audio-duration", &duration))
-      m->audio_expected += (gint64) duration;
-    m->cb.response_done (m->user, gst_structure_get_string (st, "response-id"));
-  }
-}
-
-/* rtpdtmfdepay's "dtmf-event" (one per key press, at its start): type 1
- * (RFC 4733), number 0-15. */
-static void
-on_dtmf_message (PhoneMedia *m, const GstStructure *st)
-{
-  gint type = 0, number = -1;
-  gboolean start = TRUE;
-  gst_structure_get_boolean (st, "start", &start);  /* dtmfsrc's form has it */
-  if (!gst_structure_get_int (st, "type", &type) || type != 1 || !gst_structure_get_int (st, "number", &number) ||
-      !start || number < 0 || number > 15)
-    return;
-  m->cb.dtmf (m->user, "0123456789*#ABCD"[number]);
-}
-
-static gboolean
-on_bus_message (GstBus *bus, GstMessage *msg, gpointer user_data)
-{
-  (void) bus;
-  PhoneMedia *m = user_data;
-  GError *err = NULL;
-  gchar *debug = NULL;
-  const GstStructure *st = gst_message_get_structure (msg);
-
-  switch (GST_MESSAGE_TYPE (msg)) {
-    case GST_MESSAGE_APPLICATION:
-      if (GST_MESSAGE_SRC (msg) == GST_OBJECT (m->rt) && st && gst_structure_has_name (st, "phone/input-live")) {
-        m->input_live = TRUE;
-        maybe_greet (m);
-      }
-      break;
-    case GST_MESSAGE_ELEMENT:
-      if (GST_MESSAGE_SRC (msg) == GST_OBJECT (m->rt) && st)
-        on_agent_message (m, st);
-      else if (GST_MESSAGE_SRC (msg) == GST_OBJECT (m->dtmf_depay) && st &&
-          gst_structure_has_name (st, "dtmf-event"))
-        on_dtmf_message (m, st);
-      break;
-    case GST_MESSAGE_LATENCY:  /* a stream came (the jitter buffer's latency) */
-      gst_bin_recalculate_latency (GST_BIN (m->pipeline));
-      break;
-    case GST_MESSAGE_WARNING:
-      gst_message_parse_warning (msg, &err, &debug);
-      g_printerr ("call %u: warning from %s: %s\n", m->id, GST_OBJECT_NAME (GST_MESSAGE_SRC (msg)), err->message);
-      break;
-    case GST_MESSAGE_ERROR:
-      gst_message_parse_error (msg, &err, &debug);
-      g_printerr ("call %u: error from %s: %s (%s)\n", m->id, GST_OBJECT_NAME (GST_MESSAGE_SRC (msg)),
-          err->message, debug ? debug : "");
-      m->bus_watch = 0;
-      m->cb.failed (m->user, err->message);  /* may free m */
-      g_clear_error (&err);
-      g_free (debug);
-      return G_SOURCE_REMOVE;
-    default:
-      break;
-  }
-  g_clear_error (&err);
-  g_free (debug);
-  return G_SOURCE_CONTINUE;
-}
-
-/* --rt-priority: each streaming thread of the call (the element's output,
- * the encoder, payloader and the RTP sink's clock waits; the caller's audio
- * in) runs under SCHED_RR, so that a busy machine does not hold the line's
- * packets back.  Needs CAP_SYS_NICE (or an rtprio limit); without it the
- * threads keep their priority and the call says so once. */
-static GstBusSyncReply
-on_sync_message (GstBus *bus, GstMessage *msg, gpointer user_data)
-{
-  (void) bus;
-  PhoneMedia *m = user_data;
-  GstStreamStatusType type;
-  GstElement *owner = NULL;
-  if (GST_MESSAGE_TYPE (msg) != GST_MESSAGE_STREAM_STATUS)
-    return GST_BUS_PASS;
-  gst_message_parse_stream_status (msg, &type, &owner);
-  if (type == GST_STREAM_STATUS_TYPE_ENTER) {
-    struct sched_param param = {.sched_priority = (int) m->agent.rt_priority};
-    int err = pthread_setschedparam (pthread_self (), SCHED_RR, &param);
-    if (err && !g_atomic_int_exchange (&m->rt_priority_warned, TRUE))
-      g_printerr ("call %u: --rt-priority: %s (needs CAP_SYS_NICE or an rtprio limit)\n", m->id, g_strerror (err));
-  }
-  return GST_BUS_PASS;
-}
-
 /* On hold the far end takes no audio: the RTP is dropped before the sink
  * (the timeline goes on, so the timestamps jump by the hold when it ends,
  * as after any pause in a stream). */
@@ -527,6 +433,9 @@ build (PhoneMedia *m)
   m->rtpbin = make (m, "rtpbin", NULL);
   m->depay = make (m, c->depay, NULL);
   GstElement *dec = make (m, c->dec, NULL);
+  /* The caller's audio as the line carries it, whatever the decoder could
+   * also give (opusdec: stereo, other rates): what --record writes. */
+  GstElement *line_caps = make (m, "capsfilter", NULL);
   m->rt = make (m, "yandexrealtime", NULL);
   GstElement *enc = make (m, c->enc, NULL);
   GstElement *pay = make (m, c->pay, NULL);
@@ -536,27 +445,33 @@ build (PhoneMedia *m)
    * and the silence ahead of them. */
   m->rtp_sink = udp_sink (m, m->rtp, m->params.remote_port, TRUE);
   m->rtcp_sink = udp_sink (m, m->rtcp, m->params.remote_rtcp_port, FALSE);
-  if (!rtp_src || !rtcp_src || !m->rtpbin || !m->depay || !dec || !m->rt || !enc || !pay || !m->dtmf_depay ||
+  if (!rtp_src || !rtcp_src || !m->rtpbin || !m->depay || !dec || !line_caps || !m->rt || !enc || !pay || !m->dtmf_depay ||
       !dtmf_sink || !m->rtp_sink || !m->rtcp_sink)
     return FALSE;
 
+  GstCaps *caps = gst_caps_new_simple ("audio/x-raw", "format", G_TYPE_STRING, "S16LE", "channels", G_TYPE_INT, 1,
+      "rate", G_TYPE_INT, (gint) c->audio_rate, NULL);
+  g_object_set (line_caps, "caps", caps, NULL);
+  gst_caps_unref (caps);
   g_object_set (m->rtpbin, "latency", m->agent.latency_ms, NULL);
   /* A fixed latency: the jitter buffer, the element's (chunk-ms plus its
    * 70 ms bound) and a packet.  Recomputed when the caller's stream came
    * in, it grew, and the RTP sink held the packets back for that long. */
   guint chunk_ms = 40;
   g_object_get (m->rt, "chunk-ms", &chunk_ms, NULL);
-  gst_pipeline_set_latency (GST_PIPELINE (m->pipeline),
-      (GstClockTime) (m->agent.latency_ms + chunk_ms + 70 + m->params.ptime_ms) * GST_MSECOND);
+  m->latency = (GstClockTime) (m->agent.latency_ms + chunk_ms + 70 + m->params.ptime_ms) * GST_MSECOND;
+  gst_pipeline_set_latency (GST_PIPELINE (m->pipeline), m->latency);
   g_object_set (dtmf_sink, "sync", FALSE, "async", FALSE, NULL);
   configure_agent (m, m->rt);
   configure_encoder (m, enc, pay);
   GstPad *rt_sink = gst_element_get_static_pad (m->rt, "sink");
-  gst_pad_add_probe (rt_sink, GST_PAD_PROBE_TYPE_BUFFER, on_first_input, m, NULL);
+  gst_pad_add_probe (rt_sink, GST_PAD_PROBE_TYPE_BUFFER, phone_media_on_first_input, m, NULL);
+  gst_pad_add_probe (rt_sink, GST_PAD_PROBE_TYPE_BUFFER, record_caller, m, NULL);
   gst_object_unref (rt_sink);
   GstPad *enc_sink = gst_element_get_static_pad (enc, "sink");
   gst_pad_add_probe (enc_sink, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, gap_to_silence,
       m, NULL);
+  gst_pad_add_probe (enc_sink, GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_FLUSH, record_agent, m, NULL);
   gst_object_unref (enc_sink);
   GstPad *rtp_in = gst_element_get_static_pad (m->rtp_sink, "sink");
   gst_pad_add_probe (rtp_in, GST_PAD_PROBE_TYPE_BUFFER, drop_on_hold, m, NULL);
@@ -566,7 +481,7 @@ build (PhoneMedia *m)
 
   return gst_element_link_pads (rtp_src, "src", m->rtpbin, "recv_rtp_sink_0") &&
       gst_element_link_pads (rtcp_src, "src", m->rtpbin, "recv_rtcp_sink_0") &&
-      gst_element_link_many (m->depay, dec, m->rt, enc, pay, NULL) &&
+      gst_element_link_many (m->depay, dec, line_caps, m->rt, enc, pay, NULL) &&
       gst_element_link_pads (pay, "src", m->rtpbin, "send_rtp_sink_0") &&
       gst_element_link_pads (m->rtpbin, "send_rtp_src_0", m->rtp_sink, "sink") &&
       gst_element_link_pads (m->rtpbin, "send_rtcp_src_0", m->rtcp_sink, "sink") &&
@@ -600,9 +515,9 @@ phone_media_start (PhoneMedia *m, const PhoneMediaParams *p, const PhoneAgentCon
     g_printerr ("call %u: could not build the %s pipeline\n", m->id, p->codec->name);
     return FALSE;
   }
-  m->bus_watch = gst_bus_add_watch (GST_ELEMENT_BUS (m->pipeline), on_bus_message, m);
+  m->bus_watch = gst_bus_add_watch (GST_ELEMENT_BUS (m->pipeline), phone_media_on_bus_message, m);
   if (m->agent.rt_priority)
-    gst_bus_set_sync_handler (GST_ELEMENT_BUS (m->pipeline), on_sync_message, m, NULL);
+    gst_bus_set_sync_handler (GST_ELEMENT_BUS (m->pipeline), phone_media_on_sync_message, m, NULL);
   return gst_element_set_state (m->pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE;
 }
 
@@ -656,6 +571,7 @@ teardown (gpointer data, gpointer user_data)
     gst_element_set_state (m->pipeline, GST_STATE_NULL);
     gst_object_unref (m->pipeline);
   }
+  phone_record_unref (m->record);  /* the WAV's end: the taps are gone */
   g_clear_object (&m->rtp);
   g_clear_object (&m->rtcp);
   g_free (m->params.remote_addr);
@@ -672,6 +588,9 @@ phone_media_free (PhoneMedia *m)
 {
   if (!m)
     return;
+  PhoneRecord *r = g_atomic_pointer_get (&m->record);
+  if (r)  /* the record ends with the call, not with the pipeline's stop */
+    phone_record_end (r, phone_media_running_time (m));
   if (m->bus_watch)  /* no callback comes after this */
     gst_bus_remove_watch (GST_ELEMENT_BUS (m->pipeline));
   m->bus_watch = 0;

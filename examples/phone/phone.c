@@ -19,15 +19,21 @@
  *   yandexrealtime-phone [--listen 127.0.0.1:5060] [--location URL] [--voice NAME]
  *                        [--instructions TEXT] [--greeting TEXT] [--max-calls N]
  *                        [--codecs PCMU,PCMA,G722,opus] [--operator sip:…]
- *                        [--call sip:USER@IP:PORT [--ring-timeout S]]
+ *                        [--call sip:USER@IP:PORT [--ring-timeout S]] [--record DIR]
+ *                        [--register sip:IP[:PORT]]
  *
  * With --call it places one call instead (a reminder, a callback), holds the
  * same conversation when it is answered, and exits when it ends: 0 if it
  * was answered, 1 if busy, not answered or failed.
  *
+ * With --register it REGISTERs with a registrar or PBX (digest
+ * authentication, YRT_SIP_USER and YRT_SIP_PASSWORD from the environment:
+ * register.c).
+ *
  * It prints "listening on sip:ADDRESS:PORT" once it takes calls, then a line
  * per event of each call ("call N: …").  docs/phone.md tells the rest. */
 #include "call.h"
+#include "register.h"
 
 #include <glib-unix.h>
 #include <sofia-sip/nua.h>
@@ -56,6 +62,36 @@ static gboolean shutting_down;
 static int exit_status;
 
 /* ---- SIP ---- */
+
+#define UNREGISTER_TIMEOUT_S 3   /* stopping: the registrar's answer to the un-REGISTER, at most */
+
+static gboolean
+shutdown_sip (gpointer data)
+{
+  (void) data;
+  static gboolean done;
+  if (!done)
+    nua_shutdown (nua);  /* nua_r_shutdown quits the loop */
+  done = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+static void
+unregistered (void)
+{
+  shutdown_sip (NULL);
+}
+
+/* Stopping: the registration goes first (--register), then nua. */
+static void
+stop_sip (void)
+{
+  shutting_down = TRUE;
+  if (phone_register_stop (unregistered))
+    g_timeout_add_seconds (UNREGISTER_TIMEOUT_S, shutdown_sip, NULL);
+  else
+    shutdown_sip (NULL);
+}
 
 static gchar *
 sip_caller (sip_t const *sip)
@@ -139,7 +175,8 @@ place_call (gpointer data)
       c->sdp_session, c->sdp_version);
   g_print ("call %u: calling %s\n", c->id, opts.call_uri);
   nua_invite (nh, SIPTAG_CONTENT_TYPE_STR ("application/sdp"), SIPTAG_PAYLOAD_STR (c->local_sdp), TAG_END ());
-  c->answer_timeout = g_timeout_add_seconds ((guint) opts.ring_timeout_s, ring_timed_out, c);
+  /* In milliseconds: g_timeout_add_seconds fires anywhere in the last second. */
+  c->answer_timeout = g_timeout_add ((guint) opts.ring_timeout_s * 1000, ring_timed_out, c);
   return G_SOURCE_REMOVE;
 }
 
@@ -177,9 +214,7 @@ on_invite_response (Call *c, int status, char const *phrase, sip_t const *sip)
     call_hang_up (c, "no media");
     return;
   }
-  c->state = CALL_ACTIVE;
-  g_print ("call %u: answered (%s, RTP %s:%u)\n", c->id, c->params.codec->name, c->params.remote_addr,
-      c->params.remote_port);
+  call_answered (c);
 }
 
 /* A re-INVITE: hold, unhold, or a new address, on the same codec; another
@@ -215,18 +250,32 @@ on_reinvite (Call *c, sip_t const *sip)
 }
 
 /* SIP INFO with application/dtmf-relay ("Signal=5"), what some PBXs send
- * instead of RFC 4733. */
+ * instead of RFC 4733.  INFO is ours to answer (NUTAG_APPL_METHOD; this
+ * request, not the call's INVITE: NUTAG_WITH_THIS): 200 for a digit, 415
+ * for another body, 400 for a relay without a digit, 481 outside a call.
+ * Unanswered, the far end sent each INFO again until its transaction
+ * timed out, and some PBXs drop a call on that. */
 static void
-on_info (Call *c, sip_t const *sip)
+on_info (nua_handle_t *nh, Call *c, sip_t const *sip)
 {
   const sip_payload_t *pl = sip ? sip->sip_payload : NULL;
   const gchar *type = sip && sip->sip_content_type ? sip->sip_content_type->c_type : NULL;
   gchar *body = pl ? g_strndup (pl->pl_data, pl->pl_len) : NULL;
   const gchar *signal = body ? strstr (body, "Signal=") : NULL;
   gchar digit = signal ? signal[7] == ' ' ? signal[8] : signal[7] : 0;
-  if (c && g_strcmp0 (type, "application/dtmf-relay") == 0 && digit && strchr ("0123456789*#ABCD", digit))
-    call_dtmf (c, digit);
   g_free (body);
+  if (!c) {
+    nua_respond (nh, SIP_481_NO_TRANSACTION, NUTAG_WITH_THIS (nua), TAG_END ());
+    nua_handle_destroy (nh);
+  } else if (g_strcmp0 (type, "application/dtmf-relay") != 0) {
+    nua_respond (nh, SIP_415_UNSUPPORTED_MEDIA, SIPTAG_ACCEPT_STR ("application/dtmf-relay"), NUTAG_WITH_THIS (nua),
+        TAG_END ());
+  } else if (!digit || !strchr ("0123456789*#ABCD", digit)) {
+    nua_respond (nh, SIP_400_BAD_REQUEST, NUTAG_WITH_THIS (nua), TAG_END ());
+  } else {
+    nua_respond (nh, SIP_200_OK, NUTAG_WITH_THIS (nua), TAG_END ());
+    call_dtmf (c, digit);
+  }
 }
 
 static void
@@ -241,10 +290,8 @@ on_state (nua_handle_t *nh, Call *c, tagi_t tags[])
     call_free (c);  /* destroys the handle */
   else
     nua_handle_destroy (nh);
-  if (outbound && !shutting_down) {  /* --call: one call, then stop */
-    shutting_down = TRUE;
-    nua_shutdown (nua);
-  }
+  if (outbound && !shutting_down)  /* --call: one call, then stop */
+    stop_sip ();
 }
 
 static void
@@ -277,18 +324,27 @@ on_nua_event (nua_event_t event, int status, char const *phrase, nua_t *n, nua_m
     case nua_i_bye:
       if (c) {
         g_print ("call %u: the %s hung up\n", c->id, c->outbound ? "callee" : "caller");
+        phone_record_event (c->record, gst_structure_new ("hangup", "by", G_TYPE_STRING,
+            c->outbound ? "callee" : "caller", NULL));
         c->state = CALL_ENDING;
         call_stop_media (c);
       }
       break;
     case nua_i_info:
-      on_info (c, sip);
+      on_info (nh, c, sip);
       break;
     case nua_r_refer:
       if (c && status >= 200) {
         g_print ("call %u: transfer %s (%d %s)\n", c->id, status < 300 ? "accepted" : "refused", status, phrase);
+        phone_record_event (c->record, gst_structure_new (status < 300 ? "transfer_accepted" : "transfer_refused",
+            "status", G_TYPE_INT, status, NULL));
         call_hang_up (c, status < 300 ? "transferred" : "the transfer failed");
       }
+      break;
+    case nua_r_register:
+    case nua_r_unregister:
+      if (phone_register_is (nh))
+        phone_register_response (event, status, phrase, sip);
       break;
     case nua_r_shutdown:
       if (status >= 200)
@@ -317,7 +373,7 @@ on_signal (gpointer data)
   for (GList *l = open; l; l = l->next)
     call_hang_up (l->data, "the phone is stopping");
   g_list_free (open);
-  nua_shutdown (nua);  /* nua_r_shutdown quits the loop */
+  stop_sip ();
   return G_SOURCE_CONTINUE;
 }
 
@@ -343,6 +399,13 @@ parse_options (int *argc, char ***argv)
         "it was answered, 1 if busy, not answered or failed", "sip:URI"},
     {"ring-timeout", 0, 0, G_OPTION_ARG_INT, &opts.ring_timeout_s,
         "--call: give up when nobody answers within this (default 30 s)", "S"},
+    {"record", 0, 0, G_OPTION_ARG_FILENAME, &opts.record_dir,
+        "Write each call to DIR: a stereo WAV (the caller left, the agent right, as the line carried them) and "
+        "a JSON-lines file of its transcript and events", "DIR"},
+    {"register", 0, 0, G_OPTION_ARG_STRING, &opts.registrar,
+        "REGISTER with this registrar or PBX (numeric address), as YRT_SIP_USER with the digest password "
+        "YRT_SIP_PASSWORD (both from the environment); refreshed before it expires, removed on exit",
+        "sip:IP[:PORT]"},
     {"max-calls", 0, 0, G_OPTION_ARG_INT, &opts.max_calls, "Calls at once; more get 486 Busy (default 8)", "N"},
     {"latency", 0, 0, G_OPTION_ARG_INT, &opts.latency_ms, "Jitter buffer of the caller's audio, ms (default 60)",
         "MS"},
@@ -365,6 +428,16 @@ parse_options (int *argc, char ***argv)
   if (opts.max_calls < 1 || opts.latency_ms < 0 || opts.rt_priority < 0 || opts.rt_priority > 99 ||
       opts.ring_timeout_s < 1 || (opts.call_uri && !g_str_has_prefix (opts.call_uri, "sip:"))) {
     g_printerr ("invalid --max-calls, --latency, --rt-priority, --ring-timeout or --call\n");
+    return FALSE;
+  }
+  gchar *why = NULL;
+  if (opts.registrar && !phone_register_init (opts.registrar, &why)) {
+    g_printerr ("%s\n", why);
+    g_free (why);
+    return FALSE;
+  }
+  if (opts.record_dir && !g_file_test (opts.record_dir, G_FILE_TEST_IS_DIR)) {
+    g_printerr ("--record: %s is not a directory\n", opts.record_dir);
     return FALSE;
   }
   codec_prefs = g_strsplit (opts.codecs ? opts.codecs : "PCMU,PCMA,G722,opus", ",", -1);
@@ -437,6 +510,7 @@ main (int argc, char **argv)
   }
   g_print ("listening on %s\n", url);
   g_free (url);
+  phone_register_start (nua);
   if (opts.call_uri)
     g_idle_add (place_call, NULL);
   g_unix_signal_add (SIGINT, on_signal, NULL);
@@ -449,6 +523,7 @@ main (int argc, char **argv)
     call_free (l->data);
   g_list_free (open);
   phone_media_shutdown ();
+  phone_register_free ();
   nua_destroy (nua);
   su_root_destroy (root);
   su_deinit ();

@@ -3,6 +3,8 @@
  * audio pipeline (media.c), which phone.c drives from its SIP dialogs. */
 #pragma once
 
+#include "record.h"
+
 #include <gst/gst.h>
 #include <gio/gio.h>
 
@@ -86,6 +88,11 @@ gboolean phone_media_start (PhoneMedia *m, const PhoneMediaParams *p, const Phon
 /* A re-INVITE moved the far end's RTP (same codec). */
 void phone_media_retarget (PhoneMedia *m, const PhoneMediaParams *p);
 GstElement *phone_media_agent (PhoneMedia *m);  /* the yandexrealtime element, or NULL */
+/* The pipeline's running time now (NONE before it runs). */
+GstClockTime phone_media_running_time (PhoneMedia *m);
+/* --record: the line's audio goes to `r` from now on (a reference is
+ * kept until the pipeline has stopped). */
+void phone_media_record (PhoneMedia *m, PhoneRecord *r);
 /* Whether every answer's audio pushed so far has gone out on the line
  * (its last RTP packet sent). */
 gboolean phone_media_played_out (PhoneMedia *m);

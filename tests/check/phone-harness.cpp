@@ -9,6 +9,8 @@
 #include <net/ethernet.h>
 #include <net/if.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -73,7 +75,7 @@ void write_wav (const std::string &path, const std::vector<gint16> &mono, guint 
   fail_unless (g_file_set_contents (path.c_str (), out.data (), (gssize) out.size (), nullptr));
 }
 
-std::vector<gint16> read_wav (const std::string &path, guint *rate)
+std::vector<gint16> read_wav (const std::string &path, guint *rate, guint channel)
 {
   gchar *wav = nullptr;
   gsize size = 0;
@@ -99,9 +101,10 @@ std::vector<gint16> read_wav (const std::string &path, guint *rate)
     pos += 8 + len + (len & 1);
   }
   g_free (wav);
+  fail_unless (channel < channels, "%s has %u channels", path.c_str (), channels);
   if (channels > 1) {
     for (gsize i = 0; i < pcm.size () / channels; i++)
-      pcm[i] = pcm[i * channels];
+      pcm[i] = pcm[i * channels + channel];
     pcm.resize (pcm.size () / channels);
   }
   return pcm;
@@ -109,16 +112,21 @@ std::vector<gint16> read_wav (const std::string &path, guint *rate)
 
 /* ---- children ---- */
 
-static void die_with_parent (gpointer)
+static void child_setup (gpointer data)
 {
   prctl (PR_SET_PDEATHSIG, SIGTERM);
+  int priority = *static_cast<int *> (data);
+  struct sched_param param = {};
+  param.sched_priority = priority;
+  if (priority > 0)
+    sched_setscheduler (0, SCHED_RR, &param);  /* real_time () checked that it may */
 }
 
 void Child::spawn (const std::vector<std::string> &argv, const std::vector<std::pair<std::string, std::string>> &env)
 {
   GSubprocessLauncher *launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDERR_MERGE);
   g_subprocess_launcher_set_stdout_file_path (launcher, log.c_str ());
-  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, nullptr, nullptr);
+  g_subprocess_launcher_set_child_setup (launcher, child_setup, &rt_priority, nullptr);
   for (auto &kv : env)
     g_subprocess_launcher_setenv (launcher, kv.first.c_str (), kv.second.c_str (), TRUE);
   std::vector<const gchar *> args;
@@ -152,6 +160,17 @@ bool Child::wait_for (const std::string &what, guint timeout_ms) const
   return true;
 }
 
+int Child::wait_exit (guint timeout_ms)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  while (proc && g_subprocess_get_identifier (proc)) {  /* NULL once it exited */
+    fail_unless (g_get_monotonic_time () < deadline, "%s did not exit within %u ms:\n%s", log.c_str (), timeout_ms,
+        text ().c_str ());
+    g_usleep (10 * 1000);
+  }
+  return stop ();  /* no signal reaches a process that has exited: only the wait */
+}
+
 int Child::stop ()
 {
   if (!proc)
@@ -164,7 +183,7 @@ int Child::stop ()
 }
 
 void Phone::start (const std::string &exe, const std::string &dir, const std::string &location,
-    const std::vector<std::string> &extra)
+    const std::vector<std::string> &extra, const std::vector<std::pair<std::string, std::string>> &env)
 {
   port = free_port ();
   log = dir + "/phone.log";
@@ -174,12 +193,28 @@ void Phone::start (const std::string &exe, const std::string &dir, const std::st
       "--rt-priority", "10"};
   argv.insert (argv.end (), extra.begin (), extra.end ());
   /* The key the emulator wants: in the environment, never on the command line. */
-  spawn (argv, {{"YANDEX_CLOUD_API_KEY", "phone-test-key"}});
+  std::vector<std::pair<std::string, std::string>> vars = {{"YANDEX_CLOUD_API_KEY", "phone-test-key"}};
+  vars.insert (vars.end (), env.begin (), env.end ());
+  spawn (argv, vars);
   fail_unless (wait_for ("listening on sip:127.0.0.1:" + std::to_string (port), 10000),
-      "the phone did not start:\n%s", text ().c_str ());
+      "the phone did not start (%s):\n%s", g_subprocess_get_identifier (proc) ? "still running" : "exited",
+      text ().c_str ());
 }
 
 /* ---- baresip ---- */
+
+bool Baresip::real_time ()
+{
+  /* Whether this process may: a thread of its own tries. */
+  int err = 0;
+  std::thread ([&err] {
+    struct sched_param param = {};
+    param.sched_priority = 5;
+    err = pthread_setschedparam (pthread_self (), SCHED_RR, &param);
+  }).join ();
+  rt_priority = err ? 0 : 5;
+  return !err;
+}
 
 Baresip::~Baresip ()
 {
@@ -380,8 +415,13 @@ bool RtpSniffer::start ()
       pk.ssrc = (guint32) rtp[8] << 24 | (guint32) rtp[9] << 16 | (guint32) rtp[10] << 8 | rtp[11];
       pk.payload_size = (guint) ((gsize) n - ihl - 8 - 12);
       pk.peak = 0;
-      for (guint i = 0; pk.pt == 0 && i < pk.payload_size; i++)
-        pk.peak = MAX (pk.peak, std::abs (mulaw_decode (rtp[12 + i])));
+      pk.first_loud = -1;
+      for (guint i = 0; pk.pt == 0 && i < pk.payload_size; i++) {
+        gint v = std::abs (mulaw_decode (rtp[12 + i]));
+        pk.peak = MAX (pk.peak, v);
+        if (v > 2000 && pk.first_loud < 0)
+          pk.first_loud = (gint) i;
+      }
       std::lock_guard<std::mutex> l (lock);
       packets.push_back (pk);
     }
@@ -454,13 +494,42 @@ void RawSip::send (const std::string &request)
   fail_unless (g_socket_send (socket, request.data (), request.size (), nullptr, nullptr) == (gssize) request.size ());
 }
 
+/* TCP: the first whole message of what was read (its Content-Length
+ * says where it ends), or "". */
+static std::string take_message (std::string &pending)
+{
+  gsize head_end = pending.find ("\r\n\r\n");
+  if (head_end == std::string::npos)
+    return "";
+  std::string head = pending.substr (0, head_end + 2);
+  std::string length = header (head, "Content-Length");
+  if (length.empty ())
+    length = header (head, "l");
+  gsize total = head_end + 4 + (gsize) atoi (length.c_str ());
+  if (pending.size () < total)
+    return "";
+  std::string message = pending.substr (0, total);
+  pending.erase (0, total);
+  return message;
+}
+
 std::string RawSip::receive (guint timeout_ms)
 {
-  if (!g_socket_condition_timed_wait (socket, G_IO_IN, (gint64) timeout_ms * 1000, nullptr, nullptr))
-    return "";
-  char buf[8192];
-  gssize n = g_socket_receive (socket, buf, sizeof buf, nullptr, nullptr);
-  return n > 0 ? std::string (buf, (gsize) n) : "";
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  for (;;) {
+    std::string message = tcp ? take_message (pending) : "";
+    gint64 left = deadline - g_get_monotonic_time ();
+    if (!message.empty () || left <= 0 ||
+        !g_socket_condition_timed_wait (socket, G_IO_IN, left, nullptr, nullptr))
+      return message;
+    char buf[8192];
+    gssize n = g_socket_receive (socket, buf, sizeof buf, nullptr, nullptr);
+    if (n <= 0)
+      return "";
+    if (!tcp)
+      return std::string (buf, (gsize) n);
+    pending.append (buf, (gsize) n);  /* a stream: messages may come together, or in pieces */
+  }
 }
 
 int sip_status (const std::string &response)
@@ -484,7 +553,7 @@ std::string RawSip::until_status (int min_status, guint timeout_ms)
 /* ---- raw SIP dialogs ---- */
 
 std::string sip_request (const RawSip &sip, const std::string &method, const Dialog &d, const std::string &to_tag,
-    const std::string &sdp, guint cseq)
+    const std::string &sdp, guint cseq, const std::string &content_type)
 {
   std::string transport = sip.tcp ? "TCP" : "UDP", local = "127.0.0.1:" + std::to_string (sip.local_port);
   std::string target = "sip:agent@127.0.0.1:" + std::to_string (sip.remote_port);
@@ -495,9 +564,9 @@ std::string sip_request (const RawSip &sip, const std::string &method, const Dia
       "To: <" + target + ">" + (to_tag.empty () ? "" : ";tag=" + to_tag) + "\r\n"
       "Call-ID: " + d.call_id + "\r\n"
       "CSeq: " + std::to_string (cseq) + " " + method + "\r\n"
-      "Contact: <sip:tester@" + local + ">\r\n";
+      "Contact: <sip:tester@" + local + (sip.tcp ? ";transport=tcp" : "") + ">\r\n";
   if (!sdp.empty ())
-    r += "Content-Type: application/sdp\r\n";
+    r += "Content-Type: " + content_type + "\r\n";
   r += "Content-Length: " + std::to_string (sdp.size ()) + "\r\n\r\n" + sdp;
   return r;
 }

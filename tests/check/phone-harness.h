@@ -24,13 +24,15 @@ guint free_port (bool with_next = false);
 
 /* Writes S16 at `rate` as a WAV file, the mono `pcm` in each of `channels`. */
 void write_wav (const std::string &path, const std::vector<gint16> &pcm, guint rate, guint channels = 1);
-/* Reads an S16 WAV file: its first channel; its rate into *rate. */
-std::vector<gint16> read_wav (const std::string &path, guint *rate);
+/* Reads an S16 WAV file: one of its channels (the first by default); its
+ * rate into *rate. */
+std::vector<gint16> read_wav (const std::string &path, guint *rate, guint channel = 0);
 
 /* A child process whose stdout and stderr go to a log file. */
 struct Child {
   GSubprocess *proc = nullptr;
   std::string log;
+  int rt_priority = 0;  /* > 0: the child runs under SCHED_RR at it, when allowed */
   ~Child () { stop (); }
   void spawn (const std::vector<std::string> &argv, const std::vector<std::pair<std::string, std::string>> &env);
   std::string text () const;  /* the log so far */
@@ -38,13 +40,16 @@ struct Child {
   bool wait_for (const std::string &what, guint timeout_ms) const;
   /* SIGTERM, then waits; the exit status (-1: killed by a signal). */
   int stop ();
+  /* Waits for it to exit by itself (within timeout_ms, else fails); the
+   * exit status. */
+  int wait_exit (guint timeout_ms);
 };
 
 /* yandexrealtime-phone against `location`, listening on 127.0.0.1:port. */
 struct Phone : Child {
   guint port = 0;
   void start (const std::string &exe, const std::string &dir, const std::string &location,
-      const std::vector<std::string> &extra = {});
+      const std::vector<std::string> &extra = {}, const std::vector<std::pair<std::string, std::string>> &env = {});
 };
 
 /* baresip with a config of its own in `dir`: auto-answers, plays `wav` as
@@ -59,6 +64,10 @@ struct Baresip : Child {
   ~Baresip ();
   void start (const std::string &dir, const std::string &wav, const std::vector<std::string> &codecs,
       const std::string &user = "caller");
+  /* Before start: baresip sends its audio on time under load (SCHED_RR, as
+   * the phone's own threads; needs CAP_SYS_NICE, which CI has as root).
+   * False when not allowed: it runs as it is. */
+  bool real_time ();
   void command (const std::string &cmd, const std::string &params);
   /* Waits for an event of `type` (after any already seen when `from` says
    * so); its param, or fails. */
@@ -77,6 +86,7 @@ struct RtpPacket {
   guint32 ts, ssrc;
   guint payload_size;
   gint peak;  /* PCMU (PT 0): the loudest sample, decoded; else 0 */
+  gint first_loud;  /* PCMU: the first sample louder than 2000, or -1 */
 };
 
 /* Every UDP packet on lo that looks like RTP, with its arrival time. */
@@ -102,6 +112,7 @@ struct RawSip {
   bool tcp = false;
   guint local_port = 0;
   guint remote_port = 0;
+  std::string pending;  /* TCP: read, not yet a whole message */
   void open (guint port, bool over_tcp);
   ~RawSip ();
   void send (const std::string &request);
@@ -121,9 +132,10 @@ struct Dialog {
   guint cseq = 1;
 };
 Dialog new_dialog (const char *name);
-/* A request of `method` to the phone (the socket's peer) in dialog `d`. */
+/* A request of `method` to the phone (the socket's peer) in dialog `d`,
+ * with `body` (of `content_type`) when not empty. */
 std::string sip_request (const RawSip &sip, const std::string &method, const Dialog &d, const std::string &to_tag,
-    const std::string &sdp, guint cseq);
+    const std::string &body, guint cseq, const std::string &content_type = "application/sdp");
 /* An SDP offer of one audio stream on 127.0.0.1:port. */
 std::string offer (const std::string &codecs_line, const std::string &rtpmaps, guint port = 40000,
     guint version = 1);

@@ -13,8 +13,7 @@
  *
  * Skipped (exit 77, saying why) only when baresip or the phone (sofia-sip)
  * is missing: tests/run.sh installs both. */
-#include "harness.h"
-#include "phone-harness.h"
+#include "phone-calls.h"
 
 #include <algorithm>
 #include <cmath>
@@ -26,117 +25,6 @@ using namespace yrt::phone;
 namespace emu = yrt::emu;
 
 namespace {
-
-const char *const kKey = "phone-test-key";
-const guint kLineRate = 8000;
-const guint kQuestionStartMs = 500, kQuestionMs = 1200;
-
-/* A fresh directory for one test, in the build directory: a failed run's
- * logs and recordings stay there for a look. */
-std::string test_dir (const char *name)
-{
-  std::string dir = std::string (YRT_PHONE_TMP) + "/" + name;
-  gchar *rm[] = {(gchar *) "rm", (gchar *) "-rf", (gchar *) dir.c_str (), nullptr};
-  g_spawn_sync (nullptr, rm, nullptr, G_SPAWN_SEARCH_PATH, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
-  fail_unless (g_mkdir_with_parents (dir.c_str (), 0700) == 0);
-  return dir;
-}
-
-/* The caller's question: a chirp from 300 to 1300 Hz, loud enough for the
- * emulator's VAD, between silences; baresip hangs up at the file's end. */
-std::vector<gint16> chirp (guint rate, guint ms)
-{
-  std::vector<gint16> out ((gsize) rate * ms / 1000);
-  double seconds = ms / 1000.0;
-  for (gsize i = 0; i < out.size (); i++) {
-    double t = (double) i / rate;
-    out[i] = (gint16) (12000 * std::sin (2 * G_PI * (300 * t + 1000 * t * t / (2 * seconds))));
-  }
-  return out;
-}
-
-std::string make_question (const std::string &dir, guint tail_ms, guint rate = kLineRate, guint channels = 1)
-{
-  std::string wav = dir + "/question.wav";
-  write_wav (wav, silence (rate, kQuestionStartMs) + chirp (rate, kQuestionMs) + silence (rate, tail_ms), rate,
-      channels);
-  return wav;
-}
-
-/* The best normalised correlation of `ref` (8 kHz) with the received 24 kHz
- * audio, around where their first loud samples line up. */
-double question_correlation (const std::vector<guint8> &received24, const std::vector<gint16> &ref)
-{
-  std::vector<gint16> rec (received24.size () / 2);
-  memcpy (rec.data (), received24.data (), rec.size () * 2);
-  auto onset = [] (const std::vector<gint16> &v, gsize step) {
-    for (gsize i = 0; i < v.size (); i += step)
-      if (std::abs (v[i]) > 3000)
-        return (gssize) i;
-    return (gssize) -1;
-  };
-  gssize rec_on = onset (rec, 1), ref_on = onset (ref, 1);
-  fail_unless (rec_on >= 0, "the emulator received nothing loud (%zu samples)", rec.size ());
-  double best = 0;
-  for (int phase = 0; phase < 3; phase++)
-    for (gssize lag = -40; lag <= 40; lag++) {
-      /* rec (decimated by 3: the element's 24 kHz holds nothing above 4 kHz) at ref index i */
-      double xy = 0, xx = 0, yy = 0;
-      for (gsize i = 0; i < ref.size (); i++) {
-        gssize j = (rec_on / 3 - ref_on + lag + (gssize) i) * 3 + phase;
-        double x = ref[i], y = j >= 0 && j < (gssize) rec.size () ? rec[(gsize) j] : 0;
-        xy += x * y, xx += x * x, yy += y * y;
-      }
-      if (xx > 0 && yy > 0)
-        best = std::max (best, xy / std::sqrt (xx * yy));
-    }
-  return best;
-}
-
-/* The loud stretch of a recording: [first, last] loud sample (|x| > 2000). */
-std::pair<gsize, gsize> loud_span (const std::vector<gint16> &pcm)
-{
-  gsize first = pcm.size (), last = 0;
-  for (gsize i = 0; i < pcm.size (); i++)
-    if (std::abs (pcm[i]) > 2000) {
-      first = std::min (first, i);
-      last = i;
-    }
-  return {first, last};
-}
-
-/* The loud stretches of a recording, split where it is quiet for 100 ms. */
-std::vector<std::pair<gsize, gsize>> loud_runs (const std::vector<gint16> &pcm, guint rate)
-{
-  std::vector<std::pair<gsize, gsize>> runs;
-  for (gsize i = 0; i < pcm.size (); i++) {
-    if (std::abs (pcm[i]) <= 2000)
-      continue;
-    if (!runs.empty () && i - runs.back ().second < rate / 10)
-      runs.back ().second = i;
-    else
-      runs.push_back ({i, i});
-  }
-  return runs;
-}
-
-/* Where the phone sends each call's RTP, in the order the calls were answered. */
-std::vector<guint16> caller_rtp_ports (const Phone &phone)
-{
-  std::string log = phone.text ();
-  std::vector<guint16> ports;
-  for (gsize at = log.find ("RTP 127.0.0.1:"); at != std::string::npos; at = log.find ("RTP 127.0.0.1:", at + 1))
-    ports.push_back ((guint16) atoi (log.c_str () + at + 14));
-  return ports;
-}
-
-guint16 caller_rtp_port (const Phone &phone)
-{
-  std::string log = phone.text ();
-  gsize at = log.find ("RTP 127.0.0.1:");
-  fail_unless (at != std::string::npos, "the phone did not say where the call's RTP goes:\n%s", log.c_str ());
-  return (guint16) atoi (log.c_str () + at + 14);
-}
 
 /* The RTP the phone sent to the caller: one stream, every packet 20 ms of
  * PCMU after the previous one (sequence numbers and timestamps without a
@@ -174,20 +62,6 @@ void check_rtp (const std::vector<RtpPacket> &packets, gint64 established_us, gi
       "the call was established", (packets.front ().arrival_us - established_us) / 1e3);
   fail_unless (packets.back ().arrival_us > closed_us - 200000, "RTP stopped %.0f ms before the caller hung up",
       (closed_us - packets.back ().arrival_us) / 1e3);
-}
-
-struct Call {
-  emu::Server server;
-  Phone phone;
-  Baresip caller;
-  explicit Call (emu::Config cfg) : server (std::move (cfg)) { fail_unless (server.start () != 0); }
-};
-
-emu::Config config ()
-{
-  emu::Config cfg;
-  cfg.api_key = kKey;
-  return cfg;
 }
 
 }  // namespace
@@ -324,7 +198,8 @@ GST_START_TEST (test_dtmf_and_end_call)
   call.server.push_turn (question);
   call.server.push_turn (digits);
   call.server.push_turn (goodbye);
-  call.phone.start (YRT_PHONE, dir, call.server.url ());
+  fail_unless (g_mkdir_with_parents ((dir + "/records").c_str (), 0700) == 0);
+  call.phone.start (YRT_PHONE, dir, call.server.url (), {"--record", dir + "/records"});
   call.caller.start (dir + "/caller", wav, {"g711"});
   call.caller.command ("dial", "sip:agent@127.0.0.1:" + std::to_string (call.phone.port));
   call.caller.wait_event ("CALL_ESTABLISHED", 20000);
@@ -359,6 +234,11 @@ GST_START_TEST (test_dtmf_and_end_call)
   while (call.server.sessions_active () > 0 && g_get_monotonic_time () < closed + G_USEC_PER_SEC)
     g_usleep (5000);
   fail_unless (call.server.sessions_active () == 0, "the session outlived the call");
+  /* The call's record: the digits, the function, who hung up. */
+  fail_unless (call.phone.wait_for ("call 1: ended (0 open)", 2000), "%s", call.phone.text ().c_str ());
+  fail_in_order (record_events (call.phone, 1), {"dtmf(digit=1)", "dtmf(digit=2)", "dtmf(digit=3)",
+      "function_call(name=end_call)", "transcript(who=agent,text=Goodbye.)",
+      "hangup(by=agent,reason=the agent ended the call)", "end()"});
   fail_unless (call.phone.stop () == 0, "the phone did not stop cleanly:\n%s", call.phone.text ().c_str ());
 }
 GST_END_TEST;
@@ -380,7 +260,8 @@ GST_START_TEST (test_transfer_to_operator)
   Baresip op;
   op.start (dir + "/operator", make_question (dir, 20000), {"g711"}, "operator");
   std::string operator_uri = "sip:operator@127.0.0.1:" + std::to_string (op.sip_port);
-  call.phone.start (YRT_PHONE, dir, call.server.url (), {"--operator", operator_uri});
+  fail_unless (g_mkdir_with_parents ((dir + "/records").c_str (), 0700) == 0);
+  call.phone.start (YRT_PHONE, dir, call.server.url (), {"--operator", operator_uri, "--record", dir + "/records"});
   call.caller.start (dir + "/caller", wav, {"g711"});
   call.caller.command ("dial", "sip:agent@127.0.0.1:" + std::to_string (call.phone.port));
   call.caller.wait_event ("CALL_ESTABLISHED", 20000);
@@ -401,6 +282,9 @@ GST_START_TEST (test_transfer_to_operator)
   while (call.server.sessions_active () > 0 && g_get_monotonic_time () < deadline)
     g_usleep (5000);
   fail_unless (call.server.sessions_active () == 0, "the session outlived the transfer");
+  fail_in_order (record_events (call.phone, 1), {"function_call(name=transfer_to_operator)",
+      "transcript(who=agent,text=I am transferring you to an operator.)", "transfer(to=" + operator_uri + ")",
+      "transfer_accepted(status=202)", "hangup(by=phone,reason=transferred)", "end()"});
   fail_unless (call.phone.stop () == 0, "the phone did not stop cleanly:\n%s", call.phone.text ().c_str ());
 }
 GST_END_TEST;
@@ -750,18 +634,5 @@ static Suite *phone_suite ()
 
 int main (int argc, char **argv)
 {
-  gst_check_init (&argc, &argv);
-  std::string why;
-  if (!*YRT_PHONE)
-    why += " the phone (examples/phone: needs libsofia-sip-ua-glib-dev at setup);";
-  gchar *baresip = g_find_program_in_path ("baresip");
-  if (!baresip)
-    why += " baresip (Debian package baresip);";
-  g_free (baresip);
-  if (!why.empty ()) {
-    std::printf ("SKIP: the phone test needs:%s install them with tests/install-packages.sh --phone "
-                 "(tests/run.sh does)\n", why.c_str ());
-    return 77;
-  }
-  return gst_check_run_suite (phone_suite (), "phone", __FILE__);
+  return run_phone_suite (&argc, &argv, phone_suite, "phone", __FILE__);
 }
