@@ -13,6 +13,7 @@ constexpr GstClockTime kMinGap = 20 * GST_MSECOND;
  * wake-up costs CPU for every session of a process (docs/performance.md,
  * scale). */
 constexpr auto kIdlePoll = std::chrono::milliseconds (kIdlePollMs);
+constexpr auto kIdleHeartbeat = std::chrono::milliseconds (kIdleHeartbeatMs);
 /* Enough to recognise late deltas and answer duration queries. */
 constexpr gsize kRemembered = 32;
 }  // namespace
@@ -360,6 +361,9 @@ PlayoutItem Playout::pop (const Clock &now)
       return PlayoutItem {PlayoutItem::Kind::Flush};
     }
     if (!queue_.empty () && may_go_out (queue_.front ())) {
+      PlayoutItem gap;
+      if (gap_before_answer (queue_.front (), gap))
+        return gap;
       Chunk chunk = std::move (queue_.front ());
       queue_.pop_front ();
       return stamp (std::move (chunk));
@@ -375,8 +379,21 @@ PlayoutItem Playout::pop (const Clock &now)
       answer_start_ = GST_CLOCK_TIME_NONE;  /* what follows restarts on arrival */
       return gap;
     }
-    wake_.wait_for (lock, kIdlePoll);
+    /* Settled idle, a wake-up every kIdlePoll for every idle session of a
+     * process would be most of its CPU (docs/performance.md, scale). */
+    wake_.wait_for (lock, GST_CLOCK_TIME_IS_VALID (answer_start_) ? kIdlePoll : kIdleHeartbeat);
   }
+}
+
+/* Live, idle: the GAP up to where the next answer will start, so the idle
+ * time between the heartbeat's GAPs and the answer is covered too. */
+bool Playout::gap_before_answer (const Chunk &next, PlayoutItem &gap)
+{
+  if (!live_ || GST_CLOCK_TIME_IS_VALID (answer_start_) ||
+      !GST_CLOCK_TIME_IS_VALID (next.arrival) || next.arrival < next_ts_ + kMinGap)
+    return false;
+  bool owed = false;
+  return idle_gap (next_ts_, owed, next.arrival, gap);
 }
 
 PlayoutItem Playout::stamp (Chunk chunk)

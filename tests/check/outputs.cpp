@@ -192,7 +192,8 @@ GST_START_TEST (test_silent_live_pipeline_plays)
     GstClockTime now = p.running_time ();
     fail_unless (covered >= 500 * GST_MSECOND, "GAPs cover only %" GST_TIME_FORMAT,
         GST_TIME_ARGS (covered));
-    fail_unless (covered <= now && now - covered < 300 * GST_MSECOND,
+    /* Settled idle, a GAP every 200 ms (kIdleHeartbeatMs), and the machine may be busy. */
+    fail_unless (covered <= now && now - covered < 450 * GST_MSECOND,
         "GAPs end at %" GST_TIME_FORMAT ", running time %" GST_TIME_FORMAT,
         GST_TIME_ARGS (covered), GST_TIME_ARGS (now));
   }
