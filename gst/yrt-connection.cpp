@@ -40,13 +40,15 @@ void free_call (gpointer data)
   delete static_cast<Call *> (data);
 }
 
-/* Returns the source (owned by the context) so it can be destroyed early. */
-GSource *attach (GMainContext *context, guint ms, std::function<void ()> fn)
+/* Returns the source, with a reference of the caller's when `keep` (taken
+ * before it is attached: once attached it may run and go at once). */
+GSource *attach (GMainContext *context, guint ms, std::function<void ()> fn, bool keep = false)
 {
   GSource *source = ms ? g_timeout_source_new (ms) : g_idle_source_new ();
   g_source_set_callback (source, run_call, new Call {std::move (fn)}, free_call);
   g_source_attach (source, context);
-  g_source_unref (source);
+  if (!keep)
+    g_source_unref (source);
   return source;
 }
 
@@ -243,7 +245,7 @@ GSource *Connection::attach_tracked (guint ms, std::function<void ()> fn)
 
 GSource *Connection::attach_tracked_locked (guint ms, std::function<void ()> fn)
 {
-  GSource *source = attach (context_, ms, std::move (fn));
+  GSource *source = attach (context_, ms, std::move (fn), true);
   /* Sources that ran are dropped now and then, so the list stays short. */
   if (sources_.size () >= 2 * sources_pruned_at_ + 16) {
     auto ran = std::partition (sources_.begin (), sources_.end (),
@@ -252,7 +254,7 @@ GSource *Connection::attach_tracked_locked (guint ms, std::function<void ()> fn)
     sources_.erase (ran, sources_.end ());
     sources_pruned_at_ = sources_.size ();
   }
-  sources_.push_back (g_source_ref (source));
+  sources_.push_back (source);  /* our reference */
   return source;
 }
 
