@@ -153,14 +153,21 @@ void GstYandexRealtimePrivate::post_error (DialogError kind,
   }
 }
 
+/* None until PLAYING: a pipeline gives its elements the clock before their
+ * base time, and a task reading both in between would take the clock's
+ * absolute time for a running time. */
 GstClockTime GstYandexRealtimePrivate::running_time ()
 {
-  GstClock *clock = gst_element_get_clock (GST_ELEMENT (self));
+  GstElement *element = GST_ELEMENT (self);
+  GST_OBJECT_LOCK (element);
+  GstClock *clock = GST_STATE (element) == GST_STATE_PLAYING && element->clock ?
+      GST_CLOCK (gst_object_ref (element->clock)) : nullptr;
+  GstClockTime base = element->base_time;
+  GST_OBJECT_UNLOCK (element);
   if (!clock)
     return GST_CLOCK_TIME_NONE;
   GstClockTime now = gst_clock_get_time (clock);
   gst_object_unref (clock);
-  GstClockTime base = gst_element_get_base_time (GST_ELEMENT (self));
   return now >= base ? now - base : 0;
 }
 

@@ -539,7 +539,7 @@ void Connection::stop ()
     std::unique_lock<std::mutex> lock (lock_);
     stopped_ = true;
     outbox_.clear ();
-    outbox_bytes_ = 0;
+    outbox_bytes_ = outbox_live_samples_ = 0;
     /* A send() between its check and its flush request finishes first. */
     changed_.wait (lock, [this] { return scheduling_ == 0; });
     Worker *w = worker_;
@@ -569,7 +569,7 @@ void Connection::restart (guint delay_ms)
   if (stopped_ || !context_)
     return;
   outbox_.clear ();
-  outbox_bytes_ = 0;
+  outbox_bytes_ = outbox_live_samples_ = 0;
   open_ = false;
   Worker *w = worker_;
   attach_tracked_locked (0, [w, delay_ms] { w->restart (delay_ms); });
@@ -583,8 +583,11 @@ bool Connection::send (std::string text, Frame kind, guint64 samples)
     if (stopped_ || !context_ || !open_)
       return false;
     outbox_bytes_ += text.size ();
-    outbox_.push_back (Queued {std::move (text), kind == Frame::LiveAudio, samples});
-    if (outbox_bytes_ > outbox_limit_)
+    bool live = kind == Frame::LiveAudio;
+    if (live)
+      outbox_live_samples_ += samples;
+    outbox_.push_back (Queued {std::move (text), live, samples});
+    if (outbox_live_samples_ > live_audio_limit_)
       drop_oldest_locked ();
     soon = soon && outbox_bytes_ < kBatchBytes;
     if (!flush_due_locked (soon))
@@ -601,21 +604,23 @@ bool Connection::send (std::string text, Frame kind, guint64 samples)
 /* Live audio that cannot go out in time is worth less than what follows. */
 void Connection::drop_oldest_locked ()
 {
-  for (auto it = outbox_.begin (); it != outbox_.end () && outbox_bytes_ > outbox_limit_;) {
+  for (auto it = outbox_.begin (); it != outbox_.end () &&
+      outbox_live_samples_ > live_audio_limit_;) {
     if (!it->droppable) {
       ++it;
       continue;
     }
     outbox_bytes_ -= it->text.size ();
+    outbox_live_samples_ -= it->samples;
     dropped_samples_ += it->samples;
     it = outbox_.erase (it);
   }
 }
 
-void Connection::set_outbox_limit (gsize bytes)
+void Connection::set_live_audio_limit (guint64 samples)
 {
   std::lock_guard<std::mutex> guard (lock_);
-  outbox_limit_ = bytes;
+  live_audio_limit_ = samples;
 }
 
 /* Whether a flush must be scheduled: not when one that soon (or sooner) is
@@ -694,7 +699,7 @@ void Connection::flush_outbox ()
     std::lock_guard<std::mutex> guard (lock_);
     batch.swap (outbox_);
     sent_bytes_ += outbox_bytes_;
-    outbox_bytes_ = 0;
+    outbox_bytes_ = outbox_live_samples_ = 0;
   }
   /* A write can fail inside send_message and close the socket at once (the
    * peer is gone): the rest of the batch is then dropped, not written into a

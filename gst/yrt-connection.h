@@ -94,12 +94,15 @@ class Connection : public NetworkLoop::Client {
    * open and the peer keeps reading.  Thread-safe.  Control frames and live
    * audio wake the network thread at once; file audio (non-live, which
    * comes far faster than real time) is written in batches, a few ms later,
-   * to spare a wake-up per chunk.  Beyond the outbox limit the oldest live
-   * audio is dropped.  Returns false when there is no socket to write to.
-   * `samples`: the input samples a live audio frame carries, counted in
-   * dropped_samples () if it is dropped. */
+   * to spare a wake-up per chunk.  Beyond the live audio limit the oldest
+   * live audio is dropped.  Returns false when there is no socket to write
+   * to.  `samples`: the input samples a live audio frame carries, counted
+   * against the limit and in dropped_samples () if it is dropped. */
   bool send (std::string text, Frame kind = Frame::Control, guint64 samples = 0);
-  void set_outbox_limit (gsize bytes);
+  /* The live audio the outbox may hold, in input samples: measured in audio,
+   * not bytes, so that everything the ledger holds fits, whatever the JSON
+   * around it weighs. */
+  void set_live_audio_limit (guint64 samples);
   /* Runs `fn` on the worker thread after `ms` (0 = soon), unless stopped. */
   void call_later (guint ms, std::function<void ()> fn);
 
@@ -139,7 +142,8 @@ class Connection : public NetworkLoop::Client {
   mutable std::mutex lock_;
   std::deque<Queued> outbox_;
   gsize outbox_bytes_ = 0;
-  gsize outbox_limit_ = G_MAXSIZE;
+  guint64 outbox_live_samples_ = 0;
+  guint64 live_audio_limit_ = G_MAXUINT64;
   guint64 sent_bytes_ = 0;
   guint64 received_bytes_ = 0;
   guint64 dropped_samples_ = 0;

@@ -362,7 +362,7 @@ PlayoutItem Playout::pop (const Clock &now)
     }
     if (!queue_.empty () && may_go_out (queue_.front ())) {
       PlayoutItem gap;
-      if (gap_before_answer (queue_.front (), gap))
+      if (gap_before (queue_.front (), gap))
         return gap;
       Chunk chunk = std::move (queue_.front ());
       queue_.pop_front ();
@@ -385,15 +385,27 @@ PlayoutItem Playout::pop (const Clock &now)
   }
 }
 
-/* Live, idle: the GAP up to where the next answer will start, so the idle
- * time between the heartbeat's GAPs and the answer is covered too. */
-bool Playout::gap_before_answer (const Chunk &next, PlayoutItem &gap)
+/* Live: whether `chunk` starts an answer on the timeline (a new one, or the
+ * rest of one after an idle GAP). */
+bool Playout::starts_answer (const Chunk &chunk) const
 {
-  if (!live_ || GST_CLOCK_TIME_IS_VALID (answer_start_) ||
-      !GST_CLOCK_TIME_IS_VALID (next.arrival) || next.arrival < next_ts_ + kMinGap)
+  return chunk.response_id != playing_ || !GST_CLOCK_TIME_IS_VALID (answer_start_);
+}
+
+/* Live: an answer starts when it arrives.  The idle time since the output
+ * so far (less than a GAP poll, or a heartbeat once settled idle) goes out
+ * as a GAP first, so the timeline has no hole and the answer no DISCONT (a
+ * payloader resyncs on one). */
+bool Playout::gap_before (const Chunk &chunk, PlayoutItem &gap)
+{
+  if (!live_ || !starts_answer (chunk) || !GST_CLOCK_TIME_IS_VALID (chunk.arrival) ||
+      chunk.arrival <= next_ts_)
     return false;
-  bool owed = false;
-  return idle_gap (next_ts_, owed, next.arrival, gap);
+  gap = PlayoutItem {PlayoutItem::Kind::Gap};
+  gap.gap_start = next_ts_;
+  gap.gap_duration = chunk.arrival - next_ts_;
+  next_ts_ = chunk.arrival;
+  return true;
 }
 
 PlayoutItem Playout::stamp (Chunk chunk)
@@ -402,9 +414,7 @@ PlayoutItem Playout::stamp (Chunk chunk)
   GstBuffer *buffer = chunk.buffer;
   GstClockTime pts, end;
   if (live_) {
-    bool new_answer = chunk.response_id != playing_ ||
-        !GST_CLOCK_TIME_IS_VALID (answer_start_);
-    if (new_answer) {
+    if (starts_answer (chunk)) {
       answer_start_ = GST_CLOCK_TIME_IS_VALID (chunk.arrival) ?
           std::max (chunk.arrival, next_ts_) : next_ts_;
       answer_offset_ = 0;

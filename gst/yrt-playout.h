@@ -140,8 +140,9 @@ class Playout {
 
   Answer *find_answer (const std::string &response_id);
   const Answer *find_answer (const std::string &response_id) const;
-  bool gap_before_answer (const Chunk &next, PlayoutItem &gap);
   PlayoutItem stamp (Chunk chunk);
+  bool gap_before (const Chunk &chunk, PlayoutItem &gap);
+  bool starts_answer (const Chunk &chunk) const;
   GstClockTime planned_end_locked () const;
   bool may_go_out (const Chunk &chunk) const;
   Answer &remember (const std::string &response_id, const std::string &item_id);

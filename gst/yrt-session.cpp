@@ -9,6 +9,10 @@
 namespace yrt {
 
 namespace {
+/* A stall of the network thread (or of the service's reading) that live
+ * input is protected against beyond max-buffer-ms: in the send backlog and
+ * in the ledger. */
+constexpr guint kBacklogStallMs = 1000;
 /* Reconnect delays double from reconnect-backoff-ms up to this. */
 constexpr guint kMaxBackoffMs = 30000;
 constexpr gushort kCloseNormal = 1000;
@@ -132,8 +136,10 @@ void Session::set_live (bool live)
   live_ = live;
   live_known_ = true;
   SessionConfig after = effective_config_locked ();
-  if (ready_ && (after.interrupt_response != before.interrupt_response ||
-          after.create_response != before.create_response))
+  /* Also while the session's first update is unanswered: the audio held
+   * for the session goes after this one. */
+  if (after.interrupt_response != before.interrupt_response ||
+      after.create_response != before.create_response)
     send_session_update_locked ();
 }
 
@@ -178,11 +184,12 @@ bool Session::takes_requests_locked (const char *action) const
 
 /* ---- streaming thread ---- */
 
-/* Bytes of append events for max-buffer-ms of audio: the outbox's bound. */
-gsize Session::outbox_limit_locked () const
+/* In input samples: what the ledger holds at most, so that sending it
+ * again to a new session never drops any of it, plus kBacklogStallMs of
+ * live input arriving before the network thread writes it. */
+guint64 Session::live_audio_limit_locked () const
 {
-  gsize pcm = (gsize) config_.input_rate * 2 * options_.max_buffer_ms / 1000;
-  return pcm * 4 / 3 + 4096;
+  return (guint64) config_.input_rate * (options_.max_buffer_ms + kBacklogStallMs) / 1000;
 }
 
 Session::SendResult Session::send_audio (const guint8 *pcm, gsize size)
@@ -205,7 +212,11 @@ Session::SendResult Session::send_audio (const guint8 *pcm, gsize size)
     outage_dropped_ += dropped;
     stats_.dropped_input_samples += dropped;
   }
-  if (live_ && ledger_.full ())
+  /* Live input never waits: past the bound the oldest input loses its
+   * protection, heard or not.  The bound has the backlog's second more, or
+   * a session just given max-buffer-ms again would forget, at the next
+   * buffer, input it has not read yet. */
+  if (live_ && ledger_.retained () >= live_audio_limit_locked ())
     ledger_.force_release (true);
   return SendResult::Ok;
 }
@@ -538,7 +549,7 @@ void Session::start_session_locked ()
   failures_in_a_row_ = 0;
   configuring_ = true;
   wire_.reset ();
-  connection_->set_outbox_limit (outbox_limit_locked ());
+  connection_->set_live_audio_limit (live_audio_limit_locked ());
   lost_at_cut_ += ledger_.rewind ();
   ledger_.set_manual_turns (config_.turn_detection == TurnDetection::None);
   send_update_locked ();

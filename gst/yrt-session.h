@@ -133,10 +133,10 @@ class Session {
   void on_text (const char *data, gsize size);
   void on_failed (guint status, const std::string &cause, bool permanent);
   void on_closed (gushort code, const std::string &reason);
-  /* The session ended under us: reconnect if allowed, else fail.  False when
-   * it gave up (the caller reports why). */
   void announce_configured (const output::Session &session);
   void finish_locked ();
+  /* The session ended under us: reconnect if allowed, else fail.  False when
+   * it gave up (the caller reports why). */
   bool reconnect (const std::string &reason, bool retryable);
   void on_lifetime_over (guint session);
   bool rollover_locked ();
@@ -165,7 +165,7 @@ class Session {
   void post_reconnecting (guint attempt, guint delay_ms, const std::string &reason);
   void start_session_locked ();
   void session_configured_locked ();
-  gsize outbox_limit_locked () const;
+  guint64 live_audio_limit_locked () const;
 
   DialogHost &host_;
   Playout &playout_;

@@ -14,9 +14,10 @@ cd "$(dirname "$0")/.."
 
 # clang and its runtime: the fuzzer and the TSan pass; --webchat: WebRTC,
 # Chromium, espeak-ng and puppeteer-core for the webchat suite (espeak-ng
-# also voices the room suite, whose webrtcdsp comes with gst-plugins-bad).
+# also voices the room suite, whose webrtcdsp comes with gst-plugins-bad);
+# --phone: sofia-sip and baresip for the phone suite.
 # shellcheck disable=SC2086  # a word list
-tests/install-packages.sh --webchat clang libclang-rt-14-dev ${EXTRA_PACKAGES:-}
+tests/install-packages.sh --webchat --phone clang libclang-rt-14-dev ${EXTRA_PACKAGES:-}
 
 run_suite() {
   local dir=$1; shift

@@ -199,6 +199,54 @@ GST_START_TEST (test_two_turns_back_to_back)
 }
 GST_END_TEST;
 
+/* Defect: a session that started before the input's CAPS was configured
+ * for live input, and the update for non-live input waited until the
+ * service had answered the first one, so it went after the audio and the
+ * service cut the first answer short when the second turn began. */
+GST_START_TEST (test_non_live_caps_after_the_first_update)
+{
+  emu::Config config;
+  config.faults.stop_reading = true;  /* the first update stays unanswered */
+  Fixture f (config);
+  f.make ();
+  f.h = gst_harness_new_with_element (f.element, "sink", "src");
+  gst_object_unref (f.element);
+  gst_harness_set_live (f.h, FALSE);
+  gst_harness_play (f.h);
+  fail_unless (f.server.wait_for_server_event ("session.created", 1, 20000));
+  gint64 deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
+  while (stat_of (f.element, "bytes-sent") == 0 && g_get_monotonic_time () < deadline)
+    g_usleep (1000);
+  fail_unless (stat_of (f.element, "bytes-sent") > 0, "no session.update sent");
+  gst_harness_set_src_caps_str (f.h, "audio/x-raw,format=S16LE,rate=24000,channels=1,layout=interleaved");
+  f.server.set_faults (emu::Faults ());
+  f.push (turn (24000) + turn (24000));
+  std::vector<GstBuffer *> out = f.end_input ();
+
+  /* The service was told before the first audio. */
+  gboolean create = TRUE, interrupt = TRUE;
+  for (const emu::ClientEvent &ev : f.server.client_events ()) {
+    if (ev.type == "input_audio_buffer.append")
+      break;
+    if (ev.type != "session.update")
+      continue;
+    JsonNode *root = json_from_string (ev.json.c_str (), nullptr);
+    JsonObject *td = json_object_get_object_member (json_object_get_object_member (
+        json_object_get_object_member (json_object_get_object_member (
+        json_node_get_object (root), "session"), "audio"), "input"), "turn_detection");
+    create = json_object_get_boolean_member (td, "create_response");
+    interrupt = json_object_get_boolean_member (td, "interrupt_response");
+    json_node_unref (root);
+  }
+  fail_if (create || interrupt, "the audio went before create_response and "
+      "interrupt_response were false");
+  std::vector<guint8> sent = f.server.sent_audio ();
+  fail_unless_equals_int (sent.size (), 2 * 44100 * 2);
+  fail_unless (concat (out) == sent);
+  unref_all (out);
+}
+GST_END_TEST;
+
 GST_START_TEST (test_odd_deltas_are_joined)
 {
   emu::Config config;
@@ -726,6 +774,7 @@ static Suite *element_suite (void)
   tcase_add_test (tc, test_short_manual_input_is_not_committed);
   tcase_add_test (tc, test_create_response_false_asks_for_the_answer);
   tcase_add_test (tc, test_two_turns_back_to_back);
+  tcase_add_test (tc, test_non_live_caps_after_the_first_update);
   tcase_add_test (tc, test_odd_deltas_are_joined);
   tcase_add_test (tc, test_text_only_answers);
   tcase_add_test (tc, test_converts_48k_stereo_f32);

@@ -55,6 +55,17 @@ inline std::vector<gint16> turn (guint rate, guint speech_ms = 800, guint silenc
 
 /* The next buffer from a harness; fails, rather than handing on NULL, when
  * none comes within the harness's timeout (60 s). */
+/* One guint64 field of the element's `stats`. */
+inline guint64 stat_of (GstElement *element, const char *field)
+{
+  GstStructure *s = nullptr;
+  g_object_get (element, "stats", &s, nullptr);
+  guint64 v = 0;
+  fail_unless (gst_structure_get_uint64 (s, field, &v), "no %s in stats", field);
+  gst_structure_free (s);
+  return v;
+}
+
 inline GstBuffer *pull_buffer (GstHarness *h)
 {
   GstBuffer *buf = gst_harness_pull (h);

@@ -216,6 +216,41 @@ GST_START_TEST (test_playout_follows_the_source_rate)
 }
 GST_END_TEST;
 
+/* Live: an answer that arrives some time after the output so far (less
+ * than a GAP poll) starts at its arrival, and a GAP covers the idle time
+ * before it: no hole in the timeline, no DISCONT (the phone's payloader
+ * resynced on each one). */
+GST_START_TEST (test_live_answer_follows_a_gap)
+{
+  Playout playout;
+  playout.configure (44100, true);
+  GstClockTime now = 0;
+  auto clock = [&now] { return now; };
+  PlayoutItem preroll = playout.pop (clock);
+  fail_unless (preroll.kind == PlayoutItem::Kind::Gap);
+  fail_unless_equals_clocktime (preroll.gap_start + preroll.gap_duration, 0);
+
+  std::vector<gint16> answer (4410, 1000);  /* 100 ms */
+  playout.push_audio ("r1", "i1", (const guint8 *) answer.data (), answer.size () * 2, 0);
+  PlayoutItem r1 = playout.pop (clock);
+  fail_unless (r1.kind == PlayoutItem::Kind::Buffer);
+  fail_unless_equals_clocktime (GST_BUFFER_PTS (r1.buffer), 0);
+  gst_buffer_unref (r1.buffer);
+
+  now = 130 * GST_MSECOND;
+  playout.push_audio ("r2", "i2", (const guint8 *) answer.data (), answer.size () * 2, now);
+  PlayoutItem gap = playout.pop (clock);
+  fail_unless (gap.kind == PlayoutItem::Kind::Gap, "no GAP before the answer");
+  fail_unless_equals_clocktime (gap.gap_start, 100 * GST_MSECOND);
+  fail_unless_equals_clocktime (gap.gap_duration, 30 * GST_MSECOND);
+  PlayoutItem r2 = playout.pop (clock);
+  fail_unless (r2.kind == PlayoutItem::Kind::Buffer);
+  fail_unless_equals_clocktime (GST_BUFFER_PTS (r2.buffer), 130 * GST_MSECOND);
+  fail_if (GST_BUFFER_FLAG_IS_SET (r2.buffer, GST_BUFFER_FLAG_DISCONT));
+  gst_buffer_unref (r2.buffer);
+}
+GST_END_TEST;
+
 static Suite *playout_suite (void)
 {
   Suite *s = suite_create ("yandexrealtime-playout");
@@ -227,6 +262,7 @@ static Suite *playout_suite (void)
   tcase_add_test (tc, test_forgotten_answer_leaves_no_history);
   tcase_add_test (tc, test_playout_converts_with_exact_timestamps);
   tcase_add_test (tc, test_playout_follows_the_source_rate);
+  tcase_add_test (tc, test_live_answer_follows_a_gap);
   return s;
 }
 

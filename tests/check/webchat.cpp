@@ -8,17 +8,7 @@
  *
  * Skipped (exit 77, with the reason printed) only when something it needs
  * is not installed: tests/run.sh installs all of it. */
-#include "harness.h"
-
-#include <gio/gio.h>
-#include <sys/prctl.h>
-
-#include <algorithm>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <string>
-#include <vector>
+#include "webchat-common.h"
 
 using namespace yrt::test;
 namespace emu = yrt::emu;
@@ -34,143 +24,6 @@ const char *const kLongAnswer = "Here is a long answer about the weather in Mosc
     "evening a little rain may fall, so take an umbrella with you.";
 const guint kDefaultAnswerMs = 1010;
 const guint kBytesPerMs = 48;  /* the emulator records 24 kHz mono S16 */
-
-std::string driver_dir () { return std::string (YRT_SOURCE_ROOT) + "/tests/webchat"; }
-
-const char *chromium ()
-{
-  const char *c = g_getenv ("CHROMIUM");
-  return c && *c ? c : "/usr/bin/chromium";
-}
-
-/* What is missing, or "" when the test can run. */
-std::string missing ()
-{
-  std::string why;
-  if (!*YRT_WEBCHAT)
-    why += " the webchat server (examples/webchat: needs libgstreamer-plugins-bad1.0-dev at setup);";
-  if (!g_file_test (chromium (), G_FILE_TEST_IS_EXECUTABLE))
-    why += std::string (" ") + chromium () + " (Debian package chromium);";
-  gchar *node = g_find_program_in_path ("node");
-  if (!node)
-    why += " node (Debian package nodejs);";
-  g_free (node);
-  if (!g_file_test ((driver_dir () + "/node_modules/puppeteer-core/package.json").c_str (), G_FILE_TEST_EXISTS))
-    why += " puppeteer-core (npm ci --prefix tests/webchat);";
-  gchar *espeak = g_find_program_in_path ("espeak-ng");
-  if (!espeak)
-    why += " espeak-ng (Debian package espeak-ng);";
-  g_free (espeak);
-  for (const char *f : {"webrtcbin", "nicesrc", "opusenc", "opusdec", "rtpopuspay", "rtpopusdepay", "clocksync"}) {
-    GstElementFactory *factory = gst_element_factory_find (f);
-    if (!factory)
-      why += std::string (" the GStreamer element ") + f +
-             " (gstreamer1.0-plugins-bad, gstreamer1.0-nice, gstreamer1.0-plugins-base/-good);";
-    else
-      gst_object_unref (factory);
-  }
-  return why;
-}
-
-/* The fake microphone's file: the question spoken by espeak-ng, then 2.7 s
- * of silence; Chromium plays it in a loop. */
-std::string make_question (const std::string &dir)
-{
-  std::string speech = dir + "/speech.wav", question = dir + "/question.wav";
-  gchar *argv[] = {(gchar *) "espeak-ng", (gchar *) "-v", (gchar *) "en", (gchar *) "-s", (gchar *) "150",
-      (gchar *) "-w", (gchar *) speech.c_str (), (gchar *) kQuestion, nullptr};
-  gint status = -1;
-  GError *error = nullptr;
-  fail_unless (g_spawn_sync (nullptr, argv, nullptr, G_SPAWN_SEARCH_PATH, nullptr, nullptr, nullptr, nullptr,
-      &status, &error) && status == 0, "espeak-ng failed: %s", error ? error->message : "exit status");
-  gchar *wav = nullptr;
-  gsize size = 0;
-  fail_unless (g_file_get_contents (speech.c_str (), &wav, &size, nullptr));
-  /* espeak-ng writes 16-bit mono: find "fmt " and "data" */
-  guint32 rate = 0;
-  std::vector<guint8> pcm;
-  for (gsize pos = 12; pos + 8 <= size;) {
-    guint32 len;
-    memcpy (&len, wav + pos + 4, 4);
-    if (memcmp (wav + pos, "fmt ", 4) == 0 && pos + 16 <= size)  /* its rate, if it is there */
-      memcpy (&rate, wav + pos + 12, 4);
-    if (memcmp (wav + pos, "data", 4) == 0) {
-      len = (guint32) std::min<gsize> (len, size - pos - 8);
-      pcm.assign (wav + pos + 8, wav + pos + 8 + len);
-      break;
-    }
-    pos += 8 + len + (len & 1);
-  }
-  g_free (wav);
-  fail_unless (rate > 0 && pcm.size () > rate, "espeak-ng wrote no speech");
-  pcm.resize (pcm.size () + rate * 2 * 27 / 10, 0);
-  std::string out ("RIFF....WAVEfmt ", 16);
-  auto u32 = [&out] (guint32 v) { out.append ((const char *) &v, 4); };
-  auto u16 = [&out] (guint16 v) { out.append ((const char *) &v, 2); };
-  u32 (16), u16 (1), u16 (1), u32 (rate), u32 (rate * 2), u16 (2), u16 (16);
-  out += "data";
-  u32 ((guint32) pcm.size ());
-  out.append ((const char *) pcm.data (), pcm.size ());
-  guint32 riff = (guint32) out.size () - 8;
-  memcpy (&out[4], &riff, 4);
-  fail_unless (g_file_set_contents (question.c_str (), out.data (), (gssize) out.size (), nullptr));
-  return question;
-}
-
-/* A test that fails half-way leaves no server or browser behind: the
- * children get SIGTERM when the test process goes. */
-void die_with_parent (gpointer)
-{
-  prctl (PR_SET_PDEATHSIG, SIGTERM);
-}
-
-/* The webchat server as a user starts it; its output goes to a log file. */
-struct WebchatServer {
-  GSubprocess *proc = nullptr;
-  std::string dir, log, url;
-  int port = 0;
-  int runs = 0;
-
-  void start (const std::string &location)
-  {
-    log = dir + "/server-" + std::to_string (++runs) + ".log";
-    GSubprocessLauncher *launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDERR_MERGE);
-    g_subprocess_launcher_set_stdout_file_path (launcher, log.c_str ());
-    g_subprocess_launcher_set_child_setup (launcher, die_with_parent, nullptr, nullptr);
-    g_subprocess_launcher_setenv (launcher, "YANDEX_CLOUD_API_KEY", kKey, TRUE);
-    gchar *port_text = g_strdup_printf ("%d", port);
-    GError *error = nullptr;
-    proc = g_subprocess_launcher_spawn (launcher, &error, YRT_WEBCHAT, "--port", port_text,
-        "--location", location.c_str (), nullptr);
-    g_free (port_text);
-    g_object_unref (launcher);
-    fail_unless (proc != nullptr, "%s", error ? error->message : "?");
-    /* The first line is the URL. */
-    for (int i = 0; i < 200 && url.empty (); i++) {
-      gchar *text = nullptr;
-      if (g_file_get_contents (log.c_str (), &text, nullptr, nullptr) && strchr (text, '\n'))
-        url.assign (text, strchr (text, '\n'));
-      g_free (text);
-      if (url.empty ())
-        g_usleep (50 * 1000);
-    }
-    fail_unless (g_str_has_prefix (url.c_str (), "http://127.0.0.1:"), "the server printed no URL (log: %s)",
-        log.c_str ());
-    port = atoi (strrchr (url.c_str (), ':') + 1);
-  }
-
-  void stop ()
-  {
-    if (!proc)
-      return;
-    g_subprocess_send_signal (proc, SIGTERM);
-    fail_unless (g_subprocess_wait (proc, nullptr, nullptr));
-    fail_unless (g_subprocess_get_if_exited (proc) && g_subprocess_get_exit_status (proc) == 0,
-        "the server did not stop cleanly (log: %s)", log.c_str ());
-    g_clear_object (&proc);
-    url.clear ();
-  }
-};
 
 /* The rate the first session asked its answers in (audio.output.format.rate
  * of its session.update): what the element negotiated downstream. */
@@ -242,7 +95,7 @@ GST_START_TEST (test_webchat_in_chromium)
   gchar *rm[] = {(gchar *) "rm", (gchar *) "-rf", dir, nullptr};
   g_spawn_sync (nullptr, rm, nullptr, G_SPAWN_SEARCH_PATH, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
   fail_unless (g_mkdir_with_parents (dir, 0700) == 0);
-  std::string wav = make_question (dir);
+  std::string wav = make_question (dir, kQuestion);
 
   /* The answers are the emulator's 440 Hz tone (not speak=true), so the
    * driver can tell whether the page played each one whole.  Their lengths
@@ -265,6 +118,10 @@ GST_START_TEST (test_webchat_in_chromium)
 
   WebchatServer webchat;
   webchat.dir = dir;
+  webchat.key = kKey;
+  /* A restart closes the open tab at once, with the message the page shows
+   * (the drain itself: webchat-lb.cpp). */
+  webchat.args = {"--drain-seconds", "0"};
   webchat.start (server.url ());
 
   GSubprocessLauncher *launcher = g_subprocess_launcher_new ((GSubprocessFlags) (

@@ -9,49 +9,11 @@
 //                  [--shot screenshot.png] [--chromium /usr/bin/chromium]
 //                  [--windows tone-windows.json]
 import fs from 'node:fs';
-import readline from 'node:readline';
+import { ask, askNumber, check, sleep, waitFor } from './ask.mjs';
 import { parseArgs, withChromium } from './chromium.mjs';
 
 const args = parseArgs();
 const url = args.url;
-
-// ---- questions to the test program ----
-const answers = [];
-const waiting = [];
-let gone = false;  // the test program stopped answering
-const rl = readline.createInterface({ input: process.stdin });
-rl.on('line', (line) => {
-  const w = waiting.shift();
-  if (w) w.resolve(line); else answers.push(line);
-});
-rl.on('close', () => {
-  gone = true;
-  for (const w of waiting.splice(0)) w.reject(new Error('FAILED: the test program went away'));
-});
-function ask(question) {
-  process.stdout.write(`? ${question}\n`);
-  return new Promise((resolve, reject) => {
-    if (answers.length) resolve(answers.shift());
-    else if (gone) reject(new Error('FAILED: the test program went away'));
-    else waiting.push({ resolve, reject });
-  });
-}
-const askNumber = async (q) => Number(await ask(q));
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-function check(cond, what, detail = '') {
-  if (!cond) throw new Error(`FAILED: ${what}${detail ? ` (${detail})` : ''}`);
-  console.log(`ok - ${what}${detail ? ` (${detail})` : ''}`);
-}
-async function waitFor(what, fn, ms = 10000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`FAILED: timed out after ${ms} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 // ---- the page ----
 const logText = (page) => page.$eval('#log', (e) => e.innerText);

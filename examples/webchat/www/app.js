@@ -1,6 +1,6 @@
 // The page of yandexrealtime-webchat: the microphone goes to the server over
 // WebRTC, the answers come back the same way; the WebSocket carries the
-// signalling and the conversation's events (see webchat.c for the messages).
+// signalling and the conversation's events (see session.c for the messages).
 'use strict';
 
 const $ = (id) => document.getElementById(id);
@@ -14,6 +14,8 @@ const chat = {
   ready: false,        // the voice service's session is open
   talking: false,      // push-to-talk held
   error: '',           // the last error the server reported
+  closing: '',         // why the server ended the conversation (it is stopping)
+  greeted: false,      // this WebSocket got the server's hello
   pendingIce: [],
   bubbles: new Map(),  // item or response id -> element
   latencies: [],       // ms from the end of the user's speech to the answer's first sound
@@ -80,6 +82,8 @@ async function start() {
   $('connect').disabled = true;
   notice('');
   chat.error = '';
+  chat.closing = '';
+  chat.greeted = false;
   try {
     if (!chat.mic) {
       setStatus('Asking for the microphone…', 'busy');
@@ -108,10 +112,30 @@ function stopCall() {
   chat.pendingIce = [];
 }
 
-function onClosed(e) {
+// Why a server refused a new conversation: it answered the WebSocket's
+// upgrade with HTTP 503, which the browser does not show; /healthz says.
+async function refusalReason() {
+  try {
+    const health = await (await fetch('/healthz', { cache: 'no-store' })).json();
+    if (health.status === 'draining') return 'This server is shutting down and takes no new conversations. Try again in a minute.';
+    if (health.status === 'full') return 'This server is busy: it holds all the conversations it can. Try again later.';
+  } catch (e) {
+    return 'Cannot reach the server.';
+  }
+  return '';
+}
+
+async function onClosed(e) {
   chat.ws = null;
   stopCall();
-  if (chat.error) {
+  const refused = !chat.greeted && !chat.error ? await refusalReason() : '';
+  if (refused) {
+    chat.error = refused;
+    notice(refused);
+  }
+  if (chat.closing) {
+    setStatus(`${chat.closing}`, 'error');
+  } else if (chat.error) {
     setStatus(`Stopped: ${chat.error}`, 'error');
   } else if (e.code === 1001) {
     setStatus('The server is shutting down. Press Reconnect when it is back.', 'error');
@@ -164,6 +188,7 @@ function onIce(msg) {
 function onMessage(msg) {
   switch (msg.type) {
     case 'hello':
+      chat.greeted = true;
       if ($('log').children.length) {
         systemLine('Connected again: a new conversation starts here; the agent does not remember the one above.');
       }
@@ -184,6 +209,14 @@ function onMessage(msg) {
       break;
     case 'warning':
       notice(msg.message);
+      break;
+    case 'draining':
+      notice(`This server is shutting down: this conversation can go on for up to ${msg.seconds} s.`);
+      break;
+    case 'closing':
+      chat.closing = msg.message;
+      systemLine(msg.message);
+      notice('');
       break;
     case 'error':
       chat.error = msg.message;
