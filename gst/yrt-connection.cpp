@@ -709,8 +709,11 @@ void Connection::flush_outbox ()
   g_object_ref (socket);
   /* libsoup writes each frame with a syscall of its own; corked, the kernel
    * sends the batch in full segments when it is uncorked at the end, rather
-   * than one packet per frame while the peer keeps up. */
-  cork (w->tcp, batch.size () > 1);
+   * than one packet per frame while the peer keeps up.  A lone frame (most
+   * flushes of a live session) needs neither call. */
+  bool corked = batch.size () > 1;
+  if (corked)
+    cork (w->tcp, true);
   for (const Queued &frame : batch) {
     if (soup_websocket_connection_get_state (socket) != SOUP_WEBSOCKET_STATE_OPEN)
       break;
@@ -722,7 +725,8 @@ void Connection::flush_outbox ()
             "{\"type\":\"input_audio_buffer.append\""))
       YRT_TRACE ("uplink-out", w->trace_appends++, g_get_monotonic_time ());
   }
-  cork (w->tcp, false);
+  if (corked)
+    cork (w->tcp, false);
   g_object_unref (socket);
 }
 
