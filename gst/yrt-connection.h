@@ -37,8 +37,8 @@ struct ConnectionOptions {
   std::string proxy_id;
   std::string proxy_pw;    /* a secret: never logged */
   /* Up to this many connections of the process share a network thread
-   * (GMainContext); 1: a thread of its own. */
-  guint sessions_per_thread = 1;
+   * (GMainContext); 1: a thread of its own; 0: automatic (NetworkLoop). */
+  guint sessions_per_thread = 0;
 };
 
 /* Shares a GObject reference (nullptr stays nullptr). */

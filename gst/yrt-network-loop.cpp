@@ -18,7 +18,9 @@ struct ThreadArgs {
 
 std::shared_ptr<NetworkLoop> NetworkLoop::acquire (guint share)
 {
-  if (share <= 1) {
+  if (share == kAutomatic)
+    return acquire_automatic ();
+  if (share == 1) {
     std::shared_ptr<NetworkLoop> own (new NetworkLoop (1));
     own->users_ = 1;
     return own;
@@ -37,6 +39,33 @@ std::shared_ptr<NetworkLoop> NetworkLoop::acquire (guint share)
       [] (const std::weak_ptr<NetworkLoop> &w) { return w.expired (); }), registry.end ());
   registry.push_back (loop);
   return loop;
+}
+
+/* A process with a few elements keeps a thread for each (what one element
+ * does on its thread never takes another's time); one with many spreads them
+ * over loops of up to kAutoShare, where a thread each would cost most of the
+ * CPU in wake-ups (docs/performance.md, "Live sessions"). */
+std::shared_ptr<NetworkLoop> NetworkLoop::acquire_automatic ()
+{
+  std::lock_guard<std::mutex> guard (registry_lock);
+  registry.erase (std::remove_if (registry.begin (), registry.end (),
+      [] (const std::weak_ptr<NetworkLoop> &w) { return w.expired (); }), registry.end ());
+  std::shared_ptr<NetworkLoop> emptiest;
+  guint automatic = 0;
+  for (auto &weak : registry) {
+    std::shared_ptr<NetworkLoop> loop = weak.lock ();
+    if (!loop || loop->share_ != kAutomatic || loop->users_ == 0)
+      continue;  /* going away */
+    automatic++;
+    if (loop->users_ < kAutoShare && (!emptiest || loop->users_ < emptiest->users_))
+      emptiest = loop;
+  }
+  if (automatic < kAutoOwn || !emptiest) {
+    emptiest.reset (new NetworkLoop (kAutomatic));
+    registry.push_back (emptiest);
+  }
+  emptiest->users_++;
+  return emptiest;
 }
 
 void NetworkLoop::release (std::shared_ptr<NetworkLoop> &loop)

@@ -1,7 +1,8 @@
 /* Network threads: a GMainContext run by a thread of its own, which one
  * connection owns or up to `sessions-per-thread` connections of the process
- * share (docs/design.md, "Threads"), and the batched wake-up that lets many
- * connections ask it to flush their outboxes for one wake-up. */
+ * share (by default: a thread each for the first few, shared beyond; see
+ * docs/design.md, "Sharing a network thread"), and the batched wake-up that
+ * lets many connections ask it to flush their outboxes for one wake-up. */
 #pragma once
 
 #include <glib.h>
@@ -26,7 +27,13 @@ class NetworkLoop : public std::enable_shared_from_this<NetworkLoop> {
   };
 
   /* A loop with room for one more user among loops shared by at most `share`
-   * users; share <= 1: a new loop of its own.  Hand it back with release(). */
+   * users; share 1: a new loop of its own; share 0 (kAutomatic): a loop of
+   * its own while the process has fewer than kAutoOwn automatic loops, else
+   * the automatic loop with the fewest users below kAutoShare (a new one when
+   * all are full).  Hand it back with release(). */
+  static constexpr guint kAutomatic = 0;
+  static constexpr guint kAutoOwn = 16;
+  static constexpr guint kAutoShare = 25;
   static std::shared_ptr<NetworkLoop> acquire (guint share);
   static void release (std::shared_ptr<NetworkLoop> &loop);
 
@@ -46,6 +53,7 @@ class NetworkLoop : public std::enable_shared_from_this<NetworkLoop> {
 
  private:
   explicit NetworkLoop (guint share);
+  static std::shared_ptr<NetworkLoop> acquire_automatic ();
   static gpointer thread_main (gpointer data);
   static gboolean run_requests (gpointer data);
   gboolean run_pending ();
@@ -53,7 +61,7 @@ class NetworkLoop : public std::enable_shared_from_this<NetworkLoop> {
   GMainContext *context_ = nullptr;
   GMainLoop *loop_ = nullptr;
   GThread *thread_ = nullptr;
-  const guint share_;
+  const guint share_;       /* kAutomatic for the automatic loops */
   guint users_ = 0;        /* guarded by the registry's lock */
 
   std::mutex lock_;

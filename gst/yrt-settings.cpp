@@ -618,7 +618,8 @@ void install_properties (GObjectClass *gobject_class)
   g_object_class_install_property (gobject_class, PROP_SESSIONS_PER_THREAD,
       g_param_spec_uint ("sessions-per-thread", "Sessions per thread",
           "Up to this many elements of the process that set the same value share "
-          "one network thread (1 = a thread of its own)", 1, 10000, 1, rw));
+          "one network thread (1 = a thread of its own; 0 = automatic: a thread "
+          "each for the first 16 elements, shared by up to 25 beyond)", 0, 10000, 0, rw));
   g_object_class_install_property (gobject_class, PROP_ALLOW_INSECURE,
       g_param_spec_boolean ("allow-insecure", "Allow insecure",
           "Allow credentials over plain ws:// to hosts other than this machine",

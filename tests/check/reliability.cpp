@@ -526,14 +526,15 @@ static guint network_threads ()
   return n;
 }
 
-/* A bare element on a bus of its own, started. */
-static GstElement *start_bare (const std::string &location, GstBus **bus)
+/* A bare element on a bus of its own, started.  `share`: its
+ * sessions-per-thread (0, the default: automatic). */
+static GstElement *start_bare (const std::string &location, GstBus **bus, guint share = 3)
 {
   GstElement *e = gst_element_factory_make ("yandexrealtime", nullptr);
   *bus = gst_bus_new ();
   gst_element_set_bus (e, *bus);
   g_object_set (e, "location", location.c_str (), "api-key", "k", "connect-timeout-ms", 0,
-      "max-reconnects", 0, "sessions-per-thread", 3, nullptr);
+      "max-reconnects", 0, "sessions-per-thread", share, nullptr);
   fail_unless (gst_element_set_state (e, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
   return e;
 }
@@ -630,6 +631,48 @@ GST_START_TEST (test_shared_thread_isolation)
 }
 GST_END_TEST;
 
+/* By default (sessions-per-thread 0) the first 16 elements of a process
+ * get a network thread each, and more join the one that serves the
+ * fewest: 40 elements on 16 threads; a conversation on a shared one is
+ * answered in full; the threads go with their last element. */
+GST_START_TEST (test_automatic_sharing)
+{
+  Fixture f;
+  emu::Server &server = f.server;
+  const guint threads_before = network_threads ();
+  std::vector<std::pair<GstElement *, GstBus *>> bare;
+  auto opened = [&server] (guint n) {
+    gint64 deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
+    while (server.sessions_opened () < n && g_get_monotonic_time () < deadline)
+      g_usleep (10000);
+    return server.sessions_opened () >= n;
+  };
+  auto start = [&] (guint n) {
+    while (bare.size () < n) {
+      GstBus *bus;
+      GstElement *e = start_bare (server.url (), &bus, 0);
+      bare.emplace_back (e, bus);
+    }
+    fail_unless (opened (n), "%u of %u sessions opened", server.sessions_opened (), n);
+  };
+  start (16);
+  fail_unless_equals_int (network_threads (), threads_before + 16);
+  start (39);
+  fail_unless_equals_int (network_threads (), threads_before + 16);
+
+  f.make ("");
+  f.start (kLiveCaps, true);
+  answered_turn (f);
+  fail_unless_equals_int (network_threads (), threads_before + 16);
+
+  for (auto &b : bare)
+    stop_bare (b.first, b.second);
+  /* The conversation's thread stays, the others are joined. */
+  fail_unless_equals_int (network_threads (), threads_before + 1);
+  answered_turn (f);
+}
+GST_END_TEST;
+
 static Suite *reliability_suite (void)
 {
   Suite *s = suite_create ("yandexrealtime-reliability");
@@ -650,6 +693,7 @@ static Suite *reliability_suite (void)
   tcase_add_test (tc, test_plain_ws_elsewhere_is_refused);
   tcase_add_test (tc, test_unanswered_handshake_times_out);
   tcase_add_test (tc, test_shared_thread_isolation);
+  tcase_add_test (tc, test_automatic_sharing);
   return s;
 }
 
