@@ -29,7 +29,7 @@ class NetworkLoop : public std::enable_shared_from_this<NetworkLoop> {
   /* A loop with room for one more user among loops shared by at most `share`
    * users; share 1: a new loop of its own; share 0 (kAutomatic): a loop of
    * its own while the process has fewer than kAutoOwn automatic loops, else
-   * the automatic loop with the fewest users below kAutoShare (a new one when
+   * the automatic loop with the most users below kAutoShare (a new one when
    * all are full).  Hand it back with release(). */
   static constexpr guint kAutomatic = 0;
   static constexpr guint kAutoOwn = 16;

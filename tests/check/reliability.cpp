@@ -632,8 +632,8 @@ GST_START_TEST (test_shared_thread_isolation)
 GST_END_TEST;
 
 /* By default (sessions-per-thread 0) the first 16 elements of a process
- * get a network thread each, and more join the one that serves the
- * fewest: 40 elements on 16 threads; a conversation on a shared one is
+ * get a network thread each, and more join those (the fullest with room
+ * first): 40 elements on 16 threads; a conversation on a shared one is
  * answered in full; the threads go with their last element. */
 GST_START_TEST (test_automatic_sharing)
 {
