@@ -239,18 +239,24 @@ static void gst_yandex_realtime_get_property (GObject *object, guint prop_id,
 
 /* ---- sink pad ---- */
 
-/* Live input gets live output timing and barge-in (see Playout); asked
- * once upstream is streaming, at the first caps. */
-static void check_live (GstYandexRealtime *self)
+/* Live input gets live output timing and barge-in (see Playout): told
+ * to the outputs, the playout and the dialog once it is known. */
+static void apply_live (GstYandexRealtime *self)
 {
   GstYandexRealtimePrivate *priv = self->priv;
-  if (!priv->input.check_live (self->sinkpad))
-    return;
   bool live = priv->input.live ();
   priv->outputs.set_live (live);
   std::lock_guard<std::mutex> guard (priv->settings_lock);
   priv->playout.configure (priv->outputs.rate (), live);
   priv->dialog.set_live (live);
+}
+
+/* Upstream is asked once it streams, at the first caps (a live source
+ * that said so earlier was taken at its word then). */
+static void check_live (GstYandexRealtime *self)
+{
+  if (self->priv->input.check_live (self->sinkpad))
+    apply_live (self);
 }
 
 static GstFlowReturn gst_yandex_realtime_chain (GstPad *, GstObject *parent,
@@ -530,6 +536,9 @@ static GstStateChangeReturn gst_yandex_realtime_change_state (GstElement *elemen
       if (!negotiate_output_rate (self))
         return GST_STATE_CHANGE_FAILURE;
       open_dialog (self);
+      /* Before the pads stream, so no caps race it. */
+      if (priv->input.check_live_early (self->sinkpad))
+        apply_live (self);
       break;
     case GST_STATE_CHANGE_PAUSED_TO_READY:
       /* Wake a chain function waiting for the session before the pads

@@ -1,4 +1,5 @@
 #include "yrt-connection.h"
+#include "yrt-backoff.h"
 #include "yrt-debug.h"
 
 #include <gio/gio.h>
@@ -262,7 +263,8 @@ void Connection::Worker::begin_connect ()
 {
   message = soup_message_new (SOUP_METHOD_GET, url.c_str ());
   if (!message) {
-    owner->callbacks_.failed (0, "the location is not a valid ws:// or wss:// URL", true);
+    owner->callbacks_.failed (0, "the location is not a valid ws:// or wss:// URL", true,
+        std::nullopt);
     return;
   }
   SoupMessageHeaders *headers = soup_message_get_request_headers (message);
@@ -328,12 +330,18 @@ void Connection::Worker::connect_done (GObject *source, GAsyncResult *result,
     std::string cause = w->failure_cause (error);
     bool refused_certificate = error && error->domain == G_TLS_ERROR;
     g_clear_error (&error);
+    std::optional<guint> retry_after;
     if (status >= 300) {
       const char *reason = soup_message_get_reason_phrase (w->message);
       cause = "HTTP " + std::to_string (status) + (reason ? std::string (" ") + reason : "");
+      /* A 429 or 503 may say when to come back (delta-seconds or a date). */
+      retry_after = parse_retry_after (soup_message_headers_get_one (
+              soup_message_get_response_headers (w->message), "Retry-After"),
+          g_get_real_time ());
     }
     w->release_socket ();
-    w->owner->callbacks_.failed (status >= 300 ? status : 0, cause, refused_certificate);
+    w->owner->callbacks_.failed (status >= 300 ? status : 0, cause, refused_certificate,
+        retry_after);
     return;
   }
   soup_websocket_connection_set_max_incoming_payload_size (w->socket,

@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -57,9 +58,11 @@ struct ConnectionCallbacks {
   std::function<void (const char *data, gsize size)> text;
   std::function<void (gsize size)> binary;  /* not part of the protocol */
   /* The handshake failed: HTTP status (0 when none, e.g. DNS or TLS), a
-   * human-readable cause, and whether trying again cannot help (a refused
-   * certificate, an invalid location). */
-  std::function<void (guint http_status, const std::string &cause, bool permanent)> failed;
+   * human-readable cause, whether trying again cannot help (a refused
+   * certificate, an invalid location), and the answer's Retry-After in ms
+   * (nullopt when it had none). */
+  std::function<void (guint http_status, const std::string &cause, bool permanent,
+      std::optional<guint> retry_after_ms)> failed;
   /* An open socket closed without us asking. */
   std::function<void (gushort code, const std::string &reason)> closed;
 };

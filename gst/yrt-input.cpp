@@ -4,6 +4,7 @@
 #include "yrt-debug.h"
 
 #include <functional>
+#include <optional>
 
 namespace yrt {
 
@@ -48,18 +49,35 @@ void Input::configure (guint rate, guint chunk_ms, guint quality)
   live_ = false;
 }
 
+/* Upstream's answer to a LATENCY query; nullopt when it gave none. */
+static std::optional<bool> upstream_live (GstPad *sinkpad)
+{
+  GstQuery *query = gst_query_new_latency ();
+  gboolean live = FALSE;
+  bool answered = gst_pad_peer_query (sinkpad, query);
+  if (answered)
+    gst_query_parse_latency (query, &live, nullptr, nullptr);
+  gst_query_unref (query);
+  return answered ? std::optional<bool> (live) : std::nullopt;
+}
+
 bool Input::check_live (GstPad *sinkpad)
 {
   if (live_checked_)
     return false;
   live_checked_ = true;
-  GstQuery *query = gst_query_new_latency ();
-  gboolean live = FALSE;
-  if (gst_pad_peer_query (sinkpad, query))
-    gst_query_parse_latency (query, &live, nullptr, nullptr);
-  gst_query_unref (query);
-  GST_INFO_OBJECT (element_, "input is %s", live ? "live" : "not live");
-  live_ = live;
+  live_ = upstream_live (sinkpad).value_or (false);
+  GST_INFO_OBJECT (element_, "input is %s", live_ ? "live" : "not live");
+  return true;
+}
+
+bool Input::check_live_early (GstPad *sinkpad)
+{
+  if (live_checked_ || !upstream_live (sinkpad).value_or (false))
+    return false;
+  live_checked_ = true;
+  live_ = true;
+  GST_INFO_OBJECT (element_, "input is live (upstream said so before streaming)");
   return true;
 }
 

@@ -100,6 +100,11 @@ class Input {
   /* Asks upstream once, at the first caps, whether it is live; true when
    * it just did (live() is known from then on). */
   bool check_live (GstPad *sinkpad);
+  /* READY→PAUSED, before the pads stream: a live upstream (a live source
+   * answers before it starts) is known live at once, so an answer asked
+   * for before any input is timed as live; true when it is.  Anything else
+   * waits for the first caps. */
+  bool check_live_early (GstPad *sinkpad);
   /* Whether upstream is live; any thread. */
   bool live () const { return live_.load (); }
   bool live_known () const { return live_checked_; }

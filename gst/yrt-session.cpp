@@ -13,8 +13,6 @@ namespace {
  * input is protected against beyond max-buffer-ms: in the send backlog and
  * in the ledger. */
 constexpr guint kBacklogStallMs = 1000;
-/* Reconnect delays double from reconnect-backoff-ms up to this. */
-constexpr guint kMaxBackoffMs = 30000;
 constexpr gushort kCloseNormal = 1000;
 /* Kept before an utterance's reported start, beyond the prefix padding: a
  * VAD reports speech some way into it. */
@@ -63,7 +61,9 @@ void Session::open (const Endpoint &endpoint, const SessionConfig &config,
     rollover_due_ = false;
     outage_dropped_ = 0;
     stats_ = DialogStats ();
+    backoff_.reseed (backoff_seed ());
   }
+  GST_INFO_OBJECT (log_object_, "reconnection backoff seed %u", backoff_.seed ());
   ConnectionCallbacks callbacks;
   callbacks.opened = [this] { on_opened (); };
   callbacks.text = [this] (const char *data, gsize size) { on_text (data, size); };
@@ -73,8 +73,9 @@ void Session::open (const Endpoint &endpoint, const SessionConfig &config,
     std::lock_guard<std::mutex> guard (lock_);
     stats_.bad_events++;
   };
-  callbacks.failed = [this] (guint status, const std::string &cause, bool permanent) {
-    on_failed (status, cause, permanent);
+  callbacks.failed = [this] (guint status, const std::string &cause, bool permanent,
+      std::optional<guint> retry_after_ms) {
+    on_failed (status, cause, permanent, retry_after_ms);
   };
   callbacks.closed = [this] (gushort code, const std::string &reason) {
     on_closed (code, reason);
@@ -244,10 +245,14 @@ bool Session::room_for_input_locked ()
 
 /* Audio and our commits the session has not been given yet, in order.  A
  * barrier (any session.update) goes once half the bound is unconfirmed, so
- * the release point moves in long silences too. */
-void Session::send_unsent_locked ()
+ * the release point moves in long silences too.  A new session's catch-up
+ * (up to max-buffer-ms, the ledger's bound) is never dropped from the send
+ * backlog: part of it may have reached the lost session, so dropping it
+ * would count in dropped-input what a session did receive; live input
+ * after it is dropped first when the backlog is full. */
+void Session::send_unsent_locked (bool catch_up)
 {
-  auto kind = live_ ? Connection::Frame::LiveAudio : Connection::Frame::FileAudio;
+  auto kind = live_ && !catch_up ? Connection::Frame::LiveAudio : Connection::Frame::FileAudio;
   ledger_.take_unsent ([&] (const InputLedger::Item &item) {
     if (item.commit ()) {
       std::vector<gint16> tail;
@@ -315,12 +320,18 @@ void Session::on_opened ()
   post_connection ("connected");
 }
 
-void Session::on_failed (guint status, const std::string &cause, bool permanent)
+void Session::on_failed (guint status, const std::string &cause, bool permanent,
+    std::optional<guint> retry_after_ms)
 {
   /* Refused credentials, endpoint or certificate will be refused again: no
    * retry storm. */
   permanent = permanent || status == 401 || status == 403 || status == 404;
-  if (reconnect (cause, !permanent))
+  /* Too many sessions or handshakes just now: the service says when to come
+   * back.  A pool of elements starting together meets 429 before its first
+   * session, and that is no configuration problem either. */
+  bool busy = status == 429;
+  guint floor_ms = busy || status == 503 ? retry_after_ms.value_or (0) : 0;
+  if (reconnect (cause, !permanent, floor_ms, busy))
     return;
   std::string url;
   {
@@ -384,9 +395,11 @@ void Session::on_closed (gushort code, const std::string &reason)
   listener_.finish_drain_locked ();
 }
 
-/* Worker thread.  The session ended under us: the next one starts clean
- * (settle_lost_session_locked), after a backoff. */
-bool Session::reconnect (const std::string &reason, bool retryable)
+/* Worker thread.  The session ended under us, or an attempt was refused:
+ * the next one starts clean (settle_lost_session_locked), after a jittered
+ * backoff (yrt-backoff.h) no shorter than the service's Retry-After. */
+bool Session::reconnect (const std::string &reason, bool retryable, guint retry_after_ms,
+    bool busy)
 {
   std::string cut;
   guint attempt, delay_ms;
@@ -394,13 +407,13 @@ bool Session::reconnect (const std::string &reason, bool retryable)
     std::lock_guard<std::mutex> guard (lock_);
     ready_ = configuring_ = false;
     /* Given up: the caller posts why, then finish_locked(). */
-    if (!retryable || sessions_ == 0 || failures_in_a_row_ >= options_.max_reconnects)
+    if (!retryable || (sessions_ == 0 && !busy) ||
+        failures_in_a_row_ >= options_.max_reconnects)
       return false;
     attempt = ++failures_in_a_row_;
     stats_.reconnects++;
     stats_.last_error = reason;
-    delay_ms = MIN ((guint64) options_.reconnect_backoff_ms << MIN (attempt - 1, 16u),
-        (guint64) kMaxBackoffMs);
+    delay_ms = backoff_.delay_ms (attempt, options_.reconnect_backoff_ms, retry_after_ms);
     cut = settle_lost_session_locked ();
   }
   if (!cut.empty ())
@@ -564,7 +577,7 @@ void Session::session_configured_locked ()
   ready_ = true;
   if (sessions_ > 1 && !history_in_instructions_)
     replay_history_locked ();
-  send_unsent_locked ();
+  send_unsent_locked (true);
   for (std::string &frame : pending_)
     connection_->send (std::move (frame));
   pending_.clear ();

@@ -20,6 +20,7 @@
  * (emit, post_warning, post_error) are made without it. */
 #pragma once
 
+#include "yrt-backoff.h"
 #include "yrt-connection.h"
 #include "yrt-formats.h"
 #include "yrt-host.h"
@@ -36,6 +37,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 namespace yrt {
@@ -120,8 +122,10 @@ class Session {
   guint served_rate_locked () const { return formats_.served_output (); }
   /* A control frame: now if ready, else held until the session is. */
   void send_locked (std::string frame);
-  /* The ledger's audio and commits the session has not been given. */
-  void send_unsent_locked ();
+  /* The ledger's audio and commits the session has not been given.
+   * `catch_up`: a new session's first batch, which the send backlog never
+   * drops (below). */
+  void send_unsent_locked (bool catch_up = false);
   /* A session.update: the service answers it once it has read everything
    * sent before it. */
   void send_barrier_locked () { send_session_update_locked (); }
@@ -131,13 +135,17 @@ class Session {
  private:
   void on_opened ();
   void on_text (const char *data, gsize size);
-  void on_failed (guint status, const std::string &cause, bool permanent);
+  void on_failed (guint status, const std::string &cause, bool permanent,
+      std::optional<guint> retry_after_ms);
   void on_closed (gushort code, const std::string &reason);
   void announce_configured (const output::Session &session);
   void finish_locked ();
   /* The session ended under us: reconnect if allowed, else fail.  False when
-   * it gave up (the caller reports why). */
-  bool reconnect (const std::string &reason, bool retryable);
+   * it gave up (the caller reports why).  `retry_after_ms`: the service's
+   * floor under the delay; `busy`: it refused for load (429), which is
+   * retried before the first session too. */
+  bool reconnect (const std::string &reason, bool retryable, guint retry_after_ms = 0,
+      bool busy = false);
   void on_lifetime_over (guint session);
   bool rollover_locked ();
   std::string settle_lost_session_locked ();
@@ -204,6 +212,7 @@ class Session {
    * lifetime timer carries (a timer of an older one does nothing). */
   guint sessions_ = 0;
   guint failures_in_a_row_ = 0;
+  Backoff backoff_;                  /* the jittered delays of those attempts */
   bool rollover_due_ = false;
   guint64 outage_dropped_ = 0;       /* live input dropped during this outage */
   DialogStats stats_;

@@ -601,8 +601,9 @@ void install_properties (GObjectClass *gobject_class)
           0, G_MAXUINT, 5, rw));
   g_object_class_install_property (gobject_class, PROP_RECONNECT_BACKOFF_MS,
       g_param_spec_uint ("reconnect-backoff-ms", "Reconnect backoff",
-          "Delay before the first reconnection attempt, in ms; doubles per "
-          "attempt up to 30 s", 0, 60000, 500, rw));
+          "Mean delay before the first reconnection attempt, in ms: attempt n waits "
+          "a random time below min (30 s, this x 2^n), plus any Retry-After",
+          0, 60000, 500, rw));
   g_object_class_install_property (gobject_class, PROP_MAX_BUFFER_MS,
       g_param_spec_uint ("max-buffer-ms", "Max buffer",
           "Input held while no session can take it, in ms: non-live input waits "

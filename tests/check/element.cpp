@@ -209,9 +209,8 @@ GST_START_TEST (test_non_live_caps_after_the_first_update)
   config.faults.stop_reading = true;  /* the first update stays unanswered */
   Fixture f (config);
   f.make ();
-  f.h = gst_harness_new_with_element (f.element, "sink", "src");
+  f.h = harness_for (f.element, false);
   gst_object_unref (f.element);
-  gst_harness_set_live (f.h, FALSE);
   gst_harness_play (f.h);
   fail_unless (f.server.wait_for_server_event ("session.created", 1, 20000));
   gint64 deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;

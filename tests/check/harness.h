@@ -24,6 +24,22 @@ namespace yrt::test {
 constexpr const char *kLiveCaps =
     "audio/x-raw,format=S16LE,rate=24000,channels=1,layout=interleaved";
 
+/* A harness around `element`'s "sink" and "src" that answers LATENCY
+ * queries with `live` from the start: gst_harness_new_with_element() plays
+ * an element with a sink pad at once, while it still says live (the
+ * default), and the element takes a live upstream at its word then. */
+inline GstHarness *harness_for (GstElement *element, bool live)
+{
+  static GstStaticPadTemplate src = GST_STATIC_PAD_TEMPLATE ("src", GST_PAD_SRC,
+      GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
+  static GstStaticPadTemplate sink = GST_STATIC_PAD_TEMPLATE ("sink", GST_PAD_SINK,
+      GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
+  GstHarness *h = gst_harness_new_empty ();
+  gst_harness_set_live (h, live);
+  gst_harness_add_element_full (h, element, &src, "sink", &sink, "src");
+  return h;
+}
+
 /* Loud enough for the emulator's VAD at any threshold below 0.8. */
 constexpr gint16 kSpeechAmplitude = 12000;
 
@@ -159,9 +175,8 @@ struct Fixture {
   {
     if (!element)
       make ();
-    h = gst_harness_new_with_element (element, "sink", "src");
+    h = harness_for (element, live);
     gst_object_unref (element);  /* the harness holds it */
-    gst_harness_set_live (h, live);
     gst_harness_play (h);
     gst_harness_set_src_caps_str (h, caps);
     return h;
@@ -180,9 +195,8 @@ struct Fixture {
     bus = gst_bus_new ();
     gst_bus_set_sync_handler (bus, check_against_docs, this, nullptr);
     gst_element_set_bus (element, bus);
-    h = gst_harness_new_with_element (element, "sink", "src");
+    h = harness_for (element, live);
     gst_object_unref (element);
-    gst_harness_set_live (h, live);
     gst_harness_play (h);
     gst_harness_set_src_caps_str (h, caps);
     return h;

@@ -319,13 +319,21 @@ GST_END_TEST;
 GST_START_TEST (test_live_outage_drops_oldest)
 {
   Fixture f;
-  f.make ("max-buffer-ms=1000 reconnect-backoff-ms=1000 turn-detection=none");
+  f.make ("max-buffer-ms=1000 turn-detection=none");
   f.start (kLiveCaps, true);
   fail_unless (f.server.wait_for_server_event ("session.updated", 1, 20000));
+  /* The delays are random (full jitter): the outage's length comes from the
+   * service, whose refusal of the first attempt says "not for 2 s". */
+  emu::Faults busy;
+  busy.refuse_status = 503;
+  busy.retry_after = "2";
+  f.server.set_faults (busy);
   f.server.drop_connections ();
   gst_message_unref (wait_connection (f, "reconnecting"));
   std::vector<gint16> in = tone (24000, 3000, 5000, 440.0);
-  f.push (in);  /* far faster than the 1 s before the new session */
+  f.push (in);  /* far faster than the 2 s before the new session */
+  gst_message_unref (wait_connection (f, "reconnecting"));  /* the refusal's */
+  f.server.set_faults (emu::Faults {});
   fail_unless (f.server.wait_for_server_event ("session.created", 2, 20000));
   GstMessage *warning = gst_bus_timed_pop_filtered (f.bus, 20 * GST_SECOND, GST_MESSAGE_WARNING);
   expect_gerror (warning, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_READ, "dropped 2000 ms");

@@ -72,12 +72,16 @@ struct Server::Impl {
     guint64 bytes_read = 0;     // at the gate, until a cut
     guint in_rate = 0;          // rates in effect (latest)
     guint out_rate = 0;
+    std::vector<std::pair<std::string, std::string>> headers;  // of its handshake
   };
   std::vector<SessionRecord> per_session;  // index: session number - 1
   std::vector<CommittedTurn> commits;
   std::vector<AnswerRecord> answer_records;
   guint response_serial = 0;  // server-wide, for AnswerRecord::signature
   guint refused_updates = 0;  // session.updates refused by a rate rule
+  std::deque<gint64> created_us;  // session creations within the last second (rate limit)
+  guint refused_handshakes = 0;   // by the rate limit
+  std::vector<Handshake> handshakes;
   guint opened = 0;
   guint active = 0;
   std::string auth_scheme;
@@ -123,6 +127,12 @@ struct Server::Impl {
   bool post_locked(std::function<void()> fn);  // requires mu held
   void post(std::function<void()> fn);
   void handle_request(SoupServerMessage *msg, const char *path, GHashTable *query);
+  // Seconds until a session may be created (0: now) under
+  // Config::session_rate_limit; a creation is then noted with
+  // note_creation().
+  guint rate_limit_wait(gint64 now_us);
+  void note_creation(gint64 now_us);
+  void record_handshake(gint64 now_us, guint status);
   bool authorized(const char *header, const std::string &scheme,
                   const std::string &credential) const;
   void prepare_upgrade(SoupServerMessage *msg, const char *model);

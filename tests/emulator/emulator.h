@@ -120,6 +120,14 @@
 //   Answer audio (tone, espeak, answer_signature) is always made at the rate
 //   the session serves; TurnScript::answer_ms is its duration at that rate.
 //   input_rate(s) / output_rate(s) tell the rates session s uses.
+// - Session-creation rate limit (Config::session_rate_limit = N > 0), a
+//   sliding window: a handshake that passed every other check is refused
+//   with 429 when N sessions were already created in the last second (the
+//   1 s before it, by the monotonic clock), with a JSON error body and
+//   Retry-After: <whole seconds until the oldest of those leaves the window,
+//   at least 1>. Refused handshakes create nothing and do not count against
+//   the window. refused_handshakes() counts them; handshakes() lists every
+//   handshake with its time and the status it got (101 for a session).
 // - Faults::refuse_assistant_items: conversation.item.create of a message
 //   with role "assistant" gets error invalid_value, message "Assistant
 //   messages are not supported yet", param "item.role" (as Yandex reportedly
@@ -156,6 +164,8 @@ struct TurnScript {
 
 struct Faults {
   guint refuse_status = 0;             // refuse the handshake with this HTTP status
+  std::string retry_after;             // with refuse_status: a Retry-After header, verbatim
+                                       // ("2", or an HTTP-date); "" sends none
   guint drop_after_client_events = 0;  // abrupt close after handling N client events of a session
   bool drop_mid_answer = false;        // abrupt close after the first audio delta of the next
                                        // answer; one-shot (cleared once an answer takes it)
@@ -184,6 +194,12 @@ struct Faults {
   guint drop_after_ms = 0;             // abrupt close T ms after the session started
   bool refuse_assistant_items = false; // conversation.item.create of an assistant message
                                        // gets error invalid_value, param "item.role"
+};
+
+// One WebSocket handshake the server answered (any path).
+struct Handshake {
+  gint64 monotonic_us;  // when the request arrived (g_get_monotonic_time)
+  guint status;         // 101 (a session), or the refusal's status
 };
 
 struct ClientEvent {
@@ -247,6 +263,9 @@ struct Config {
   // With a certificate (and its private key), the server speaks TLS only:
   // wss://127.0.0.1:<port>/v1/realtime.
   std::shared_ptr<GTlsCertificate> tls_certificate;
+  // Session creations allowed in any 1 s (sliding window); beyond: 429 with
+  // Retry-After (see "Session-creation rate limit"). 0 = no limit.
+  guint session_rate_limit = 0;
   // Called on the server thread for every client event (e.g. --verbose).
   std::function<void(const ClientEvent &)> on_client_event;
 };
@@ -287,11 +306,16 @@ class Server {
   // session.update events refused by a rate rule (RatePolicy::Refuse), all sessions.
   guint refused_updates() const;
   guint sessions_opened() const;
+  // Handshakes refused by Config::session_rate_limit (429), since start.
+  guint refused_handshakes() const;
+  std::vector<Handshake> handshakes() const;  // every handshake answered, in order
   guint sessions_active() const;
   std::string last_authorization_scheme() const;  // "Api-Key" / "Bearer" / raw scheme
   std::string last_request_path_and_query() const;
   // Values of a header of the last handshake (case-insensitive name), in order.
   std::vector<std::string> last_request_header(const std::string &name) const;
+  // Values of a header of session s's handshake (case-insensitive name), in order.
+  std::vector<std::string> session_request_header(guint session, const std::string &name) const;
   void clear_records();  // forget recorded events/audio/turns/answers and the refused_updates()
                          // count (not sessions, their rates or scripts)
 

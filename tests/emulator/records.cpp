@@ -173,6 +173,16 @@ guint Server::refused_updates() const {
   return impl_->refused_updates;
 }
 
+guint Server::refused_handshakes() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->refused_handshakes;
+}
+
+std::vector<Handshake> Server::handshakes() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->handshakes;
+}
+
 guint Server::sessions_opened() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->opened;
@@ -197,6 +207,18 @@ std::vector<std::string> Server::last_request_header(const std::string &name) co
   std::lock_guard<std::mutex> lock(impl_->mu);
   std::vector<std::string> values;
   for (const auto &header : impl_->request_headers)
+    if (g_ascii_strcasecmp(header.first.c_str(), name.c_str()) == 0)
+      values.push_back(header.second);
+  return values;
+}
+
+std::vector<std::string> Server::session_request_header(guint session,
+                                                        const std::string &name) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::vector<std::string> values;
+  if (session >= impl_->per_session.size())
+    return values;
+  for (const auto &header : impl_->per_session[session].headers)
     if (g_ascii_strcasecmp(header.first.c_str(), name.c_str()) == 0)
       values.push_back(header.second);
   return values;

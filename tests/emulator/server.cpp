@@ -186,24 +186,63 @@ void Server::Impl::handle_request(SoupServerMessage *msg, const char *path, GHas
     auth_scheme = lower == "api-key" ? "Api-Key" : lower == "bearer" ? "Bearer" : scheme;
     f = faults;
   }
-  auto refuse = [msg](guint status, const std::string &message) {
+  auto refuse = [msg](guint status, const std::string &message,
+                      const std::string &retry_after = "") {
     const std::string body = error_body(status, message).text();
     soup_server_message_set_status(msg, status, nullptr);
     soup_server_message_set_response(msg, "application/json", SOUP_MEMORY_COPY, body.data(),
                                      body.size());
+    if (!retry_after.empty())
+      soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Retry-After",
+                                   retry_after.c_str());
   };
+  const gint64 now = g_get_monotonic_time();
   const char *model = query ? static_cast<const char *>(g_hash_table_lookup(query, "model")) : nullptr;
+  guint wait_s = 0;
   if (strcmp(path, "/v1/realtime") != 0 && strcmp(path, "/v1/realtime/openai") != 0)
     refuse(SOUP_STATUS_NOT_FOUND, "Not found");
   else if (f.refuse_status)
-    refuse(f.refuse_status, "Refused by the emulator's fault injection");
+    refuse(f.refuse_status, "Refused by the emulator's fault injection", f.retry_after);
   else if (!authorized(auth, scheme, credential))
     refuse(SOUP_STATUS_UNAUTHORIZED, "Unauthenticated");
   else if (!model || !*model)
     refuse(SOUP_STATUS_BAD_REQUEST, "The query parameter 'model' is required");
-  else if (soup_websocket_server_process_handshake(msg, nullptr, nullptr, nullptr, nullptr))
+  else if ((wait_s = rate_limit_wait(now)) > 0)
+    refuse(429 /* Too Many Requests; libsoup names no such status */, "Too many sessions created; try again later",
+           std::to_string(wait_s));
+  else if (soup_websocket_server_process_handshake(msg, nullptr, nullptr, nullptr, nullptr)) {
+    note_creation(now);
     prepare_upgrade(msg, model);
+  }
   // else: libsoup has set 400 and an explanation.
+  record_handshake(now, soup_server_message_get_status(msg));
+}
+
+// Sliding window: the creations of the last second are kept; a full window
+// frees a slot when its oldest one is a second old.
+guint Server::Impl::rate_limit_wait(gint64 now_us) {
+  if (cfg.session_rate_limit == 0)
+    return 0;
+  std::lock_guard<std::mutex> lock(mu);
+  while (!created_us.empty() && created_us.front() <= now_us - G_USEC_PER_SEC)
+    created_us.pop_front();
+  if (created_us.size() < cfg.session_rate_limit)
+    return 0;
+  refused_handshakes++;
+  const gint64 free_in_us = created_us.front() + G_USEC_PER_SEC - now_us;
+  return static_cast<guint>(MAX((free_in_us + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC, 1));
+}
+
+void Server::Impl::note_creation(gint64 now_us) {
+  if (cfg.session_rate_limit == 0)
+    return;
+  std::lock_guard<std::mutex> lock(mu);
+  created_us.push_back(now_us);
+}
+
+void Server::Impl::record_handshake(gint64 now_us, guint status) {
+  std::lock_guard<std::mutex> lock(mu);
+  handshakes.push_back({now_us, status});
 }
 
 bool Server::Impl::authorized(const char *header, const std::string &scheme,
@@ -252,6 +291,12 @@ void Server::Impl::accept_websocket(SoupServerMessage *msg) {
   const char *origin_header =
       soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "Origin");
   const std::string origin = origin_header ? origin_header : "";
+  std::vector<std::pair<std::string, std::string>> headers;
+  SoupMessageHeadersIter iter;
+  soup_message_headers_iter_init(&iter, soup_server_message_get_request_headers(msg));
+  const char *name, *value;
+  while (soup_message_headers_iter_next(&iter, &name, &value))
+    headers.emplace_back(name, value);
   GIOStream *base = soup_server_message_steal_connection(msg);
   g_object_unref(msg);
   if (base) {
@@ -268,6 +313,7 @@ void Server::Impl::accept_websocket(SoupServerMessage *msg) {
       number = ++opened;
       active = static_cast<guint>(sessions.size() + 1);
       per_session.resize(number);
+      per_session.back().headers = std::move(headers);
     }
     sessions.push_back(std::make_unique<Session>(*this, number, ws, gate, sock, model));
     sessions.back()->start();

@@ -38,8 +38,11 @@ Session::~Session() {
 
 void Session::start() {
   srv_.record_rates(index(), in_rate(), out_rate());
+  // Decided before session.created goes out: a test that changes the faults
+  // once it sees it must not have its change taken by this session.
+  const Faults faults = srv_.faults_for_new_session();
   send(event("session.created").node("session", session_));
-  apply_faults(srv_.faults_for_new_session());
+  apply_faults(faults);
 }
 
 void Session::drop() {

@@ -149,6 +149,9 @@ class Client {
         &ctx);
     g_assert_true(spin_until([&] { return done; }, kTimeoutMs));
     const guint status = soup_message_get_status(msg);
+    const char *retry_after =
+        soup_message_headers_get_one(soup_message_get_response_headers(msg), "Retry-After");
+    retry_after_ = retry_after ? retry_after : "";
     g_object_unref(msg);
     if (ws_) {
       soup_websocket_connection_set_max_incoming_payload_size(ws_, 16 * 1024 * 1024);
@@ -208,6 +211,7 @@ class Client {
   }
   const std::vector<std::string> &types() const { return types_; }
   const std::string &connect_error() const { return connect_error_; }
+  const std::string &retry_after() const { return retry_after_; }  // of the last handshake
   guint garbage() const { return garbage_; }
   guint binaries() const { return binaries_; }
   bool closed() const { return closed_; }
@@ -238,6 +242,7 @@ class Client {
   SoupSession *session_;
   SoupWebsocketConnection *ws_ = nullptr;
   std::string connect_error_;
+  std::string retry_after_;
   std::deque<Event> events_;
   std::vector<std::string> types_;
   guint garbage_ = 0;
@@ -327,6 +332,49 @@ void assert_sequence(const std::vector<std::string> &got, const std::vector<std:
 }
 
 // ---------------------------------------------------------------------------
+
+// Config::session_rate_limit: N creations in any second, then 429 with
+// Retry-After until the oldest is a second old; refusals create nothing.
+void test_session_rate_limit() {
+  Config cfg;
+  cfg.session_rate_limit = 2;
+  Server server(cfg);
+  g_assert_cmpuint(server.start(), !=, 0);
+  Client a, b, c, d;
+  const gint64 t0 = g_get_monotonic_time();
+  g_assert_cmpuint(a.connect(model_url(server), kAuth), ==, 101);
+  g_assert_cmpuint(b.connect(model_url(server), kAuth), ==, 101);
+  g_assert_cmpuint(c.connect(model_url(server), kAuth), ==, 429);
+  const gint64 refused_at = g_get_monotonic_time();
+  g_assert_null(c.ws());
+  ASSERT_STR(c.retry_after(), ==, "1");
+  g_assert_cmpuint(server.refused_handshakes(), ==, 1);
+  // Refusals create nothing (sessions are counted just after the 101).
+  g_assert_true(spin_until([&] { return server.sessions_opened() == 2; }, kTimeoutMs));
+  // A slot frees when the first creation is a second old, not before.
+  if (refused_at - t0 < G_USEC_PER_SEC / 2) {
+    g_assert_cmpuint(c.connect(model_url(server), kAuth), ==, 429);
+    g_assert_cmpuint(server.refused_handshakes(), ==, 2);
+  }
+  sleep_ms(1100);
+  g_assert_cmpuint(d.connect(model_url(server), kAuth), ==, 101);
+  g_assert_true(spin_until([&] { return server.sessions_opened() == 3; }, kTimeoutMs));
+  std::vector<Handshake> hs = server.handshakes();
+  g_assert_cmpuint(hs.size(), >=, 4);
+  g_assert_cmpuint(hs.front().status, ==, 101);
+  g_assert_cmpuint(hs[2].status, ==, 429);
+  g_assert_cmpuint(hs.back().status, ==, 101);
+  g_assert_cmpint(hs.back().monotonic_us - hs.front().monotonic_us, >=, G_USEC_PER_SEC);
+  // A fault's refusal carries the Retry-After it was given, verbatim.
+  Faults f;
+  f.refuse_status = 503;
+  f.retry_after = "Wed, 21 Oct 2026 07:28:00 GMT";
+  server.set_faults(f);
+  Client e;
+  g_assert_cmpuint(e.connect(model_url(server), kAuth), ==, 503);
+  ASSERT_STR(e.retry_after(), ==, "Wed, 21 Oct 2026 07:28:00 GMT");
+  server.stop();
+}
 
 void test_handshake() {
   Config cfg;
@@ -1647,6 +1695,7 @@ int main(int argc, char **argv) {
       },
       nullptr);
   g_test_add_func("/emulator/handshake", test_handshake);
+  g_test_add_func("/emulator/session-rate-limit", test_session_rate_limit);
   g_test_add_func("/emulator/session-update", test_session_update);
   g_test_add_func("/emulator/vad-turn", test_vad_turn);
   g_test_add_func("/emulator/manual-commit", test_manual_commit);
