@@ -7,6 +7,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <algorithm>
+
 namespace yrt {
 
 namespace {
@@ -39,13 +41,15 @@ void free_call (gpointer data)
   delete static_cast<Call *> (data);
 }
 
-/* Returns the source (owned by the context) so it can be destroyed early. */
-GSource *attach (GMainContext *context, guint ms, std::function<void ()> fn)
+/* Returns the source, with a reference of the caller's when `keep` (taken
+ * before it is attached: once attached it may run and go at once). */
+GSource *attach (GMainContext *context, guint ms, std::function<void ()> fn, bool keep = false)
 {
   GSource *source = ms ? g_timeout_source_new (ms) : g_idle_source_new ();
   g_source_set_callback (source, run_call, new Call {std::move (fn)}, free_call);
   g_source_attach (source, context);
-  g_source_unref (source);
+  if (!keep)
+    g_source_unref (source);
   return source;
 }
 
@@ -126,7 +130,6 @@ struct Connection::Worker {
   std::string url;
   std::string authorization;
   ConnectionOptions options;
-  GMainLoop *loop = nullptr;
   SoupSession *session = nullptr;
   SoupMessage *message = nullptr;
   GCancellable *cancellable = nullptr;
@@ -142,8 +145,11 @@ struct Connection::Worker {
   bool stopping = false;
   guint64 trace_appends = 0;  /* uplink-out trace points */
   bool restarting = false;
+  bool finished = false;
   guint restart_delay_ms = 0;
 
+  void begin ();
+  void finish ();
   void begin_connect ();
   void stop_handshake_timer ();
   void connect_after (guint delay_ms);
@@ -177,36 +183,80 @@ Connection::~Connection ()
 void Connection::start (const std::string &url, const std::string &authorization,
     guint handshake_timeout_ms, const ConnectionOptions &options)
 {
-  g_return_if_fail (thread_ == nullptr);
-  context_ = g_main_context_new ();
+  g_return_if_fail (loop_ == nullptr);
+  loop_ = NetworkLoop::acquire (options.sessions_per_thread);
   worker_ = new Worker ();
   worker_->owner = this;
-  worker_->context = context_;
+  worker_->context = loop_->context ();
   worker_->url = url;
   worker_->authorization = authorization;
   worker_->options = options;
   worker_->handshake_timeout_ms = handshake_timeout_ms;
-  thread_ = g_thread_new ("yrt-network", thread_main, this);
+  Worker *w = worker_;
+  std::lock_guard<std::mutex> guard (lock_);
+  context_ = loop_->context ();
+  done_ = stopped_ = false;
+  attach_tracked_locked (0, [w] { w->begin (); });
 }
 
-gpointer Connection::thread_main (gpointer data)
+/* On the worker's thread, whose thread-default context is the loop's: the
+ * SoupSession is this connection's own (a shared one would queue one
+ * element's handshakes behind another's stalled ones). */
+void Connection::Worker::begin ()
 {
-  auto *self = static_cast<Connection *> (data);
-  Worker *w = self->worker_;
-  g_main_context_push_thread_default (self->context_);
-  w->loop = g_main_loop_new (self->context_, FALSE);
-  w->session = new_session (w->options, w->owner->log_object_);
-  if (w->options.use_system_ca && !w->options.tls_database && !w->options.ca_file.empty ())
-    w->extra_cas = g_tls_certificate_list_new_from_file (w->options.ca_file.c_str (), nullptr);
-  w->begin_connect ();
-  g_main_loop_run (w->loop);
-  w->release ();
-  /* Let finalizers queued by the unrefs above run on this context. */
-  while (g_main_context_iteration (self->context_, FALSE)) {
+  session = new_session (options, owner->log_object_);
+  if (options.use_system_ca && !options.tls_database && !options.ca_file.empty ())
+    extra_cas = g_tls_certificate_list_new_from_file (options.ca_file.c_str (), nullptr);
+  begin_connect ();
+}
+
+/* The worker is done: it lets go of libsoup and of every source of ours
+ * still on the (maybe shared) context, then tells stop(). */
+void Connection::Worker::finish ()
+{
+  if (finished)
+    return;
+  finished = true;
+  release ();
+  owner->worker_done ();
+}
+
+void Connection::worker_done ()
+{
+  loop_->cancel (this);
+  std::vector<GSource *> sources;
+  {
+    std::lock_guard<std::mutex> guard (lock_);
+    sources.swap (sources_);
   }
-  g_main_loop_unref (w->loop);
-  g_main_context_pop_thread_default (self->context_);
-  return nullptr;
+  for (GSource *source : sources) {
+    g_source_destroy (source);
+    g_source_unref (source);
+  }
+  std::lock_guard<std::mutex> guard (lock_);
+  done_ = true;
+  changed_.notify_all ();
+}
+
+GSource *Connection::attach_tracked (guint ms, std::function<void ()> fn)
+{
+  std::lock_guard<std::mutex> guard (lock_);
+  return attach_tracked_locked (ms, std::move (fn));
+}
+
+GSource *Connection::attach_tracked_locked (guint ms, std::function<void ()> fn)
+{
+  GSource *source = attach (context_, ms, std::move (fn), true);
+  /* Sources that ran are dropped now and then, so the list stays short. */
+  if (sources_.size () >= 2 * sources_pruned_at_ + 16) {
+    auto ran = std::partition (sources_.begin (), sources_.end (),
+        [] (GSource *s) { return !g_source_is_destroyed (s); });
+    std::for_each (ran, sources_.end (), g_source_unref);
+    sources_.erase (ran, sources_.end ());
+    sources_pruned_at_ = sources_.size ();
+  }
+  sources_.push_back (source);  /* our reference */
+  return source;
 }
 
 void Connection::Worker::begin_connect ()
@@ -232,7 +282,7 @@ void Connection::Worker::begin_connect ()
   /* A server that takes the TCP connection but never answers the upgrade
    * would otherwise leave us "connecting" for ever. */
   if (handshake_timeout_ms > 0)
-    handshake_timer = attach (context, handshake_timeout_ms, [this] {
+    handshake_timer = owner->attach_tracked (handshake_timeout_ms, [this] {
       handshake_timer = nullptr;
       timed_out = true;
       g_cancellable_cancel (cancellable);
@@ -249,7 +299,7 @@ void Connection::Worker::stop_handshake_timer ()
 
 void Connection::Worker::connect_after (guint delay_ms)
 {
-  attach (context, delay_ms, [this] {
+  owner->attach_tracked (delay_ms, [this] {
     if (!stopping && !socket && !connecting)
       begin_connect ();
   });
@@ -375,7 +425,7 @@ void Connection::Worker::on_closed (SoupWebsocketConnection *socket, gpointer da
     w->owner->open_ = false;
   }
   if (w->stopping) {
-    g_main_loop_quit (w->loop);
+    w->finish ();
     return;
   }
   gushort code = soup_websocket_connection_get_close_code (socket);
@@ -394,13 +444,13 @@ void Connection::Worker::on_closed (SoupWebsocketConnection *socket, gpointer da
 void Connection::Worker::close_socket ()
 {
   soup_websocket_connection_close (socket, SOUP_WEBSOCKET_CLOSE_NORMAL, nullptr);
-  close_timer = attach (context, kCloseTimeoutMs, [this] {
+  close_timer = owner->attach_tracked (kCloseTimeoutMs, [this] {
     close_timer = nullptr;
     /* No answer to our close frame: drop the transport; "closed" follows. */
     if (socket)
       g_io_stream_close (soup_websocket_connection_get_io_stream (socket), nullptr, nullptr);
     if (stopping)
-      g_main_loop_quit (loop);
+      finish ();
   });
 }
 
@@ -435,7 +485,7 @@ void Connection::Worker::begin_shutdown ()
     close_socket ();
     return;
   }
-  g_main_loop_quit (loop);
+  finish ();
 }
 
 void Connection::Worker::release_socket ()
@@ -491,28 +541,34 @@ void Connection::Worker::wait_writable ()
 
 void Connection::stop ()
 {
-  if (!thread_)
+  if (!loop_)
     return;
   {
-    std::lock_guard<std::mutex> guard (lock_);
+    std::unique_lock<std::mutex> lock (lock_);
     stopped_ = true;
     outbox_.clear ();
     outbox_bytes_ = outbox_live_samples_ = 0;
+    /* A send() between its check and its flush request finishes first. */
+    changed_.wait (lock, [this] { return scheduling_ == 0; });
+    Worker *w = worker_;
+    attach (context_, 0, [w] { w->begin_shutdown (); });
   }
-  Worker *w = worker_;
-  attach (context_, 0, [w] { w->begin_shutdown (); });
-  g_thread_join (thread_);
-  thread_ = nullptr;
+  if (loop_->on_thread ()) {
+    /* From another element's callback on the thread we share. */
+    while (!done_)
+      g_main_context_iteration (loop_->context (), TRUE);
+  } else {
+    std::unique_lock<std::mutex> lock (lock_);
+    changed_.wait (lock, [this] { return done_; });
+  }
   delete worker_;
   worker_ = nullptr;
-  GMainContext *context;
   {
     std::lock_guard<std::mutex> guard (lock_);
-    context = context_;
     context_ = nullptr;
   }
-  /* Frees timers queued by call_later() that never fired. */
-  g_main_context_unref (context);
+  /* A loop of its own: its thread is joined here. */
+  NetworkLoop::release (loop_);
 }
 
 void Connection::restart (guint delay_ms)
@@ -524,12 +580,11 @@ void Connection::restart (guint delay_ms)
   outbox_bytes_ = outbox_live_samples_ = 0;
   open_ = false;
   Worker *w = worker_;
-  attach (context_, 0, [w, delay_ms] { w->restart (delay_ms); });
+  attach_tracked_locked (0, [w, delay_ms] { w->restart (delay_ms); });
 }
 
 bool Connection::send (std::string text, Frame kind, guint64 samples)
 {
-  GMainContext *context;
   bool soon = kind == Frame::FileAudio;
   {
     std::lock_guard<std::mutex> guard (lock_);
@@ -543,9 +598,14 @@ bool Connection::send (std::string text, Frame kind, guint64 samples)
     if (outbox_live_samples_ > live_audio_limit_)
       drop_oldest_locked ();
     soon = soon && outbox_bytes_ < kBatchBytes;
-    context = flush_due_locked (soon);
+    if (!flush_due_locked (soon))
+      return true;
+    scheduling_++;
   }
-  schedule_flush (context, soon);
+  schedule_flush (soon);
+  std::lock_guard<std::mutex> guard (lock_);
+  if (--scheduling_ == 0 && stopped_)
+    changed_.notify_all ();
   return true;
 }
 
@@ -571,33 +631,37 @@ void Connection::set_live_audio_limit (guint64 samples)
   live_audio_limit_ = samples;
 }
 
-/* The worker's context, referenced, when a flush must be scheduled; nullptr
- * when one that soon (or sooner) is on its way, or the socket is full and
- * its writability will flush. */
-GMainContext *Connection::flush_due_locked (bool soon)
+/* Whether a flush must be scheduled: not when one that soon (or sooner) is
+ * on its way, or the socket is full and its writability will flush. */
+bool Connection::flush_due_locked (bool soon)
 {
   if (flush_ == Flush::Now || flush_ == Flush::Parked || (flush_ == Flush::Soon && soon))
-    return nullptr;
+    return false;
   flush_ = soon ? Flush::Soon : Flush::Now;
-  return g_main_context_ref (context_);
+  return true;
 }
 
-/* Outside lock_: attaching takes the context's lock and wakes the worker,
- * which would otherwise wait for us on lock_. */
-void Connection::schedule_flush (GMainContext *context, bool soon)
+/* Outside lock_: waking the worker takes the context's lock, and the worker
+ * would otherwise wait for us on lock_.  A flush now is a request to the
+ * loop, which wakes once for the requests of every connection it serves
+ * made before it gets to them. */
+void Connection::schedule_flush (bool soon)
 {
-  if (!context)
-    return;
-  attach (context, soon ? kBatchDelayMs : 0, [this] {
-    {
-      std::lock_guard<std::mutex> guard (lock_);
-      if (flush_ == Flush::Parked)
-        return;
-      flush_ = Flush::None;
-    }
-    flush_outbox ();
-  });
-  g_main_context_unref (context);
+  if (soon)
+    attach_tracked (kBatchDelayMs, [this] { on_request (); });
+  else
+    loop_->request (this);
+}
+
+void Connection::on_request ()
+{
+  {
+    std::lock_guard<std::mutex> guard (lock_);
+    if (flush_ == Flush::Parked)
+      return;
+    flush_ = Flush::None;
+  }
+  flush_outbox ();
 }
 
 void Connection::unpark ()
@@ -653,8 +717,11 @@ void Connection::flush_outbox ()
   g_object_ref (socket);
   /* libsoup writes each frame with a syscall of its own; corked, the kernel
    * sends the batch in full segments when it is uncorked at the end, rather
-   * than one packet per frame while the peer keeps up. */
-  cork (w->tcp, batch.size () > 1);
+   * than one packet per frame while the peer keeps up.  A lone frame (most
+   * flushes of a live session) needs neither call. */
+  bool corked = batch.size () > 1;
+  if (corked)
+    cork (w->tcp, true);
   for (const Queued &frame : batch) {
     if (soup_websocket_connection_get_state (socket) != SOUP_WEBSOCKET_STATE_OPEN)
       break;
@@ -666,7 +733,8 @@ void Connection::flush_outbox ()
             "{\"type\":\"input_audio_buffer.append\""))
       YRT_TRACE ("uplink-out", w->trace_appends++, g_get_monotonic_time ());
   }
-  cork (w->tcp, false);
+  if (corked)
+    cork (w->tcp, false);
   g_object_unref (socket);
 }
 
@@ -675,7 +743,7 @@ void Connection::call_later (guint ms, std::function<void ()> fn)
   std::lock_guard<std::mutex> guard (lock_);
   if (!context_ || stopped_)
     return;
-  attach (context_, ms, std::move (fn));
+  attach_tracked_locked (ms, std::move (fn));
 }
 
 gsize Connection::queued_bytes () const

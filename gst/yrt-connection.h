@@ -1,12 +1,16 @@
-/* The network thread: one WebSocket to the service at a time, owned by a
- * worker thread with its own GMainContext.  libsoup objects never leave that
- * thread; other threads talk to it only through send(), restart() and
- * call_later(). */
+/* The network side of one element: one WebSocket to the service at a time,
+ * run on a network thread (yrt-network-loop.h): a thread of its own, or one
+ * shared by up to `sessions_per_thread` elements.  libsoup objects never
+ * leave that thread; other threads talk to it only through send(),
+ * restart() and call_later(). */
 #pragma once
+
+#include "yrt-network-loop.h"
 
 #include <gio/gio.h>
 #include <gst/gst.h>
 
+#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -33,6 +37,9 @@ struct ConnectionOptions {
   std::string proxy;       /* http:// URI; empty: the environment's */
   std::string proxy_id;
   std::string proxy_pw;    /* a secret: never logged */
+  /* Up to this many connections of the process share a network thread
+   * (GMainContext); 1: a thread of its own; 0: automatic (NetworkLoop). */
+  guint sessions_per_thread = 0;
 };
 
 /* Shares a GObject reference (nullptr stays nullptr). */
@@ -60,11 +67,11 @@ struct ConnectionCallbacks {
   std::function<void (gushort code, const std::string &reason)> closed;
 };
 
-class Connection {
+class Connection : public NetworkLoop::Client {
  public:
   /* `log_object` (the element) names every log line of the connection. */
   Connection (ConnectionCallbacks callbacks, GstObject *log_object);
-  ~Connection ();
+  ~Connection () override;
   Connection (const Connection &) = delete;
   Connection &operator= (const Connection &) = delete;
 
@@ -74,7 +81,10 @@ class Connection {
   void start (const std::string &url, const std::string &authorization,
       guint handshake_timeout_ms, const ConnectionOptions &options = {});
   /* Closes the socket (bounded wait for the close handshake) and joins the
-   * worker.  Safe to call twice and from any thread but the worker. */
+   * worker is done with it (its network thread goes on if shared).  Safe to
+   * call twice and from any thread; from the network thread it serves (a
+   * bus handler of another element sharing it), it runs that thread's loop
+   * until the close is done. */
   void stop ();
   /* Closes the current socket, if any, and opens a new one after `delay_ms`.
    * Frames not yet written are dropped: they belonged to the old session
@@ -114,17 +124,22 @@ class Connection {
     bool droppable;
     guint64 samples;
   };
-  static gpointer thread_main (gpointer data);
-  GMainContext *flush_due_locked (bool soon);
-  void schedule_flush (GMainContext *context, bool soon);
+  void on_request () override;
+  bool flush_due_locked (bool soon);
+  void schedule_flush (bool soon);
+  /* A source of ours on the worker's context, destroyed when the worker is
+   * done if it has not run by then. */
+  GSource *attach_tracked (guint ms, std::function<void ()> fn);
+  GSource *attach_tracked_locked (guint ms, std::function<void ()> fn);
+  void worker_done ();
   void flush_outbox ();
   void unpark ();
   void drop_oldest_locked ();
 
   ConnectionCallbacks callbacks_;
   GstObject *log_object_;
-  GThread *thread_ = nullptr;
-  GMainContext *context_ = nullptr;
+  std::shared_ptr<NetworkLoop> loop_;
+  GMainContext *context_ = nullptr;  /* the loop's; guarded by lock_ */
   Worker *worker_ = nullptr;  /* touched only on the worker thread */
 
   mutable std::mutex lock_;
@@ -139,6 +154,11 @@ class Connection {
   Flush flush_ = Flush::None;  /* Parked: until the socket takes data again */
   bool open_ = false;
   bool stopped_ = false;
+  bool done_ = false;        /* the worker let go of everything */
+  guint scheduling_ = 0;     /* send()s scheduling a flush outside lock_ */
+  std::condition_variable changed_;  /* done_ or scheduling_ */
+  std::vector<GSource *> sources_;   /* referenced; see attach_tracked */
+  size_t sources_pruned_at_ = 0;
 };
 
 }  // namespace yrt

@@ -13,6 +13,7 @@ constexpr GstClockTime kMinGap = 20 * GST_MSECOND;
  * wake-up costs CPU for every session of a process (docs/performance.md,
  * scale). */
 constexpr auto kIdlePoll = std::chrono::milliseconds (kIdlePollMs);
+constexpr auto kIdleHeartbeat = std::chrono::milliseconds (kIdleHeartbeatMs);
 /* Enough to recognise late deltas and answer duration queries. */
 constexpr gsize kRemembered = 32;
 }  // namespace
@@ -378,7 +379,9 @@ PlayoutItem Playout::pop (const Clock &now)
       answer_start_ = GST_CLOCK_TIME_NONE;  /* what follows restarts on arrival */
       return gap;
     }
-    wake_.wait_for (lock, kIdlePoll);
+    /* Settled idle, a wake-up every kIdlePoll for every idle session of a
+     * process would be most of its CPU (docs/performance.md, scale). */
+    wake_.wait_for (lock, GST_CLOCK_TIME_IS_VALID (answer_start_) ? kIdlePoll : kIdleHeartbeat);
   }
 }
 
@@ -390,8 +393,9 @@ bool Playout::starts_answer (const Chunk &chunk) const
 }
 
 /* Live: an answer starts when it arrives.  The idle time since the output
- * so far (less than a GAP poll) goes out as a GAP first, so the timeline
- * has no hole and the answer no DISCONT (a payloader resyncs on one). */
+ * so far (less than a GAP poll, or a heartbeat once settled idle) goes out
+ * as a GAP first, so the timeline has no hole and the answer no DISCONT (a
+ * payloader resyncs on one). */
 bool Playout::gap_before (const Chunk &chunk, PlayoutItem &gap)
 {
   if (!live_ || !starts_answer (chunk) || !GST_CLOCK_TIME_IS_VALID (chunk.arrival) ||

@@ -34,8 +34,11 @@ struct PlayoutItem {
  * never past `limit`.  Advances `end` and clears `owed` when it returns true. */
 bool idle_gap (GstClockTime &end, bool &owed, GstClockTime now, PlayoutItem &gap,
     GstClockTime limit = GST_CLOCK_TIME_NONE);
-/* How often an idle live task looks at the clock for a GAP. */
+/* How often an idle live task looks at the clock for a GAP while an answer
+ * plays (its audio may resume: the lateness bound), and once the GAP after
+ * it went out (the next answer gets a GAP up to its start when it comes). */
 constexpr guint kIdlePollMs = 50;
+constexpr guint kIdleHeartbeatMs = 200;
 
 /* Where an answer's audio lies on the src timeline. */
 struct Span {

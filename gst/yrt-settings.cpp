@@ -424,6 +424,7 @@ bool set_property (Settings &s, guint id, const GValue *value, std::string &refu
     case PROP_SESSION_LIFETIME_MS: s.dialog.session_lifetime_ms = g_value_get_uint (value); break;
     case PROP_ALLOW_INSECURE: s.allow_insecure = g_value_get_boolean (value); break;
     case PROP_CONNECT_TIMEOUT_MS: s.dialog.connect_timeout_ms = g_value_get_uint (value); break;
+    case PROP_SESSIONS_PER_THREAD: s.connection.sessions_per_thread = g_value_get_uint (value); break;
     case PROP_MUTE: s.mute = g_value_get_boolean (value); break;
     case PROP_HALF_DUPLEX: s.half_duplex = g_value_get_boolean (value); break;
     case PROP_SSL_USE_SYSTEM_CA_FILE: s.connection.use_system_ca = g_value_get_boolean (value); break;
@@ -463,6 +464,7 @@ bool get_property (const Settings &s, guint id, GValue *value)
     case PROP_SESSION_LIFETIME_MS: g_value_set_uint (value, s.dialog.session_lifetime_ms); break;
     case PROP_ALLOW_INSECURE: g_value_set_boolean (value, s.allow_insecure); break;
     case PROP_CONNECT_TIMEOUT_MS: g_value_set_uint (value, s.dialog.connect_timeout_ms); break;
+    case PROP_SESSIONS_PER_THREAD: g_value_set_uint (value, s.connection.sessions_per_thread); break;
     case PROP_TOOLS: g_value_set_string (value, c.tools_json.c_str ()); break;
     case PROP_TOOL_CHOICE: g_value_set_string (value, c.tool_choice.c_str ()); break;
     case PROP_MUTE: g_value_set_boolean (value, s.mute); break;
@@ -614,6 +616,11 @@ void install_properties (GObjectClass *gobject_class)
       g_param_spec_uint ("connect-timeout-ms", "Connect timeout",
           "How long the WebSocket handshake may take, in ms (0 = no limit)",
           0, G_MAXUINT, 20000, rw));
+  g_object_class_install_property (gobject_class, PROP_SESSIONS_PER_THREAD,
+      g_param_spec_uint ("sessions-per-thread", "Sessions per thread",
+          "Up to this many elements of the process that set the same value share "
+          "one network thread (1 = a thread of its own; 0 = automatic: a thread "
+          "each for the first 16 elements, shared by up to 25 beyond)", 0, 10000, 0, rw));
   g_object_class_install_property (gobject_class, PROP_ALLOW_INSECURE,
       g_param_spec_boolean ("allow-insecure", "Allow insecure",
           "Allow credentials over plain ws:// to hosts other than this machine",

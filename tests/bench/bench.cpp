@@ -5,6 +5,7 @@
  *   yrt-bench ttfa    --url U --api-key K [--turns N] [--silence-ms MS]
  *   yrt-bench memory  --url U --api-key K [--minutes M] [--emulator-pid P]
  *   yrt-bench scale   --url U --api-key K --sessions N [--seconds S] [--emulator-pid P]
+ *                     [--sessions-per-thread M] [--bare]
  *   yrt-bench micro   [--seconds S | --iterations N]    (micro.cpp: no emulator)
  *   yrt-bench verify                                    (micro.cpp: no emulator)
  *
@@ -162,6 +163,8 @@ struct Options {
   double minutes = 0;
   int turns = 0;
   int sessions = 0;
+  int sessions_per_thread = 0;  /* 0: the element's default */
+  bool bare = false;             /* scale: the harness alone, no element */
   int silence_ms = 400;
   long iterations = 0;
   std::vector<std::string> positional;
@@ -184,6 +187,8 @@ Options parse_options (int argc, char **argv)
     else if (a == "--minutes") o.minutes = atof (value ().c_str ());
     else if (a == "--turns") o.turns = atoi (value ().c_str ());
     else if (a == "--sessions") o.sessions = atoi (value ().c_str ());
+    else if (a == "--sessions-per-thread") o.sessions_per_thread = atoi (value ().c_str ());
+    else if (a == "--bare") o.bare = true;
     else if (a == "--silence-ms") o.silence_ms = atoi (value ().c_str ());
     else if (a == "--iterations") o.iterations = atol (value ().c_str ());
     else if (a.compare (0, 2, "--") == 0) die ("unknown option %s", a.c_str ());
@@ -412,6 +417,8 @@ std::unique_ptr<Session> make_session (const Options &o, bool live, SinkKind sin
   gst_caps_unref (caps);
   g_object_set (s->element, "location", o.url.c_str (), "api-key", o.api_key.c_str (),
       nullptr);
+  if (o.sessions_per_thread > 0)  /* an element built before the property has none */
+    g_object_set (s->element, "sessions-per-thread", (guint) o.sessions_per_thread, nullptr);
   g_object_set (s->sink, "sync", sink_kind == SinkKind::FakeSinkSync, nullptr);
   /* No queue before the sink, so no room for basesink's default 20 ms. */
   if (live)
@@ -881,6 +888,32 @@ GstPadProbeReturn scale_probe (GstPad *, GstPadProbeInfo *info, gpointer data)
   return GST_PAD_PROBE_OK;
 }
 
+/* --bare: the harness alone, appsrc ! fakesink sync=false with the same
+ * feeder: what the feeder and the sources' own threads cost, so that the
+ * element's share of a scale run can be told from it. */
+std::unique_ptr<Session> make_bare_session ()
+{
+  auto s = std::make_unique<Session> ();
+  s->pipeline = gst_pipeline_new ("bare");
+  s->src = gst_element_factory_make ("appsrc", nullptr);
+  s->sink = gst_element_factory_make ("fakesink", nullptr);
+  GstCaps *caps = gst_caps_new_simple ("audio/x-raw", "format", G_TYPE_STRING, "S16LE",
+      "rate", G_TYPE_INT, (gint) kInRate, "channels", G_TYPE_INT, 1,
+      "layout", G_TYPE_STRING, "interleaved", nullptr);
+  g_object_set (s->src, "caps", caps, "format", GST_FORMAT_TIME, "is-live", TRUE,
+      "do-timestamp", TRUE, "max-bytes", (guint64) 200000, nullptr);
+  gst_caps_unref (caps);
+  g_object_set (s->sink, "sync", FALSE, nullptr);
+  gst_bin_add_many (GST_BIN (s->pipeline), s->src, s->sink, nullptr);
+  if (!gst_element_link (s->src, s->sink))
+    die ("cannot link appsrc ! fakesink");
+  GstBus *bus = gst_element_get_bus (s->pipeline);
+  gst_bus_set_sync_handler (bus, on_bus, s.get (), nullptr);
+  gst_object_unref (bus);
+  s->session_created = true;
+  return s;
+}
+
 int cmd_scale (const Options &o)
 {
   need_endpoint (o);
@@ -895,7 +928,7 @@ int cmd_scale (const Options &o)
   std::vector<std::unique_ptr<ScaleSink>> sinks;
   const gint64 t_setup = now_us ();
   for (int i = 0; i < n; i++) {
-    auto s = make_session (o, true, SinkKind::FakeSinkSync);
+    auto s = o.bare ? make_bare_session () : make_session (o, true, SinkKind::FakeSinkSync);
     auto k = std::make_unique<ScaleSink> ();
     k->sink = s->sink;
     GstPad *pad = gst_element_get_static_pad (s->sink, "sink");
@@ -1019,12 +1052,13 @@ int cmd_scale (const Options &o)
       " late=%" G_GUINT64_FORMAT " worst_late_ms=%.1f answers=%" G_GUINT64_FORMAT
       " expected_answers=%.0f answer_s=%.1f interrupted=%u errors=%u warnings=%u "
       "feeder_late_ticks=%" G_GUINT64_FORMAT " feeder_worst_lag_ms=%.1f max_appsrc_level=%" G_GUINT64_FORMAT
-      " rss_kb=%ld setup_s=%.1f teardown_s=%.1f cores=%d\n",
+      " rss_kb=%ld setup_s=%.1f teardown_s=%.1f cores=%d sessions_per_thread=%d bare=%d\n",
       n, wall, cpu, 100 * cpu / wall, 100 * cpu / wall / cores, 1000 * cpu / wall / n, feeder,
       emu, emu >= 0 ? 100 * emu / wall : -1.0, buffers, late,
       worst == G_MININT64 ? 0.0 : worst / 1000.0, responses, expected_answers,
       samples / 44100.0, interrupted, errors, warnings, feeder_late_ticks,
-      worst_tick_lag_us / 1000.0, max_level, rss, setup_s, teardown_s, cores);
+      worst_tick_lag_us / 1000.0, max_level, rss, setup_s, teardown_s, cores,
+      o.sessions_per_thread, o.bare ? 1 : 0);
   return 0;
 }
 

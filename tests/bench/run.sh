@@ -20,6 +20,8 @@
 #   MEMORY_MINUTES   stream time of the memory run (default 60)
 #   SCALE_SESSIONS   session counts tried (default "25 50 100 200 300")
 #   SCALE_SECONDS    measured window of each scale run (default 30)
+#   SCALE_SHARE      sessions-per-thread of the scale run's elements (default 0: the
+#                    element's default, automatic sharing)
 #   AEC_SECONDS      length of each echo-canceller run (default 60)
 #   NO_DOC=1         print the tables only
 set -euo pipefail
@@ -35,6 +37,7 @@ TTFA_TURNS=${TTFA_TURNS:-10}
 MEMORY_MINUTES=${MEMORY_MINUTES:-60}
 SCALE_SESSIONS=${SCALE_SESSIONS:-"25 50 100 200 300"}
 SCALE_SECONDS=${SCALE_SECONDS:-30}
+SCALE_SHARE=${SCALE_SHARE:-0}
 KEY=bench-key
 doc=$root/docs/performance.md
 
@@ -361,7 +364,7 @@ bench_scale() {
       start_emulator
       say "scale: $n sessions, run $r of $RUNS (${SCALE_SECONDS} s window)"
       "$bench" scale --url "$emu_url" --api-key "$KEY" --sessions "$n" --seconds "$SCALE_SECONDS" \
-        --emulator-pid "$emu_pid" > "$work/scale.out" 2>&1 || { cat "$work/scale.out" >&2; die "scale run failed"; }
+        --sessions-per-thread "$SCALE_SHARE" --emulator-pid "$emu_pid" > "$work/scale.out" 2>&1 || { cat "$work/scale.out" >&2; die "scale run failed"; }
       grep '^RESULT' "$work/scale.out" >> "$work/scale.res"
     done
   done
@@ -390,7 +393,7 @@ bench_scale() {
     done
     echo
     echo "- Each session: appsrc live do-timestamp (24 kHz mono, 40 ms buffers in real time, 1.52 s voice + 3.48 s silence, phases staggered) → yandexrealtime → fakesink sync=true;"
-    echo "  one feeder thread for all. Emulator unpaced, 1 s answers. \"late\": an output buffer reaching its sink after running time + latency (worst across runs)."
+    echo "  one feeder thread for all; sessions-per-thread=$SCALE_SHARE (0: automatic). Emulator unpaced, 1 s answers. \"late\": an output buffer reaching its sink after running time + latency (worst across runs)."
     echo "- CPU over the ${SCALE_SECONDS} s window (medians over runs), % of machine = of all $(nproc) cores; the emulator's own CPU is separate."
     echo "  The real service has a per-folder session quota; the emulator has none."
     echo "- Largest N tried with zero late buffers, no errors and CPU < 50 % of the machine: **${best}**; target N ≥ 200: $(verdict "$((200 - best))" 0)."

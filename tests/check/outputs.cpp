@@ -233,9 +233,9 @@ GST_START_TEST (test_no_running_time_before_playing)
     while (!prerolled () && g_get_monotonic_time () < deadline)
       g_usleep (1000);
     fail_unless (prerolled (), "no GAP to preroll the sink");
-    /* The preroll GAP, then nothing while PAUSED (the task polls every
-     * 50 ms). */
-    g_usleep (200000);
+    /* The preroll GAP, then nothing while PAUSED (the idle task looks at
+     * the clock every 200 ms, kIdleHeartbeatMs: two looks). */
+    g_usleep (450000);
     fail_unless_equals_clocktime (gaps.covered (), 0);
     std::lock_guard<std::mutex> guard (gaps.lock);
     fail_unless_equals_int (gaps.seen.size (), 1);

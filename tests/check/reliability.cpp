@@ -1,6 +1,7 @@
 /* Faults against the emulator: connections cut while uploading and while
  * answering, expiring sessions, refused handshakes, garbage among the deltas,
- * a server that stops reading; plus stats, rollover and plain-ws refusal. */
+ * a server that stops reading; plus stats, rollover and plain-ws refusal, and
+ * elements sharing a network thread that stay out of each other's way. */
 #include "harness.h"
 
 #include <json-glib/json-glib.h>
@@ -515,6 +516,171 @@ GST_START_TEST (test_unanswered_handshake_times_out)
 }
 GST_END_TEST;
 
+/* Threads of this process named yrt-network. */
+static guint network_threads ()
+{
+  guint n = 0;
+  GDir *dir = g_dir_open ("/proc/self/task", 0, nullptr);
+  fail_unless (dir != nullptr);
+  while (const char *task = g_dir_read_name (dir)) {
+    gchar *path = g_build_filename ("/proc/self/task", task, "comm", nullptr);
+    gchar *comm = nullptr;
+    if (g_file_get_contents (path, &comm, nullptr, nullptr) && g_str_has_prefix (comm, "yrt-network"))
+      n++;
+    g_free (comm);
+    g_free (path);
+  }
+  g_dir_close (dir);
+  return n;
+}
+
+/* A bare element on a bus of its own, started.  `share`: its
+ * sessions-per-thread (0, the default: automatic). */
+static GstElement *start_bare (const std::string &location, GstBus **bus, guint share = 3)
+{
+  GstElement *e = gst_element_factory_make ("yandexrealtime", nullptr);
+  *bus = gst_bus_new ();
+  gst_element_set_bus (e, *bus);
+  g_object_set (e, "location", location.c_str (), "api-key", "k", "connect-timeout-ms", 0,
+      "max-reconnects", 0, "sessions-per-thread", share, nullptr);
+  fail_unless (gst_element_set_state (e, GST_STATE_PAUSED) != GST_STATE_CHANGE_FAILURE);
+  return e;
+}
+
+static void stop_bare (GstElement *e, GstBus *bus)
+{
+  fail_unless_equals_int (gst_element_set_state (e, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+  gst_element_set_bus (e, nullptr);
+  gst_object_unref (bus);
+  gst_object_unref (e);
+}
+
+/* One live turn of `f`: its whole answer (1 s at 44.1 kHz), not silent. */
+static void answered_turn (Fixture &f)
+{
+  f.push (turn (24000));
+  GstMessage *done = f.wait_message ("response-done");
+  fail_unless (done != nullptr, "no answer");
+  gst_message_unref (done);
+  guint64 samples = 0;
+  gint peak = 0;
+  while (samples < 44100) {
+    GstBuffer *b = pull_buffer (f.h);
+    GstMapInfo map;
+    fail_unless (gst_buffer_map (b, &map, GST_MAP_READ));
+    const gint16 *pcm = (const gint16 *) map.data;
+    for (gsize i = 0; i < map.size / 2; i++)
+      peak = MAX (peak, ABS ((gint) pcm[i]));
+    samples += map.size / 2;
+    gst_buffer_unmap (b, &map);
+    gst_buffer_unref (b);
+  }
+  fail_unless_equals_int (samples, 44100);
+  fail_unless (peak > 1000, "a silent answer (peak %d)", peak);
+}
+
+/* Elements sharing a network thread (sessions-per-thread) keep the isolation
+ * of a thread each: a server that never answers one's handshake, another's
+ * refused handshake and stopping the stalled one delay nothing of a third's
+ * conversation on the same thread. */
+GST_START_TEST (test_shared_thread_isolation)
+{
+  GSocketListener *silent = g_socket_listener_new ();
+  GInetAddress *loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  GSocketAddress *any_port = g_inet_socket_address_new (loopback, 0);
+  GSocketAddress *bound = nullptr;
+  fail_unless (g_socket_listener_add_address (silent, any_port, G_SOCKET_TYPE_STREAM,
+      G_SOCKET_PROTOCOL_TCP, nullptr, &bound, nullptr));
+  guint port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+  const guint threads_before = network_threads ();
+
+  GstBus *stalled_bus;
+  GstElement *stalled = start_bare ("ws://127.0.0.1:" + std::to_string (port) + "/v1/realtime",
+      &stalled_bus);
+  Fixture f;
+  f.make ("sessions-per-thread=3");
+  f.start (kLiveCaps, true);
+
+  /* The conversation goes on while the other handshake hangs.  (A thread
+   * names itself once it runs: counted after a whole turn.) */
+  answered_turn (f);
+  fail_unless_equals_int (network_threads (), threads_before + 1);
+  fail_unless (gst_bus_pop_filtered (stalled_bus, GST_MESSAGE_ERROR) == nullptr);
+
+  /* A refused handshake on the same thread: its error, nothing else. */
+  emu::Config refusing;
+  refusing.faults.refuse_status = 401;
+  emu::Server refuser (refusing);
+  fail_unless (refuser.start () != 0);
+  GstBus *refused_bus;
+  GstElement *refused = start_bare (refuser.url (), &refused_bus);
+  GstMessage *error = gst_bus_timed_pop_filtered (refused_bus, 20 * GST_SECOND, GST_MESSAGE_ERROR);
+  expect_gerror (error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_AUTHORIZED, "api-key");
+  gst_message_unref (error);
+  answered_turn (f);
+  fail_unless_equals_int (network_threads (), threads_before + 1);
+
+  /* Stopping the stalled one (its handshake cancelled) and the refused one
+   * is prompt and leaves the conversation alone. */
+  gint64 t0 = g_get_monotonic_time ();
+  stop_bare (stalled, stalled_bus);
+  stop_bare (refused, refused_bus);
+  fail_unless (g_get_monotonic_time () - t0 < 2 * G_USEC_PER_SEC, "stopping took %" G_GINT64_FORMAT " us",
+      g_get_monotonic_time () - t0);
+  answered_turn (f);
+  fail_unless_equals_int (f.server.sessions_opened (), 1);
+  refuser.stop ();
+
+  g_object_unref (bound);
+  g_object_unref (any_port);
+  g_object_unref (loopback);
+  g_socket_listener_close (silent);
+  g_object_unref (silent);
+}
+GST_END_TEST;
+
+/* By default (sessions-per-thread 0) the first 16 elements of a process
+ * get a network thread each, and more join those (the fullest with room
+ * first): 40 elements on 16 threads; a conversation on a shared one is
+ * answered in full; the threads go with their last element. */
+GST_START_TEST (test_automatic_sharing)
+{
+  Fixture f;
+  emu::Server &server = f.server;
+  const guint threads_before = network_threads ();
+  std::vector<std::pair<GstElement *, GstBus *>> bare;
+  auto opened = [&server] (guint n) {
+    gint64 deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
+    while (server.sessions_opened () < n && g_get_monotonic_time () < deadline)
+      g_usleep (10000);
+    return server.sessions_opened () >= n;
+  };
+  auto start = [&] (guint n) {
+    while (bare.size () < n) {
+      GstBus *bus;
+      GstElement *e = start_bare (server.url (), &bus, 0);
+      bare.emplace_back (e, bus);
+    }
+    fail_unless (opened (n), "%u of %u sessions opened", server.sessions_opened (), n);
+  };
+  start (16);
+  fail_unless_equals_int (network_threads (), threads_before + 16);
+  start (39);
+  fail_unless_equals_int (network_threads (), threads_before + 16);
+
+  f.make ("");
+  f.start (kLiveCaps, true);
+  answered_turn (f);
+  fail_unless_equals_int (network_threads (), threads_before + 16);
+
+  for (auto &b : bare)
+    stop_bare (b.first, b.second);
+  /* The conversation's thread stays, the others are joined. */
+  fail_unless_equals_int (network_threads (), threads_before + 1);
+  answered_turn (f);
+}
+GST_END_TEST;
+
 static Suite *reliability_suite (void)
 {
   Suite *s = suite_create ("yandexrealtime-reliability");
@@ -534,6 +700,8 @@ static Suite *reliability_suite (void)
   tcase_add_test (tc, test_stats);
   tcase_add_test (tc, test_plain_ws_elsewhere_is_refused);
   tcase_add_test (tc, test_unanswered_handshake_times_out);
+  tcase_add_test (tc, test_shared_thread_isolation);
+  tcase_add_test (tc, test_automatic_sharing);
   return s;
 }
 
