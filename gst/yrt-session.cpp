@@ -406,9 +406,13 @@ bool Session::reconnect (const std::string &reason, bool retryable, guint retry_
   {
     std::lock_guard<std::mutex> guard (lock_);
     ready_ = configuring_ = false;
-    /* Given up: the caller posts why, then finish_locked(). */
-    if (!retryable || (sessions_ == 0 && !busy) ||
-        failures_in_a_row_ >= options_.max_reconnects)
+    /* Given up: the caller posts why, then finish_locked().  Before the
+     * first session only a refusal for load (429) is worth a retry, since a
+     * wrong location or a network that is down must say so at once; once
+     * such a series began, whatever fails next in it (a reset handshake, a
+     * 503 from a load balancer) is retried too, within max-reconnects. */
+    bool starting = sessions_ == 0 && failures_in_a_row_ == 0;
+    if (!retryable || (starting && !busy) || failures_in_a_row_ >= options_.max_reconnects)
       return false;
     attempt = ++failures_in_a_row_;
     stats_.reconnects++;

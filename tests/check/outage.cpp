@@ -498,6 +498,39 @@ GST_START_TEST (test_delays_are_jittered)
 }
 GST_END_TEST;
 
+/* Defect: an element in a pool refused for load (429) before its first
+ * session gave up at the next failure of a different kind (a handshake
+ * reset or a 503 from a load balancer, seen at 200 elements on a loaded
+ * machine): once a series of retries began, it goes on within
+ * max-reconnects.  A first attempt that fails otherwise still fails at
+ * once (reach: an unreachable location). */
+GST_START_TEST (test_a_retry_series_before_the_first_session_goes_on)
+{
+  backoff_seed_for_test ("test_a_retry_series_before_the_first_session_goes_on");
+  emu::Server server;
+  fail_unless (server.start () != 0);
+  emu::Faults busy;
+  busy.refuse_status = 429;
+  busy.retry_after = "1";
+  server.set_faults (busy);
+  Pool pool = start_pool (server, 1, "", true);
+  auto handshakes = [&] (gsize n) {
+    return [&server, n] { return server.handshakes ().size () >= n; };
+  };
+  fail_unless (feed_live_until (pool, handshakes (1), 10000));
+  emu::Faults unavailable;
+  unavailable.refuse_status = 503;
+  server.set_faults (unavailable);
+  fail_unless (feed_live_until (pool, handshakes (2), 10000));
+  server.set_faults (emu::Faults {});
+  fail_unless (feed_live_until (pool, [&] { return all_have_sessions (pool, 1); }, 20000));
+  std::vector<emu::Handshake> hs = server.handshakes ();
+  fail_unless (hs.size () == 3 && hs[0].status == 429 && hs[1].status == 503 &&
+      hs[2].status == 101, "handshakes: %zu", hs.size ());
+  stop_pool (pool);
+}
+GST_END_TEST;
+
 /* Retry-After is a floor: after a 429 saying 2 s, or a 503 with a date
  * about 4 s ahead, the next handshake comes no sooner. */
 GST_START_TEST (test_retry_after_is_a_floor)
@@ -723,6 +756,7 @@ static Suite *outage_suite (void)
   tcase_add_test (tc, test_retry_after_parsing);
   tcase_add_test (tc, test_delays_are_jittered);
   tcase_add_test (tc, test_retry_after_is_a_floor);
+  tcase_add_test (tc, test_a_retry_series_before_the_first_session_goes_on);
   tcase_add_test (tc, test_pool_of_live_sessions_comes_back);
   tcase_add_test (tc, test_pool_of_file_sessions_loses_nothing);
   return s;
