@@ -518,8 +518,11 @@ GST_START_TEST (test_a_retry_series_before_the_first_session_goes_on)
     return [&server, n] { return server.handshakes ().size () >= n; };
   };
   fail_unless (feed_live_until (pool, handshakes (1), 10000));
+  /* With a Retry-After too: lifted before the next attempt (the test looks
+   * every chunk, 100 ms; a bare 503's delay may be a few ms). */
   emu::Faults unavailable;
   unavailable.refuse_status = 503;
+  unavailable.retry_after = "1";
   server.set_faults (unavailable);
   fail_unless (feed_live_until (pool, handshakes (2), 10000));
   server.set_faults (emu::Faults {});
@@ -627,8 +630,11 @@ GST_START_TEST (test_pool_of_live_sessions_comes_back)
       "max-buffer-ms=3000 connect-timeout-ms=60000 sessions-per-thread=1", true);
   const gint64 started_us = g_get_monotonic_time ();
   const gint64 bound_ms = recovery_bound_ms (n, per_second, kBaseMs, 5000);
+  /* The start is the setup, not the claim (the recovery below is): it
+   * gets three bounds, for a machine slower than the service. */
   fail_unless (feed_live_until (pool, [&] { return all_have_sessions (pool, 1); },
-      (guint) bound_ms), "not every element started within %" G_GINT64_FORMAT " ms", bound_ms);
+      (guint) (3 * bound_ms)), "not every element started within %" G_GINT64_FORMAT " ms",
+      3 * bound_ms);
   std::vector<gint64> start_ms = recovery_ms (pool, started_us);
   guint refused_at_start = server.refused_handshakes ();
   g_printerr ("outage: start of %u: %s; %u handshakes refused\n", n,
