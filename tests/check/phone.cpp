@@ -347,11 +347,14 @@ GST_END_TEST;
  * to decode on time (its recording held 650-840 ms of every answer in one
  * run), which says nothing of the phone.  Run 20 times in a row (and the
  * whole suite 5) beside load, as:
- *   for i in 1 2 3 4 5 6; do (while :; do :; done) & done
+ *   for i in $(seq 14); do (while :; do :; done) & done
+ *   (while :; do meson test -C build outputs cuts --logbase load; done) &
  *   (while :; do meson test -C build --no-suite phone --no-suite realtime --no-suite plugins \
- *       --num-processes 2 --logbase load; done) &
- *   for i in $(seq 20); do GST_CHECKS=test_twenty_calls meson test -C build phone || break; done
- * (load average 20-30 on 2 cores). */
+ *       --num-processes 2 --logbase load2; done) &
+ *   for i in $(seq 20); do GST_CHECKS=test_twenty_calls meson test -C build --no-rebuild phone; done
+ * (load average 20-25 on 2 cores): 18 of 20 passed; 2 failed on the
+ * phone's RTP in a call's first second (its first 7 packets in one burst,
+ * 108 ms late; an 85 ms pause 0.8 s in), which is not fixed yet. */
 GST_START_TEST (test_twenty_calls)
 {
   const guint kCalls = 20;
