@@ -355,9 +355,13 @@ bool RtpSniffer::start ()
   sll.sll_protocol = htons (ETH_P_IP);
   sll.sll_ifindex = (int) if_nametoindex ("lo");
   fail_unless (bind (fd, (struct sockaddr *) &sll, sizeof sll) == 0, "bind to lo: %s", g_strerror (errno));
-  /* UDP only (the WebSocket's TCP would crowd the buffer), and room for
-   * seconds of it while this thread waits for a core. */
+  /* UDP only (the WebSocket's TCP would crowd the buffer), arriving only
+   * (on lo each packet shows twice: going out, and arriving; the kernel
+   * queued both, and 20 calls' worth overflowed the buffer once), and room
+   * for seconds of it while this thread waits for a core. */
   struct sock_filter udp_only[] = {
+    BPF_STMT (BPF_LD | BPF_W | BPF_ABS, (guint32) (SKF_AD_OFF + SKF_AD_PKTTYPE)),
+    BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, PACKET_OUTGOING, 3, 0),
     BPF_STMT (BPF_LD | BPF_B | BPF_ABS, 9),
     BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, 17, 0, 1),
     BPF_STMT (BPF_RET | BPF_K, 0xffff),
@@ -370,6 +374,11 @@ bool RtpSniffer::start ()
   fail_unless (setsockopt (fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on) == 0, "%s", g_strerror (errno));
   realtime_offset = g_get_real_time () - g_get_monotonic_time ();
   thread = std::thread ([this] {
+    /* Real-time when allowed (CI runs as root), as the phone's threads: it
+     * drains the queue as the packets come, whatever else runs. */
+    struct sched_param param = {};
+    param.sched_priority = 5;  /* under the phone's (10), beside baresip's */
+    pthread_setschedparam (pthread_self (), SCHED_RR, &param);
     guint8 buf[2048];
     while (!stopping) {
       struct pollfd p = {fd, POLLIN, 0};
@@ -421,6 +430,7 @@ bool RtpSniffer::start ()
         pk.peak = MAX (pk.peak, v);
         if (v > 2000 && pk.first_loud < 0)
           pk.first_loud = (gint) i;
+        pk.pcm.push_back ((gint16) mulaw_decode (rtp[12 + i]));
       }
       std::lock_guard<std::mutex> l (lock);
       packets.push_back (pk);
@@ -442,6 +452,20 @@ void RtpSniffer::stop ()
     close (fd);
   }
   fd = -1;
+}
+
+std::vector<gint16> rtp_pcm (const std::vector<RtpPacket> &packets)
+{
+  std::vector<gint16> pcm;
+  for (auto &p : packets) {
+    gsize at = (guint32) (p.ts - packets[0].ts);
+    if (at > 100 * 8000)  /* before the first (reordered), or absurd */
+      continue;
+    if (pcm.size () < at + p.pcm.size ())
+      pcm.resize (at + p.pcm.size ());
+    std::copy (p.pcm.begin (), p.pcm.end (), pcm.begin () + (gssize) at);
+  }
+  return pcm;
 }
 
 std::vector<RtpPacket> RtpSniffer::to_port (guint16 dst_port) const

@@ -87,7 +87,12 @@ struct RtpPacket {
   guint payload_size;
   gint peak;  /* PCMU (PT 0): the loudest sample, decoded; else 0 */
   gint first_loud;  /* PCMU: the first sample louder than 2000, or -1 */
+  std::vector<gint16> pcm;  /* PCMU: the payload, decoded */
 };
+
+/* What a PCMU stream carried, decoded and placed by its RTP timestamps
+ * (from the first packet's; a sample no packet carried is 0). */
+std::vector<gint16> rtp_pcm (const std::vector<RtpPacket> &packets);
 
 /* Every UDP packet on lo that looks like RTP, with its arrival time. */
 struct RtpSniffer {

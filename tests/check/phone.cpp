@@ -64,6 +64,49 @@ void check_rtp (const std::vector<RtpPacket> &packets, gint64 established_us, gi
       (closed_us - packets.back ().arrival_us) / 1e3);
 }
 
+/* A call's answer as the line carried it to the caller (sniffed at
+ * `port`, the caller's RTP port), not as a softphone starved of CPU played
+ * it: the emulator's 440 Hz tone, whole and in one piece (decoded from the
+ * packets, placed by their timestamps); every packet of the stream on
+ * time for its timestamp (the spread of arrival minus timestamp time: a
+ * late buffer shows there); the answer begun less than 1.5 s after the
+ * question's last loud packet from the caller, and over before the
+ * caller's last packet (its hang-up).  The worst spread, in ms. */
+double check_answer_on_the_line (const RtpSniffer &sniffer, guint16 port, const std::string &name)
+{
+  std::vector<RtpPacket> to = sniffer.to_port (port), from = sniffer.from_port (port);
+  fail_unless (to.size () > 2 && from.size () > 2, "%s: %zu packets to the caller, %zu from it", name.c_str (),
+      to.size (), from.size ());
+  std::vector<gint16> line = rtp_pcm (to);
+  auto runs = loud_runs (line, kLineRate);
+  fail_unless (runs.size () == 1, "%s: the line carried %zu loud stretches, not one answer", name.c_str (),
+      runs.size ());
+  std::vector<gint16> answer (line.begin () + (gssize) runs[0].first, line.begin () + (gssize) runs[0].second + 1);
+  double hz = tone_frequency (answer, kLineRate), ms = answer.size () * 1000.0 / kLineRate;
+  fail_unless (std::fabs (hz - 440) < 3 && std::fabs (ms - 1000) < 30, "%s: the line carried %.1f Hz for %.0f ms",
+      name.c_str (), hz, ms);
+  gint64 early = G_MAXINT64, late = G_MININT64, answer_start = 0, answer_end = 0, question_end = 0;
+  for (auto &p : to) {
+    gint64 off = (p.arrival_us - to[0].arrival_us) - (gint64) (guint32) (p.ts - to[0].ts) * 1000000 / kLineRate;
+    early = std::min (early, off), late = std::max (late, off);
+    if (p.peak > 3000) {
+      answer_start = answer_start ? answer_start : p.arrival_us;
+      answer_end = p.arrival_us;
+    }
+  }
+  for (auto &p : from)
+    if (p.peak > 3000 && p.arrival_us < answer_start)
+      question_end = p.arrival_us;
+  double spread = (late - early) / 1e3, reply = (answer_start - question_end) / 1e3;
+  g_print ("phone: %s: the line carried %.1f Hz for %.0f ms, %.0f ms after the question, every packet within "
+      "%.1f ms of its timestamp's time\n", name.c_str (), hz, ms, reply, spread);
+  fail_unless (spread <= 60, "%s: a packet came %.1f ms later for its timestamp than another", name.c_str (), spread);
+  fail_unless (question_end && reply < 1500, "%s: the answer came %.0f ms after the question", name.c_str (), reply);
+  fail_unless (answer_end < from.back ().arrival_us, "%s: the answer's last packet came %.0f ms after the caller "
+      "hung up", name.c_str (), (answer_end - from.back ().arrival_us) / 1e3);
+  return spread;
+}
+
 }  // namespace
 
 /* A whole call: the question reaches the service, the answer the caller,
@@ -192,6 +235,11 @@ GST_START_TEST (test_dtmf_and_end_call)
   std::string wav = make_question (dir, 20000);  /* longer than the call: the phone hangs up */
   Call call (config ());
   emu::TurnScript question, digits, goodbye;
+  /* The first answer shorter than the 800 ms the phone gathers digits for
+   * (pressed once its audio has all arrived): the goodbye then comes at
+   * least 500 ms after its end.  With the default 1000 ms the two met on
+   * the line whenever the keys went quickly (nothing between them). */
+  question.answer_ms = 300;
   digits.calls.push_back ({"end_call", "{}"});
   goodbye.answer_text = "Goodbye.";
   goodbye.answer_ms = 1500;
@@ -290,8 +338,23 @@ GST_START_TEST (test_transfer_to_operator)
 GST_END_TEST;
 
 /* Twenty calls at once, each a baresip: every question reaches its session,
- * every caller hears its whole answer, and every call's RTP keeps its
- * timing (no pause over 60 ms, no jump in sequence or timestamp). */
+ * every line carries its whole answer in time (sniffed at the caller's
+ * port, decoded: 440 Hz, 1000 ms, one piece, under 1.5 s after the
+ * question, before the hang-up), and every call's RTP keeps its timing (no
+ * pause over 60 ms, no jump in sequence or timestamp, no packet over 60 ms
+ * late for its timestamp).  What the 20 baresips recorded is only checked
+ * to hold something loud: on 2 loaded cores a softphone may not get the CPU
+ * to decode on time (its recording held 650-840 ms of every answer in one
+ * run), which says nothing of the phone.  Run 20 times in a row (and the
+ * whole suite 5) beside load, as:
+ *   for i in $(seq 14); do (while :; do :; done) & done
+ *   (while :; do meson test -C build outputs cuts --logbase load; done) &
+ *   (while :; do meson test -C build --no-suite phone --no-suite realtime --no-suite plugins \
+ *       --num-processes 2 --logbase load2; done) &
+ *   for i in $(seq 20); do GST_CHECKS=test_twenty_calls meson test -C build --no-rebuild phone; done
+ * (load average 20-25 on 2 cores): 18 of 20 passed; 2 failed on the
+ * phone's RTP in a call's first second (its first 7 packets in one burst,
+ * 108 ms late; an 85 ms pause 0.8 s in), which is not fixed yet. */
 GST_START_TEST (test_twenty_calls)
 {
   const guint kCalls = 20;
@@ -304,6 +367,7 @@ GST_START_TEST (test_twenty_calls)
   std::vector<std::unique_ptr<Baresip>> callers;
   for (guint i = 0; i < kCalls; i++) {
     callers.push_back (std::make_unique<Baresip> ());
+    callers.back ()->real_time ();  /* its question on time, its hang-up at its file's end */
     callers.back ()->start (dir + "/caller-" + std::to_string (i), wav, {"g711"}, "caller" + std::to_string (i));
   }
   for (auto &c : callers)
@@ -331,22 +395,30 @@ GST_START_TEST (test_twenty_calls)
   fail_unless (worst_corr > 0.9, "a session did not get its caller's question (correlation %.3f)", worst_corr);
   for (auto &a : call.server.answers ())
     fail_unless (a.status == "completed", "an answer %s", a.status.c_str ());
+  /* What each caller's baresip played: something of the answer (that the
+   * line reaches its decoder).  How much of it is up to the scheduler:
+   * 20 softphones on 2 busy cores; what the line carried is checked below. */
   for (guint i = 0; i < kCalls; i++) {
     guint rate = 0;
     std::vector<gint16> heard = read_wav (callers[i]->dump ("dec"), &rate);
     auto span = loud_span (heard);
     fail_unless (span.first < span.second, "caller %u heard nothing", i);
-    std::vector<gint16> answer (heard.begin () + (gssize) span.first, heard.begin () + (gssize) span.second + 1);
-    double hz = tone_frequency (answer, rate), ms = (span.second - span.first + 1) * 1000.0 / rate;
-    fail_unless (std::fabs (hz - 440) < 3 && std::fabs (ms - 1000) < 30, "caller %u heard %.1f Hz for %.0f ms", i,
-        hz, ms);
+    double hz = tone_frequency (std::vector<gint16> (heard.begin () + (gssize) span.first,
+        heard.begin () + (gssize) span.second + 1), rate), ms = (span.second - span.first + 1) * 1000.0 / rate;
+    if (!sniffing)  /* then what it played is all there is to judge */
+      fail_unless (std::fabs (hz - 440) < 3 && std::fabs (ms - 1000) < 30, "caller %u heard %.1f Hz for %.0f ms",
+          i, hz, ms);
   }
   std::vector<guint16> ports = caller_rtp_ports (call.phone);
   fail_unless (ports.size () == kCalls, "%zu calls answered", ports.size ());
-  for (guint i = 0; sniffing && i < kCalls; i++)
-    check_rtp (sniffer.to_port (ports[i]), 0, 0, dir, "call-" + std::to_string (i + 1));
-  g_print ("phone: %u calls at once: every caller heard its answer; the worst question correlation %.3f\n", kCalls,
-      worst_corr);
+  double worst_spread = 0;
+  for (guint i = 0; sniffing && i < kCalls; i++) {
+    std::string name = "call-" + std::to_string (i + 1);
+    check_rtp (sniffer.to_port (ports[i]), 0, 0, dir, name);
+    worst_spread = std::max (worst_spread, check_answer_on_the_line (sniffer, ports[i], name));
+  }
+  g_print ("phone: %u calls at once: every line carried its answer whole, the packets within %.1f ms of their "
+      "timestamps' time; the worst question correlation %.3f\n", kCalls, worst_spread, worst_corr);
   fail_unless (call.phone.stop () == 0, "the phone did not stop cleanly:\n%s", call.phone.text ().c_str ());
 }
 GST_END_TEST;
