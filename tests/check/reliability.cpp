@@ -482,17 +482,36 @@ GST_START_TEST (test_plain_ws_elsewhere_is_refused)
 }
 GST_END_TEST;
 
+/* A TCP server on 127.0.0.1 that accepts connections (the kernel does)
+ * and never answers a byte: a handshake sent there hangs. */
+struct SilentServer {
+  SilentServer ()
+  {
+    GInetAddress *loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+    GSocketAddress *any_port = g_inet_socket_address_new (loopback, 0);
+    GSocketAddress *bound = nullptr;
+    fail_unless (g_socket_listener_add_address (listener, any_port, G_SOCKET_TYPE_STREAM,
+        G_SOCKET_PROTOCOL_TCP, nullptr, &bound, nullptr));
+    port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+    g_object_unref (bound);
+    g_object_unref (any_port);
+    g_object_unref (loopback);
+  }
+  ~SilentServer ()
+  {
+    g_socket_listener_close (listener);
+    g_object_unref (listener);
+  }
+  GSocketListener *listener = g_socket_listener_new ();
+  guint port = 0;
+};
+
 /* A server that takes the connection but never answers the upgrade: a clear
  * error after connect-timeout-ms, not "connecting" for ever. */
 GST_START_TEST (test_unanswered_handshake_times_out)
 {
-  GSocketListener *silent = g_socket_listener_new ();
-  GInetAddress *loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  GSocketAddress *any_port = g_inet_socket_address_new (loopback, 0);
-  GSocketAddress *bound = nullptr;
-  fail_unless (g_socket_listener_add_address (silent, any_port, G_SOCKET_TYPE_STREAM,
-      G_SOCKET_PROTOCOL_TCP, nullptr, &bound, nullptr));
-  guint port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+  SilentServer silent;
+  guint port = silent.port;
   std::string location = "ws://127.0.0.1:" + std::to_string (port) + "/v1/realtime";
 
   GstElement *e = gst_element_factory_make ("yandexrealtime", nullptr);
@@ -508,11 +527,6 @@ GST_START_TEST (test_unanswered_handshake_times_out)
   gst_element_set_bus (e, nullptr);
   gst_object_unref (bus);
   gst_object_unref (e);
-  g_object_unref (bound);
-  g_object_unref (any_port);
-  g_object_unref (loopback);
-  g_socket_listener_close (silent);
-  g_object_unref (silent);
 }
 GST_END_TEST;
 
@@ -585,13 +599,8 @@ static void answered_turn (Fixture &f)
  * conversation on the same thread. */
 GST_START_TEST (test_shared_thread_isolation)
 {
-  GSocketListener *silent = g_socket_listener_new ();
-  GInetAddress *loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  GSocketAddress *any_port = g_inet_socket_address_new (loopback, 0);
-  GSocketAddress *bound = nullptr;
-  fail_unless (g_socket_listener_add_address (silent, any_port, G_SOCKET_TYPE_STREAM,
-      G_SOCKET_PROTOCOL_TCP, nullptr, &bound, nullptr));
-  guint port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+  SilentServer silent;
+  guint port = silent.port;
   const guint threads_before = network_threads ();
 
   GstBus *stalled_bus;
@@ -631,11 +640,6 @@ GST_START_TEST (test_shared_thread_isolation)
   fail_unless_equals_int (f.server.sessions_opened (), 1);
   refuser.stop ();
 
-  g_object_unref (bound);
-  g_object_unref (any_port);
-  g_object_unref (loopback);
-  g_socket_listener_close (silent);
-  g_object_unref (silent);
 }
 GST_END_TEST;
 
