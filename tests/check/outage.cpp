@@ -172,12 +172,7 @@ struct Member {
 
   guint64 dropped_samples ()
   {
-    GstStructure *s = nullptr;
-    g_object_get (element, "stats", &s, nullptr);
-    guint64 ns = 0;
-    fail_unless (gst_structure_get_uint64 (s, "dropped-input", &ns));
-    gst_structure_free (s);
-    return gst_util_uint64_scale_round (ns, kRate, GST_SECOND);
+    return gst_util_uint64_scale_round (stat_of (element, "dropped-input"), kRate, GST_SECOND);
   }
 
   /* Waits (bounded) for the EOS the element pushes after its drain. */
