@@ -1,5 +1,6 @@
-/* Shared helpers of the element suites: a yandexrealtime in a GstHarness,
- * wired to an in-process emulator over a real loopback WebSocket. */
+/* Shared helpers of the element suites: a yandexrealtime in a GstHarness
+ * or in a real pipeline, wired to an in-process emulator over a real
+ * loopback WebSocket. */
 #pragma once
 
 /* Before gstcheck.h, whose macros break <ios>. */
@@ -7,6 +8,7 @@
 #include "emulator.h"
 #include "tone.h"
 
+#include <glib/gstdio.h>
 #include <gst/audio/audio.h>
 #include <gst/check/gstcheck.h>
 #include <gst/check/gstharness.h>
@@ -414,6 +416,152 @@ inline void unref_all (std::vector<GstBuffer *> &buffers)
   for (GstBuffer *b : buffers)
     gst_buffer_unref (b);
   buffers.clear ();
+}
+
+/* A real pipeline (gst-launch syntax) with `rt` aimed at the emulator. */
+struct Pipeline {
+  Pipeline (emu::Server &server, const std::string &description)
+  {
+    std::string desc = description;
+    std::string at = "yandexrealtime name=rt";
+    auto pos = desc.find (at);
+    fail_unless (pos != std::string::npos, "no yandexrealtime name=rt in %s", desc.c_str ());
+    desc.insert (pos + at.size (), " api-key=test-key location=" + server.url ());
+    GError *error = nullptr;
+    pipeline = gst_parse_launch (desc.c_str (), &error);
+    /* A missing element is a recoverable error: a pipeline without it. */
+    fail_unless (pipeline != nullptr && error == nullptr, "%s", error ? error->message : "?");
+  }
+  ~Pipeline ()
+  {
+    gst_element_set_state (pipeline, GST_STATE_NULL);
+    gst_object_unref (pipeline);
+  }
+  GstElement *get (const char *name) const
+  {
+    GstElement *e = gst_bin_get_by_name (GST_BIN (pipeline), name);
+    fail_unless (e != nullptr, "no element %s", name);
+    gst_object_unref (e);  /* the pipeline keeps it */
+    return e;
+  }
+  /* A live pipeline must reach PLAYING promptly, whatever it waits for. */
+  void play_live () const
+  {
+    fail_unless (gst_element_set_state (pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+    GstState state;
+    fail_unless_equals_int (gst_element_get_state (pipeline, &state, nullptr, 3 * GST_SECOND),
+        GST_STATE_CHANGE_SUCCESS);
+    fail_unless_equals_int (state, GST_STATE_PLAYING);
+  }
+  GstClockTime running_time () const
+  {
+    GstClock *clock = gst_element_get_clock (pipeline);
+    fail_unless (clock != nullptr);
+    GstClockTime now = gst_clock_get_time (clock) - gst_element_get_base_time (pipeline);
+    gst_object_unref (clock);
+    return now;
+  }
+  GstElement *pipeline = nullptr;
+};
+
+/* GAP events seen by a pad, from any streaming thread. */
+struct Gaps {
+  std::mutex lock;
+  std::vector<std::pair<GstClockTime, GstClockTime>> seen;  /* start, duration */
+
+  static GstPadProbeReturn probe (GstPad *, GstPadProbeInfo *info, gpointer data)
+  {
+    GstEvent *ev = GST_PAD_PROBE_INFO_EVENT (info);
+    if (GST_EVENT_TYPE (ev) == GST_EVENT_GAP) {
+      auto *self = static_cast<Gaps *> (data);
+      GstClockTime start, duration;
+      gst_event_parse_gap (ev, &start, &duration);
+      std::lock_guard<std::mutex> guard (self->lock);
+      self->seen.emplace_back (start, duration);
+    }
+    return GST_PAD_PROBE_OK;
+  }
+  void watch (GstElement *element, const char *pad_name)
+  {
+    GstPad *pad = gst_element_get_static_pad (element, pad_name);
+    gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, probe, this, nullptr);
+    gst_object_unref (pad);
+  }
+  /* End of the GAPs so far, checking they are contiguous from 0. */
+  GstClockTime covered ()
+  {
+    std::lock_guard<std::mutex> guard (lock);
+    GstClockTime end = 0;
+    for (auto &[start, duration] : seen) {
+      fail_unless_equals_clocktime (start, end);
+      fail_unless (GST_CLOCK_TIME_IS_VALID (duration));
+      end = start + duration;
+    }
+    return end;
+  }
+};
+
+/* A mono S16LE WAV file of `samples` in a fresh temporary directory;
+ * removed with the object. */
+struct WavFile {
+  WavFile (const std::vector<gint16> &samples, guint rate)
+  {
+    dir = g_dir_make_tmp ("yrt-outputs-XXXXXX", nullptr);
+    fail_unless (dir != nullptr);
+    path = std::string (dir) + "/question.wav";
+    guint32 data = samples.size () * 2;
+    GByteArray *bytes = g_byte_array_new ();
+    auto put = [bytes] (const void *p, guint n) { g_byte_array_append (bytes, (const guint8 *) p, n); };
+    auto u32 = [&put] (guint32 v) { guint32 le = GUINT32_TO_LE (v); put (&le, 4); };
+    auto u16 = [&put] (guint16 v) { guint16 le = GUINT16_TO_LE (v); put (&le, 2); };
+    put ("RIFF", 4); u32 (36 + data); put ("WAVEfmt ", 8); u32 (16);
+    u16 (1); u16 (1); u32 (rate); u32 (rate * 2); u16 (2); u16 (16);
+    put ("data", 4); u32 (data);
+    put (samples.data (), data);
+    fail_unless (g_file_set_contents (path.c_str (), (const gchar *) bytes->data, bytes->len, nullptr));
+    g_byte_array_unref (bytes);
+  }
+  ~WavFile ()
+  {
+    g_unlink (path.c_str ());
+    g_rmdir (dir);
+    g_free (dir);
+  }
+  gchar *dir;
+  std::string path;
+};
+
+/* The first EOS or ERROR on the pipeline's bus within `timeout`, or nullptr;
+ * the element messages before it go to `elements` when given. */
+inline GstMessage *wait_end (GstElement *pipeline, GstClockTime timeout,
+    std::vector<GstMessage *> *elements = nullptr)
+{
+  GstBus *bus = gst_element_get_bus (pipeline);
+  gint64 deadline = g_get_monotonic_time () + (gint64) (timeout / GST_USECOND);
+  GstMessage *msg = nullptr;
+  while (!msg) {
+    gint64 left = MAX (deadline - g_get_monotonic_time (), 0);
+    msg = gst_bus_timed_pop_filtered (bus, left * GST_USECOND, (GstMessageType) (
+        GST_MESSAGE_EOS | GST_MESSAGE_ERROR | GST_MESSAGE_ELEMENT));
+    if (!msg)
+      break;
+    if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ELEMENT) {
+      if (elements)
+        elements->push_back (msg);
+      else
+        gst_message_unref (msg);
+      msg = nullptr;
+    }
+  }
+  gst_object_unref (bus);
+  return msg;
+}
+
+/* Buffers a pad passed, counted from any streaming thread. */
+inline GstPadProbeReturn count_buffer (GstPad *, GstPadProbeInfo *, gpointer data)
+{
+  g_atomic_int_inc (static_cast<gint *> (data));
+  return GST_PAD_PROBE_OK;
 }
 
 }  // namespace yrt::test
