@@ -162,3 +162,22 @@ phone_media_on_sync_message (GstBus *bus, GstMessage *msg, gpointer user_data)
   }
   return GST_BUS_PASS;
 }
+
+/* The other threads of the phone (the element's network threads, rtpbin's
+ * RTCP threads, the teardowns, the SIP loop) share locks with the streaming
+ * threads: the element's playout, the RTP session.  Left ordinary, one of
+ * them preempted while holding such a lock on a busy machine holds a
+ * real-time streaming thread until the scheduler comes back to it (priority
+ * inversion).  One step under the streaming threads they still run before
+ * any ordinary process; threads inherit their creator's policy, so this is
+ * set before any call.  Measured with 20 calls at a load of 16-19 on 2
+ * cores with a compiler beside: the longest pause of a line 58 -> 42 ms. */
+gboolean
+phone_media_set_process_priority (guint priority, gchar **why)
+{
+  struct sched_param param = {.sched_priority = (int) MAX (priority, 2) - 1};
+  int err = pthread_setschedparam (pthread_self (), SCHED_RR, &param);
+  if (err)
+    *why = g_strdup_printf ("--rt-priority: %s (needs CAP_SYS_NICE or an rtprio limit)", g_strerror (err));
+  return err == 0;
+}

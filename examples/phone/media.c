@@ -137,6 +137,20 @@ fill_up_to (PhoneMedia *m, GstPad *pad, const GstAudioInfo *info, guint64 sample
   m->timeline_started = TRUE;
 }
 
+/* Where a line that starts now can start: the RTP sink sends running time
+ * t at t + latency, so silence for anything older (less a packet for the
+ * way to the sink) would go out at once, in a burst.  The element's first
+ * GAP covers all its wait for the caller's first audio (the jitter buffer
+ * and more), which on a busy machine outlasts the latency. */
+static guint64
+first_sample_on_time (PhoneMedia *m, gint rate)
+{
+  GstClockTime now = phone_media_running_time (m), slack = m->params.ptime_ms * GST_MSECOND;
+  if (!GST_CLOCK_TIME_IS_VALID (now) || now + slack <= m->latency)
+    return 0;
+  return gst_util_uint64_scale_int_ceil (now + slack - m->latency, rate, GST_SECOND);
+}
+
 static GstPadProbeReturn
 gap_to_silence (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
 {
@@ -177,6 +191,11 @@ gap_to_silence (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
   gint rate = GST_AUDIO_INFO_RATE (&ainfo);
   guint64 first = gst_util_uint64_scale_round (start, rate, GST_SECOND);
   guint64 last = gst_util_uint64_scale_round (start + duration, rate, GST_SECOND);
+  if (!m->timeline_started) {
+    first = MAX (first, first_sample_on_time (m, rate));
+    if (first >= last)
+      return GST_PAD_PROBE_DROP;  /* all past: the line starts with what follows */
+  }
   fill_up_to (m, pad, &ainfo, first);
   if (last > m->next_sample)
     push_silence (m, pad, &ainfo, MAX (first, m->next_sample), last);

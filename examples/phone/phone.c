@@ -491,6 +491,11 @@ main (int argc, char **argv)
   gst_init (NULL, NULL);
   if (!elements_present ())
     return 1;
+  gchar *why = NULL;
+  if (opts.rt_priority && !phone_media_set_process_priority ((guint) opts.rt_priority, &why)) {
+    g_printerr ("%s\n", why);  /* the calls say so too; they go on without it */
+    g_free (why);
+  }
 
   su_init ();
   su_log_set_level (NULL, 0);  /* sofia-sip's own debug lines (SOFIA_DEBUG=N brings them back) */

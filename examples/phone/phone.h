@@ -101,5 +101,9 @@ gboolean phone_media_played_out (PhoneMedia *m);
 void phone_media_free (PhoneMedia *m);
 /* Waits until every pipeline freed has stopped. */
 void phone_media_shutdown (void);
+/* --rt-priority: this thread, and every thread it starts from now on, one
+ * step under the calls' streaming threads (which get `priority`).  FALSE,
+ * with `why`, when the process may not. */
+gboolean phone_media_set_process_priority (guint priority, gchar **why);
 
 G_END_DECLS
