@@ -139,6 +139,15 @@ phone_media_on_bus_message (GstBus *bus, GstMessage *msg, gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
+/* The calling thread under SCHED_RR at `priority`: NULL, or why not. */
+static gchar *
+run_round_robin (gint priority)
+{
+  struct sched_param param = {.sched_priority = priority};
+  int err = pthread_setschedparam (pthread_self (), SCHED_RR, &param);
+  return err ? g_strdup_printf ("--rt-priority: %s (needs CAP_SYS_NICE or an rtprio limit)", g_strerror (err)) : NULL;
+}
+
 /* --rt-priority: each streaming thread of the call (the element's output,
  * the encoder, payloader and the RTP sink's clock waits; the caller's audio
  * in) runs under SCHED_RR, so that a busy machine does not hold the line's
@@ -155,10 +164,10 @@ phone_media_on_sync_message (GstBus *bus, GstMessage *msg, gpointer user_data)
     return GST_BUS_PASS;
   gst_message_parse_stream_status (msg, &type, &owner);
   if (type == GST_STREAM_STATUS_TYPE_ENTER) {
-    struct sched_param param = {.sched_priority = (int) m->agent.rt_priority};
-    int err = pthread_setschedparam (pthread_self (), SCHED_RR, &param);
-    if (err && !g_atomic_int_exchange (&m->rt_priority_warned, TRUE))
-      g_printerr ("call %u: --rt-priority: %s (needs CAP_SYS_NICE or an rtprio limit)\n", m->id, g_strerror (err));
+    gchar *why = run_round_robin ((gint) m->agent.rt_priority);
+    if (why && !g_atomic_int_exchange (&m->rt_priority_warned, TRUE))
+      g_printerr ("call %u: %s\n", m->id, why);
+    g_free (why);
   }
   return GST_BUS_PASS;
 }
@@ -175,9 +184,6 @@ phone_media_on_sync_message (GstBus *bus, GstMessage *msg, gpointer user_data)
 gboolean
 phone_media_set_process_priority (guint priority, gchar **why)
 {
-  struct sched_param param = {.sched_priority = (int) MAX (priority, 2) - 1};
-  int err = pthread_setschedparam (pthread_self (), SCHED_RR, &param);
-  if (err)
-    *why = g_strdup_printf ("--rt-priority: %s (needs CAP_SYS_NICE or an rtprio limit)", g_strerror (err));
-  return err == 0;
+  *why = run_round_robin ((gint) MAX (priority, 2) - 1);
+  return *why == NULL;
 }
